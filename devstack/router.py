@@ -1,0 +1,140 @@
+"""The local router: the load balancer's job, done the same way on one machine.
+
+It matches each request against the route table (`shared.routes`), exactly as
+the Terraform URL map does, and forwards it to the function that owns it,
+streaming the answer back unbuffered so server-sent events arrive as they are
+sent. Requests no route owns get the gateway's 404 or 405 error body, which is
+what the load balancer's default backend answers in the cloud.
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from shared import routes
+from shared.errors import MethodNotAllowed, NotFound, error_response
+
+__all__ = ["Router"]
+
+# Hop-by-hop headers are the connection's own, never forwarded (RFC 9110 7.6.1).
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+
+
+# Reuse a backend connection only if it was used this recently.
+_IDLE_S = 1.0
+
+# The router's own server writes these; the function's copies would be duplicates.
+_NOT_RELAYED = _HOP_BY_HOP | {"server", "date"}
+
+
+class Router:
+    """A WSGI app forwarding each public route to its function's base URL."""
+
+    def __init__(self, backends: dict[str, str], timeout_s: float = 600) -> None:
+        self.backends = {f: urlsplit(url) for f, url in backends.items()}
+        self.timeout_s = timeout_s
+        self._local = threading.local()
+
+    def _connection(self, function: str) -> http.client.HTTPConnection:
+        conns: dict[str, http.client.HTTPConnection] = self._local.__dict__.setdefault("conns", {})
+        conn = conns.get(function)
+        if conn is None:
+            target = self.backends[function]
+            conn = http.client.HTTPConnection(
+                target.hostname or "127.0.0.1", target.port, timeout=self.timeout_s
+            )
+            conns[function] = conn
+        return conn
+
+    def _drop(self, function: str) -> None:
+        conn = self._local.__dict__.get("conns", {}).pop(function, None)
+        if conn is not None:
+            conn.close()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        method = environ["REQUEST_METHOD"]
+        path = environ.get("PATH_INFO", "/")
+        found = routes.match(method, path, tuple(r for r in routes.ROUTES if r.public))
+        if found.route is None:
+            exc = (
+                MethodNotAllowed(found.allowed)
+                if found.allowed
+                else NotFound(f"no route for {method} {path}")
+            )
+            mapped = error_response(exc)
+            start_response(
+                f"{mapped.status} {http.client.responses[mapped.status]}",
+                [("Content-Type", mapped.content_type), *mapped.headers.items()],
+            )
+            return [mapped.body]
+        function = found.route.function
+        query = environ.get("QUERY_STRING")
+        target = path + (f"?{query}" if query else "")
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else None
+        headers = {
+            key[5:].replace("_", "-").title(): value
+            for key, value in environ.items()
+            if key.startswith("HTTP_") and key[5:].replace("_", "-").lower() not in _HOP_BY_HOP
+        }
+        if environ.get("CONTENT_TYPE"):
+            headers["Content-Type"] = environ["CONTENT_TYPE"]
+        if body is not None:
+            headers["Content-Length"] = str(len(body))
+        response = self._forward(function, method, target, body, headers)
+        start_response(
+            f"{response.status} {response.reason}",
+            [(k, v) for k, v in response.getheaders() if k.lower() not in _NOT_RELAYED],
+        )
+        return self._relay(function, response)
+
+    def _forward(
+        self,
+        function: str,
+        method: str,
+        target: str,
+        body: bytes | None,
+        headers: dict[str, str],
+    ) -> http.client.HTTPResponse:
+        # gunicorn closes idle keep-alive connections after 2 s: don't send on one
+        # that may be closing, and retry only methods that are safe to send twice.
+        idle = self._local.__dict__.setdefault("idle_since", {})
+        if time.monotonic() - idle.get(function, 0.0) > _IDLE_S:
+            self._drop(function)
+        attempts = 2 if method in ("GET", "HEAD", "PUT", "DELETE") else 1
+        for attempt in range(1, attempts + 1):
+            conn = self._connection(function)
+            try:
+                conn.request(method, target, body=body, headers=headers)
+                return conn.getresponse()
+            except (ConnectionError, http.client.HTTPException):
+                self._drop(function)
+                if attempt == attempts:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _relay(self, function: str, response: http.client.HTTPResponse) -> Iterator[bytes]:
+        try:
+            while chunk := response.read1(65536):
+                yield chunk
+        finally:
+            if response.will_close or not response.isclosed():
+                self._drop(function)
+            else:
+                self._local.__dict__.setdefault("idle_since", {})[function] = time.monotonic()

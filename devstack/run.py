@@ -1,0 +1,33 @@
+"""`make run`: the whole gateway locally, until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+
+from devstack.stack import LocalStack
+
+
+def main() -> int:
+    stack = LocalStack(port=int(os.environ.get("PORT", "8080")))
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        info = stack.start()
+        print(f"gateway listening on {info.url}")
+        print(f"admin key (owner 'default'): {info.admin_key}")
+        print(f"Mistral upstream: {info.mistral_url}")
+        print("stack details in .local/stack.json; Ctrl-C stops everything")
+        sys.stdout.flush()
+        stop.wait()
+    finally:
+        stack.stop()
+        print("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""The typed settings object, read from the environment once per process.
+
+`Settings.from_env()` validates every variable and raises one `ConfigError`
+naming each bad or missing one, so a misconfigured deploy fails at start with
+the whole list rather than one variable per restart.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, TypeVar
+
+from shared.errors import ConfigError
+
+__all__ = ["Settings"]
+
+T = TypeVar("T")
+FailureMode = Literal["fail-open", "fail-closed"]
+Environment = Literal["local", "test", "dev", "staging", "prod"]
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the gateway. Names match the environment variables."""
+
+    environment: Environment = "local"
+    log_level: str = "INFO"
+    gcp_project: str = ""
+    # Logging of request and response bodies, redacted, for debugging only.
+    log_bodies: bool = False
+
+    # Mistral
+    mistral_api_key: str = field(default="", repr=False)
+    mistral_server_url: str = "https://api.mistral.ai"
+    mistral_timeout_ms: int = 120_000
+    mistral_connect_timeout_ms: int = 3_000
+    mistral_max_retries: int = 2
+    mistral_retry_max_ms: int = 5_000
+
+    # PostgreSQL: DATABASE_URL, or Cloud SQL through the connector, or DB_HOST.
+    database_url: str = field(default="", repr=False)
+    cloud_sql_instance: str = ""
+    db_iam_auth: bool = False
+    db_private_ip: bool = True
+    db_host: str = ""
+    db_port: int = 5432
+    db_name: str = "gateway"
+    db_user: str = "gateway"
+    db_password: str = field(default="", repr=False)
+    db_pool_size: int = 5
+    db_pool_timeout_ms: int = 2_000
+    db_statement_timeout_ms: int = 5_000
+    db_conn_max_age_s: int = 1_800
+
+    # Redis / Memorystore: REDIS_URL, or host, port, password and TLS.
+    redis_url: str = field(default="", repr=False)
+    redis_host: str = ""
+    redis_port: int = 6379
+    redis_password: str = field(default="", repr=False)
+    redis_tls: bool = False
+    # The Memorystore server CA: a path to a PEM file, or the PEM itself.
+    redis_ca_cert: str = field(default="", repr=False)
+    redis_timeout_ms: int = 100
+
+    # Limits
+    rate_limit_requests: int = 60
+    rate_limit_window: int = 60
+    rate_limit_failure_mode: FailureMode = "fail-open"
+    token_budget_per_minute: int = 0  # 0: no budget
+    token_budget_per_day: int = 0
+    max_body_bytes: int = 1_048_576
+    max_input_chars: int = 100_000
+
+    # Circuit breaker shared through Redis
+    breaker_failure_threshold: int = 5
+    breaker_cooldown_s: int = 30
+
+    idempotency_ttl_s: int = 86_400
+    revocation_cache_s: int = 5
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate every variable; raise ConfigError naming all problems."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        for f in fields(cls):
+            name = f.name.upper()
+            raw = env.get(name)
+            if raw is None:
+                continue
+            parse = _PARSERS.get(f.name, _parser_for(f.type))
+            try:
+                values[f.name] = parse(raw.strip())
+            except ValueError as exc:
+                problems.append(f"{name}: {exc}")
+        settings = cls(**values) if not problems else None
+        if settings is not None:
+            problems.extend(settings._cross_checks())
+        if problems:
+            raise ConfigError("invalid configuration: " + "; ".join(problems))
+        assert settings is not None
+        return settings
+
+    def _cross_checks(self) -> list[str]:
+        problems = []
+        deployed = self.environment in ("dev", "staging", "prod")
+        if deployed and not self.mistral_api_key:
+            problems.append("MISTRAL_API_KEY: required when ENVIRONMENT is " + self.environment)
+        if deployed and not (self.database_url or self.cloud_sql_instance or self.db_host):
+            problems.append("CLOUD_SQL_INSTANCE: required (or DATABASE_URL / DB_HOST)")
+        if deployed and not (self.redis_url or self.redis_host):
+            problems.append("REDIS_HOST: required (or REDIS_URL)")
+        if self.db_iam_auth and not self.cloud_sql_instance:
+            problems.append("DB_IAM_AUTH: needs CLOUD_SQL_INSTANCE")
+        if self.redis_ca_cert and not (self.redis_tls or self.redis_url.startswith("rediss://")):
+            problems.append("REDIS_CA_CERT: set, but REDIS_TLS is off")
+        return problems
+
+
+def _int(minimum: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"expected an integer, got {raw!r}") from None
+        if value < minimum:
+            raise ValueError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _bool(raw: str) -> bool:
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise ValueError(f"expected true or false, got {raw!r}")
+
+
+def _choice(*options: str, upper: bool = False) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.upper() if upper else raw.lower()
+        if value not in options:
+            raise ValueError(f"expected one of {', '.join(options)}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def _url(*schemes: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw and not raw.startswith(tuple(s + "://" for s in schemes)):
+            # The value may hold a password: name the expected scheme, not the value.
+            raise ValueError(f"expected a {' or '.join(schemes)} URL")
+        return raw.rstrip("/")
+
+    return parse
+
+
+def _parser_for(kind: Any) -> Callable[[str], Any]:
+    if kind in ("int", int):
+        return _int(0)
+    if kind in ("bool", bool):
+        return _bool
+    return str
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "environment": _choice("local", "test", "dev", "staging", "prod"),
+    "log_level": _choice(*_LOG_LEVELS, upper=True),
+    "mistral_server_url": _url("http", "https"),
+    "database_url": _url("postgresql", "postgres"),
+    "redis_url": _url("redis", "rediss"),
+    "rate_limit_failure_mode": _choice("fail-open", "fail-closed"),
+    "rate_limit_requests": _int(1),
+    "rate_limit_window": _int(1),
+    "db_pool_size": _int(1),
+    "db_port": _int(1),
+    "redis_port": _int(1),
+    "mistral_timeout_ms": _int(1),
+    "mistral_connect_timeout_ms": _int(1),
+    "db_pool_timeout_ms": _int(1),
+    "redis_timeout_ms": _int(1),
+    "max_body_bytes": _int(1),
+    "breaker_failure_threshold": _int(1),
+    "breaker_cooldown_s": _int(1),
+}

@@ -1,0 +1,147 @@
+"""The dependency container: the pool, Redis and Mistral clients, built lazily.
+
+Each is built at first use, once per process, and reused by every request,
+as Cloud Run instances should (clients are expensive; requests are many).
+Tests build a `Container` with their own settings or objects and install it
+with `set_container`; nothing patches module globals.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from shared.config import Settings
+
+if TYPE_CHECKING:
+    import redis
+
+    from shared.db import Pool
+    from shared.keys import KeyCache
+    from shared.ratelimit import RateLimiter
+
+__all__ = ["Container", "get_container", "set_container"]
+
+T = TypeVar("T")
+
+
+class Container:
+    """Process-wide services. Pass any of them in to override the default."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        pool: Pool | None = None,
+        redis_client: redis.Redis | None = None,
+        mistral: Any = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._services: dict[str, Any] = {
+            "pool": pool,
+            "redis": redis_client,
+            "mistral": mistral,
+        }
+        self.clock = clock
+        self._lock = threading.Lock()
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = Settings.from_env()
+        return self._settings
+
+    def _get(self, name: str, build: Callable[[], T]) -> T:
+        service = self._services.get(name)
+        if service is None:
+            with self._lock:
+                service = self._services.get(name)
+                if service is None:
+                    service = self._services[name] = build()
+        return service
+
+    @property
+    def pool(self) -> Pool:
+        def build() -> Pool:
+            from shared.db import Pool, connector_for
+
+            s = self.settings
+            return Pool(
+                connector_for(s),
+                size=s.db_pool_size,
+                timeout_s=s.db_pool_timeout_ms / 1000,
+                max_age_s=s.db_conn_max_age_s,
+            )
+
+        return self._get("pool", build)
+
+    @property
+    def redis(self) -> redis.Redis:
+        def build() -> redis.Redis:
+            from shared.redis_client import build_redis
+
+            return build_redis(self.settings)
+
+        return self._get("redis", build)
+
+    @property
+    def mistral(self) -> Any:
+        def build() -> Any:
+            from shared.mistral import build_client
+
+            return build_client(self.settings)
+
+        return self._get("mistral", build)
+
+    @property
+    def keys(self) -> KeyCache:
+        def build() -> KeyCache:
+            from shared.keys import KeyCache
+
+            return KeyCache(lambda: self.pool, ttl_s=self.settings.revocation_cache_s)
+
+        return self._get("keys", build)
+
+    @property
+    def limiter(self) -> RateLimiter:
+        def build() -> RateLimiter:
+            from shared.ratelimit import RateLimiter
+
+            return RateLimiter(
+                lambda: self.redis, failure_mode=self.settings.rate_limit_failure_mode
+            )
+
+        return self._get("limiter", build)
+
+    def close(self) -> None:
+        pool = self._services.get("pool")
+        if pool is not None:
+            pool.close()
+        client = self._services.get("redis")
+        if client is not None:
+            client.close()
+
+
+_current: Container | None = None
+_current_lock = threading.Lock()
+
+
+def get_container() -> Container:
+    """The process's container, created from the environment on first use."""
+    global _current
+    if _current is None:
+        with _current_lock:
+            if _current is None:
+                _current = Container()
+    return _current
+
+
+def set_container(container: Container | None) -> Container | None:
+    """Install a container (tests, the local stack); return the previous one."""
+    global _current
+    with _current_lock:
+        previous, _current = _current, container
+    return previous

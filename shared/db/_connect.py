@@ -1,0 +1,99 @@
+"""How the pool opens a connection: Cloud SQL connector, DATABASE_URL, or DB_HOST."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import pg8000.native
+from pg8000.core import CoreConnection
+
+from shared.config import Settings
+
+__all__ = ["connector_for"]
+
+_APPLICATION_NAME = "mistral-agents-gateway"
+
+
+def connector_for(settings: Settings) -> Callable[[], CoreConnection]:
+    """A function that opens one new, configured connection per call."""
+    if settings.database_url:
+        opener = _url_opener(settings)
+    elif settings.cloud_sql_instance:
+        opener = _cloud_sql_opener(settings)
+    else:
+        opener = _host_opener(settings)
+    statement_timeout = int(settings.db_statement_timeout_ms)
+
+    def connect() -> CoreConnection:
+        conn = opener()
+        # A runaway query must not hold a pool slot for ever.
+        conn.execute_simple(f"SET statement_timeout = {statement_timeout}")
+        return conn
+
+    return connect
+
+
+def _timeout_s(settings: Settings) -> float:
+    return max(settings.db_pool_timeout_ms / 1000, 1.0)
+
+
+def _url_opener(settings: Settings) -> Callable[[], CoreConnection]:
+    parts = urlsplit(settings.database_url)
+    kwargs: dict[str, Any] = {
+        "user": unquote(parts.username or "postgres"),
+        "password": unquote(parts.password) if parts.password else None,
+        "host": parts.hostname or "127.0.0.1",
+        "port": parts.port or 5432,
+        "database": (parts.path or "/").lstrip("/") or None,
+        "timeout": _timeout_s(settings),
+        "application_name": _APPLICATION_NAME,
+    }
+    return lambda: pg8000.native.Connection(**kwargs)
+
+
+def _host_opener(settings: Settings) -> Callable[[], CoreConnection]:
+    kwargs: dict[str, Any] = {
+        "user": settings.db_user,
+        "password": settings.db_password or None,
+        "host": settings.db_host or "127.0.0.1",
+        "port": settings.db_port,
+        "database": settings.db_name,
+        "timeout": _timeout_s(settings),
+        "application_name": _APPLICATION_NAME,
+    }
+    return lambda: pg8000.native.Connection(**kwargs)
+
+
+def _cloud_sql_opener(settings: Settings) -> Callable[[], CoreConnection]:
+    """Cloud SQL through the Python connector: IAM auth, private IP, lazy refresh.
+
+    LAZY refresh fetches certificates on demand, which suits Cloud Run where the
+    CPU is throttled between requests (background refresh would stall):
+    https://cloud.google.com/sql/docs/postgres/connect-run#connect-connectors
+    """
+    lock = threading.Lock()
+    connector: Any = None
+
+    def connect() -> CoreConnection:
+        nonlocal connector
+        from google.cloud.sql.connector import Connector, IPTypes
+
+        with lock:
+            if connector is None:
+                ip_type = IPTypes.PRIVATE if settings.db_private_ip else IPTypes.PUBLIC
+                connector = Connector(ip_type=ip_type, refresh_strategy="LAZY")
+        conn: CoreConnection = connector.connect(
+            settings.cloud_sql_instance,
+            "pg8000",
+            user=settings.db_user,
+            password=None if settings.db_iam_auth else settings.db_password,
+            db=settings.db_name,
+            enable_iam_auth=settings.db_iam_auth,
+            timeout=int(_timeout_s(settings)) + 1,
+        )
+        return conn
+
+    return connect

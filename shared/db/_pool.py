@@ -1,0 +1,168 @@
+"""A small bounded pool of pg8000 connections.
+
+At most `size` connections exist at once; a caller that cannot get one within
+`timeout_s` gets `ServiceUnavailable` (503 + Retry-After) instead of waiting
+forever. Connections idle for a while are checked before reuse and replaced
+after `max_age_s`, so a database restart or a Cloud SQL failover costs one
+failed check, not a failed request. A connection that raised a network error
+is closed, never returned to the pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pg8000.exceptions
+from pg8000.core import CoreConnection
+from pg8000.native import to_statement
+
+from shared.errors import ServiceUnavailable
+
+__all__ = ["Conn", "Pool", "db_unavailable"]
+
+# A connection idle longer than this is pinged before it is handed out.
+_PING_AFTER_IDLE_S = 10.0
+
+
+def db_unavailable(exc: BaseException) -> bool:
+    """True for errors meaning the database cannot be reached (not SQL errors)."""
+    return isinstance(exc, (pg8000.exceptions.InterfaceError, OSError, TimeoutError))
+
+
+class Conn:
+    """One checked-out connection, with named parameters (`:name`) in SQL."""
+
+    def __init__(self, raw: CoreConnection) -> None:
+        self.raw = raw
+        self.created = time.monotonic()
+        self.last_used = self.created
+        self.columns: list[str] = []
+        # Set when the socket failed: the connection is closed, never reused.
+        self.broken = False
+
+    def run(self, sql: str, **params: Any) -> list[list[Any]]:
+        """Run one statement; return its rows."""
+        if params:
+            statement, make_vals = to_statement(sql)
+            context = self.raw.execute_unnamed(statement, make_vals(params))
+        else:
+            context = self.raw.execute_simple(sql)
+        self.columns = [c["name"] for c in (context.columns or [])]
+        return context.rows or []
+
+    def one(self, sql: str, **params: Any) -> dict[str, Any] | None:
+        """The first row as a dict, or None."""
+        rows = self.run(sql, **params)
+        return dict(zip(self.columns, rows[0], strict=True)) if rows else None
+
+    def all(self, sql: str, **params: Any) -> list[dict[str, Any]]:
+        """Every row as a dict."""
+        rows = self.run(sql, **params)
+        return [dict(zip(self.columns, row, strict=True)) for row in rows]
+
+    def close(self) -> None:
+        # Closing a broken socket may fail; the connection is gone either way.
+        with contextlib.suppress(Exception):
+            self.raw.close()
+
+
+class Pool:
+    """Bounded pool; `connection()` and `transaction()` always give connections back."""
+
+    def __init__(
+        self,
+        connect: Callable[[], CoreConnection],
+        *,
+        size: int,
+        timeout_s: float,
+        max_age_s: float = 1800.0,
+    ) -> None:
+        self._connect = connect
+        self.size = size
+        self._timeout_s = timeout_s
+        self._max_age_s = max_age_s
+        self._slots = threading.BoundedSemaphore(size)
+        self._idle: list[Conn] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @contextmanager
+    def connection(self) -> Iterator[Conn]:
+        """A connection in autocommit mode, for single statements and reads."""
+        if not self._slots.acquire(timeout=self._timeout_s):
+            raise ServiceUnavailable("the database is busy; try again shortly")
+        conn: Conn | None = None
+        try:
+            conn = self._checkout()
+            yield conn
+        except BaseException as exc:
+            if db_unavailable(exc):
+                if conn is not None:
+                    conn.broken = True
+                raise ServiceUnavailable("the database is unreachable") from exc
+            raise
+        finally:
+            if conn is not None:
+                self._checkin(conn)
+            self._slots.release()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Conn]:
+        """A connection inside one transaction: committed on success, rolled back otherwise."""
+        with self.connection() as conn:
+            conn.run("START TRANSACTION")
+            try:
+                yield conn
+            except BaseException:
+                try:
+                    conn.run("ROLLBACK")
+                except Exception as exc:
+                    # The server side is gone: make sure this connection is not reused.
+                    conn.broken = True
+                    raise ServiceUnavailable("the database is unreachable") from exc
+                raise
+            conn.run("COMMIT")
+
+    def _checkout(self) -> Conn:
+        now = time.monotonic()
+        while True:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                return self._new()
+            if now - conn.created > self._max_age_s:
+                conn.close()
+                continue
+            if now - conn.last_used > _PING_AFTER_IDLE_S:
+                try:
+                    conn.run("SELECT 1")
+                except Exception:
+                    conn.close()
+                    continue
+            return conn
+
+    def _new(self) -> Conn:
+        try:
+            return Conn(self._connect())
+        except Exception as exc:
+            raise ServiceUnavailable("the database is unreachable") from exc
+
+    def _checkin(self, conn: Conn) -> None:
+        conn.last_used = time.monotonic()
+        with self._lock:
+            if not self._closed and not conn.broken:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()

@@ -1,0 +1,40 @@
+"""The health route every function answers: its real dependencies, checked."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import flask
+
+from shared.web import Context, json_response
+
+__all__ = ["health"]
+
+
+def _check(probe: Callable[[], object]) -> dict[str, object]:
+    started = time.perf_counter()
+    try:
+        probe()
+    except Exception as exc:
+        # The exception class says enough (refused, timeout); its text may hold addresses.
+        return {"ok": False, "error": type(exc).__name__}
+    return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+
+
+def health(ctx: Context) -> flask.Response:
+    """200 when PostgreSQL and Redis answer, 503 naming the one that does not."""
+    container = ctx.container
+
+    def database() -> None:
+        with container.pool.connection() as conn:
+            conn.run("SELECT 1")
+
+    checks = {
+        "database": _check(database),
+        "redis": _check(container.redis.ping),
+    }
+    ok = all(c["ok"] for c in checks.values())
+    body = {"status": "ok" if ok else "unavailable", "function": ctx.route.function, **checks}
+    headers = {} if ok else {"Retry-After": "5"}
+    return json_response(body, 200 if ok else 503, headers)

@@ -1,0 +1,229 @@
+"""Per-key request limits and per-tenant token budgets, in one Redis round trip.
+
+Requests are limited with GCRA (the generic cell rate algorithm, a token
+bucket kept as one timestamp): `limit` requests per `window` seconds, bursts
+up to `limit`. Token budgets are fixed minute and day buckets per tenant: an
+estimate is reserved before the upstream call, in the same script, and the
+difference to the real usage is settled afterwards (`settle`).
+
+Both decisions are one Lua script, so a check is atomic across every instance
+and costs one round trip. When Redis cannot be reached the limiter answers at
+once in the configured mode (fail-open lets the request through, fail-closed
+refuses it with 503), and stops asking Redis for a short while so an outage
+does not add a timeout to every request.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+
+from shared.errors import RateLimited, ServiceUnavailable
+
+__all__ = ["Budget", "Decision", "Limit", "RateLimiter"]
+
+log = logging.getLogger(__name__)
+
+# After a Redis failure, skip Redis for this long (answers in the chosen mode).
+_BACKOFF_S = 0.5
+
+# KEYS: rate key, minute-budget key, day-budget key.
+# ARGV: emission interval ms, window ms, token estimate, minute budget, day budget,
+#       ms left in the minute bucket, ms left in the day bucket.
+# Returns {allowed, remaining, reset_ms, retry_ms, reason}; reason 0 ok, 1 rate, 2 tokens.
+_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local estimate = tonumber(ARGV[3])
+
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval
+if new_tat - now > window then
+  return {0, 0, tat - now, new_tat - window - now, 1}
+end
+
+if estimate > 0 then
+  local budgets = {{KEYS[2], tonumber(ARGV[4]), tonumber(ARGV[6])},
+                   {KEYS[3], tonumber(ARGV[5]), tonumber(ARGV[7])}}
+  for _, b in ipairs(budgets) do
+    if b[2] > 0 then
+      local used = tonumber(redis.call('GET', b[1]) or 0)
+      if used + estimate > b[2] then
+        return {0, math.floor((window - (tat - now)) / interval), tat - now, b[3], 2}
+      end
+    end
+  end
+  for _, b in ipairs(budgets) do
+    if b[2] > 0 then
+      redis.call('INCRBY', b[1], estimate)
+      redis.call('PEXPIRE', b[1], b[3] + 60000)
+    end
+  end
+end
+
+redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now))
+return {1, math.floor((window - (new_tat - now)) / interval), new_tat - now, 0, 0}
+"""
+
+
+@dataclass(frozen=True)
+class Limit:
+    """`requests` per `window_s` seconds for one key."""
+
+    requests: int
+    window_s: int
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Tokens per minute and per day for one tenant (0: no budget)."""
+
+    per_minute: int = 0
+    per_day: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.per_minute > 0 or self.per_day > 0
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of one check, with what the response headers need."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_s: float
+    retry_after_s: float = 0.0
+    # "allowed", "limited" (requests), "budget" (tokens), "bypassed" (Redis away, fail-open)
+    outcome: str = "allowed"
+    reserved_tokens: int = 0
+    minute_key: str = ""
+    day_key: str = ""
+
+    def headers(self) -> dict[str, str]:
+        if self.outcome == "bypassed":
+            return {}
+        return {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(max(self.remaining, 0)),
+            "RateLimit-Reset": str(math.ceil(self.reset_s)),
+        }
+
+    def raise_if_rejected(self) -> None:
+        if self.allowed:
+            return
+        what = "request rate limit" if self.outcome == "limited" else "token budget"
+        raise RateLimited(f"{what} exceeded", self.retry_after_s, self.headers())
+
+
+class RateLimiter:
+    def __init__(
+        self,
+        client: Callable[[], redis.Redis],
+        *,
+        failure_mode: str = "fail-open",
+        clock: Callable[[], float] = time.time,
+        on_redis_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self._client = client
+        self._script: redis.commands.core.Script | None = None
+        self._failure_mode = failure_mode
+        self._clock = clock
+        self._down_until = 0.0
+        self._lock = threading.Lock()
+        self._on_redis_error = on_redis_error
+
+    def check(
+        self,
+        key_id: str,
+        owner_id: str,
+        limit: Limit,
+        budget: Budget = Budget(),
+        estimate: int = 0,
+    ) -> Decision:
+        """Count one request for `key_id`; reserve `estimate` tokens of the owner's budget."""
+        now = self._clock()
+        interval_ms = limit.window_s * 1000 / limit.requests
+        estimate = estimate if budget.active else 0
+        minute, day = int(now // 60), int(now // 86_400)
+        minute_key = f"gw:tok:m:{owner_id}:{minute}"
+        day_key = f"gw:tok:d:{owner_id}:{day}"
+        if time.monotonic() < self._down_until:
+            return self._unavailable(limit, None)
+        try:
+            allowed, remaining, reset_ms, retry_ms, reason = self._run(
+                keys=[f"gw:rl:{key_id}", minute_key, day_key],
+                args=[
+                    interval_ms,
+                    limit.window_s * 1000,
+                    estimate,
+                    budget.per_minute,
+                    budget.per_day,
+                    int(((minute + 1) * 60 - now) * 1000),
+                    int(((day + 1) * 86_400 - now) * 1000),
+                ],
+            )
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            return self._unavailable(limit, exc)
+        outcome = "allowed" if allowed else ("limited" if reason == 1 else "budget")
+        return Decision(
+            allowed=bool(allowed),
+            limit=limit.requests,
+            remaining=int(remaining),
+            reset_s=float(reset_ms) / 1000,
+            retry_after_s=float(retry_ms) / 1000,
+            outcome=outcome,
+            reserved_tokens=estimate if allowed else 0,
+            minute_key=minute_key,
+            day_key=day_key,
+        )
+
+    def settle(self, decision: Decision, actual_tokens: int) -> None:
+        """Replace the reserved estimate by the tokens really used (best effort)."""
+        delta = actual_tokens - decision.reserved_tokens
+        if not decision.reserved_tokens or delta == 0:
+            return
+        try:
+            pipe = self._client().pipeline(transaction=False)
+            pipe.incrby(decision.minute_key, delta)
+            pipe.incrby(decision.day_key, delta)
+            pipe.execute()
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            self._note_failure(exc)
+
+    def _run(self, keys: list[str], args: list[float | int]) -> list[int]:
+        if self._script is None:
+            with self._lock:
+                if self._script is None:
+                    self._script = self._client().register_script(_SCRIPT)
+        result = self._script(keys=keys, args=args)
+        return [int(x) for x in result]
+
+    def _note_failure(self, exc: BaseException) -> None:
+        self._down_until = time.monotonic() + _BACKOFF_S
+        log.warning("redis unavailable for rate limiting: %s", type(exc).__name__)
+        if self._on_redis_error is not None:
+            self._on_redis_error(exc)
+
+    def _unavailable(self, limit: Limit, exc: BaseException | None) -> Decision:
+        if exc is not None:
+            self._note_failure(exc)
+        if self._failure_mode == "fail-closed":
+            raise ServiceUnavailable("rate limiting is unavailable; try again shortly", 1)
+        return Decision(
+            allowed=True,
+            limit=limit.requests,
+            remaining=limit.requests,
+            reset_s=0,
+            outcome="bypassed",
+        )

@@ -1,0 +1,248 @@
+"""HTTP plumbing every function shares: routing, bodies, replies, errors.
+
+A function's `main.py` builds one `FunctionApp` with its handlers and hands
+each request to it. The app matches the route table (404/405 in the gateway's
+error shape), builds a `Context`, runs the handler, and maps any exception to
+a response through `shared.errors.error_response`, the one place that does.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import flask
+
+from shared import routes
+from shared.auth import PUBLIC_OPERATIONS, authenticate, authorize
+from shared.container import Container, get_container
+from shared.errors import (
+    GatewayError,
+    InvalidJSON,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+    error_response,
+    field_error,
+)
+from shared.ratelimit import Budget, Decision, Limit
+
+__all__ = [
+    "Context",
+    "FunctionApp",
+    "Handler",
+    "json_response",
+    "not_implemented",
+]
+
+_JSON = "application/json"
+
+
+@dataclass
+class Context:
+    """One request as a handler sees it."""
+
+    request: flask.Request
+    route: routes.Route
+    params: dict[str, str]
+    container: Container
+    request_id: str
+    started: float
+    # Fields for the request's access line, filled in as the request goes.
+    access: dict[str, Any] = field(default_factory=dict)
+    # Headers added to whatever response the request ends with.
+    headers: dict[str, str] = field(default_factory=dict)
+    principal: Any = None
+    decision: Decision | None = None
+
+    def json_body(self) -> dict[str, Any]:
+        """The request body as a JSON object: 415, 413, 400 or 422 otherwise."""
+        request = self.request
+        mimetype = (request.mimetype or "").lower()
+        if mimetype != _JSON:
+            raise UnsupportedMediaType("the request body must be application/json")
+        limit = self.container.settings.max_body_bytes
+        length = request.content_length
+        if length is not None and length > limit:
+            raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+        raw = request.stream.read(limit + 1)
+        if len(raw) > limit:
+            raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidJSON(f"the request body is not valid JSON: {_json_reason(exc)}") from None
+        if not isinstance(body, dict):
+            raise ValidationFailed(
+                [field_error(("body",), "Input should be a valid dictionary", "dict_type")]
+            )
+        return body
+
+    def query(self, name: str) -> str | None:
+        return self.request.args.get(name)
+
+    @property
+    def owner(self) -> str:
+        """The caller's tenant: every query a handler runs is scoped to it."""
+        return str(self.principal.owner_id)
+
+    def check_limits(self, estimate: int = 0) -> Decision:
+        """Count this request against its key's rate limit and reserve tokens of its budget.
+
+        Called once per request: by the app for most operations, by the handler
+        itself (after validating the body) for the ones that spend tokens.
+        """
+        principal = self.principal
+        settings = self.container.settings
+        limit = Limit(
+            principal.rate_limit_requests or settings.rate_limit_requests,
+            principal.rate_limit_window or settings.rate_limit_window,
+        )
+        budget = Budget(
+            _or_default(principal.token_budget_per_minute, settings.token_budget_per_minute),
+            _or_default(principal.token_budget_per_day, settings.token_budget_per_day),
+        )
+        decision = self.container.limiter.check(
+            principal.key_id, principal.owner_id, limit, budget, estimate
+        )
+        self.headers.update(decision.headers())
+        self.access["rate_limit"] = decision.outcome
+        self.decision = decision
+        decision.raise_if_rejected()
+        return decision
+
+
+def _or_default(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
+def _json_reason(exc: Exception) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+    return "it is not UTF-8"
+
+
+Handler = Callable[[Context], flask.Response]
+
+
+def json_response(
+    body: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> flask.Response:
+    """A JSON reply with the exact content type the SDK requires."""
+    return flask.Response(
+        json.dumps(body, separators=(",", ":"), default=str),
+        status=status,
+        content_type=_JSON,
+        headers=dict(headers or {}),
+    )
+
+
+class FunctionApp:
+    """Routes a function's requests to its handlers, with one error mapping."""
+
+    def __init__(
+        self,
+        function: str,
+        handlers: Mapping[str, Handler],
+        *,
+        container: Callable[[], Container] = get_container,
+        before: Iterable[Callable[[Context], None]] = (),
+        after: Iterable[Callable[[Context, flask.Response], None]] = (),
+        self_limited: Iterable[str] = (),
+    ) -> None:
+        self.function = function
+        self.routes = routes.routes_for(function)
+        missing = {r.operation for r in self.routes} - set(handlers)
+        # A route without a handler would answer wrongly at runtime: fail at import instead.
+        if missing:
+            raise RuntimeError(f"{function}: no handler for {', '.join(sorted(missing))}")
+        self.handlers = dict(handlers)
+        self._container = container
+        self._before = tuple(before)
+        self._after = tuple(after)
+        # Operations whose handler calls `ctx.check_limits(estimate)` itself.
+        self._self_limited = frozenset(self_limited)
+
+    def __call__(self, request: flask.Request) -> flask.Response:
+        started = time.perf_counter()
+        request_id = _request_id(request)
+        ctx: Context | None = None
+        try:
+            found = routes.match(request.method, request.path, self.routes)
+            if found.route is None:
+                if found.allowed:
+                    raise MethodNotAllowed(found.allowed)
+                raise NotFound(f"no route for {request.method} {request.path}")
+            ctx = Context(
+                request=request,
+                route=found.route,
+                params=found.params,
+                container=self._container(),
+                request_id=request_id,
+                started=started,
+            )
+            self._admit(ctx)
+            for hook in self._before:
+                hook(ctx)
+            response = self.handlers[found.route.operation](ctx)
+        except Exception as exc:
+            response = self._error(exc, request_id, ctx)
+        if ctx is not None:
+            response.headers.update(ctx.headers)
+            for after in self._after:
+                after(ctx, response)
+        response.headers["X-Request-Id"] = request_id
+        return response
+
+    def _admit(self, ctx: Context) -> None:
+        """Authenticate, authorize and (for most operations) rate-limit the request."""
+        route = ctx.route
+        # Health and the API document are open; the batch push route is not public and
+        # is guarded by Cloud Run IAM (the push subscription's OIDC token) instead.
+        if route.operation in PUBLIC_OPERATIONS or not route.public:
+            return
+        ctx.principal = authenticate(ctx.request.headers.get("Authorization"), ctx.container.keys)
+        ctx.access["owner"] = ctx.principal.owner_id
+        ctx.access["key_prefix"] = ctx.principal.prefix
+        authorize(ctx.principal, route.operation)
+        if route.operation not in self._self_limited:
+            ctx.check_limits()
+
+    def _error(self, exc: Exception, request_id: str, ctx: Context | None) -> flask.Response:
+        mapped = error_response(exc, request_id)
+        if ctx is not None:
+            ctx.access["error_type"] = (
+                exc.type if isinstance(exc, GatewayError) else "internal_error"
+            )
+            if not isinstance(exc, GatewayError):
+                ctx.access["exception"] = exc
+        return flask.Response(
+            mapped.body,
+            status=mapped.status,
+            content_type=mapped.content_type,
+            headers=mapped.headers,
+        )
+
+
+def _request_id(request: flask.Request) -> str:
+    given = request.headers.get("X-Request-Id", "")
+    # Accept a caller's id only if it is short and plain: it ends up in logs.
+    if 0 < len(given) <= 64 and given.replace("-", "").replace("_", "").isalnum():
+        return given
+    return "req_" + secrets.token_hex(12)
+
+
+def not_implemented(ctx: Context) -> flask.Response:
+    """Placeholder for a route whose issue is still open: an honest 501."""
+    raise _NotBuilt(f"{ctx.route.operation} is not available yet")
+
+
+class _NotBuilt(GatewayError):
+    status = 501
+    type = "not_implemented"

@@ -1,0 +1,65 @@
+"""Settings: read once from the environment, every problem named at once."""
+
+import pytest
+
+from shared.config import Settings
+from shared.errors import ConfigError
+
+
+def test_defaults_need_no_environment() -> None:
+    """An empty environment gives the local defaults."""
+    settings = Settings.from_env({})
+    assert settings.environment == "local"
+    assert settings.rate_limit_requests == 60
+    assert settings.db_pool_size == 5
+
+
+def test_values_are_parsed_to_their_types() -> None:
+    """Integers, booleans and choices are converted and normalised."""
+    settings = Settings.from_env(
+        {
+            "DB_POOL_SIZE": "7",
+            "REDIS_TLS": "true",
+            "LOG_LEVEL": "debug",
+            "RATE_LIMIT_FAILURE_MODE": "fail-closed",
+        }
+    )
+    assert settings.db_pool_size == 7
+    assert settings.redis_tls is True
+    assert settings.log_level == "DEBUG"
+    assert settings.rate_limit_failure_mode == "fail-closed"
+
+
+def test_every_bad_variable_is_named_in_one_error() -> None:
+    """Three bad variables give one ConfigError naming all three."""
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"DB_POOL_SIZE": "zero", "REDIS_TLS": "maybe", "LOG_LEVEL": "LOUD"})
+    message = str(caught.value)
+    for name in ("DB_POOL_SIZE", "REDIS_TLS", "LOG_LEVEL"):
+        assert name in message
+
+
+def test_deployed_environment_requires_its_services() -> None:
+    """In prod, missing Mistral key, database and Redis are all reported."""
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"ENVIRONMENT": "prod"})
+    message = str(caught.value)
+    assert "MISTRAL_API_KEY" in message
+    assert "CLOUD_SQL_INSTANCE" in message
+    assert "REDIS_HOST" in message
+
+
+def test_secret_values_never_appear_in_errors_or_repr() -> None:
+    """A malformed URL holding a password is reported without the password."""
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"DATABASE_URL": "mysql://u:hunter2@h/db", "DB_POOL_SIZE": "x"})
+    assert "hunter2" not in str(caught.value)
+    settings = Settings(mistral_api_key="sk-secret", db_password="pw-secret")
+    assert "sk-secret" not in repr(settings)
+    assert "pw-secret" not in repr(settings)
+
+
+def test_minimums_are_enforced() -> None:
+    """A pool of zero connections is rejected, not silently accepted."""
+    with pytest.raises(ConfigError, match="DB_POOL_SIZE: must be at least 1"):
+        Settings.from_env({"DB_POOL_SIZE": "0"})

@@ -18,8 +18,10 @@ from shared.config import Settings
 if TYPE_CHECKING:
     import redis
 
+    from shared.breaker import Breaker
     from shared.db import Pool
     from shared.keys import KeyCache
+    from shared.mistral import MistralClient
     from shared.ratelimit import RateLimiter
 
 __all__ = ["Container", "get_container", "set_container"]
@@ -36,7 +38,7 @@ class Container:
         *,
         pool: Pool | None = None,
         redis_client: redis.Redis | None = None,
-        mistral: Any = None,
+        mistral: MistralClient | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
@@ -88,13 +90,26 @@ class Container:
         return self._get("redis", build)
 
     @property
-    def mistral(self) -> Any:
-        def build() -> Any:
+    def mistral(self) -> MistralClient:
+        def build() -> MistralClient:
             from shared.mistral import build_client
 
-            return build_client(self.settings)
+            return build_client(self.settings, self.breaker)
 
         return self._get("mistral", build)
+
+    @property
+    def breaker(self) -> Breaker:
+        def build() -> Breaker:
+            from shared.breaker import Breaker
+
+            return Breaker(
+                lambda: self.redis,
+                threshold=self.settings.breaker_failure_threshold,
+                cooldown_s=self.settings.breaker_cooldown_s,
+            )
+
+        return self._get("breaker", build)
 
     @property
     def keys(self) -> KeyCache:

@@ -224,7 +224,9 @@ class ErrorResponse:
 def error_response(exc: BaseException, request_id: str = "") -> ErrorResponse:
     """The one mapping from any exception to what the caller receives."""
     if isinstance(exc, UpstreamRejected):
-        return ErrorResponse(exc.status, exc.raw_body, exc.content_type or "application/json")
+        return ErrorResponse(
+            exc.status, exc.raw_body, exc.content_type or "application/json", exc.headers
+        )
     if not isinstance(exc, GatewayError):
         exc = GatewayError()
     body = exc.body()

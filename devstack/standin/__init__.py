@@ -1,0 +1,15 @@
+"""A local stand-in for Mistral's Conversations & Agents API, faithful to the wire contract the
+official SDK speaks (shared/reference/mistral-wire-contract.md), with fault injection and call
+counting for gateway tests and benchmarks.
+
+    with StandIn() as standin:
+        client = Mistral(api_key="test", server_url=standin.url)
+
+Fault syntax and what each fault stores: see `_faults`. Control API: see `_control`.
+"""
+
+from ._faults import Fault, parse_fault
+from ._routes import OPERATIONS
+from ._server import StandIn
+
+__all__ = ["OPERATIONS", "Fault", "StandIn", "parse_fault"]

@@ -1,0 +1,61 @@
+"""The API's paths and the operation name each (method, path) pair maps to."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_CONVERSATION = r"/v1/conversations/(?P<conversation_id>[^/]+)"
+_AGENT = r"/v1/agents/(?P<agent_id>[^/]+)"
+
+# Order matters: `/v1/agents/pages` must be tried before `/v1/agents/{agent_id}`.
+_ROUTES: tuple[tuple[re.Pattern[str], dict[str, str]], ...] = tuple(
+    (re.compile(pattern), methods)
+    for pattern, methods in (
+        (r"/v1/conversations", {"POST": "conversations.start", "GET": "conversations.list"}),
+        (
+            _CONVERSATION,
+            {
+                "GET": "conversations.get",
+                "POST": "conversations.append",
+                "DELETE": "conversations.delete",
+            },
+        ),
+        (_CONVERSATION + "/history", {"GET": "conversations.history"}),
+        (_CONVERSATION + "/messages", {"GET": "conversations.messages"}),
+        (_CONVERSATION + "/restart", {"POST": "conversations.restart"}),
+        (r"/v1/agents", {"POST": "agents.create", "GET": "agents.list"}),
+        (r"/v1/agents/pages", {"GET": "agents.list_pages"}),
+        (_AGENT, {"GET": "agents.get", "PATCH": "agents.update", "DELETE": "agents.delete"}),
+        (_AGENT + "/version", {"PATCH": "agents.update_version"}),
+        (_AGENT + "/versions", {"GET": "agents.list_versions"}),
+        (_AGENT + r"/versions/(?P<version>[^/]+)", {"GET": "agents.get_version"}),
+        (
+            _AGENT + "/aliases",
+            {
+                "PUT": "agents.create_alias",
+                "GET": "agents.list_aliases",
+                "DELETE": "agents.delete_alias",
+            },
+        ),
+    )
+)
+
+OPERATIONS: tuple[str, ...] = tuple(op for _, methods in _ROUTES for op in methods.values())
+
+
+@dataclass(frozen=True)
+class Route:
+    """A matched path: `operation` is None when the path exists but not for this method."""
+
+    operation: str | None
+    params: dict[str, str]
+    allowed: tuple[str, ...]
+
+
+def match(method: str, path: str) -> Route | None:
+    for pattern, methods in _ROUTES:
+        found = pattern.fullmatch(path)
+        if found:
+            return Route(methods.get(method), found.groupdict(), tuple(methods))
+    return None

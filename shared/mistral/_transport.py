@@ -1,0 +1,125 @@
+"""The SDK's request plumbing, without its per-call pydantic work.
+
+The gateway relays bodies it did not write, so it cannot go through the SDK's
+typed methods: they rebuild every body as pydantic models (dropping fields
+the SDK does not know, and spending most of a call's CPU building a model per
+marshal in `mistralai.client.utils.serializers`). Instead the gateway calls
+the two methods every generated operation ends in, `BaseSDK._build_request`
+and `BaseSDK.do_request`, with the caller's bytes as the body. Headers,
+security, user agent, hooks and the HTTP client stay the SDK's own.
+
+These are private methods of a generated SDK: this module is pinned to the
+version it was written against, and `tests/unit/test_mistral_transport.py`
+fails loudly if the version or the methods' signatures change.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import httpx2
+
+SDK_VERSION = "3.7.0"
+# Parameters this module passes by name; a release that renames one must fail the test.
+BUILD_REQUEST_PARAMS = (
+    "method",
+    "path",
+    "base_url",
+    "url_variables",
+    "request",
+    "request_body_required",
+    "request_has_path_params",
+    "request_has_query_params",
+    "user_agent_header",
+    "accept_header_value",
+    "security",
+    "timeout_ms",
+    "get_serialized_body",
+    "url_override",
+)
+DO_REQUEST_PARAMS = ("hook_ctx", "request", "is_error_status_code", "stream", "retry_config")
+
+__all__ = ["SDK_VERSION", "SdkTransport", "check_sdk"]
+
+
+def check_sdk() -> None:
+    """Raise if the installed SDK is not the one this module was written for."""
+    from mistralai.client import VERSION
+    from mistralai.client.basesdk import BaseSDK
+
+    if VERSION != SDK_VERSION:
+        raise RuntimeError(f"shared.mistral is pinned to mistralai {SDK_VERSION}, found {VERSION}")
+    for method, names in (
+        (BaseSDK._build_request, BUILD_REQUEST_PARAMS),
+        (BaseSDK.do_request, DO_REQUEST_PARAMS),
+    ):
+        params = inspect.signature(method).parameters
+        missing = [n for n in names if n not in params]
+        if missing:
+            raise RuntimeError(f"mistralai {VERSION}: {method.__name__} lacks {missing}")
+
+
+class SdkTransport:
+    """Sends raw requests through one configured SDK instance."""
+
+    def __init__(self, sdk: Any) -> None:
+        from mistralai.client import models
+        from mistralai.client._hooks import HookContext
+        from mistralai.client.basesdk import BaseSDK
+        from mistralai.client.utils import SerializedRequestBody
+
+        check_sdk()
+        self.sdk = sdk
+        self._base = BaseSDK(sdk.sdk_configuration, parent_ref=sdk)
+        self._config = sdk.sdk_configuration
+        self._body = SerializedRequestBody
+        self._hook_context = HookContext
+        self._security_model = models.Security
+        self.base_url = str(self._base._get_url(None, None)).rstrip("/")  # type: ignore[no-untyped-call]
+
+    def send(
+        self,
+        operation_id: str,
+        method: str,
+        path_and_query: str,
+        body: bytes | None,
+        *,
+        accept: str = "application/json",
+        stream: bool = False,
+    ) -> httpx2.Response:
+        """One request, no retries (the caller decides), any status returned as is."""
+        content = self._body("application/json", body) if body is not None else None
+        request = self._base._build_request(
+            method=method,
+            path="",
+            base_url=None,
+            url_variables=None,
+            request=None,
+            request_body_required=False,
+            request_has_path_params=False,
+            request_has_query_params=False,
+            user_agent_header="user-agent",
+            accept_header_value=accept,
+            security=self._config.security,
+            timeout_ms=None,  # the client's own Timeout: separate connect and read limits
+            get_serialized_body=(lambda: content),
+            url_override=self.base_url + path_and_query,
+        )
+        hook_ctx = self._hook_context(
+            config=self._config,
+            base_url=self.base_url,
+            operation_id=operation_id,
+            oauth2_scopes=None,
+            security_source=self._config.security,
+            tags=None,
+            extensions=None,
+        )
+        response: httpx2.Response = self._base.do_request(
+            hook_ctx=hook_ctx,
+            request=request,
+            is_error_status_code=lambda _status: False,
+            stream=stream,
+            retry_config=None,
+        )
+        return response

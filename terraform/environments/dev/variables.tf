@@ -1,0 +1,103 @@
+variable "project_id" {
+  type        = string
+  description = "The Google Cloud project for the dev gateway."
+}
+
+variable "region" {
+  type        = string
+  description = "Region of the functions, Cloud SQL and Memorystore."
+}
+
+variable "environment" {
+  type        = string
+  description = "Deployment name and the gateway's ENVIRONMENT."
+  default     = "dev"
+}
+
+variable "domain" {
+  type        = string
+  description = "The dev gateway's domain."
+}
+
+variable "notification_email" {
+  type        = string
+  description = "Where alerts are sent."
+}
+
+variable "bundle_dir" {
+  type        = string
+  description = "Directory of the bundles from `python -m deploy.bundle --out <dir>`."
+  default     = "../../../dist"
+}
+
+variable "functions" {
+  type = map(object({
+    min_instances   = number
+    max_instances   = number
+    concurrency     = number
+    cpu             = string
+    memory          = string
+    timeout_seconds = number
+  }))
+  description = "Scaling per function. Scale to zero in dev: the first request after idle pays a cold start."
+  default = {
+    start   = { min_instances = 0, max_instances = 5, concurrency = 80, cpu = "1", memory = "1Gi", timeout_seconds = 300 }
+    history = { min_instances = 0, max_instances = 5, concurrency = 80, cpu = "1", memory = "512Mi", timeout_seconds = 60 }
+    admin   = { min_instances = 0, max_instances = 2, concurrency = 80, cpu = "1", memory = "512Mi", timeout_seconds = 120 }
+    batch   = { min_instances = 0, max_instances = 2, concurrency = 4, cpu = "1", memory = "1Gi", timeout_seconds = 540 }
+  }
+}
+
+variable "db_tier" {
+  type        = string
+  description = "Cloud SQL tier: 1 vCPU, 3.75 GB."
+  default     = "db-custom-1-3840"
+}
+
+variable "db_high_availability" {
+  type        = bool
+  description = "No standby in dev."
+  default     = false
+}
+
+variable "db_max_connections_ceiling" {
+  type        = number
+  description = "Connections the dev tier should hold (Cloud SQL's own default at 3.75 GB is about 100)."
+  default     = 100
+}
+
+variable "db_pool_size" {
+  type        = number
+  description = "Connections per function instance (DB_POOL_SIZE)."
+  default     = 5
+}
+
+variable "redis_tier" {
+  type        = string
+  description = "Memorystore tier: one node in dev."
+  default     = "BASIC"
+}
+
+variable "redis_memory_size_gb" {
+  type        = number
+  description = "Memorystore memory in GB."
+  default     = 1
+}
+
+variable "waf_preview" {
+  type        = bool
+  description = "Cloud Armor WAF signatures log only."
+  default     = true
+}
+
+variable "batch_publishers" {
+  type        = list(string)
+  description = "IAM members allowed to publish batches."
+  default     = []
+}
+
+variable "labels" {
+  type        = map(string)
+  description = "Extra labels on every resource that takes them."
+  default     = {}
+}

@@ -1,0 +1,29 @@
+output "deployer_email" {
+  description = "The Cloud Build deployer's service account email."
+  value       = google_service_account.deployer.email
+}
+
+output "deployer_member" {
+  description = "The deployer as an IAM member."
+  value       = google_service_account.deployer.member
+}
+
+output "builder_id" {
+  description = "The function build service account, as projects/P/serviceAccounts/EMAIL."
+  value       = google_service_account.builder.id
+}
+
+output "builder_name" {
+  description = "The builder's resource name, for IAM on the account itself."
+  value       = google_service_account.builder.name
+}
+
+output "source_bucket" {
+  description = "Bucket of the functions' bundles."
+  value       = google_storage_bucket.sources.name
+}
+
+output "worker_pool" {
+  description = "The private pool cloudbuild.yaml runs in."
+  value       = google_cloudbuild_worker_pool.this.id
+}

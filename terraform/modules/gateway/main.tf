@@ -1,0 +1,202 @@
+# The whole gateway in one project: the composition the environment roots
+# call. Each concern is its own module; this file only wires them.
+
+locals {
+  name = "gateway-${var.environment}"
+
+  # Behind the load balancer. batch is reached by its push subscription only.
+  public_functions = ["start", "history", "admin"]
+
+  descriptions = {
+    start   = "Write path: start, append and restart conversations (streaming too)."
+    history = "Read path: conversations, entries and batches from the gateway's database."
+    admin   = "Control plane: agents, API keys, usage, conversation delete and archive."
+    batch   = "Runs batches of conversations delivered by the Pub/Sub push subscription."
+  }
+
+  # shared.routes.health_path(function)
+  health_path_prefix = "/gateway/v1/health/"
+
+  labels = merge(var.labels, { app = "mistral-agents-gateway", environment = var.environment })
+
+  # Plain settings, the same for every function (names are shared/config.py's
+  # fields, upper-cased). Never a secret here: see function_secrets.
+  function_environment = {
+    ENVIRONMENT             = var.environment
+    GCP_PROJECT             = var.project_id
+    LOG_LEVEL               = var.log_level
+    MISTRAL_SERVER_URL      = var.mistral_server_url
+    CLOUD_SQL_INSTANCE      = module.database.connection_name
+    DB_IAM_AUTH             = "true"
+    DB_NAME                 = module.database.database_name
+    DB_POOL_SIZE            = tostring(var.db_pool_size)
+    REDIS_HOST              = module.redis.host
+    REDIS_PORT              = tostring(module.redis.port)
+    REDIS_TLS               = "true"
+    RATE_LIMIT_REQUESTS     = tostring(var.rate_limit_requests)
+    RATE_LIMIT_WINDOW       = tostring(var.rate_limit_window)
+    RATE_LIMIT_FAILURE_MODE = var.rate_limit_failure_mode
+  }
+
+  # Environment variable -> Secret Manager secret, read at instance start.
+  function_secrets = {
+    MISTRAL_API_KEY = module.secrets.secret_ids["mistral_api_key"]
+    REDIS_PASSWORD  = module.secrets.secret_ids["redis_auth"]
+    REDIS_CA_CERT   = module.secrets.secret_ids["redis_ca"]
+  }
+}
+
+module "project" {
+  source     = "../project"
+  project_id = var.project_id
+}
+
+module "network" {
+  source     = "../network"
+  project_id = var.project_id
+  region     = var.region
+  name       = local.name
+
+  functions_cidr = var.functions_cidr
+
+  depends_on = [module.project]
+}
+
+module "cicd" {
+  source     = "../cicd"
+  project_id = var.project_id
+  region     = var.region
+  name       = local.name
+  network_id = module.network.network_id
+  labels     = local.labels
+
+  depends_on = [module.network]
+}
+
+module "database" {
+  source              = "../database"
+  project_id          = var.project_id
+  region              = var.region
+  name                = local.name
+  tier                = var.db_tier
+  high_availability   = var.db_high_availability
+  deletion_protection = var.deletion_protection
+  network_id          = module.network.network_id
+  services_range_name = module.network.services_range_name
+  labels              = local.labels
+
+  db_pool_size              = var.db_pool_size
+  max_instances_by_function = { for f, s in var.functions : f => s.max_instances }
+  max_connections_ceiling   = var.db_max_connections_ceiling
+  deployer_email            = module.cicd.deployer_email
+
+  depends_on = [module.network]
+}
+
+module "redis" {
+  source              = "../redis"
+  project_id          = var.project_id
+  region              = var.region
+  name                = local.name
+  tier                = var.redis_tier
+  memory_size_gb      = var.redis_memory_size_gb
+  network_id          = module.network.network_id
+  services_range_name = module.network.services_range_name
+  labels              = local.labels
+
+  depends_on = [module.network]
+}
+
+module "secrets" {
+  source                = "../secrets"
+  project_id            = var.project_id
+  name                  = local.name
+  redis_auth_string     = module.redis.auth_string
+  redis_ca_certificates = module.redis.ca_certificates
+  labels                = local.labels
+
+  depends_on = [module.project]
+}
+
+module "function" {
+  source   = "../function"
+  for_each = var.functions
+
+  project_id            = var.project_id
+  region                = var.region
+  name_prefix           = local.name
+  function              = each.key
+  description           = local.descriptions[each.key]
+  bundle_path           = "${var.bundle_dir}/${each.key}.zip"
+  source_bucket         = module.cicd.source_bucket
+  build_service_account = module.cicd.builder_id
+  scaling               = each.value
+  environment           = local.function_environment
+  secret_environment    = local.function_secrets
+  network               = module.network.network_name
+  subnetwork            = module.network.subnetwork_name
+  sql_instance_name     = module.database.instance_name
+  public                = contains(local.public_functions, each.key)
+  labels                = local.labels
+}
+
+module "load_balancer" {
+  source     = "../load_balancer"
+  project_id = var.project_id
+  region     = var.region
+  name       = local.name
+  domain     = var.domain
+  services   = { for f in local.public_functions : f => module.function[f].name }
+
+  waf_preview            = var.waf_preview
+  ip_requests_per_minute = var.ip_requests_per_minute
+}
+
+module "pubsub" {
+  source                = "../pubsub"
+  project_id            = var.project_id
+  region                = var.region
+  name                  = local.name
+  batch_service_name    = module.function["batch"].name
+  batch_url             = module.function["batch"].uri
+  batch_timeout_seconds = var.functions["batch"].timeout_seconds
+  pubsub_service_agent  = module.project.pubsub_service_agent
+  publishers            = var.batch_publishers
+  labels                = local.labels
+}
+
+module "monitoring" {
+  source                        = "../monitoring"
+  project_id                    = var.project_id
+  name                          = local.name
+  metric_prefix                 = local.name
+  domain                        = var.domain
+  health_paths                  = { for f in local.public_functions : f => "${local.health_path_prefix}${f}" }
+  push_subscription_name        = module.pubsub.push_subscription_name
+  dead_letter_subscription_name = module.pubsub.dead_letter_subscription_name
+  notification_email            = var.notification_email
+  latency_p95_threshold_ms      = var.latency_p95_threshold_ms
+
+  depends_on = [module.project]
+}
+
+# The deployer deploys functions that run as these accounts, so it must be
+# allowed to act as each of them, and as nothing else.
+resource "google_service_account_iam_member" "deployer_acts_as" {
+  for_each = merge(
+    { for f, m in module.function : f => "projects/${var.project_id}/serviceAccounts/${m.service_account_email}" },
+    { builder = module.cicd.builder_name },
+  )
+
+  service_account_id = each.value
+  role               = "roles/iam.serviceAccountUser"
+  member             = module.cicd.deployer_member
+}
+
+# The smoke test's gateway key, read by Cloud Build (availableSecrets).
+resource "google_secret_manager_secret_iam_member" "deployer_smoke_key" {
+  project   = var.project_id
+  secret_id = module.secrets.secret_ids["smoke_api_key"]
+  role      = "roles/secretmanager.secretAccessor"
+  member    = module.cicd.deployer_member
+}

@@ -1,0 +1,304 @@
+"""cloudbuild.yaml (and deploy/bootstrap-db.yaml): step order, and every name they use exists."""
+
+from __future__ import annotations
+
+import re
+import sys
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from deploy import smoke, tfoutputs
+from deploy.grants import bootstrap_statements, grant_statements, parse_users
+
+ROOT = Path(__file__).resolve().parents[2]
+# Substitutions every build has (https://cloud.google.com/build/docs/configuring-builds/substitute-variable-values).
+BUILT_IN = {"PROJECT_ID", "PROJECT_NUMBER", "BUILD_ID", "LOCATION", "COMMIT_SHA", "SHORT_SHA"}
+# Cloud Build substitutes $NAME and ${NAME}; $$ is a literal dollar for the shell.
+_SUBSTITUTION = re.compile(r"(?<!\$)\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+BUILD_FILES = ("cloudbuild.yaml", "deploy/bootstrap-db.yaml", "deploy/admin-key.yaml")
+
+
+@cache
+def build(name: str = "cloudbuild.yaml") -> dict[str, Any]:
+    return yaml.safe_load((ROOT / name).read_text())
+
+
+def steps() -> list[dict[str, Any]]:
+    return build()["steps"]
+
+
+def step(step_id: str) -> dict[str, Any]:
+    (found,) = [s for s in steps() if s.get("id") == step_id]
+    return found
+
+
+def script(s: dict[str, Any]) -> str:
+    return " ".join([s.get("entrypoint", ""), *map(str, s.get("args", []))])
+
+
+def position(step_id: str) -> int:
+    return [s.get("id") for s in steps()].index(step_id)
+
+
+def substitutions_used(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        return set().union(*(substitutions_used(v) for v in node.values()), set())
+    if isinstance(node, list):
+        return set().union(*(substitutions_used(v) for v in node), set())
+    if isinstance(node, str):
+        return {a or b for a, b in _SUBSTITUTION.findall(node)}
+    return set()
+
+
+def test_steps_run_test_then_migrate_then_apply_then_smoke():
+    """Nothing is migrated before tests pass, nor applied before migrations, nor smoked before."""
+    order = [position(s) for s in ("test", "bundles", "plan", "migrate", "apply", "smoke")]
+    assert order == sorted(order)
+    assert all("waitFor" not in s for s in steps()), "waitFor would break the sequential order"
+
+
+def test_every_step_has_an_id_and_a_known_image():
+    """Each step is named, and runs the Python or the Terraform image."""
+    for s in steps():
+        assert s.get("id"), s
+        assert s["name"].startswith(("python:3.11", "hashicorp/terraform:")), s["name"]
+
+
+def test_test_step_runs_the_project_gate():
+    """The first step is `make test`, the README's command."""
+    first = steps()[0]
+    assert first["id"] == "test"
+    assert script(first).split() == ["make", "test"]
+
+
+@pytest.mark.parametrize("name", BUILD_FILES)
+def test_referenced_python_modules_exist(name):
+    """Every `python -m X` a step runs is a module in this checkout."""
+    modules = set()
+    for s in build(name)["steps"]:
+        modules |= set(re.findall(r"-m,? ([a-z_][a-z0-9_.]*)", script(s)))
+    modules = {m for m in modules if m.split(".")[0] not in sys.stdlib_module_names}
+    assert modules
+    for module in modules:
+        path = ROOT.joinpath(*module.split("."))
+        assert path.with_suffix(".py").is_file() or (path / "__main__.py").is_file(), module
+
+
+def test_pipeline_runs_the_deploy_modules():
+    """The pipeline bundles, migrates, grants and smoke-tests with the project's own modules."""
+    modules = set()
+    for s in steps():
+        modules |= set(re.findall(r"-m,? ([a-z_][a-z0-9_.]*)", script(s)))
+    assert {"deploy.bundle", "shared.db.migrate", "deploy.grants", "deploy.smoke"} <= modules
+
+
+def _make_targets() -> set[str]:
+    targets = set()
+    for path in [ROOT / "Makefile", *sorted((ROOT / "mk").glob("*.mk"))]:
+        if path.is_file():
+            targets |= set(re.findall(r"^([A-Za-z][\w.-]*)\s*::?(?!=)", path.read_text(), re.M))
+    return targets
+
+
+def test_referenced_make_targets_exist():
+    """Every `make X` a step runs is a target of the Makefile or an included fragment."""
+    wanted = set()
+    for s in steps():
+        text = script(s)
+        wanted |= set(re.findall(r"\bmake\s+([A-Za-z][\w.-]*)", text))
+    assert wanted
+    if not (ROOT / "Makefile").is_file():
+        pytest.skip("no Makefile in this checkout yet")
+    assert wanted <= _make_targets(), wanted - _make_targets()
+
+
+def test_terraform_steps_run_in_existing_environment_roots():
+    """The Terraform steps' directory exists for the default and every environment."""
+    default_env = build()["substitutions"]["_ENV"]
+    for step_id in ("plan", "apply"):
+        directory = step(step_id)["dir"]
+        assert directory == "terraform/environments/${_ENV}"
+        for env in {default_env, "dev", "prod"}:
+            assert (ROOT / directory.replace("${_ENV}", env) / "versions.tf").is_file(), env
+
+
+def test_files_the_steps_share_are_written_before_they_are_read():
+    """tf-outputs.json and tfplan come from an earlier step than the one reading them."""
+    assert "tf-outputs.json" in script(step("plan"))
+    assert "tf-outputs.json" in script(step("migrate"))
+    assert "-out=tfplan" in script(step("plan"))
+    assert "apply -input=false tfplan" in script(step("apply"))
+    assert "tf-outputs.json" in script(step("smoke"))
+
+
+def test_bundles_land_where_terraform_reads_them():
+    """The bundle step writes dist/, which every environment's bundle_dir points at."""
+    args = step("bundles")["args"]
+    out = args[args.index("--out") + 1]
+    for env in ("dev", "prod"):
+        root = ROOT / "terraform" / "environments" / env
+        text = (root / "variables.tf").read_text()
+        default = re.search(r'variable "bundle_dir" \{[^}]*default\s*=\s*"([^"]+)"', text, re.S)
+        assert default, env
+        assert (root / default[1]).resolve() == (ROOT / out).resolve(), env
+
+
+@pytest.mark.parametrize("name", BUILD_FILES)
+def test_every_substitution_used_is_declared(name):
+    """Each $_NAME in the file is in `substitutions` (MUST_MATCH fails the build otherwise)."""
+    config = build(name)
+    declared = set(config["substitutions"])
+    used = substitutions_used({k: v for k, v in config.items() if k != "substitutions"})
+    used |= substitutions_used(config["substitutions"])
+    user_defined = {u for u in used if u.startswith("_")}
+    assert user_defined <= declared, user_defined - declared
+    assert used - user_defined <= BUILT_IN, used - user_defined - BUILT_IN
+    assert declared <= user_defined, f"declared but unused: {declared - user_defined}"
+    assert config["options"]["substitutionOption"] == "MUST_MATCH"
+
+
+def test_substitution_pattern_ignores_shell_dollars():
+    """$$(...) is the shell's, not a substitution; $_ENV and ${_ENV} are substitutions."""
+    assert substitutions_used('eval "$$(python x)" $_ENV ${_REGION}') == {"_ENV", "_REGION"}
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"), [(BUILD_FILES[0], "SMOKE_API_KEY"), (BUILD_FILES[1], "DB_PASSWORD")]
+)
+def test_secrets_used_are_available(name, secret):
+    """Each secretEnv a step reads is in availableSecrets, and each available one is used."""
+    config = build(name)
+    available = {s["env"] for s in config["availableSecrets"]["secretManager"]}
+    used = {env for s in config["steps"] for env in s.get("secretEnv", [])}
+    assert used == available == {secret}
+    plain = {e.split("=", 1)[0] for e in config["options"].get("env", [])}
+    assert not plain & used, "a secret must not also be a plain variable"
+
+
+def test_bootstrap_targets_the_instance_and_user_terraform_makes():
+    """deploy/bootstrap-db.yaml names the instance, database and deployer user Terraform creates."""
+    env = dict(e.split("=", 1) for e in build("deploy/bootstrap-db.yaml")["options"]["env"])
+    database = (ROOT / "terraform/modules/database").joinpath("variables.tf").read_text()
+    gateway = (ROOT / "terraform/modules/gateway/main.tf").read_text()
+    assert re.search(r'module "database" \{[^}]*\bname\s*=\s*local\.name\n', gateway)
+    assert 'name = "gateway-${var.environment}"' in gateway
+    assert env["CLOUD_SQL_INSTANCE"] == "${PROJECT_ID}:${_REGION}:gateway-${_ENV}"
+    assert f'default     = "{env["DB_NAME"]}"' in database
+    assert env["DB_MIGRATOR"] == "gateway-${_ENV}-deployer@${PROJECT_ID}.iam"
+    assert env["DB_IAM_AUTH"] == "false"
+    (bootstrap,) = build("deploy/bootstrap-db.yaml")["steps"]
+    assert "-m deploy.grants --bootstrap" in script(bootstrap)
+
+
+def _terraform_name(template: str, env: str) -> str:
+    """A name as the gateway module builds it: name = "gateway-${var.environment}"."""
+    return template.replace("${var.name}", f"gateway-{env}")
+
+
+def test_build_identity_pool_and_secret_match_terraform():
+    """The service account, worker pool and smoke secret named here are the ones Terraform makes."""
+    gateway = (ROOT / "terraform/modules/gateway/main.tf").read_text()
+    assert 'name = "gateway-${var.environment}"' in gateway
+    cicd = (ROOT / "terraform/modules/cicd/main.tf").read_text()
+    secrets = (ROOT / "terraform/modules/secrets/main.tf").read_text()
+    deployer = re.search(r'account_id\s*=\s*"(\$\{var\.name\}-deployer)"', cicd)
+    pool = re.search(r'name\s*=\s*"(\$\{var\.name\}-pool)"', cicd)
+    smoke_secret = re.search(r'smoke_api_key\s*=\s*"(\$\{var\.name\}-smoke-api-key)"', secrets)
+    assert deployer
+    assert pool
+    assert smoke_secret
+    env = "${_ENV}"
+    assert f"/{_terraform_name(deployer[1], env)}@" in build()["serviceAccount"]
+    assert build()["options"]["pool"]["name"].endswith(f"/{_terraform_name(pool[1], env)}")
+    (secret,) = build()["availableSecrets"]["secretManager"]
+    assert f"/secrets/{_terraform_name(smoke_secret[1], env)}/" in secret["versionName"]
+
+
+def test_terraform_variables_come_from_the_build():
+    """The root's variables without defaults are given by the build environment."""
+    env_vars = {e.split("=", 1)[0] for e in build()["options"]["env"]}
+    required = {"project_id", "region", "domain", "notification_email"}
+    assert {f"TF_VAR_{v}" for v in required} <= env_vars
+
+
+def test_migration_env_is_the_functions_connection_settings():
+    """The migrate step gets CLOUD_SQL_INSTANCE, DB_IAM_AUTH=true, DB_NAME and the deployer user."""
+    outputs = {
+        "sql_connection_name": "p:europe-west1:gateway-dev",
+        "db_name": "gateway",
+        "deployer_db_user": "gateway-dev-deployer@p.iam",
+        "function_db_users": {
+            "start": "gateway-dev-start@p.iam",
+            "batch": "gateway-dev-batch@p.iam",
+        },
+    }
+    env = tfoutputs.migrate_env(outputs)
+    assert env["CLOUD_SQL_INSTANCE"] == "p:europe-west1:gateway-dev"
+    assert env["DB_IAM_AUTH"] == "true"
+    assert env["DB_USER"] == "gateway-dev-deployer@p.iam"
+    assert parse_users(env["DB_APP_USERS"]) == [
+        "gateway-dev-start@p.iam",
+        "gateway-dev-batch@p.iam",
+    ]
+    with pytest.raises(KeyError, match="first apply"):
+        tfoutputs.migrate_env({})
+
+
+def test_terraform_outputs_feed_the_build():
+    """Every output the build reads is an output of each environment root."""
+    wanted = {"sql_connection_name", "db_name", "deployer_db_user", "function_db_users"}
+    wanted.add("gateway_url")
+    for env in ("dev", "prod"):
+        text = (ROOT / f"terraform/environments/{env}/outputs.tf").read_text()
+        assert wanted <= set(re.findall(r'^output "(\w+)"', text, re.M)), env
+
+
+def test_grants_quote_users_and_refuse_injection():
+    """Grant statements quote each IAM user; a name that is not one is refused."""
+    assert bootstrap_statements("gateway-dev-deployer@p.iam") == [
+        'GRANT USAGE, CREATE ON SCHEMA public TO "gateway-dev-deployer@p.iam"'
+    ]
+    statements = grant_statements(["gateway-dev-start@p.iam"])
+    assert statements[0] == 'GRANT USAGE ON SCHEMA public TO "gateway-dev-start@p.iam"'
+    assert any(s.startswith("ALTER DEFAULT PRIVILEGES") for s in statements)
+    with pytest.raises(ValueError, match="not an IAM database user"):
+        grant_statements(['x"; DROP TABLE conversations; --'])
+
+
+def test_smoke_checks_health_and_authentication():
+    """The smoke test asks each public health route for 200 and an unauthenticated call for 401."""
+    checks = smoke.checks_for(api_key=None)
+    assert {(c.path, c.expect) for c in checks} == {
+        ("/gateway/v1/health/start", 200),
+        ("/gateway/v1/health/history", 200),
+        ("/gateway/v1/health/admin", 200),
+        ("/v1/conversations", 401),
+    }
+    assert ("/v1/conversations", 200) in {(c.path, c.expect) for c in smoke.checks_for("k")}
+
+
+def test_smoke_retries_then_reports_a_failure():
+    """A check that keeps failing is retried, then reported; one that recovers passes."""
+    calls: list[str] = []
+
+    def fetch(url: str, headers: dict[str, str]) -> smoke.Result:
+        calls.append(url)
+        if url.endswith("/health/start") and len(calls) < 2:
+            return smoke.Result(503, b'{"status":"unavailable"}', "application/json")
+        if url.endswith("/v1/conversations"):
+            return smoke.Result(200, b"{}", "application/json")
+        return smoke.Result(200, b'{"status":"ok"}', "application/json")
+
+    checks = smoke.checks_for(None)
+    failures = smoke.run_checks(
+        "https://gw.example", checks, attempts=3, delay_s=0, fetch=fetch, sleep=lambda _: None
+    )
+    assert failures == ["no key is refused: status 200, expected 401"]
+    assert calls.count("https://gw.example/gateway/v1/health/start") == 2
+    assert calls.count("https://gw.example/v1/conversations") == 3

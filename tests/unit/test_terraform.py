@@ -1,0 +1,603 @@
+"""Offline checks of terraform/: the wiring, the security settings, and the URL map.
+
+Providers cannot be downloaded here, so nothing is planned: every `.tf` file is
+parsed with python-hcl2 and the tests assert what the configuration says.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+from hcl2.utils import SerializationOptions
+
+from deploy import routes as lb
+from shared.routes import FUNCTIONS, ROUTES, Route, health_path, match
+
+ROOT = Path(__file__).resolve().parents[2]
+TERRAFORM = ROOT / "terraform"
+ENVIRONMENTS = ("dev", "prod")
+
+# The access line's jsonPayload fields, as shared/observability writes them
+# (one line per request, event = "access"). To be replaced by an import of
+# shared.observability.ACCESS_LINE_FIELDS.
+ACCESS_LINE_FIELDS = frozenset(
+    {
+        "event",
+        "function",
+        "route",
+        "method",
+        "status",
+        "latency_ms",
+        "upstream_latency_ms",
+        "owner",
+        "key_prefix",
+        "agent_id",
+        "model",
+        "conversation_id",
+        "tokens_in",
+        "tokens_out",
+        "rate_limit",
+        "circuit",
+        "idempotent_replay",
+        "error_type",
+        "request_id",
+    }
+)
+# The other events' own fields (shared.observability.log_event): circuit_transition
+# carries `state`; batch_finished carries `batch_id`, `items_total`, `items_failed`.
+EVENT_FIELDS = frozenset({"state", "batch_id", "items_total", "items_failed"})
+LOG_FIELDS = ACCESS_LINE_FIELDS | EVENT_FIELDS
+
+# An environment variable whose name looks like this carries a secret.
+SECRET_NAME = re.compile(r"KEY|PASSWORD|SECRET|TOKEN|CA_CERT")
+REQUIRED_SECRETS = {"MISTRAL_API_KEY", "REDIS_PASSWORD", "REDIS_CA_CERT"}
+REQUIRED_ALERTS = {
+    "error_rate",
+    "latency_p95",
+    "circuit_open",
+    "rate_limited_spike",
+    "batch_failures",
+    "dead_letters",
+    "uptime",
+}
+
+_OPTIONS = SerializationOptions(
+    with_comments=False, explicit_blocks=False, strip_string_quotes=True, preserve_heredocs=False
+)
+
+
+@cache
+def config(relative: str) -> dict[str, Any]:
+    """Every block of one Terraform directory, merged across its .tf files."""
+    merged: dict[str, Any] = {"resource": {}, "locals": {}, "variable": {}, "module": {}}
+    for path in sorted((TERRAFORM / relative).glob("*.tf")):
+        with path.open() as handle:
+            parsed = hcl2.load(handle, serialization_options=_OPTIONS)
+        for block in parsed.get("resource", []):
+            for rtype, named in block.items():
+                merged["resource"].setdefault(rtype, {}).update(named)
+        for block in parsed.get("locals", []):
+            merged["locals"].update(block)
+        for kind in ("variable", "module", "output"):
+            for block in parsed.get(kind, []):
+                merged.setdefault(kind, {}).update(block)
+    return merged
+
+
+def resource(relative: str, rtype: str, name: str) -> dict[str, Any]:
+    return config(relative)["resource"][rtype][name]
+
+
+def one(blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    assert len(blocks) == 1, blocks
+    return blocks[0]
+
+
+def generated_rules() -> list[dict[str, Any]]:
+    path = TERRAFORM / "modules" / "load_balancer" / "routes.auto.tf.json"
+    return json.loads(path.read_text())["locals"]["gateway_route_rules"]
+
+
+def _template_regex(template: str) -> re.Pattern[str]:
+    """A URL map path template as a regex: `*` is one segment, `**` the rest."""
+    pattern = ""
+    for piece in re.split(r"(\{[a-z_]+=\*\*?\})", template):
+        if piece.endswith("=**}"):
+            pattern += ".*"
+        elif piece.endswith("=*}"):
+            pattern += "[^/]+"
+        else:
+            pattern += re.escape(piece)
+    return re.compile(pattern)
+
+
+def route_through_url_map(rules: list[dict[str, Any]], method: str, path: str) -> dict | None:
+    """What the load balancer does: the lowest-priority rule whose matches all hold."""
+    for rule in sorted(rules, key=lambda r: r["priority"]):
+        if rule["method"] != method:
+            continue
+        if rule["full_path_match"] is not None and rule["full_path_match"] == path:
+            return rule
+        template = rule["path_template_match"]
+        if template is not None and _template_regex(template).fullmatch(path):
+            return rule
+    return None
+
+
+def _untemplate(rule: dict[str, Any]) -> str:
+    if rule["full_path_match"] is not None:
+        return rule["full_path_match"]
+    return re.sub(r"\{([a-z_]+)=\*\}", r"{\1}", rule["path_template_match"])
+
+
+def _sample_path(route: Route, value: str) -> str:
+    return re.sub(r"\{[a-z_]+\}", value, route.template)
+
+
+def test_route_file_is_what_the_route_table_generates():
+    """routes.auto.tf.json is byte-for-byte what `python -m deploy.routes` writes now."""
+    assert lb.OUTPUT.read_text() == lb.render(), "stale: run `python -m deploy.routes`"
+
+
+def test_url_map_rules_equal_the_public_route_table():
+    """Every public route of a load-balanced function is one rule, and nothing else is."""
+    rules = {(r["method"], _untemplate(r), r["function"]) for r in generated_rules()}
+    expected = {(r.method, r.template, r.function) for r in lb.exposed_routes()}
+    assert rules == expected
+    assert len(generated_rules()) == len(expected)
+
+
+def test_only_batch_health_is_left_out_of_the_load_balancer():
+    """A public route is dropped only when it is the health route of a function off the LB."""
+    exposed = set(lb.exposed_routes())
+    dropped = {(r.method, r.template) for r in ROUTES if r.public and r not in exposed}
+    off_lb = [f for f in FUNCTIONS if f not in lb.PUBLIC_FUNCTIONS]
+    assert dropped <= {("GET", health_path(f)) for f in off_lb}
+    assert all(r.public for r in exposed)
+    assert not any(r.function == "batch" for r in exposed)
+
+
+def test_route_priorities_are_unique():
+    """The load balancer rejects a path matcher with two rules of one priority."""
+    priorities = [r["priority"] for r in generated_rules()]
+    assert len(priorities) == len(set(priorities))
+    assert all(isinstance(p, int) and 0 <= p < 2**31 for p in priorities)
+
+
+def test_each_rule_matches_one_method_and_one_path():
+    """A rule has a :method match and exactly one of full_path_match / path_template_match."""
+    for rule in generated_rules():
+        assert rule["method"] in {"GET", "POST", "PUT", "PATCH", "DELETE"}
+        assert (rule["full_path_match"] is None) != (rule["path_template_match"] is None), rule
+
+
+@pytest.mark.parametrize(
+    "value", ["conv_0123", "pages", "versions", "aliases", "events", "entries"]
+)
+def test_url_map_sends_every_route_where_the_gateway_router_would(value):
+    """Simulating the URL map on each route's path picks the route `shared.routes.match` picks."""
+    rules = generated_rules()
+    exposed = tuple(lb.exposed_routes())
+    for route in exposed:
+        path = _sample_path(route, value)
+        expected = match(route.method, path, exposed).route
+        assert expected is not None
+        rule = route_through_url_map(rules, route.method, path)
+        assert rule is not None, f"{route.method} {path} falls to the default backend"
+        assert (rule["operation"], rule["function"]) == (expected.operation, expected.function)
+
+
+def test_every_route_reaches_its_own_function():
+    """With an id that is no fixed segment, each route's request reaches that route's function."""
+    rules = generated_rules()
+    for route in lb.exposed_routes():
+        rule = route_through_url_map(rules, route.method, _sample_path(route, "conv_0123"))
+        assert rule is not None
+        assert (rule["operation"], rule["function"]) == (route.operation, route.function)
+
+
+def test_unrouted_requests_fall_to_the_default_backend():
+    """A method the table lacks, and the batch push path, match no rule."""
+    rules = generated_rules()
+    assert route_through_url_map(rules, "PUT", "/v1/conversations") is None
+    assert route_through_url_map(rules, "POST", "/gateway/v1/batches/events") is None
+    assert route_through_url_map(rules, "GET", health_path("batch")) is None
+
+
+def test_url_map_builds_its_route_rules_from_the_generated_table():
+    """The URL map's only path matcher holds route rules made from local.gateway_route_rules."""
+    url_map = resource("modules/load_balancer", "google_compute_url_map", "https")
+    default = "${google_compute_backend_service.this[var.default_function].id}"
+    assert url_map["default_service"] == default
+    matcher = one(url_map["path_matcher"])
+    assert "path_rule" not in matcher
+    assert matcher["default_service"] == default
+    dynamic = one(matcher["dynamic"])["route_rules"]
+    assert dynamic["for_each"] == "${local.gateway_route_rules}"
+    content = one(dynamic["content"])
+    assert content["priority"] == "${route_rules.value.priority}"
+    assert content["service"] == (
+        "${google_compute_backend_service.this[route_rules.value.function].id}"
+    )
+    match_rules = one(content["match_rules"])
+    assert match_rules["full_path_match"] == "${route_rules.value.full_path_match}"
+    assert match_rules["path_template_match"] == "${route_rules.value.path_template_match}"
+    header = one(match_rules["header_matches"])
+    assert header == {"header_name": ":method", "exact_match": "${route_rules.value.method}"}
+
+
+def test_load_balancer_is_the_method_aware_kind():
+    """Backends and forwarding rules are EXTERNAL_MANAGED, the kind that routes by method."""
+    res = config("modules/load_balancer")["resource"]
+    for backend in res["google_compute_backend_service"].values():
+        assert backend["load_balancing_scheme"] == "EXTERNAL_MANAGED"
+        assert backend["security_policy"] == "${google_compute_security_policy.this.id}"
+    for rule in res["google_compute_global_forwarding_rule"].values():
+        assert rule["load_balancing_scheme"] == "EXTERNAL_MANAGED"
+    redirect = one(res["google_compute_url_map"]["redirect"]["default_url_redirect"])
+    assert redirect["https_redirect"] is True
+
+
+def test_every_public_function_has_a_serverless_neg_and_a_backend():
+    """One NEG (cloud_run block) and one backend per function the gateway puts behind the LB."""
+    res = config("modules/load_balancer")["resource"]
+    neg = res["google_compute_region_network_endpoint_group"]["this"]
+    backend = res["google_compute_backend_service"]["this"]
+    assert neg["for_each"] == backend["for_each"] == "${var.services}"
+    assert neg["network_endpoint_type"] == "SERVERLESS"
+    assert one(neg["cloud_run"])["service"] == "${each.value}"
+    assert "cloud_function" not in neg
+    group = one(backend["backend"])["group"]
+    assert group == "${google_compute_region_network_endpoint_group.this[each.key].id}"
+    gateway = config("modules/gateway")
+    assert gateway["locals"]["public_functions"] == list(lb.PUBLIC_FUNCTIONS)
+    services = gateway["module"]["load_balancer"]["services"]
+    assert "for f in local.public_functions" in services
+    assert "module.function[f].name" in services
+    assert {r["function"] for r in generated_rules()} <= set(lb.PUBLIC_FUNCTIONS)
+
+
+def test_every_function_has_its_own_service_account():
+    """The function module makes one account per function and runs the function as it."""
+    fn = config("modules/function")
+    account = resource("modules/function", "google_service_account", "this")
+    assert "${var.function}" in account["account_id"]
+    function = resource("modules/function", "google_cloudfunctions2_function", "this")
+    service = one(function["service_config"])
+    assert service["service_account_email"] == "${google_service_account.this.email}"
+    roles = fn["locals"]["runtime_roles"]
+    assert "roles/cloudsql.client" in roles
+    assert "roles/cloudsql.instanceUser" in roles
+    assert not any(r in roles for r in ("roles/owner", "roles/editor"))
+    assert config("modules/gateway")["module"]["function"]["for_each"] == "${var.functions}"
+    for env in ENVIRONMENTS:
+        defaults = config(f"environments/{env}")["variable"]["functions"]["default"]
+        assert set(defaults) == set(FUNCTIONS), env
+
+
+def test_function_secrets_are_granted_one_by_one():
+    """Each function may read exactly the secrets it is given, not every secret in the project."""
+    grant = resource("modules/function", "google_secret_manager_secret_iam_member", "this")
+    assert grant["for_each"] == "${var.secret_environment}"
+    assert grant["secret_id"] == "${each.value}"
+    assert grant["role"] == "roles/secretmanager.secretAccessor"
+
+
+def _plain_environment_names() -> set[str]:
+    """Every name that can reach a function's plain environment_variables block."""
+    function = resource("modules/function", "google_cloudfunctions2_function", "this")
+    expression = one(function["service_config"])["environment_variables"]
+    # Only these two inputs feed it; anything else would escape this check.
+    assert expression == "${merge(var.environment, local.runtime_environment)}"
+    names = set(config("modules/function")["locals"]["runtime_environment"])
+    environment = config("modules/gateway")["module"]["function"]["environment"]
+    assert environment == "${local.function_environment}"
+    names |= set(config("modules/gateway")["locals"]["function_environment"])
+    return names
+
+
+def test_secret_pattern_catches_the_gateways_secrets():
+    """The pattern this file uses flags every secret setting of shared/config.py."""
+    for name in (*REQUIRED_SECRETS, "DB_PASSWORD", "DATABASE_URL_TOKEN"):
+        assert SECRET_NAME.search(name), name
+    assert not SECRET_NAME.search("REDIS_HOST")
+
+
+def test_no_secret_in_a_plain_environment_variable():
+    """Secret-looking names never appear in environment_variables."""
+    names = _plain_environment_names()
+    assert {"CLOUD_SQL_INSTANCE", "REDIS_HOST", "THREADS"} <= names
+    assert not {n for n in names if SECRET_NAME.search(n)}
+
+
+def test_secrets_come_from_secret_manager():
+    """The Mistral key, Redis AUTH string and Redis CA reach the functions as secret env vars."""
+    function = resource("modules/function", "google_cloudfunctions2_function", "this")
+    dynamic = one(one(function["service_config"])["dynamic"])["secret_environment_variables"]
+    assert dynamic["for_each"] == "${var.secret_environment}"
+    secrets = config("modules/gateway")["locals"]["function_secrets"]
+    assert set(secrets) == REQUIRED_SECRETS
+    assert "DB_PASSWORD" not in _plain_environment_names() | set(secrets)
+
+
+def test_threads_equal_request_concurrency():
+    """THREADS and max_instance_request_concurrency come from the same setting."""
+    function = resource("modules/function", "google_cloudfunctions2_function", "this")
+    service = one(function["service_config"])
+    assert service["max_instance_request_concurrency"] == "${var.scaling.concurrency}"
+    threads = config("modules/function")["locals"]["runtime_environment"]["THREADS"]
+    assert threads == "${tostring(var.scaling.concurrency)}"
+    for env in ENVIRONMENTS:
+        for name, scaling in config(f"environments/{env}")["variable"]["functions"][
+            "default"
+        ].items():
+            assert scaling["concurrency"] == 1 or float(scaling["cpu"]) >= 1, (env, name)
+
+
+def test_functions_sit_behind_the_load_balancer_with_private_egress():
+    """Ingress internal-and-GCLB; Direct VPC egress for private ranges only; batch not public."""
+    function = resource("modules/function", "google_cloudfunctions2_function", "this")
+    service = one(function["service_config"])
+    assert service["ingress_settings"] == "ALLOW_INTERNAL_AND_GCLB"
+    assert service["direct_vpc_egress"] == "VPC_EGRESS_PRIVATE_RANGES_ONLY"
+    assert one(function["build_config"])["runtime"] == "${var.runtime}"
+    assert config("modules/function")["variable"]["runtime"]["default"] == "python311"
+    assert config("modules/function")["variable"]["entry_point"]["default"] == "handle"
+    public = resource("modules/function", "google_cloud_run_v2_service_iam_member", "public")
+    assert public["count"] == "${var.public ? 1 : 0}"
+    assert public["member"] == "allUsers"
+    call = config("modules/gateway")["module"]["function"]
+    assert call["public"] == "${contains(local.public_functions, each.key)}"
+
+
+def test_function_source_is_named_after_the_bundle_hash():
+    """A changed bundle is a new object (so a redeploy); the same bundle is the same object."""
+    source = resource("modules/function", "google_storage_bucket_object", "source")
+    assert "filesha256(var.bundle_path)" in source["name"]
+    assert source["source"] == "${var.bundle_path}"
+
+
+def test_cloud_sql_is_private_with_iam_auth_backups_and_protection():
+    """No public IPv4, IAM database auth, backups with PITR, deletion protection on."""
+    instance = resource("modules/database", "google_sql_database_instance", "this")
+    settings = one(instance["settings"])
+    ip = one(settings["ip_configuration"])
+    assert ip["ipv4_enabled"] is False
+    assert ip["private_network"] == "${var.network_id}"
+    assert "authorized_networks" not in ip
+    flags = {f["name"]: f["value"] for f in settings["database_flags"]}
+    assert flags["cloudsql.iam_authentication"] == "on"
+    assert flags["max_connections"] == "${tostring(local.max_connections)}"
+    backup = one(settings["backup_configuration"])
+    assert backup["enabled"] is True
+    assert backup["point_in_time_recovery_enabled"] is True
+    assert instance["deletion_protection"] == "${var.deletion_protection}"
+    assert settings["deletion_protection_enabled"] == "${var.deletion_protection}"
+    variables = config("modules/database")["variable"]
+    assert variables["deletion_protection"]["default"] is True
+    assert variables["database_version"]["default"].startswith("POSTGRES_")
+
+
+def test_function_database_users_are_their_service_accounts():
+    """One CLOUD_IAM_SERVICE_ACCOUNT user per function, and DB_USER is that user."""
+    user = resource("modules/function", "google_sql_user", "this")
+    assert user["type"] == "CLOUD_IAM_SERVICE_ACCOUNT"
+    assert user["name"] == "${local.db_user}"
+    locals_ = config("modules/function")["locals"]
+    assert 'trimsuffix(google_service_account.this.email, ".gserviceaccount.com")' in (
+        locals_["db_user"].replace('\\"', '"')
+    )
+    assert locals_["runtime_environment"]["DB_USER"] == "${local.db_user}"
+    env = config("modules/gateway")["locals"]["function_environment"]
+    assert env["DB_IAM_AUTH"] == "true"
+    assert env["CLOUD_SQL_INSTANCE"] == "${module.database.connection_name}"
+    assert env["DB_POOL_SIZE"] == "${tostring(var.db_pool_size)}"
+
+
+def test_max_connections_is_derived_from_the_pools():
+    """max_connections = pool x instances summed over functions + reserve, and a plan checks it."""
+    locals_ = config("modules/database")["locals"]
+    assert "var.max_instances_by_function" in locals_["app_connections"]
+    assert "var.db_pool_size" in locals_["app_connections"]
+    assert "local.app_connections" in locals_["max_connections"]
+    instance = resource("modules/database", "google_sql_database_instance", "this")
+    precondition = one(one(instance["lifecycle"])["precondition"])
+    assert precondition["condition"] == "${local.max_connections <= var.max_connections_ceiling}"
+    call = config("modules/gateway")["module"]["database"]
+    assert "s.max_instances" in call["max_instances_by_function"]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_environment_defaults_fit_the_database(env):
+    """Each environment's pools, at full scale-out, fit its Cloud SQL connection ceiling."""
+    variables = config(f"environments/{env}")["variable"]
+    reserve = config("modules/database")["variable"]["reserved_connections"]["default"]
+    functions = variables["functions"]["default"]
+    needed = sum(f["max_instances"] for f in functions.values())
+    needed = needed * variables["db_pool_size"]["default"] + reserve
+    assert needed <= variables["db_max_connections_ceiling"]["default"]
+
+
+def test_redis_has_auth_and_tls():
+    """Memorystore with AUTH, server-authenticated TLS, and the port read from the instance."""
+    redis = resource("modules/redis", "google_redis_instance", "this")
+    assert redis["auth_enabled"] is True
+    assert redis["transit_encryption_mode"] == "SERVER_AUTHENTICATION"
+    env = config("modules/gateway")["locals"]["function_environment"]
+    assert env["REDIS_TLS"] == "true"
+    assert env["REDIS_HOST"] == "${module.redis.host}"
+    assert env["REDIS_PORT"] == "${tostring(module.redis.port)}"
+
+
+def test_batch_subscription_retries_dead_letters_and_outlasts_the_function():
+    """Push with OIDC, exponential retry, a dead-letter topic, ack deadline >= batch timeout."""
+    sub = resource("modules/pubsub", "google_pubsub_subscription", "batch_push")
+    variables = config("modules/pubsub")["variable"]
+    retry = one(sub["retry_policy"])
+    assert retry["minimum_backoff"]
+    assert retry["maximum_backoff"]
+    dead = one(sub["dead_letter_policy"])
+    assert dead["dead_letter_topic"] == "${google_pubsub_topic.dead_letter.id}"
+    assert 5 <= variables["max_delivery_attempts"]["default"] <= 100
+    push = one(sub["push_config"])
+    oidc = one(push["oidc_token"])
+    assert oidc["service_account_email"] == "${google_service_account.push.email}"
+    assert push["push_endpoint"] == "${var.batch_url}${var.push_path}"
+    ack = variables["ack_deadline_seconds"]["default"]
+    assert sub["ack_deadline_seconds"] == "${var.ack_deadline_seconds}"
+    for env in ENVIRONMENTS:
+        batch = config(f"environments/{env}")["variable"]["functions"]["default"]["batch"]
+        assert batch["timeout_seconds"] <= 540
+        assert ack >= batch["timeout_seconds"], env
+
+
+def test_push_path_is_the_batch_route():
+    """The subscription pushes to the batch function's non-public route in shared.routes."""
+    (push_route,) = [
+        r for r in ROUTES if r.function == "batch" and not r.public and r.method == "POST"
+    ]
+    assert config("modules/pubsub")["variable"]["push_path"]["default"] == push_route.template
+
+
+def test_pubsub_service_agent_can_dead_letter():
+    """The service agent publishes to the dead-letter topic and subscribes on the source."""
+    res = config("modules/pubsub")["resource"]
+    publisher = res["google_pubsub_topic_iam_member"]["dead_letter_publisher"]
+    assert publisher["topic"] == "${google_pubsub_topic.dead_letter.id}"
+    assert publisher["role"] == "roles/pubsub.publisher"
+    subscriber = res["google_pubsub_subscription_iam_member"]["dead_letter_subscriber"]
+    assert subscriber["subscription"] == "${google_pubsub_subscription.batch_push.id}"
+    assert subscriber["role"] == "roles/pubsub.subscriber"
+    invoker = res["google_cloud_run_v2_service_iam_member"]["push_invoker"]
+    assert invoker["name"] == "${var.batch_service_name}"
+    assert invoker["role"] == "roles/run.invoker"
+
+
+def test_every_required_alert_exists():
+    """Error rate, p95 latency, circuit open, 429 spike, batch failures, dead letters, uptime."""
+    alerts = config("modules/monitoring")["resource"]["google_monitoring_alert_policy"]
+    assert set(alerts) >= REQUIRED_ALERTS
+    for name, alert in alerts.items():
+        assert alert["notification_channels"] == "${local.channels}", name
+    dead = one(one(alerts["dead_letters"]["conditions"])["condition_threshold"])
+    assert "subscription/dead_letter_message_count" in dead["filter"]
+    uptime = one(alerts["uptime"]["dynamic"])["conditions"]
+    assert uptime["for_each"] == "${google_monitoring_uptime_check_config.health}"
+
+
+def test_uptime_checks_hit_each_public_health_route():
+    """The uptime checks go through the load balancer to each public function's health route."""
+    check = resource("modules/monitoring", "google_monitoring_uptime_check_config", "health")
+    assert check["for_each"] == "${var.health_paths}"
+    assert one(check["monitored_resource"])["labels"]["host"] == "${var.domain}"
+    gateway = config("modules/gateway")
+    prefix = gateway["locals"]["health_path_prefix"]
+    assert all(prefix + f == health_path(f) for f in FUNCTIONS)
+    paths = gateway["module"]["monitoring"]["health_paths"]
+    assert "local.public_functions" in paths
+    assert "local.health_path_prefix" in paths
+
+
+def _expand_locals(text: str, locals_: dict[str, Any], each_key: str | None) -> str:
+    """Replace ${local.x}, ${local.x.y} and ${local.x[each.key]} with their text."""
+
+    def substitute(found: re.Match[str]) -> str:
+        name, attr, indexed = found.groups()
+        value = locals_[name]
+        if attr:
+            value = value[attr]
+        elif indexed:
+            value = value[each_key]
+        return _expand_locals(value, locals_, each_key)
+
+    return re.sub(r"\$\{local\.(\w+)(?:\.(\w+)|(\[each\.key\]))?\}", substitute, text)
+
+
+def log_metric_fields() -> set[str]:
+    """Every jsonPayload field any log-based metric reads (filters and extractors)."""
+    mod = config("modules/monitoring")
+    fields: set[str] = set()
+    for name, metric in mod["resource"]["google_logging_metric"].items():
+        texts = [metric["filter"], metric.get("value_extractor", "")]
+        texts += list(metric.get("label_extractors", {}).values())
+        keys = metric["for_each"].keys() if isinstance(metric.get("for_each"), dict) else [None]
+        for each_key in keys:
+            for text in texts:
+                try:
+                    expanded = _expand_locals(text, mod["locals"], each_key)
+                except KeyError as exc:
+                    pytest.fail(f"metric {name} names an unknown log field {exc}")
+                fields |= set(re.findall(r"jsonPayload\.([A-Za-z_]\w*)", expanded))
+    return fields
+
+
+def test_log_metrics_read_only_documented_fields():
+    """Every jsonPayload field a log-based metric uses is one the gateway writes."""
+    fields = log_metric_fields()
+    # The extraction finds what the metrics are known to use (it is not vacuous).
+    assert {"event", "status", "latency_ms", "tokens_in", "rate_limit", "items_failed"} <= fields
+    assert fields <= LOG_FIELDS, fields - LOG_FIELDS
+
+
+def test_documented_fields_are_the_ones_the_gateway_writes():
+    """This file's ACCESS_LINE_FIELDS is shared.observability's, while both exist."""
+    observability = pytest.importorskip("shared.observability")
+    assert observability.ACCESS_LINE_FIELDS == ACCESS_LINE_FIELDS
+
+
+def test_log_field_map_is_the_one_place_for_field_names():
+    """The monitoring map names each field jsonPayload.<its key>, documented fields only."""
+    field_map = config("modules/monitoring")["locals"]["log_field"]
+    assert {k: f"jsonPayload.{k}" for k in field_map} == field_map
+    assert set(field_map) <= LOG_FIELDS
+    for metric in config("modules/monitoring")["resource"]["google_logging_metric"].values():
+        texts = [metric["filter"], metric.get("value_extractor", "")]
+        texts += list(metric.get("label_extractors", {}).values())
+        assert not any("jsonPayload." in t for t in texts), "name fields via local.log_field"
+
+
+def test_every_variable_is_typed_and_described():
+    """Every variable of every module and environment has a type and a description."""
+    directories = [p.relative_to(TERRAFORM) for p in TERRAFORM.glob("*/*") if p.is_dir()]
+    assert len(directories) >= 10
+    for directory in directories:
+        for name, variable in config(str(directory)).get("variable", {}).items():
+            assert variable.get("type"), f"{directory}: variable {name} has no type"
+            assert variable.get("description"), f"{directory}: variable {name} has no description"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_environment_root_is_thin_and_pinned(env):
+    """A root configures the provider and state, and calls the gateway module; nothing else."""
+    root = config(f"environments/{env}")
+    assert not root["resource"]
+    assert set(root["module"]) == {"gateway"}
+    assert root["module"]["gateway"]["source"] == "../../modules/gateway"
+    assert root["variable"]["environment"]["default"] == env
+    text = (TERRAFORM / "environments" / env / "versions.tf").read_text()
+    assert re.search(r'backend "gcs"', text)
+    assert re.search(r'version\s*=\s*"~> 7\.\d+"', text)
+    assert (TERRAFORM / "environments" / env / "terraform.tfvars.example").is_file()
+
+
+def test_terraform_fmt_is_clean():
+    """`terraform fmt -check -recursive` finds nothing to rewrite."""
+    binary = shutil.which("terraform")
+    if binary is None:
+        pytest.skip("the terraform binary is not installed")
+    result = subprocess.run(
+        [binary, "fmt", "-check", "-recursive", str(TERRAFORM)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, f"not formatted: {result.stdout.strip()}"

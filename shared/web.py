@@ -17,7 +17,7 @@ from typing import Any
 
 import flask
 
-from shared import routes
+from shared import observability, routes
 from shared.auth import PUBLIC_OPERATIONS, authenticate, authorize
 from shared.container import Container, get_container
 from shared.errors import (
@@ -60,6 +60,8 @@ class Context:
     headers: dict[str, str] = field(default_factory=dict)
     principal: Any = None
     decision: Decision | None = None
+    # The request body as received, once `json_body()` has read it.
+    raw_body: bytes = b""
 
     def json_body(self) -> dict[str, Any]:
         """The request body as a JSON object: 415, 413, 400 or 422 otherwise."""
@@ -72,6 +74,7 @@ class Context:
         if length is not None and length > limit:
             raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
         raw = request.stream.read(limit + 1)
+        self.raw_body = raw
         if len(raw) > limit:
             raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
         try:
@@ -165,15 +168,29 @@ class FunctionApp:
         self.handlers = dict(handlers)
         self._container = container
         self._before = tuple(before)
-        self._after = tuple(after)
+        # The access line goes last, after any hook that adds to ctx.access.
+        self._after = (*after, observability.access_log)
         # Operations whose handler calls `ctx.check_limits(estimate)` itself.
         self._self_limited = frozenset(self_limited)
 
     def __call__(self, request: flask.Request) -> flask.Response:
         started = time.perf_counter()
         request_id = _request_id(request)
-        ctx: Context | None = None
+        # First thing: every line from here on carries the request id and trace, and
+        # nothing is left over from the last request this (reused) thread served.
+        observability.bind_http_request(request, request_id=request_id, function=self.function)
         try:
+            return self._handle(request, request_id, started)
+        finally:
+            # A streamed body runs later in its own copy (observability.deferred_stream).
+            observability.clear_request()
+
+    def _handle(self, request: flask.Request, request_id: str, started: float) -> flask.Response:
+        ctx: Context | None = None
+        error: Exception | None = None
+        try:
+            container = self._container()
+            observability.configure_logging(container.settings)
             found = routes.match(request.method, request.path, self.routes)
             if found.route is None:
                 if found.allowed:
@@ -183,7 +200,7 @@ class FunctionApp:
                 request=request,
                 route=found.route,
                 params=found.params,
-                container=self._container(),
+                container=container,
                 request_id=request_id,
                 started=started,
             )
@@ -192,13 +209,37 @@ class FunctionApp:
                 hook(ctx)
             response = self.handlers[found.route.operation](ctx)
         except Exception as exc:
+            error = exc
             response = self._error(exc, request_id, ctx)
         if ctx is not None:
             response.headers.update(ctx.headers)
             for after in self._after:
                 after(ctx, response)
+        else:
+            self._unrouted_access(request, response, request_id, started, error)
         response.headers["X-Request-Id"] = request_id
         return response
+
+    def _unrouted_access(
+        self,
+        request: flask.Request,
+        response: flask.Response,
+        request_id: str,
+        started: float,
+        error: Exception | None,
+    ) -> None:
+        """The access line of a request that failed before a route matched (404, 405, config)."""
+        if error is not None and (not isinstance(error, GatewayError) or error.status >= 500):
+            observability.log_exception(error)
+        observability.emit_unrouted_access(
+            request,
+            function=self.function,
+            status=response.status_code,
+            started=started,
+            request_id=request_id,
+            error_type=_error_type(error) if error is not None else None,
+            response_bytes=response.calculate_content_length(),
+        )
 
     def _admit(self, ctx: Context) -> None:
         """Authenticate, authorize and (for most operations) rate-limit the request."""
@@ -217,9 +258,7 @@ class FunctionApp:
     def _error(self, exc: Exception, request_id: str, ctx: Context | None) -> flask.Response:
         mapped = error_response(exc, request_id)
         if ctx is not None:
-            ctx.access["error_type"] = (
-                exc.type if isinstance(exc, GatewayError) else "internal_error"
-            )
+            ctx.access["error_type"] = _error_type(exc)
             if not isinstance(exc, GatewayError):
                 ctx.access["exception"] = exc
         return flask.Response(
@@ -228,6 +267,10 @@ class FunctionApp:
             content_type=mapped.content_type,
             headers=mapped.headers,
         )
+
+
+def _error_type(exc: Exception) -> str:
+    return exc.type if isinstance(exc, GatewayError) else "internal_error"
 
 
 def _request_id(request: flask.Request) -> str:

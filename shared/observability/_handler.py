@@ -1,0 +1,101 @@
+"""google-cloud-logging's StructuredLogHandler, fed the request context and redacted.
+
+Imported only when logging is configured: google.cloud.logging costs a few
+hundred milliseconds to import, which a cold start should not pay before it
+needs to.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from google.cloud.logging_v2.handlers import StructuredLogHandler
+
+from shared.observability._context import current_request, trace_resource
+from shared.observability._state import STATE
+
+__all__ = ["CaptureHandler", "GatewayLogHandler"]
+
+
+class _Stdout:
+    """sys.stdout as it is at write time, so a swapped stdout (pytest's capsys) is honoured."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+class _Encoder(json.JSONEncoder):
+    """A field that JSON cannot hold (a UUID, a datetime) is written as its str()."""
+
+    def default(self, o: Any) -> Any:
+        return str(o)
+
+
+class _RequestContextFilter(logging.Filter):
+    """Puts the request id, function and trace of the current request on the record.
+
+    It runs before the library's CloudLoggingFilter, which reads `trace`, `span_id`,
+    `trace_sampled` and `http_request` off the record when they are set there.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # Only the access line carries httpRequest; without this the library infers a
+        # partial one from the Flask request for every line.
+        if not hasattr(record, "http_request"):
+            record.http_request = None
+        context = current_request()
+        if context is None:
+            return True
+        # Set even when the request had no valid trace header: the library would otherwise
+        # re-read the headers itself, and its legacy-header parser accepts malformed ones.
+        if not hasattr(record, "trace"):
+            record.trace = (
+                trace_resource(STATE.project, context.trace_id) if context.trace_id else None
+            )
+            record.span_id = context.span_id
+            record.trace_sampled = context.sampled
+        bound: dict[str, Any] = {"request_id": context.request_id}
+        if context.function:
+            bound["function"] = context.function
+        given = getattr(record, "json_fields", None)
+        # Explicit fields win: the access line names its own request id.
+        record.json_fields = {**bound, **given} if isinstance(given, Mapping) else bound
+        return True
+
+
+class GatewayLogHandler(StructuredLogHandler):
+    """One JSON line per record on stdout, in Cloud Logging's structured format."""
+
+    def __init__(self, *, project_id: str | None, stream: Any = None) -> None:
+        # The library's methods carry no annotations; their behaviour is read from its source.
+        super().__init__(  # type: ignore[no-untyped-call]
+            stream=stream if stream is not None else _Stdout(),
+            project_id=project_id,
+            json_encoder_cls=_Encoder,
+        )
+        self.filters.insert(0, _RequestContextFilter())
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: str = super().format(record)  # type: ignore[no-untyped-call]
+        return STATE.redactor(line)
+
+
+class CaptureHandler(GatewayLogHandler):
+    """Formats exactly as the stdout handler does and keeps the parsed objects."""
+
+    def __init__(self, sink: list[dict[str, Any]], *, project_id: str | None) -> None:
+        super().__init__(project_id=project_id)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.sink.append(json.loads(self.format(record)))
+        except Exception:
+            self.handleError(record)

@@ -1,0 +1,118 @@
+"""Rows as the wire shapes callers read: Mistral's for `/v1`, the gateway's for `/gateway/v1`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from shared import cursors
+
+__all__ = [
+    "batch",
+    "batch_item",
+    "conversation_record",
+    "entry",
+    "page",
+    "timestamp",
+]
+
+
+def timestamp(value: datetime | None) -> str | None:
+    """RFC 3339 UTC with `Z` (wire contract 6.7), microseconds kept: PostgreSQL's resolution."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _agent_version(stored: str | None) -> int | str | None:
+    # Stored as text (an alias is a name), but Mistral answers version numbers as integers.
+    if stored is not None and stored.isascii() and stored.isdigit():
+        return int(stored)
+    return stored
+
+
+def conversation_record(row: dict[str, Any]) -> dict[str, Any]:
+    """Mistral's conversation record (wire contract 6.4): agent-shaped or model-shaped.
+
+    The two shapes are an untagged union in the SDK: an agent conversation must not
+    carry `model`, or it could be parsed as a model conversation.
+    """
+    record: dict[str, Any] = {
+        "object": "conversation",
+        "id": row["id"],
+        "created_at": timestamp(row["created_at"]),
+        "updated_at": timestamp(row["updated_at"]),
+        "name": row["name"],
+        "description": row["description"],
+        "metadata": row["metadata"],
+    }
+    if row["agent_id"] is not None:
+        record["agent_id"] = row["agent_id"]
+        record["agent_version"] = _agent_version(row["agent_version"])
+    else:
+        record["model"] = row["model"]
+        record["instructions"] = row["instructions"]
+        record["tools"] = row["tools"]
+        record["completion_args"] = row["completion_args"]
+        record["guardrails"] = row["guardrails"]
+    return record
+
+
+def entry(row: dict[str, Any]) -> dict[str, Any]:
+    """One stored entry with what the gateway knows about it; `entry` is Mistral's, verbatim."""
+    return {
+        "object": "conversation.entry",
+        "seq": row["seq"],
+        "id": row["id"],
+        "type": row["type"],
+        "status": row["status"],
+        "prompt_tokens": row["prompt_tokens"],
+        "completion_tokens": row["completion_tokens"],
+        "created_at": timestamp(row["created_at"]),
+        "entry": row["body"],
+    }
+
+
+def batch(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "object": "batch",
+        "id": row["id"],
+        "status": row["status"],
+        "item_count": row["item_count"],
+        "message_id": row["message_id"],
+        "error": row["error"],
+        "published_at": timestamp(row["published_at"]),
+        "created_at": timestamp(row["created_at"]),
+        "updated_at": timestamp(row["updated_at"]),
+    }
+
+
+def batch_item(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "object": "batch.item",
+        "batch_id": row["batch_id"],
+        "index": row["idx"],
+        "custom_id": row["custom_id"],
+        "status": row["status"],
+        "conversation_id": row["conversation_id"],
+        "result": row["result"],
+        "error": row["error"],
+        "attempts": row["attempts"],
+        "started_at": timestamp(row["started_at"]),
+        "finished_at": timestamp(row["finished_at"]),
+    }
+
+
+def page(
+    rows: Sequence[dict[str, Any]],
+    limit: int,
+    shape: Callable[[dict[str, Any]], dict[str, Any]],
+    position: Callable[[dict[str, Any]], tuple[cursors.CursorValue, ...]],
+    kind: str,
+) -> dict[str, Any]:
+    """A gateway list page from up to `limit + 1` rows: the extra row only says there is more."""
+    more = len(rows) > limit
+    shown = rows[:limit]
+    next_cursor = cursors.encode(kind, *position(shown[-1])) if more else None
+    return {"object": "list", "data": [shape(r) for r in shown], "next_cursor": next_cursor}

@@ -75,6 +75,10 @@ class Settings:
     token_budget_per_day: int = 0
     max_body_bytes: int = 1_048_576
     max_input_chars: int = 100_000
+    # JSON list of {"pattern": "<phrase>", "action": "log" | "redact" | "reject"};
+    # empty means the default watch list (shared.policy.DEFAULT_PATTERNS).
+    input_policy_patterns: str = ""
+    input_control_chars: str = "reject"
 
     # Circuit breaker shared through Redis
     breaker_failure_threshold: int = 5
@@ -118,6 +122,15 @@ class Settings:
             problems.append("REDIS_HOST: required (or REDIS_URL)")
         if self.db_iam_auth and not self.cloud_sql_instance:
             problems.append("DB_IAM_AUTH: needs CLOUD_SQL_INSTANCE")
+        if self.input_policy_patterns:
+            from shared.policy import InputPolicy
+
+            try:
+                InputPolicy.from_config(
+                    self.input_policy_patterns, max_chars=1, control_chars="allow"
+                )
+            except ConfigError as exc:
+                problems.append(exc.message)
         if self.redis_ca_cert and not (self.redis_tls or self.redis_url.startswith("rediss://")):
             problems.append("REDIS_CA_CERT: set, but REDIS_TLS is off")
         return problems
@@ -179,6 +192,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "database_url": _url("postgresql", "postgres"),
     "redis_url": _url("redis", "rediss"),
     "rate_limit_failure_mode": _choice("fail-open", "fail-closed"),
+    "input_control_chars": _choice("reject", "strip", "allow"),
     "rate_limit_requests": _int(1),
     "rate_limit_window": _int(1),
     "db_pool_size": _int(1),

@@ -20,8 +20,10 @@ if TYPE_CHECKING:
 
     from shared.breaker import Breaker
     from shared.db import Pool
+    from shared.idempotency import Idempotency
     from shared.keys import KeyCache
     from shared.mistral import MistralClient
+    from shared.policy import InputPolicy
     from shared.ratelimit import RateLimiter
 
 __all__ = ["Container", "get_container", "set_container"]
@@ -48,7 +50,8 @@ class Container:
             "mistral": mistral,
         }
         self.clock = clock
-        self._lock = threading.Lock()
+        # Re-entrant: building one service may build another (the client needs the breaker).
+        self._lock = threading.RLock()
 
     @property
     def settings(self) -> Settings:
@@ -130,6 +133,35 @@ class Container:
             )
 
         return self._get("limiter", build)
+
+    @property
+    def policy(self) -> InputPolicy:
+        def build() -> InputPolicy:
+            from shared.policy import InputPolicy
+
+            s = self.settings
+            return InputPolicy.from_config(
+                s.input_policy_patterns,
+                max_chars=s.max_input_chars,
+                control_chars=s.input_control_chars,
+            )
+
+        return self._get("policy", build)
+
+    @property
+    def idempotency(self) -> Idempotency:
+        def build() -> Idempotency:
+            from shared.idempotency import Idempotency
+
+            s = self.settings
+            # The first request holds a key for as long as a call to Mistral may take.
+            return Idempotency(
+                lambda: self.pool,
+                ttl_s=s.idempotency_ttl_s,
+                lock_s=s.mistral_timeout_ms / 1000 + 10,
+            )
+
+        return self._get("idempotency", build)
 
     def close(self) -> None:
         pool = self._services.get("pool")

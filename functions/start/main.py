@@ -1,15 +1,20 @@
-"""The start function: parse, call `shared`, map the result."""
+"""The start function: the conversations write path (start, append, restart, streaming)."""
 
 import flask
 import functions_framework
 
-from shared import routes
 from shared.health import health
-from shared.web import FunctionApp, not_implemented
+from shared.turns import handle_turn
+from shared.web import FunctionApp
 
-_HANDLERS = {r.operation: not_implemented for r in routes.routes_for("start")}
-_HANDLERS["gateway.health"] = health
-app = FunctionApp("start", _HANDLERS)
+TURNS = ("conversations.start", "conversations.append", "conversations.restart")
+
+app = FunctionApp(
+    "start",
+    {**dict.fromkeys(TURNS, handle_turn), "gateway.health": health},
+    # A turn's rate-limit check also reserves tokens, once its body is validated.
+    self_limited=TURNS,
+)
 
 
 @functions_framework.http

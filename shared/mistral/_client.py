@@ -61,7 +61,7 @@ class UpstreamStream:
     def chunks(self) -> Iterator[bytes]:
         """Raw bytes as they arrive. Raises UpstreamUnavailable if the stream breaks."""
         try:
-            yield from self.response.iter_raw()
+            yield from self.response.iter_bytes()
         except httpx2.HTTPError as exc:
             raise _translate(exc) from exc
 

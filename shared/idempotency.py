@@ -1,0 +1,172 @@
+"""Idempotency keys: a retried request gets the first answer, never a second call.
+
+The record is a small state machine in PostgreSQL, keyed by (owner, key):
+
+    (none) --claim--> in_progress --complete--> completed --expire--> (none)
+                          |
+                          +--release (the call failed; a retry may run it)--> (none)
+
+`claim` inserts the record in one statement; whoever inserts it runs the
+request. Everyone else compares the request hash (a different body under the
+same key is 422), then waits while the record is in progress and replays the
+stored answer once it completes. A record whose holder died (its lock expired)
+is taken over by the next request, so a crash never wedges a key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from shared.db import Pool
+from shared.errors import Conflict, ValidationFailed, field_error
+
+__all__ = ["Claim", "Idempotency", "StoredResponse", "request_hash"]
+
+_KEY_MAX = 255
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of a claim: run the request (`replay` is None) or replay an answer."""
+
+    key: str
+    replay: StoredResponse | None = None
+
+
+def request_hash(operation: str, path: str, body: bytes) -> bytes:
+    return hashlib.sha256(b"\0".join([operation.encode(), path.encode(), body])).digest()
+
+
+class Idempotency:
+    def __init__(
+        self,
+        pool: Callable[[], Pool],
+        *,
+        ttl_s: int,
+        lock_s: float,
+        poll_s: float = 0.05,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._pool = pool
+        self._ttl_s = ttl_s
+        # How long the first request holds the key before another may take over.
+        self._lock_s = lock_s
+        self._poll_s = poll_s
+        self._sleep = sleep
+
+    @staticmethod
+    def validate_key(key: str) -> str:
+        if not key or len(key) > _KEY_MAX or not key.isprintable():
+            raise ValidationFailed(
+                [
+                    field_error(
+                        ("header", "Idempotency-Key"),
+                        f"must be 1 to {_KEY_MAX} printable characters",
+                        "value_error",
+                    )
+                ]
+            )
+        return key
+
+    def claim(self, owner: str, key: str, operation: str, digest: bytes) -> Claim:
+        """Take the key, or wait for its holder and return the stored answer."""
+        deadline = time.monotonic() + self._lock_s
+        while True:
+            taken, row = self._try_claim(owner, key, operation, digest)
+            if taken:
+                return Claim(key)
+            if row is None:
+                continue  # released between our two statements: try again
+            if bytes(row["request_hash"]) != digest:
+                raise ValidationFailed(
+                    [
+                        field_error(
+                            ("header", "Idempotency-Key"),
+                            "this key was used with a different request",
+                            "value_error",
+                        )
+                    ]
+                )
+            if row["status"] == "completed":
+                headers = row["response_headers"] or {}
+                return Claim(
+                    key,
+                    StoredResponse(
+                        int(row["response_status"]), dict(headers), bytes(row["response_body"])
+                    ),
+                )
+            if time.monotonic() > deadline:
+                raise Conflict("a request with this Idempotency-Key is still in progress")
+            self._sleep(self._poll_s)
+
+    def _try_claim(
+        self, owner: str, key: str, operation: str, digest: bytes
+    ) -> tuple[bool, dict[str, Any] | None]:
+        """(True, None) if this caller now holds the key; else (False, the record)."""
+        with self._pool().connection() as conn:
+            # Insert, or take over a record that expired or whose holder's lock ran out.
+            taken = conn.one(
+                "INSERT INTO idempotency_records"
+                " (owner_id, key, operation, request_hash, status, locked_until, expires_at)"
+                " VALUES (:owner, :key, :op, :digest, 'in_progress',"
+                " now() + make_interval(secs => :lock), now() + make_interval(secs => :ttl))"
+                " ON CONFLICT (owner_id, key) DO UPDATE SET"
+                "   operation = excluded.operation, request_hash = excluded.request_hash,"
+                "   status = 'in_progress', locked_until = excluded.locked_until,"
+                "   expires_at = excluded.expires_at, response_status = NULL,"
+                "   response_headers = NULL, response_body = NULL, created_at = now()"
+                " WHERE idempotency_records.expires_at < now()"
+                "    OR (idempotency_records.status = 'in_progress'"
+                "        AND idempotency_records.locked_until < now()"
+                "        AND idempotency_records.request_hash = excluded.request_hash)"
+                " RETURNING 1 AS taken",
+                owner=owner,
+                key=key,
+                op=operation,
+                digest=digest,
+                lock=float(self._lock_s),
+                ttl=float(self._ttl_s),
+            )
+            if taken is not None:
+                return True, None
+            return False, conn.one(
+                "SELECT request_hash, status, response_status, response_headers, response_body"
+                " FROM idempotency_records WHERE owner_id = :owner AND key = :key",
+                owner=owner,
+                key=key,
+            )
+
+    def complete(self, owner: str, key: str, response: StoredResponse) -> None:
+        with self._pool().connection() as conn:
+            conn.run(
+                "UPDATE idempotency_records SET status = 'completed', locked_until = NULL,"
+                " response_status = :status, response_headers = CAST(:headers AS jsonb),"
+                " response_body = :body WHERE owner_id = :owner AND key = :key",
+                status=response.status,
+                headers=json.dumps(response.headers),
+                body=response.body,
+                owner=owner,
+                key=key,
+            )
+
+    def release(self, owner: str, key: str) -> None:
+        """The request failed before an answer worth keeping: let a retry run it."""
+        with self._pool().connection() as conn:
+            conn.run(
+                "DELETE FROM idempotency_records"
+                " WHERE owner_id = :owner AND key = :key AND status = 'in_progress'",
+                owner=owner,
+                key=key,
+            )

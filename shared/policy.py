@@ -1,0 +1,158 @@
+"""The input policy: length limits, control characters, and watched patterns.
+
+This is a tripwire, not a defence: a determined prompt injection will not
+match a phrase list. What it gives is a signal (every hit is logged and
+counted) and a place for a team to block inputs it never wants sent.
+
+Patterns are matched case-insensitively on the NFKC-normalised text with any
+run of whitespace allowed between words, so changing case, doubling spaces or
+using full-width letters does not slip past (the seed's `str.replace` could be
+dodged by all three). Each pattern has an action: `log` (send unchanged),
+`redact` (replace the match), or `reject` (422).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from shared.errors import ConfigError, ValidationFailed, field_error
+
+__all__ = ["DEFAULT_PATTERNS", "InputPolicy", "PolicyHit", "Rule"]
+
+REDACTED = "[redacted]"
+ACTIONS = ("log", "redact", "reject")
+# The seed's phrases, kept as the default watch list.
+DEFAULT_PATTERNS = (
+    {"pattern": "ignore previous instructions", "action": "log"},
+    {"pattern": "ignore all previous instructions", "action": "log"},
+    {"pattern": "system override", "action": "log"},
+    {"pattern": "admin mode", "action": "log"},
+)
+# C0 and C1 controls but tab, newline and carriage return, and DEL.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    regex: re.Pattern[str]
+    action: str
+
+
+@dataclass(frozen=True)
+class PolicyHit:
+    rule: str
+    action: str
+    loc: tuple[str | int, ...]
+
+
+def _compile(phrase: str) -> re.Pattern[str]:
+    words = unicodedata.normalize("NFKC", phrase).split()
+    return re.compile(r"\s+".join(re.escape(w) for w in words), re.IGNORECASE)
+
+
+class InputPolicy:
+    def __init__(self, rules: list[Rule], *, max_chars: int, control_chars: str = "reject") -> None:
+        self.rules = rules
+        self.max_chars = max_chars
+        self.control_chars = control_chars
+
+    @classmethod
+    def from_config(cls, patterns_json: str, *, max_chars: int, control_chars: str) -> InputPolicy:
+        """Rules from INPUT_POLICY_PATTERNS: a JSON list of {pattern, action}."""
+        try:
+            raw = json.loads(patterns_json) if patterns_json else list(DEFAULT_PATTERNS)
+            rules = [
+                Rule(str(item["pattern"]), _compile(str(item["pattern"])), str(item["action"]))
+                for item in raw
+            ]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(
+                "INPUT_POLICY_PATTERNS: expected a JSON list of {pattern, action}"
+            ) from exc
+        bad = [r.action for r in rules if r.action not in ACTIONS]
+        if bad:
+            raise ConfigError(f"INPUT_POLICY_PATTERNS: unknown action(s) {bad}")
+        return cls(rules, max_chars=max_chars, control_chars=control_chars)
+
+    def apply(self, body: dict[str, Any]) -> tuple[bool, list[PolicyHit]]:
+        """Check (and redact in place) the body's inputs; 422 if any rule rejects.
+
+        Returns whether the body changed, and every hit for logging and counting.
+        """
+        hits: list[PolicyHit] = []
+        problems: list[dict[str, Any]] = []
+        changed = False
+        total = 0
+        for loc, text, put in _texts(body):
+            total += len(text)
+            if _CONTROL.search(text):
+                if self.control_chars == "reject":
+                    problems.append(
+                        field_error(loc, "control characters are not allowed", "control_chars")
+                    )
+                elif self.control_chars == "strip":
+                    text = _CONTROL.sub("", text)
+                    put(text)
+                    changed = True
+            normal = unicodedata.normalize("NFKC", text)
+            for rule in self.rules:
+                if not rule.regex.search(normal):
+                    continue
+                hits.append(PolicyHit(rule.name, rule.action, loc))
+                if rule.action == "reject":
+                    problems.append(
+                        field_error(loc, "the input matches a blocked pattern", "input_policy")
+                    )
+                elif rule.action == "redact":
+                    normal = rule.regex.sub(REDACTED, normal)
+                    put(normal)
+                    changed = True
+        if total > self.max_chars:
+            problems.append(
+                field_error(
+                    ("body", "inputs"),
+                    f"inputs hold {total} characters; the limit is {self.max_chars}",
+                    "too_long",
+                )
+            )
+        if problems:
+            raise ValidationFailed(problems)
+        return changed, hits
+
+
+Setter = Callable[[str], None]
+
+
+def _texts(body: dict[str, Any]) -> Iterator[tuple[tuple[str | int, ...], str, Setter]]:
+    """Every piece of user text in `inputs`, with a way to replace it in place."""
+    loc: tuple[str | int, ...] = ("body", "inputs")
+    value = body.get("inputs")
+    if isinstance(value, str):
+        yield loc, value, _setter(body, "inputs")
+        return
+    if not isinstance(value, list):
+        return
+    for i, entry in enumerate(value):
+        if not isinstance(entry, dict):
+            continue
+        for key in ("content", "result"):
+            field = entry.get(key)
+            if isinstance(field, str):
+                yield (*loc, i, key), field, _setter(entry, key)
+            elif isinstance(field, list):
+                for j, chunk in enumerate(field):
+                    if isinstance(chunk, dict) and isinstance(chunk.get("text"), str):
+                        yield (*loc, i, key, j, "text"), chunk["text"], _setter(chunk, "text")
+
+
+def _setter(container: dict[str, Any], key: str) -> Setter:
+    def put(new: str) -> None:
+        container[key] = new
+
+    return put

@@ -1,0 +1,513 @@
+"""One conversation turn (start, append or restart), from request to stored entries.
+
+    validate -> own -> rate limit + token reservation -> idempotency claim
+      -> Mistral (relayed as it arrives, when streaming) -> store -> answer
+
+The caller's body is forwarded as sent, so fields the gateway does not know
+reach Mistral; Mistral's answer is relayed as sent, so fields the gateway does
+not know reach the caller. After the turn the gateway stores the conversation
+as Mistral holds it (its history), in one transaction with the usage event.
+If that write fails after Mistral answered, the caller still gets Mistral's
+answer, told plainly in `Gateway-Stored: false` that it was not stored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import flask
+
+from shared import conversations as store
+from shared import observability
+from shared.conversations import Usage
+from shared.errors import GatewayError, ValidationFailed, field_error
+from shared.idempotency import Claim, Idempotency, StoredResponse, request_hash
+from shared.mistral import MistralClient, Retry, UpstreamStream
+from shared.sse import SseParser, format_event
+from shared.web import Context
+
+__all__ = ["Turn", "handle_turn", "parse_turn"]
+
+log = logging.getLogger(__name__)
+
+_DEFAULT_COMPLETION_ESTIMATE = 1024
+_JSON = "application/json"
+_SSE = "text/event-stream"
+
+
+@dataclass
+class Turn:
+    operation: str  # conversations.start | conversations.append | conversations.restart
+    path: str
+    body: dict[str, Any]
+    raw: bytes
+    conversation_id: str | None = None
+    stream: bool = False
+    policy_hits: list[Any] = field(default_factory=list)
+
+    @property
+    def agent_id(self) -> str | None:
+        value = self.body.get("agent_id")
+        return value if isinstance(value, str) else None
+
+    @property
+    def model(self) -> str | None:
+        value = self.body.get("model")
+        return value if isinstance(value, str) else None
+
+    @property
+    def stores(self) -> bool:
+        """Mistral keeps the conversation unless `store` is false; so does the gateway."""
+        return self.body.get("store") is not False
+
+    def token_estimate(self) -> int:
+        """A reservation against the token budget, settled with real usage afterwards."""
+        chars = len(json.dumps(self.body.get("inputs", ""))) + len(
+            str(self.body.get("instructions") or "")
+        )
+        args = self.body.get("completion_args")
+        max_tokens = args.get("max_tokens") if isinstance(args, dict) else None
+        completion = (
+            max_tokens
+            if isinstance(max_tokens, int) and max_tokens > 0
+            else (_DEFAULT_COMPLETION_ESTIMATE)
+        )
+        return chars // 4 + 1 + completion
+
+
+def _check_types(body: dict[str, Any], spec: dict[str, tuple[type, ...]]) -> list[dict[str, Any]]:
+    problems = []
+    for name, kinds in spec.items():
+        if name in body and body[name] is not None and not isinstance(body[name], kinds):
+            # bool is an int in Python; an int field given true is still wrong.
+            expected = " or ".join(k.__name__ for k in kinds)
+            problems.append(field_error(("body", name), f"Input should be {expected}", "type"))
+        elif name in body and isinstance(body[name], bool) and bool not in kinds:
+            problems.append(field_error(("body", name), "Input should not be a boolean", "type"))
+    return problems
+
+
+_COMMON: dict[str, tuple[type, ...]] = {
+    "inputs": (str, list),
+    "stream": (bool,),
+    "store": (bool,),
+    "completion_args": (dict,),
+    "metadata": (dict,),
+    "handoff_execution": (str,),
+    "guardrails": (list,),
+    "agent_version": (int, str),
+}
+_START: dict[str, tuple[type, ...]] = {
+    **_COMMON,
+    "model": (str,),
+    "agent_id": (str,),
+    "instructions": (str,),
+    "tools": (list,),
+    "name": (str,),
+    "description": (str,),
+}
+_APPEND: dict[str, tuple[type, ...]] = {**_COMMON, "tool_confirmations": (list,)}
+_RESTART: dict[str, tuple[type, ...]] = {**_COMMON, "from_entry_id": (str,)}
+
+
+def parse_turn(ctx: Context) -> Turn:
+    """The request as a Turn, or 415/413/400/422 saying what is wrong."""
+    operation = ctx.route.operation
+    body = ctx.json_body()
+    spec = {"conversations.start": _START, "conversations.append": _APPEND}.get(operation, _RESTART)
+    problems = _check_types(body, spec)
+    inputs = body.get("inputs")
+    if operation == "conversations.start":
+        if inputs is None:
+            problems.append(field_error(("body", "inputs"), "Field required", "missing"))
+        if (body.get("model") is None) == (body.get("agent_id") is None):
+            problems.append(
+                field_error(
+                    ("body",), "exactly one of model and agent_id is required", "value_error"
+                )
+            )
+    elif operation == "conversations.append":
+        if inputs is None and not body.get("tool_confirmations"):
+            problems.append(
+                field_error(
+                    ("body", "inputs"), "inputs or tool_confirmations is required", "missing"
+                )
+            )
+    elif not isinstance(body.get("from_entry_id"), str):
+        problems.append(field_error(("body", "from_entry_id"), "Field required", "missing"))
+    if isinstance(inputs, list):
+        for i, item in enumerate(inputs):
+            if not isinstance(item, dict):
+                problems.append(
+                    field_error(
+                        ("body", "inputs", i), "Input should be an entry object", "dict_type"
+                    )
+                )
+    if body.get("handoff_execution") not in (None, "client", "server"):
+        problems.append(
+            field_error(
+                ("body", "handoff_execution"), "Input should be 'client' or 'server'", "enum"
+            )
+        )
+    if problems:
+        raise ValidationFailed(problems)
+    changed, hits = ctx.container.policy.apply(body)
+    raw = json.dumps(body, separators=(",", ":")).encode() if changed else ctx.raw_body
+    return Turn(
+        operation=operation,
+        path=ctx.request.path,
+        body=body,
+        raw=raw,
+        conversation_id=ctx.params.get("conversation_id"),
+        stream=body.get("stream") is True,
+        policy_hits=hits,
+    )
+
+
+def handle_turn(ctx: Context) -> flask.Response:
+    """The start function's one handler: start, append and restart, streamed or not."""
+    turn = parse_turn(ctx)
+    for hit in turn.policy_hits:
+        observability.log_event(
+            "input_policy",
+            "WARNING",
+            pattern=hit.rule,
+            action=hit.action,
+            loc=".".join(str(p) for p in hit.loc),
+        )
+    ctx.access["policy_hits"] = len(turn.policy_hits) or None
+    owner = ctx.owner
+    pool = ctx.container.pool
+    with pool.connection() as conn:
+        if turn.operation == "conversations.start":
+            if turn.agent_id:
+                store.require_agent(conn, owner, turn.agent_id)
+        else:
+            assert turn.conversation_id is not None
+            ref = store.load_conversation(conn, owner, turn.conversation_id)
+            ctx.access["agent_id"] = ref.agent_id
+            ctx.access["model"] = ref.model
+    ctx.access.setdefault("agent_id", turn.agent_id)
+    ctx.access.setdefault("model", turn.model)
+    ctx.access["conversation_id"] = turn.conversation_id
+    decision = ctx.check_limits(turn.token_estimate())
+
+    idempotency: Idempotency | None = None
+    key = ctx.request.headers.get("Idempotency-Key")
+    if key is not None:
+        idempotency = ctx.container.idempotency
+        claim: Claim = idempotency.claim(
+            owner,
+            Idempotency.validate_key(key),
+            turn.operation,
+            request_hash(turn.operation, turn.path, turn.raw),
+        )
+        if claim.replay is not None:
+            ctx.access["idempotent_replay"] = True
+            ctx.container.limiter.settle(decision, 0)
+            return _replay(claim.replay)
+
+    runner = _TurnRunner(ctx, turn, idempotency, key)
+    try:
+        if turn.stream:
+            return runner.stream()
+        return runner.call()
+    except Exception:
+        runner.abandon()
+        raise
+
+
+def _replay(stored: StoredResponse) -> flask.Response:
+    headers = {**stored.headers, "Idempotent-Replayed": "true"}
+    content_type = headers.pop("Content-Type", _JSON)
+    return flask.Response(
+        stored.body, status=stored.status, content_type=content_type, headers=headers
+    )
+
+
+class _TurnRunner:
+    """Carries one turn through Mistral and into the database."""
+
+    def __init__(
+        self, ctx: Context, turn: Turn, idempotency: Idempotency | None, key: str | None
+    ) -> None:
+        self.ctx = ctx
+        self.turn = turn
+        self.idempotency = idempotency
+        self.key = key
+        self.mistral: MistralClient = ctx.container.mistral
+        self.settled = False
+
+    # -- non-streaming -------------------------------------------------------------
+
+    def call(self) -> flask.Response:
+        answer = self.mistral.call(
+            self.turn.operation, "POST", self.turn.path, self.turn.raw, retry=Retry.UNSENT
+        )
+        self.ctx.access["upstream_latency_ms"] = round(answer.latency_ms, 2)
+        body: dict[str, Any] = answer.json()
+        conversation_id = str(body.get("conversation_id") or self.turn.conversation_id)
+        outputs = [o for o in body.get("outputs") or [] if isinstance(o, dict)]
+        usage = Usage.from_json(body.get("usage"))
+        stored = self._store(conversation_id, outputs, usage, incomplete=False)
+        headers = {} if stored else {"Gateway-Stored": "false"}
+        response = flask.Response(answer.body, status=200, content_type=_JSON, headers=headers)
+        self._finish(response.status_code, headers, answer.body)
+        return response
+
+    # -- streaming -----------------------------------------------------------------
+
+    def stream(self) -> flask.Response:
+        upstream = self.mistral.stream(self.turn.operation, self.turn.path, self.turn.raw)
+        self.ctx.access["upstream_latency_ms"] = round(upstream.latency_ms, 2)
+        self.ctx.access["deferred"] = True
+        return flask.Response(
+            self._relay(upstream),
+            status=200,
+            content_type=_SSE,
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    def _relay(self, upstream: UpstreamStream) -> Iterator[bytes]:
+        watcher = _StreamWatcher()
+        sent: list[bytes] = []
+        ok = False
+        try:
+            try:
+                for chunk in upstream.chunks():
+                    watcher.feed(chunk)
+                    sent.append(chunk)
+                    yield chunk
+                watcher.close()
+                ok = watcher.done
+            except GatewayError as exc:
+                log.warning("upstream stream broke: %s", exc.message)
+            if not ok:
+                # Never a silent clean end: the SDK yields this event to the caller.
+                error = format_event(
+                    {
+                        "type": "conversation.response.error",
+                        "message": "the upstream stream ended before the response was complete",
+                        "code": 502,
+                    }
+                )
+                sent.append(error)
+                yield error
+        finally:
+            upstream.close(ok)
+            self._after_stream(watcher, ok, b"".join(sent))
+
+    def _after_stream(self, watcher: _StreamWatcher, ok: bool, body: bytes) -> None:
+        conversation_id = watcher.conversation_id or self.turn.conversation_id
+        if conversation_id:
+            self._store(conversation_id, watcher.entries(), watcher.usage, incomplete=not ok)
+        self.ctx.access["conversation_id"] = conversation_id
+        if not ok:
+            self.ctx.access["error_type"] = "upstream_stream_broken"
+        self._finish(200, {"Content-Type": _SSE}, body)
+
+    # -- shared --------------------------------------------------------------------
+
+    def _store(
+        self,
+        conversation_id: str,
+        outputs: list[dict[str, Any]],
+        usage: Usage,
+        *,
+        incomplete: bool,
+    ) -> bool:
+        """Store the turn; False (logged) if the database refused after Mistral answered."""
+        ctx, turn = self.ctx, self.turn
+        ctx.access["conversation_id"] = conversation_id
+        ctx.access["tokens_in"] = usage.prompt_tokens
+        ctx.access["tokens_out"] = usage.completion_tokens
+        if not self.settled and ctx.decision is not None:
+            ctx.container.limiter.settle(ctx.decision, usage.total)
+            self.settled = True
+        entries = self._history(conversation_id, outputs, incomplete) if turn.stores else []
+        new = None
+        parent = None
+        if turn.operation != "conversations.append":
+            new = dict(turn.body)
+            if turn.operation == "conversations.restart":
+                new.update(self._source_fields())
+                parent = (str(turn.conversation_id), str(turn.body.get("from_entry_id")))
+        incomplete_ids = frozenset(str(o.get("id")) for o in outputs if incomplete and o.get("id"))
+        try:
+            with ctx.container.pool.transaction() as conn:
+                if turn.stores:
+                    store.record_turn(
+                        conn,
+                        owner=ctx.owner,
+                        key_id=ctx.principal.key_id,
+                        conversation_id=conversation_id,
+                        entries=entries,
+                        usage=usage,
+                        new=new,
+                        parent=parent,
+                        incomplete_ids=incomplete_ids,
+                    )
+                store.record_usage(
+                    conn,
+                    owner=ctx.owner,
+                    key_id=ctx.principal.key_id,
+                    operation=turn.operation,
+                    status=200,
+                    usage=usage,
+                    agent_id=ctx.access.get("agent_id"),
+                    model=ctx.access.get("model"),
+                    conversation_id=conversation_id,
+                )
+        except Exception:
+            log.exception(
+                "turn of conversation %s answered by Mistral but not stored", conversation_id
+            )
+            ctx.access["stored"] = False
+            return False
+        return True
+
+    def _source_fields(self) -> dict[str, Any]:
+        """A restarted conversation keeps its source's agent or model."""
+        with self.ctx.container.pool.connection() as conn:
+            row = conn.one(
+                "SELECT agent_id, agent_version, model, instructions, tools, completion_args,"
+                " name, description, metadata FROM conversations WHERE id = :id"
+                " AND owner_id = :owner",
+                id=self.turn.conversation_id,
+                owner=self.ctx.owner,
+            )
+        fields = {k: v for k, v in (row or {}).items() if v is not None}
+        if "agent_version" in self.turn.body:
+            fields["agent_version"] = self.turn.body["agent_version"]
+        if "metadata" in self.turn.body:
+            fields["metadata"] = self.turn.body["metadata"]
+        return fields
+
+    def _history(
+        self, conversation_id: str, outputs: list[dict[str, Any]], incomplete: bool
+    ) -> list[dict[str, Any]]:
+        """Mistral's own history of the conversation; what we saw, if it cannot be had."""
+        if not incomplete:
+            try:
+                answer = self.mistral.call(
+                    "conversations.history",
+                    "GET",
+                    f"/v1/conversations/{conversation_id}/history",
+                    retry=Retry.IDEMPOTENT,
+                )
+                entries = answer.json().get("entries")
+                if isinstance(entries, list):
+                    return [e for e in entries if isinstance(e, dict)]
+            except (GatewayError, ValueError) as exc:
+                log.warning(
+                    "history of %s unavailable (%s); storing the turn as seen",
+                    conversation_id,
+                    type(exc).__name__,
+                )
+        status = "incomplete" if incomplete else "complete"
+        return store.provisional_entries(self.turn.body.get("inputs"), outputs, status=status)
+
+    def _finish(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        if self.idempotency is not None and self.key is not None:
+            self.idempotency.complete(
+                self.ctx.owner, self.key, StoredResponse(status, headers, body)
+            )
+            self.idempotency = None
+
+    def abandon(self) -> None:
+        """The turn failed before an answer: free the idempotency key and the reservation."""
+        if self.idempotency is not None and self.key is not None:
+            try:
+                self.idempotency.release(self.ctx.owner, self.key)
+            except GatewayError:
+                log.warning("could not release idempotency key")
+        if not self.settled and self.ctx.decision is not None:
+            self.ctx.container.limiter.settle(self.ctx.decision, 0)
+            self.settled = True
+
+
+class _StreamWatcher:
+    """Reads the relayed events to learn the conversation id, outputs and usage."""
+
+    def __init__(self) -> None:
+        self.parser = SseParser()
+        self.conversation_id: str | None = None
+        self.usage = Usage()
+        self.done = False
+        self._outputs: dict[int, dict[str, Any]] = {}
+
+    def feed(self, chunk: bytes) -> None:
+        for event in self.parser.feed(chunk):
+            self._see(event.data)
+
+    def close(self) -> None:
+        for event in self.parser.close():
+            self._see(event.data)
+
+    def _see(self, data: str) -> None:
+        try:
+            payload = json.loads(data)
+        except ValueError:
+            return
+        if not isinstance(payload, dict):
+            return
+        kind = payload.get("type")
+        if kind == "conversation.response.started":
+            self.conversation_id = payload.get("conversation_id") or self.conversation_id
+        elif kind == "conversation.response.done":
+            self.usage = Usage.from_json(payload.get("usage"))
+            self.done = True
+        elif kind == "conversation.response.error":
+            self.done = False
+        elif isinstance(kind, str) and kind.endswith(".delta"):
+            self._delta(kind, payload)
+
+    def _delta(self, kind: str, payload: dict[str, Any]) -> None:
+        index = payload.get("output_index", 0)
+        entry = self._outputs.get(index)
+        if kind == "message.output.delta":
+            if entry is None:
+                entry = self._outputs[index] = {
+                    "object": "entry",
+                    "type": "message.output",
+                    "id": payload.get("id"),
+                    "role": "assistant",
+                    "content": "",
+                    "model": payload.get("model"),
+                    "agent_id": payload.get("agent_id"),
+                    "created_at": payload.get("created_at"),
+                }
+            content = payload.get("content")
+            if isinstance(content, str) and isinstance(entry["content"], str):
+                entry["content"] += content
+            elif content is not None:
+                chunks = (
+                    entry["content"]
+                    if isinstance(entry["content"], list)
+                    else ([{"type": "text", "text": entry["content"]}] if entry["content"] else [])
+                )
+                chunks.append(
+                    content if isinstance(content, dict) else {"type": "text", "text": str(content)}
+                )
+                entry["content"] = chunks
+        elif kind == "function.call.delta":
+            if entry is None:
+                entry = self._outputs[index] = {
+                    "object": "entry",
+                    "type": "function.call",
+                    "id": payload.get("id"),
+                    "name": payload.get("name"),
+                    "tool_call_id": payload.get("tool_call_id"),
+                    "arguments": "",
+                    "model": payload.get("model"),
+                    "agent_id": payload.get("agent_id"),
+                    "created_at": payload.get("created_at"),
+                }
+            entry["arguments"] += str(payload.get("arguments") or "")
+
+    def entries(self) -> list[dict[str, Any]]:
+        return [self._outputs[i] for i in sorted(self._outputs)]

@@ -27,10 +27,11 @@ from shared.conversations import Usage
 from shared.errors import GatewayError, ValidationFailed, field_error
 from shared.idempotency import Claim, Idempotency, StoredResponse, request_hash
 from shared.mistral import MistralClient, Retry, UpstreamStream
+from shared.policy import InputPolicy
 from shared.sse import SseParser, format_event
 from shared.web import Context
 
-__all__ = ["Turn", "handle_turn", "parse_turn"]
+__all__ = ["Turn", "build_turn", "execute_turn", "handle_turn", "parse_turn"]
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +117,30 @@ _RESTART: dict[str, tuple[type, ...]] = {**_COMMON, "from_entry_id": (str,)}
 
 def parse_turn(ctx: Context) -> Turn:
     """The request as a Turn, or 415/413/400/422 saying what is wrong."""
-    operation = ctx.route.operation
     body = ctx.json_body()
+    return build_turn(
+        ctx.container.policy,
+        ctx.route.operation,
+        ctx.request.path,
+        body,
+        ctx.raw_body,
+        ctx.params.get("conversation_id"),
+    )
+
+
+def build_turn(
+    policy: InputPolicy,
+    operation: str,
+    path: str,
+    body: dict[str, Any],
+    raw: bytes | None,
+    conversation_id: str | None = None,
+) -> Turn:
+    """Validate a turn's body (422 naming every problem) and apply the input policy.
+
+    `raw` is forwarded unchanged unless the policy redacted something; None means
+    the body has no original bytes (a batch item) and is serialised here.
+    """
     spec = {"conversations.start": _START, "conversations.append": _APPEND}.get(operation, _RESTART)
     problems = _check_types(body, spec)
     inputs = body.get("inputs")
@@ -155,14 +178,15 @@ def parse_turn(ctx: Context) -> Turn:
         )
     if problems:
         raise ValidationFailed(problems)
-    changed, hits = ctx.container.policy.apply(body)
-    raw = json.dumps(body, separators=(",", ":")).encode() if changed else ctx.raw_body
+    changed, hits = policy.apply(body)
+    if changed or raw is None:
+        raw = json.dumps(body, separators=(",", ":")).encode()
     return Turn(
         operation=operation,
-        path=ctx.request.path,
+        path=path,
         body=body,
         raw=raw,
-        conversation_id=ctx.params.get("conversation_id"),
+        conversation_id=conversation_id,
         stream=body.get("stream") is True,
         policy_hits=hits,
     )
@@ -170,7 +194,12 @@ def parse_turn(ctx: Context) -> Turn:
 
 def handle_turn(ctx: Context) -> flask.Response:
     """The start function's one handler: start, append and restart, streamed or not."""
-    turn = parse_turn(ctx)
+    return execute_turn(ctx, parse_turn(ctx), ctx.request.headers.get("Idempotency-Key"))
+
+
+def execute_turn(ctx: Context, turn: Turn, key: str | None = None) -> flask.Response:
+    """Run a validated turn for `ctx.principal`: ownership, limits, idempotency,
+    Mistral, storage. The batch function calls this too, once per item."""
     for hit in turn.policy_hits:
         observability.log_event(
             "input_policy",
@@ -197,7 +226,6 @@ def handle_turn(ctx: Context) -> flask.Response:
     decision = ctx.check_limits(turn.token_estimate())
 
     idempotency: Idempotency | None = None
-    key = ctx.request.headers.get("Idempotency-Key")
     if key is not None:
         idempotency = ctx.container.idempotency
         claim: Claim = idempotency.claim(

@@ -6,12 +6,16 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from devstack.stack import LocalStack
 
 
 def main() -> int:
+    state_dir = os.environ.get("GATEWAY_STATE_DIR")
     stack = LocalStack(port=int(os.environ.get("PORT", "8080")))
+    if state_dir:
+        stack.state_dir = Path(state_dir)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

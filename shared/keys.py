@@ -35,6 +35,8 @@ __all__ = [
     "hash_key",
     "new_secret",
     "parse_bearer",
+    "revoke_key",
+    "rotate_key",
 ]
 
 KEY_PREFIX = "mgw_"
@@ -119,6 +121,45 @@ def create_key(
         tbd=limits.get("token_budget_per_day"),
     )
     assert row is not None
+    return NewKey(Principal(key_id=row.pop("id"), **_principal_fields(row)), secret)
+
+
+def revoke_key(conn: Conn, *, key_id: str, owner_id: str) -> bool | None:
+    """Revoke the owner's key: True if it was live, False if already revoked, None if unknown.
+
+    Instances that cached the key keep accepting it until their cache entry
+    expires (`KeyCache`, at most its TTL); the caller forgets its own cache.
+    """
+    row = conn.one(
+        "UPDATE api_keys SET revoked_at = now()"
+        " WHERE id = :id AND owner_id = :owner AND revoked_at IS NULL RETURNING id",
+        id=key_id,
+        owner=owner_id,
+    )
+    if row is not None:
+        return True
+    known = conn.one(
+        "SELECT id FROM api_keys WHERE id = :id AND owner_id = :owner", id=key_id, owner=owner_id
+    )
+    return False if known is not None else None
+
+
+def rotate_key(conn: Conn, *, key_id: str, owner_id: str) -> NewKey | None:
+    """Give the owner's live key a new secret (same id, role and limits); None if unknown
+    or revoked. The old secret stops working as `revoke_key`'s does."""
+    secret = new_secret()
+    row = conn.one(
+        "UPDATE api_keys SET secret_hash = :hash, prefix = :prefix, rotated_at = now()"
+        " WHERE id = :id AND owner_id = :owner AND revoked_at IS NULL"
+        " RETURNING id, owner_id, name, role, prefix, rate_limit_requests, rate_limit_window,"
+        " token_budget_per_minute, token_budget_per_day",
+        hash=hash_key(secret),
+        prefix=secret[:_VISIBLE],
+        id=key_id,
+        owner=owner_id,
+    )
+    if row is None:
+        return None
     return NewKey(Principal(key_id=row.pop("id"), **_principal_fields(row)), secret)
 
 

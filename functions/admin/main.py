@@ -1,14 +1,212 @@
-"""The admin function: parse, call `shared`, map the result."""
+"""The admin function, the control plane: parse, call `shared`, map the result.
+
+Mistral's routes (`/v1/agents...`, `DELETE /v1/conversations/{id}`) answer in
+Mistral's shapes, deletes with exactly 204 and no body. The gateway's own routes
+are documented where their logic lives: `shared.keyadmin` (keys), `shared.usage`
+(usage) and `shared.lifecycle` (archive, unarchive). Authentication, roles and
+rate limits are applied by `FunctionApp` before a handler runs.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
 
 import flask
 import functions_framework
 
-from shared import routes
+from shared import agents, keyadmin, lifecycle, usage
 from shared.health import health
-from shared.web import FunctionApp, not_implemented
+from shared.mistral import UpstreamResponse
+from shared.web import Context, FunctionApp, Handler, json_response
 
-_HANDLERS = {r.operation: not_implemented for r in routes.routes_for("admin")}
-_HANDLERS["gateway.health"] = health
+
+def _no_content() -> flask.Response:
+    # The SDK accepts a delete only as 204; a 204 carries no body and no content type.
+    response = flask.Response(status=204)
+    del response.headers["Content-Type"]
+    return response
+
+
+def _relayed(answer: UpstreamResponse) -> flask.Response:
+    """Mistral's answer as it came (a 204 stays bodiless)."""
+    if answer.status == 204:
+        return _no_content()
+    content_type = answer.headers.get("content-type", "application/json")
+    return flask.Response(answer.body, status=answer.status, content_type=content_type)
+
+
+def _query_string(ctx: Context) -> str:
+    return ctx.request.query_string.decode("latin-1")
+
+
+def _agent_id(ctx: Context) -> str:
+    agent_id = ctx.params["agent_id"]
+    ctx.access["agent_id"] = agent_id
+    return agent_id
+
+
+# -- conversations -----------------------------------------------------------------------------
+
+
+def delete_conversation(ctx: Context) -> flask.Response:
+    conversation_id = ctx.params["conversation_id"]
+    ctx.access["conversation_id"] = conversation_id
+    lifecycle.delete_conversation(
+        ctx.container.pool, ctx.container.mistral, ctx.owner, conversation_id
+    )
+    return _no_content()
+
+
+def _archiver(archived: bool) -> Handler:
+    def handler(ctx: Context) -> flask.Response:
+        conversation_id = ctx.params["conversation_id"]
+        ctx.access["conversation_id"] = conversation_id
+        return json_response(
+            lifecycle.set_archived(ctx.container.pool, ctx.owner, conversation_id, archived)
+        )
+
+    return handler
+
+
+# -- agents ------------------------------------------------------------------------------------
+
+
+def _filters(ctx: Context) -> agents.AgentFilters:
+    return agents.parse_filters(ctx.request.args, ctx.request.args.getlist("sources"))
+
+
+def create_agent(ctx: Context) -> flask.Response:
+    request = agents.parse_create(ctx.json_body())
+    agent = agents.create_agent(ctx.container.pool, ctx.container.mistral, ctx.owner, request)
+    ctx.access["agent_id"] = agent["id"]
+    return json_response(agent)
+
+
+def list_agents(ctx: Context) -> flask.Response:
+    return json_response(agents.list_agents(ctx.container.pool, ctx.owner, _filters(ctx)))
+
+
+def list_agent_pages(ctx: Context) -> flask.Response:
+    return json_response(agents.list_agent_pages(ctx.container.pool, ctx.owner, _filters(ctx)))
+
+
+def get_agent(ctx: Context) -> flask.Response:
+    found = agents.get_agent(
+        ctx.container.pool,
+        ctx.container.mistral,
+        ctx.owner,
+        _agent_id(ctx),
+        ctx.query("agent_version"),
+    )
+    return _relayed(found) if isinstance(found, UpstreamResponse) else json_response(found)
+
+
+def update_agent(ctx: Context) -> flask.Response:
+    agent_id = _agent_id(ctx)
+    request = agents.parse_update(ctx.json_body())
+    return json_response(
+        agents.update_agent(ctx.container.pool, ctx.container.mistral, ctx.owner, agent_id, request)
+    )
+
+
+def delete_agent(ctx: Context) -> flask.Response:
+    agents.delete_agent(ctx.container.pool, ctx.container.mistral, ctx.owner, _agent_id(ctx))
+    return _no_content()
+
+
+def switch_version(ctx: Context) -> flask.Response:
+    return json_response(
+        agents.switch_version(
+            ctx.container.pool, ctx.container.mistral, ctx.owner, _agent_id(ctx), _query_string(ctx)
+        )
+    )
+
+
+def _relay(method: str, suffix: str) -> Handler:
+    """Versions and aliases: Mistral answers, once the agent is known to be the caller's."""
+
+    def handler(ctx: Context) -> flask.Response:
+        version = ctx.params.get("version")
+        answer = agents.relay(
+            ctx.container.pool,
+            ctx.container.mistral,
+            ctx.owner,
+            _agent_id(ctx),
+            operation=ctx.route.operation,
+            method=method,
+            suffix=suffix.format(version=quote(version or "", safe="")),
+            query_string=_query_string(ctx),
+        )
+        return _relayed(answer)
+
+    return handler
+
+
+# -- keys and usage ----------------------------------------------------------------------------
+
+
+def create_key(ctx: Context) -> flask.Response:
+    fields = keyadmin.parse_create(ctx.json_body(), ctx.owner)
+    return json_response(keyadmin.create(ctx.container.pool, fields))
+
+
+def list_keys(ctx: Context) -> flask.Response:
+    return json_response(
+        keyadmin.list_keys(
+            ctx.container.pool, ctx.owner, ctx.query("limit"), ctx.query("page_token")
+        )
+    )
+
+
+def update_key(ctx: Context) -> flask.Response:
+    fields = keyadmin.parse_update(ctx.json_body())
+    key = keyadmin.update(ctx.container.pool, ctx.owner, ctx.params["key_id"], fields)
+    # New limits apply on this instance at once, on the others within the cache's TTL.
+    ctx.container.keys.forget()
+    return json_response(key)
+
+
+def revoke_key(ctx: Context) -> flask.Response:
+    key = keyadmin.revoke(ctx.container.pool, ctx.owner, ctx.params["key_id"])
+    ctx.container.keys.forget()
+    return json_response(key)
+
+
+def rotate_key(ctx: Context) -> flask.Response:
+    rotated = keyadmin.rotate(ctx.container.pool, ctx.owner, ctx.params["key_id"])
+    ctx.container.keys.forget()
+    return json_response(rotated)
+
+
+def read_usage(ctx: Context) -> flask.Response:
+    query = usage.parse_query(ctx.request.args, owner=ctx.owner, role=ctx.principal.role)
+    return json_response(usage.usage(ctx.container.pool, query))
+
+
+_HANDLERS: dict[str, Handler] = {
+    "conversations.delete": delete_conversation,
+    "gateway.conversations.archive": _archiver(True),
+    "gateway.conversations.unarchive": _archiver(False),
+    "agents.create": create_agent,
+    "agents.list": list_agents,
+    "agents.list_pages": list_agent_pages,
+    "agents.get": get_agent,
+    "agents.update": update_agent,
+    "agents.delete": delete_agent,
+    "agents.update_version": switch_version,
+    "agents.list_versions": _relay("GET", "/versions"),
+    "agents.get_version": _relay("GET", "/versions/{version}"),
+    "agents.create_alias": _relay("PUT", "/aliases"),
+    "agents.list_aliases": _relay("GET", "/aliases"),
+    "agents.delete_alias": _relay("DELETE", "/aliases"),
+    "gateway.keys.create": create_key,
+    "gateway.keys.list": list_keys,
+    "gateway.keys.update": update_key,
+    "gateway.keys.revoke": revoke_key,
+    "gateway.keys.rotate": rotate_key,
+    "gateway.usage": read_usage,
+    "gateway.health": health,
+}
 app = FunctionApp("admin", _HANDLERS)
 
 

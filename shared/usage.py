@@ -1,0 +1,157 @@
+"""Usage: requests and tokens in and out, per key, agent, model and day.
+
+Figures are sums over `usage_events`, the row the write path appends for every
+request that reached Mistral; nothing is counted on the hot path. Days are UTC.
+
+    GET /gateway/v1/usage?from=YYYY-MM-DD&to=YYYY-MM-DD&group_by=key,agent,model,day&owner_id=
+
+    from, to   inclusive UTC dates; default the 30 days ending today; at most 366 days
+    group_by   any of key, agent, model, day, comma-separated (default day; empty = totals)
+    owner_id   another tenant: only with the `usage:read_any` permission (admin), else 403
+
+    -> 200 {"object": "gateway.usage", "owner_id", "from", "to", "group_by": [...],
+            "totals": Counts,
+            "data": [{<each grouped dimension: "key_id" | "agent_id" | "model" | "day">,
+                      **Counts}, ...]}
+    Counts: {"requests", "failed_requests", "prompt_tokens", "completion_tokens",
+             "total_tokens"}
+
+Rows are ordered by day, then key, agent and model. `failed_requests` counts the
+requests Mistral answered with an error status.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from shared.auth import ROLE_PERMISSIONS
+from shared.db import Pool
+from shared.errors import Forbidden, ValidationFailed, field_error
+
+__all__ = ["DIMENSIONS", "MAX_DAYS", "UsageQuery", "parse_query", "usage"]
+
+# group_by name -> the field it adds to each row.
+DIMENSIONS: Mapping[str, str] = {
+    "key": "key_id",
+    "agent": "agent_id",
+    "model": "model",
+    "day": "day",
+}
+MAX_DAYS = 366
+_DEFAULT_DAYS = 30
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_READ_ANY = "usage:read_any"
+_COUNTS = ("requests", "failed_requests", "prompt_tokens", "completion_tokens")
+
+
+@dataclass(frozen=True)
+class UsageQuery:
+    owner_id: str
+    first_day: date
+    last_day: date
+    group_by: tuple[str, ...]
+
+
+def _date(raw: str, name: str) -> date:
+    try:
+        if not _DATE.match(raw):
+            raise ValueError(raw)
+        return date.fromisoformat(raw)
+    except ValueError:
+        msg = "Input should be a valid date in the format YYYY-MM-DD"
+        raise ValidationFailed(
+            [field_error(("query", name), msg, "date_from_datetime_parsing")]
+        ) from None
+
+
+def parse_query(
+    query: Mapping[str, str], *, owner: str, role: str, today: date | None = None
+) -> UsageQuery:
+    """The validated query; 403 when another tenant's usage is asked without the right."""
+    today = today or datetime.now(UTC).date()
+    raw_from, raw_to = query.get("from"), query.get("to")
+    last = _date(raw_to, "to") if raw_to else None
+    first = _date(raw_from, "from") if raw_from else None
+    if last is None:
+        last = today if first is None else max(today, first)
+    if first is None:
+        first = last - timedelta(days=_DEFAULT_DAYS - 1)
+    if first > last:
+        msg = "from must not be after to"
+        raise ValidationFailed([field_error(("query", "from"), msg, "date_order")])
+    if (last - first).days + 1 > MAX_DAYS:
+        msg = f"the range may span at most {MAX_DAYS} days"
+        raise ValidationFailed([field_error(("query", "to"), msg, "range")])
+
+    raw_group = query.get("group_by")
+    names = ["day"] if raw_group is None else [n.strip() for n in raw_group.split(",") if n.strip()]
+    unknown = [n for n in names if n not in DIMENSIONS]
+    if unknown:
+        msg = f"unknown group_by {', '.join(unknown)}; use any of {', '.join(DIMENSIONS)}"
+        raise ValidationFailed([field_error(("query", "group_by"), msg, "enum")])
+
+    wanted = query.get("owner_id") or owner
+    if wanted != owner and _READ_ANY not in ROLE_PERMISSIONS.get(role, frozenset()):
+        raise Forbidden(f"the {role} role may only read its own tenant's usage")
+    ordered = tuple(n for n in DIMENSIONS if n in names)
+    return UsageQuery(wanted, first, last, ordered)
+
+
+# Grouping is chosen by parameters, so the statement itself never changes.
+_USAGE_SQL = """
+SELECT CASE WHEN CAST(:by_key AS boolean) THEN api_key_id END AS key_id,
+       CASE WHEN CAST(:by_agent AS boolean) THEN agent_id END AS agent_id,
+       CASE WHEN CAST(:by_model AS boolean) THEN model END AS model,
+       CASE WHEN CAST(:by_day AS boolean)
+            THEN CAST(timezone('UTC', created_at) AS date) END AS day,
+       count(*) AS requests,
+       count(*) FILTER (WHERE status >= 400) AS failed_requests,
+       CAST(coalesce(sum(prompt_tokens), 0) AS bigint) AS prompt_tokens,
+       CAST(coalesce(sum(completion_tokens), 0) AS bigint) AS completion_tokens
+FROM usage_events
+WHERE owner_id = :owner AND created_at >= :start AND created_at < :end
+GROUP BY 1, 2, 3, 4
+ORDER BY 4 NULLS FIRST, 1 NULLS FIRST, 2 NULLS FIRST, 3 NULLS FIRST
+"""
+
+
+def _counts(values: Mapping[str, Any]) -> dict[str, int]:
+    counts = {name: int(values[name]) for name in _COUNTS}
+    counts["total_tokens"] = counts["prompt_tokens"] + counts["completion_tokens"]
+    return counts
+
+
+def usage(pool: Pool, query: UsageQuery) -> dict[str, Any]:
+    """The tenant's usage for the days asked, grouped as asked, with totals."""
+    start = datetime.combine(query.first_day, time(), UTC)
+    end = datetime.combine(query.last_day + timedelta(days=1), time(), UTC)
+    with pool.connection() as conn:
+        rows = conn.all(
+            _USAGE_SQL,
+            owner=query.owner_id,
+            start=start,
+            end=end,
+            **{f"by_{name}": name in query.group_by for name in DIMENSIONS},
+        )
+    data = []
+    for row in rows:
+        item: dict[str, Any] = {}
+        for name in query.group_by:
+            field = DIMENSIONS[name]
+            value = row[field]
+            item[field] = value.isoformat() if isinstance(value, date) else value
+        data.append({**item, **_counts(row)})
+    totals = _counts({name: sum(int(r[name]) for r in rows) for name in _COUNTS})
+    return {
+        "object": "gateway.usage",
+        "owner_id": query.owner_id,
+        "from": query.first_day.isoformat(),
+        "to": query.last_day.isoformat(),
+        "group_by": list(query.group_by),
+        "totals": totals,
+        "data": data,
+    }

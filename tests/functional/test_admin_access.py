@@ -1,0 +1,224 @@
+"""Who may call the admin function: every role against every admin action, and archiving."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from devstack.standin import StandIn
+from shared import routes
+from shared.auth import may
+from shared.config import Settings
+from shared.container import Container, set_container
+from shared.keys import ROLES
+from shared.mistral import MistralClient, build_client
+from tests.support import bearer, client, make_key
+
+MODEL = "mistral-small-latest"
+OWNER = "tenant-a"
+OTHER = "tenant-b"
+NO_LIMIT = {"rate_limit_requests": 100_000, "rate_limit_window": 60}
+
+
+@pytest.fixture(scope="module")
+def standin() -> Iterator[StandIn]:
+    with StandIn() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def mistral(base_settings: Settings, standin: StandIn) -> MistralClient:
+    return build_client(dataclasses.replace(base_settings, mistral_server_url=standin.url), None)
+
+
+@pytest.fixture
+def gateway(
+    container: Container, standin: StandIn, base_settings: Settings, mistral: MistralClient
+) -> Iterator[Container]:
+    """The gateway's container talking to a fresh stand-in, over empty tables."""
+    standin.reset()
+    settings = dataclasses.replace(base_settings, mistral_server_url=standin.url)
+    gateway = Container(
+        settings, pool=container.pool, redis_client=container.redis, mistral=mistral
+    )
+    previous = set_container(gateway)
+    yield gateway
+    set_container(previous)
+
+
+@dataclasses.dataclass(frozen=True)
+class World:
+    """One of everything the admin routes act on, all owned by OWNER."""
+
+    agent_id: str
+    key_id: str
+    conversation_id: str = "conv_seeded"
+
+
+def seed(gateway: Container) -> World:
+    admin = make_key(gateway, "admin", OWNER, **NO_LIMIT)
+    app = client("admin")
+    agent = app.post("/v1/agents", json={"model": MODEL, "name": "seeded"}, headers=bearer(admin))
+    agent_id = agent.get_json()["id"]
+    alias = app.put(f"/v1/agents/{agent_id}/aliases?alias=stable&version=0", headers=bearer(admin))
+    assert alias.status_code == 200
+    with gateway.pool.connection() as conn:
+        conn.run(
+            "INSERT INTO conversations (id, owner_id, model, created_at, updated_at)"
+            " VALUES ('conv_seeded', :owner, :model, now(), now())",
+            owner=OWNER,
+            model=MODEL,
+        )
+    spare = make_key(gateway, "user", OWNER)
+    return World(agent_id=agent_id, key_id=spare.principal.key_id)
+
+
+def snapshot(gateway: Container) -> dict[str, Any]:
+    """Everything an admin action could change, to prove a refused one changed nothing."""
+    with gateway.pool.connection() as conn:
+        return {
+            "agents": conn.all("SELECT id, name, status, version FROM agents ORDER BY id"),
+            "conversations": conn.all("SELECT id, status FROM conversations ORDER BY id"),
+            "keys": conn.all(
+                "SELECT id, name, secret_hash, revoked_at, rate_limit_requests FROM api_keys"
+                " ORDER BY id"
+            ),
+        }
+
+
+# method, path, JSON body, the status an allowed caller gets
+ACTIONS: dict[str, tuple[str, str, dict[str, Any] | None, int]] = {
+    "conversations.delete": ("DELETE", "/v1/conversations/{conversation_id}", None, 204),
+    "gateway.conversations.archive": (
+        "POST",
+        "/gateway/v1/conversations/{conversation_id}/archive",
+        None,
+        200,
+    ),
+    "gateway.conversations.unarchive": (
+        "POST",
+        "/gateway/v1/conversations/{conversation_id}/unarchive",
+        None,
+        200,
+    ),
+    "agents.create": ("POST", "/v1/agents", {"model": MODEL, "name": "another"}, 200),
+    "agents.list": ("GET", "/v1/agents", None, 200),
+    "agents.list_pages": ("GET", "/v1/agents/pages", None, 200),
+    "agents.get": ("GET", "/v1/agents/{agent_id}", None, 200),
+    "agents.update": ("PATCH", "/v1/agents/{agent_id}", {"instructions": "new"}, 200),
+    "agents.delete": ("DELETE", "/v1/agents/{agent_id}", None, 204),
+    "agents.update_version": ("PATCH", "/v1/agents/{agent_id}/version?version=0", None, 200),
+    "agents.list_versions": ("GET", "/v1/agents/{agent_id}/versions", None, 200),
+    "agents.get_version": ("GET", "/v1/agents/{agent_id}/versions/0", None, 200),
+    "agents.create_alias": ("PUT", "/v1/agents/{agent_id}/aliases?alias=beta&version=0", None, 200),
+    "agents.list_aliases": ("GET", "/v1/agents/{agent_id}/aliases", None, 200),
+    "agents.delete_alias": ("DELETE", "/v1/agents/{agent_id}/aliases?alias=stable", None, 204),
+    "gateway.keys.create": ("POST", "/gateway/v1/keys", {"name": "new", "role": "user"}, 200),
+    "gateway.keys.list": ("GET", "/gateway/v1/keys", None, 200),
+    "gateway.keys.update": (
+        "PATCH",
+        "/gateway/v1/keys/{key_id}",
+        {"rate_limit_requests": 7},
+        200,
+    ),
+    "gateway.keys.revoke": ("POST", "/gateway/v1/keys/{key_id}/revoke", None, 200),
+    "gateway.keys.rotate": ("POST", "/gateway/v1/keys/{key_id}/rotate", None, 200),
+    "gateway.usage": ("GET", "/gateway/v1/usage", None, 200),
+}
+
+
+def test_every_admin_route_is_in_the_matrix() -> None:
+    """The matrix below covers each admin operation (health aside) exactly."""
+    operations = {r.operation for r in routes.routes_for("admin")} - {"gateway.health"}
+    assert operations == set(ACTIONS)
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("operation", sorted(ACTIONS))
+def test_permission_matrix(gateway: Container, standin: StandIn, role: str, operation: str) -> None:
+    """An allowed role gets the success status; others get 403 with nothing sent or changed."""
+    world = seed(gateway)
+    key = make_key(gateway, role, OWNER, **NO_LIMIT)
+    method, template, body, success = ACTIONS[operation]
+    path = template.format(**dataclasses.asdict(world))
+    calls, before = standin.calls(), snapshot(gateway)
+    answer = client("admin").open(path, method=method, json=body, headers=bearer(key))
+    if may(role, operation):
+        assert answer.status_code == success, answer.get_data(as_text=True)
+    else:
+        assert answer.status_code == 403
+        assert answer.get_json()["type"] == "forbidden"
+        assert standin.calls() == calls
+        assert snapshot(gateway) == before
+
+
+def test_roles_match_the_issue() -> None:
+    """admin may do everything; user also archives and reads agents; read_only reads usage."""
+    assert {op for op in ACTIONS if may("read_only", op)} == {"gateway.usage"}
+    assert {op for op in ACTIONS if may("user", op)} == {
+        "agents.get",
+        "agents.get_version",
+        "agents.list",
+        "agents.list_aliases",
+        "agents.list_pages",
+        "agents.list_versions",
+        "gateway.conversations.archive",
+        "gateway.conversations.unarchive",
+        "gateway.usage",
+    }
+    assert all(may("admin", op) for op in ACTIONS)
+
+
+# -- archive and unarchive -----------------------------------------------------------------------
+
+
+def test_archive_changes_the_status_only_and_unarchive_restores_it(gateway: Container) -> None:
+    """Archiving keeps the entries; unarchiving makes the conversation active again."""
+    seed(gateway)
+    with gateway.pool.connection() as conn:
+        conn.run(
+            "INSERT INTO conversation_entries (conversation_id, seq, id, owner_id, type, body,"
+            " created_at) VALUES ('conv_seeded', 0, 'msg_0', :owner, 'message.input', '{}',"
+            " now())",
+            owner=OWNER,
+        )
+    user = make_key(gateway, "user", OWNER)
+    app = client("admin")
+    archived = app.post("/gateway/v1/conversations/conv_seeded/archive", headers=bearer(user))
+    assert archived.get_json() == {
+        "object": "gateway.conversation",
+        "id": "conv_seeded",
+        "status": "archived",
+    }
+    with gateway.pool.connection() as conn:
+        assert conn.run("SELECT count(*) FROM conversation_entries") == [[1]]
+    restored = app.post("/gateway/v1/conversations/conv_seeded/unarchive", headers=bearer(user))
+    assert restored.get_json()["status"] == "active"
+
+
+def test_archive_of_another_tenants_or_a_deleted_conversation_is_404(gateway: Container) -> None:
+    """Another tenant's conversation, a deleted one and an unknown id all answer 404."""
+    seed(gateway)
+    with gateway.pool.connection() as conn:
+        conn.run(
+            "INSERT INTO conversations (id, owner_id, model, status, created_at, updated_at)"
+            " VALUES ('conv_gone', :owner, :model, 'deleted', now(), now())",
+            owner=OWNER,
+            model=MODEL,
+        )
+    stranger = make_key(gateway, "admin", OTHER)
+    mine = make_key(gateway, "user", OWNER)
+    app = client("admin")
+    attempts = [
+        app.post("/gateway/v1/conversations/conv_seeded/archive", headers=bearer(stranger)),
+        app.post("/gateway/v1/conversations/conv_seeded/unarchive", headers=bearer(stranger)),
+        app.post("/gateway/v1/conversations/conv_gone/unarchive", headers=bearer(mine)),
+        app.post("/gateway/v1/conversations/conv_none/archive", headers=bearer(mine)),
+    ]
+    assert [a.status_code for a in attempts] == [404] * 4
+    with gateway.pool.connection() as conn:
+        statuses = dict(conn.run("SELECT id, status FROM conversations"))
+    assert statuses == {"conv_seeded": "active", "conv_gone": "deleted"}

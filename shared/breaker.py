@@ -218,6 +218,7 @@ class Breaker:
             self._transition("open")
 
     def _transition(self, state: str) -> None:
-        log.warning("circuit %s", state)
         if self._on_transition is not None:
             self._on_transition(state)
+        else:
+            log.warning("circuit %s", state)

@@ -105,11 +105,14 @@ class Container:
     def breaker(self) -> Breaker:
         def build() -> Breaker:
             from shared.breaker import Breaker
+            from shared.observability import log_event
 
             return Breaker(
                 lambda: self.redis,
                 threshold=self.settings.breaker_failure_threshold,
                 cooldown_s=self.settings.breaker_cooldown_s,
+                # One line per transition: the log-based metric and alert count these.
+                on_transition=lambda state: log_event("circuit_transition", "WARNING", state=state),
             )
 
         return self._get("breaker", build)

@@ -440,6 +440,8 @@ class _TurnRunner:
         return store.provisional_entries(self.turn.body.get("inputs"), outputs, status=status)
 
     def _finish(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        if self.mistral.breaker is not None:
+            self.ctx.access["circuit"] = self.mistral.breaker.current()
         if self.idempotency is not None and self.key is not None:
             self.idempotency.complete(
                 self.ctx.owner, self.key, StoredResponse(status, headers, body)

@@ -19,6 +19,7 @@ from typing import Any
 
 from shared.db import Conn
 from shared.errors import Conflict, NotFound
+from shared.timestamps import now_rfc3339, parse_rfc3339
 
 __all__ = [
     "OUTPUT_TYPES",
@@ -89,16 +90,6 @@ def load_conversation(conn: Conn, owner: str, conversation_id: str) -> Conversat
     return ConversationRef(**row)
 
 
-def _timestamp(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def _text(content: Any) -> tuple[str | None, str | None]:
     """(plain text, JSON of chunks) for an entry's content or result."""
     if isinstance(content, str):
@@ -115,7 +106,7 @@ def provisional_entries(
 
     Inputs get gateway ids (`gwin_...`); outputs keep Mistral's.
     """
-    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    now = now_rfc3339()
     entries: list[dict[str, Any]] = []
     items = [{"role": "user", "content": inputs}] if isinstance(inputs, str) else inputs or []
     for item in items:
@@ -201,7 +192,7 @@ def _insert_conversation(
     entries: Sequence[dict[str, Any]],
     parent: tuple[str, str] | None,
 ) -> None:
-    times = [t for e in entries if (t := _timestamp(e.get("created_at"))) is not None]
+    times = [t for e in entries if (t := parse_rfc3339(e.get("created_at"))) is not None]
     created = min(times) if times else datetime.now(UTC)
     agent_version = new.get("agent_version")
 
@@ -276,8 +267,8 @@ def _insert_entry(
         tool=entry.get("name"),
         call=entry.get("tool_call_id"),
         status=status,
-        created=_timestamp(entry.get("created_at")) or datetime.now(UTC),
-        completed=_timestamp(entry.get("completed_at")),
+        created=parse_rfc3339(entry.get("created_at")) or datetime.now(UTC),
+        completed=parse_rfc3339(entry.get("completed_at")),
     )
 
 

@@ -31,13 +31,14 @@ ignored.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from shared import cursors
 from shared.db import Conn, Pool
 from shared.errors import Conflict, NotFound, ValidationFailed, field_error
 from shared.keys import ROLES, NewKey, Principal, create_key, revoke_key, rotate_key
+from shared.timestamps import rfc3339
 
 __all__ = [
     "LIMIT_FIELDS",
@@ -136,12 +137,6 @@ def parse_update(body: Mapping[str, Any]) -> dict[str, Any]:
     return {**({"name": body["name"]} if "name" in body else {}), **limits}
 
 
-def _stamp(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def _view(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "object": "gateway.key",
@@ -151,10 +146,10 @@ def _view(row: Mapping[str, Any]) -> dict[str, Any]:
         "owner_id": row["owner_id"],
         "prefix": row["prefix"],
         **{name: row[name] for name in LIMIT_FIELDS},
-        "created_at": _stamp(row["created_at"]),
-        "last_used_at": _stamp(row["last_used_at"]),
-        "rotated_at": _stamp(row["rotated_at"]),
-        "revoked_at": _stamp(row["revoked_at"]),
+        "created_at": rfc3339(row["created_at"]),
+        "last_used_at": rfc3339(row["last_used_at"]),
+        "rotated_at": rfc3339(row["rotated_at"]),
+        "revoked_at": rfc3339(row["revoked_at"]),
         "revoked": row["revoked_at"] is not None,
     }
 

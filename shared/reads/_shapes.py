@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from shared import cursors
+from shared.timestamps import rfc3339
 
 __all__ = [
     "batch",
@@ -14,15 +14,7 @@ __all__ = [
     "conversation_record",
     "entry",
     "page",
-    "timestamp",
 ]
-
-
-def timestamp(value: datetime | None) -> str | None:
-    """RFC 3339 UTC with `Z` (wire contract 6.7), microseconds kept: PostgreSQL's resolution."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _agent_version(stored: str | None) -> int | str | None:
@@ -41,8 +33,8 @@ def conversation_record(row: dict[str, Any]) -> dict[str, Any]:
     record: dict[str, Any] = {
         "object": "conversation",
         "id": row["id"],
-        "created_at": timestamp(row["created_at"]),
-        "updated_at": timestamp(row["updated_at"]),
+        "created_at": rfc3339(row["created_at"]),
+        "updated_at": rfc3339(row["updated_at"]),
         "name": row["name"],
         "description": row["description"],
         "metadata": row["metadata"],
@@ -69,7 +61,7 @@ def entry(row: dict[str, Any]) -> dict[str, Any]:
         "status": row["status"],
         "prompt_tokens": row["prompt_tokens"],
         "completion_tokens": row["completion_tokens"],
-        "created_at": timestamp(row["created_at"]),
+        "created_at": rfc3339(row["created_at"]),
         "entry": row["body"],
     }
 
@@ -82,9 +74,9 @@ def batch(row: dict[str, Any]) -> dict[str, Any]:
         "item_count": row["item_count"],
         "message_id": row["message_id"],
         "error": row["error"],
-        "published_at": timestamp(row["published_at"]),
-        "created_at": timestamp(row["created_at"]),
-        "updated_at": timestamp(row["updated_at"]),
+        "published_at": rfc3339(row["published_at"]),
+        "created_at": rfc3339(row["created_at"]),
+        "updated_at": rfc3339(row["updated_at"]),
     }
 
 
@@ -99,8 +91,8 @@ def batch_item(row: dict[str, Any]) -> dict[str, Any]:
         "result": row["result"],
         "error": row["error"],
         "attempts": row["attempts"],
-        "started_at": timestamp(row["started_at"]),
-        "finished_at": timestamp(row["finished_at"]),
+        "started_at": rfc3339(row["started_at"]),
+        "finished_at": rfc3339(row["finished_at"]),
     }
 
 

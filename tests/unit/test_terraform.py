@@ -19,40 +19,14 @@ import pytest
 from hcl2.utils import SerializationOptions
 
 from deploy import routes as lb
+from shared.observability import ACCESS_LINE_FIELDS
 from shared.routes import FUNCTIONS, ROUTES, Route, health_path, match
 
 ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM = ROOT / "terraform"
 ENVIRONMENTS = ("dev", "prod")
 
-# The access line's jsonPayload fields, as shared/observability writes them
-# (one line per request, event = "access"). To be replaced by an import of
-# shared.observability.ACCESS_LINE_FIELDS.
-ACCESS_LINE_FIELDS = frozenset(
-    {
-        "event",
-        "function",
-        "route",
-        "method",
-        "status",
-        "latency_ms",
-        "upstream_latency_ms",
-        "owner",
-        "key_prefix",
-        "agent_id",
-        "model",
-        "conversation_id",
-        "tokens_in",
-        "tokens_out",
-        "rate_limit",
-        "circuit",
-        "idempotent_replay",
-        "error_type",
-        "request_id",
-    }
-)
-# The other events' own fields (shared.observability.log_event): circuit_transition
-# carries `state`; batch_finished carries `batch_id`, `items_total`, `items_failed`.
+# Fields of the other structured events: circuit_transition and batch_finished.
 EVENT_FIELDS = frozenset({"state", "batch_id", "items_total", "items_failed"})
 LOG_FIELDS = ACCESS_LINE_FIELDS | EVENT_FIELDS
 
@@ -545,12 +519,6 @@ def test_log_metrics_read_only_documented_fields():
     # The extraction finds what the metrics are known to use (it is not vacuous).
     assert {"event", "status", "latency_ms", "tokens_in", "rate_limit", "items_failed"} <= fields
     assert fields <= LOG_FIELDS, fields - LOG_FIELDS
-
-
-def test_documented_fields_are_the_ones_the_gateway_writes():
-    """This file's ACCESS_LINE_FIELDS is shared.observability's, while both exist."""
-    observability = pytest.importorskip("shared.observability")
-    assert observability.ACCESS_LINE_FIELDS == ACCESS_LINE_FIELDS
 
 
 def test_log_field_map_is_the_one_place_for_field_names():

@@ -304,6 +304,8 @@ class _TurnRunner:
         watcher = _StreamWatcher()
         sent: list[bytes] = []
         ok = False
+        # Set when the caller went away: not Mistral's failure, so not the breaker's business.
+        caller_left = False
         try:
             try:
                 for chunk in upstream.chunks():
@@ -314,6 +316,10 @@ class _TurnRunner:
                 ok = watcher.done
             except GatewayError as exc:
                 log.warning("upstream stream broke: %s", exc.message)
+            except GeneratorExit:
+                caller_left = True
+                self.ctx.access["error_type"] = "client_disconnected"
+                raise
             if not ok:
                 # Never a silent clean end: the SDK yields this event to the caller.
                 error = format_event(
@@ -326,7 +332,7 @@ class _TurnRunner:
                 sent.append(error)
                 yield error
         finally:
-            upstream.close(ok)
+            upstream.close(ok or caller_left)
             self._after_stream(watcher, ok, b"".join(sent))
 
     def _after_stream(self, watcher: _StreamWatcher, ok: bool, body: bytes) -> None:
@@ -335,7 +341,7 @@ class _TurnRunner:
             self._store(conversation_id, watcher.entries(), watcher.usage, incomplete=not ok)
         self.ctx.access["conversation_id"] = conversation_id
         if not ok:
-            self.ctx.access["error_type"] = "upstream_stream_broken"
+            self.ctx.access.setdefault("error_type", "upstream_stream_broken")
         self._finish(200, {"Content-Type": _SSE}, body)
 
     # -- shared --------------------------------------------------------------------

@@ -19,6 +19,9 @@ _previous_level: int | None = None
 _DIAGNOSTIC_LOGGER = "google.cloud.logging_v2.handlers.structured_log"
 
 
+_CHATTY_LOGGERS = ("httpx2", "httpcore2", "httpx", "httpcore")
+
+
 def configure_logging(settings: Settings) -> None:
     """Send every log record to stdout as Cloud Logging structured JSON, at LOG_LEVEL.
 
@@ -54,6 +57,11 @@ def configure_logging(settings: Settings) -> None:
             STATE.handler = handler
         STATE.project = settings.gcp_project
         logging.getLogger(_DIAGNOSTIC_LOGGER).propagate = False
+        # The HTTP client logs every upstream request at INFO: a line per call that
+        # the access line already covers (upstream_latency_ms). Keep its warnings.
+        for noisy in _CHATTY_LOGGERS:
+            if logging.getLogger(noisy).level == logging.NOTSET:
+                logging.getLogger(noisy).setLevel(logging.WARNING)
         STATE.key = key
         STATE.settings = settings
 

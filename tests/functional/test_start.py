@@ -372,3 +372,36 @@ def test_database_failure_after_mistral_answered_is_told_plainly(
     assert answer.headers["Gateway-Stored"] == "false"
     # Nothing half-written: the turn's transaction rolled back as a whole.
     assert _rows(gateway, "SELECT count(*) AS n FROM conversation_entries") == [{"n": 0}]
+
+
+def test_caller_leaving_mid_stream_stores_what_arrived_and_spares_the_breaker(
+    gateway: Container, key: NewKey
+) -> None:
+    """A caller that disconnects mid-stream leaves an incomplete entry, not a breaker failure."""
+    answer = client("start").post(
+        "/v1/conversations",
+        headers=bearer(key),
+        buffered=False,
+        json={
+            "inputs": "leave early",
+            "model": MODEL,
+            "stream": True,
+            "completion_args": {"max_tokens": 50},
+        },
+    )
+    received = b""
+    for chunk in answer.response:
+        received += chunk
+        if b"message.output.delta" in received:
+            break
+    answer.close()
+    conversation_id = json.loads(received.decode().split("data: ", 1)[1].split("\n", 1)[0])[
+        "conversation_id"
+    ]
+    rows = _rows(
+        gateway,
+        "SELECT type, status FROM conversation_entries WHERE conversation_id = :id ORDER BY seq",
+        id=conversation_id,
+    )
+    assert ("message.output", "incomplete") in [(r["type"], r["status"]) for r in rows]
+    assert gateway.redis.get("gw:cb:mistral:failures") is None

@@ -17,12 +17,18 @@ __all__ = ["connector_for"]
 _APPLICATION_NAME = "mistral-agents-gateway"
 
 
-def connector_for(settings: Settings) -> Callable[[], CoreConnection]:
-    """A function that opens one new, configured connection per call."""
+def connector_for(
+    settings: Settings, cloud_sql_connector: Callable[..., Any] | None = None
+) -> Callable[[], CoreConnection]:
+    """A function that opens one new, configured connection per call.
+
+    `cloud_sql_connector` builds the Cloud SQL `Connector` (tests pass a fake;
+    Google's API cannot be reached from them).
+    """
     if settings.database_url:
         opener = _url_opener(settings)
     elif settings.cloud_sql_instance:
-        opener = _cloud_sql_opener(settings)
+        opener = _cloud_sql_opener(settings, cloud_sql_connector)
     else:
         opener = _host_opener(settings)
     statement_timeout = int(settings.db_statement_timeout_ms)
@@ -67,7 +73,9 @@ def _host_opener(settings: Settings) -> Callable[[], CoreConnection]:
     return lambda: pg8000.native.Connection(**kwargs)
 
 
-def _cloud_sql_opener(settings: Settings) -> Callable[[], CoreConnection]:
+def _cloud_sql_opener(
+    settings: Settings, make_connector: Callable[..., Any] | None
+) -> Callable[[], CoreConnection]:
     """Cloud SQL through the Python connector: IAM auth, private IP, lazy refresh.
 
     LAZY refresh fetches certificates on demand, which suits Cloud Run where the
@@ -84,7 +92,7 @@ def _cloud_sql_opener(settings: Settings) -> Callable[[], CoreConnection]:
         with lock:
             if connector is None:
                 ip_type = IPTypes.PRIVATE if settings.db_private_ip else IPTypes.PUBLIC
-                connector = Connector(ip_type=ip_type, refresh_strategy="LAZY")
+                connector = (make_connector or Connector)(ip_type=ip_type, refresh_strategy="LAZY")
         conn: CoreConnection = connector.connect(
             settings.cloud_sql_instance,
             "pg8000",

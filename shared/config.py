@@ -87,6 +87,24 @@ class Settings:
     idempotency_ttl_s: int = 86_400
     revocation_cache_s: int = 5
 
+    # Batches (shared.batch, docs/batches.md)
+    # Items of one delivery that run at once (threads calling Mistral).
+    batch_concurrency: int = 50
+    # A message published longer ago than this is recorded and dropped.
+    batch_max_age_s: int = 86_400
+    # How long a claimed item belongs to its worker without a renewal.
+    batch_lease_s: int = 60
+    # After this long a delivery claims nothing new and answers 503 for the rest
+    # (redelivered later); it must leave room, within the function's timeout, for
+    # the calls still in flight (MISTRAL_TIMEOUT_MS).
+    batch_time_budget_s: int = 400
+    # Claims of one item whose call may have reached Mistral and failed
+    # transiently (5xx, timeout); after the last one the item fails.
+    batch_item_max_attempts: int = 3
+    # The batch principal's own request limit (0: RATE_LIMIT_REQUESTS / _WINDOW).
+    batch_rate_limit_requests: int = 0
+    batch_rate_limit_window: int = 0
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read and validate every variable; raise ConfigError naming all problems."""
@@ -205,4 +223,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "max_body_bytes": _int(1),
     "breaker_failure_threshold": _int(1),
     "breaker_cooldown_s": _int(1),
+    "batch_concurrency": _int(1),
+    "batch_max_age_s": _int(1),
+    "batch_lease_s": _int(1),
+    "batch_time_budget_s": _int(1),
+    "batch_item_max_attempts": _int(1),
 }

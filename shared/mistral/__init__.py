@@ -45,7 +45,8 @@ def build_sdk(settings: Settings, connections: int | None = None) -> Any:
     import httpx2
     from mistralai.client import Mistral
 
-    threads = connections or int(os.environ.get("THREADS", "16"))
+    # One connection per request thread, and per batch item worker (shared.batch).
+    threads = connections or max(int(os.environ.get("THREADS", "16")), settings.batch_concurrency)
     http = httpx2.Client(
         follow_redirects=True,
         timeout=httpx2.Timeout(

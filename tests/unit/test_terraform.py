@@ -273,8 +273,12 @@ def _plain_environment_names() -> set[str]:
     assert expression == "${merge(var.environment, local.runtime_environment)}"
     names = set(config("modules/function")["locals"]["runtime_environment"])
     environment = config("modules/gateway")["module"]["function"]["environment"]
-    assert environment == "${local.function_environment}"
-    names |= set(config("modules/gateway")["locals"]["function_environment"])
+    assert environment == (
+        '${each.key == "batch" ? merge(local.function_environment, local.batch_environment)'
+        " : local.function_environment}"
+    )
+    gateway_locals = config("modules/gateway")["locals"]
+    names |= set(gateway_locals["function_environment"]) | set(gateway_locals["batch_environment"])
     return names
 
 

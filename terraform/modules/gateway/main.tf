@@ -38,6 +38,15 @@ locals {
     RATE_LIMIT_FAILURE_MODE = var.rate_limit_failure_mode
   }
 
+  # The batch function's own settings (shared.config.Settings batch_* fields).
+  batch_environment = {
+    BATCH_CONCURRENCY = tostring(var.batch_concurrency)
+    BATCH_MAX_AGE_S   = tostring(var.batch_max_age_s)
+    # Leave the calls still in flight (MISTRAL_TIMEOUT_MS, 120 s) time to finish
+    # within the function's timeout.
+    BATCH_TIME_BUDGET_S = tostring(max(60, var.functions["batch"].timeout_seconds - 140))
+  }
+
   # Environment variable -> Secret Manager secret, read at instance start.
   function_secrets = {
     MISTRAL_API_KEY = module.secrets.secret_ids["mistral_api_key"]
@@ -131,7 +140,7 @@ module "function" {
   source_bucket         = module.cicd.source_bucket
   build_service_account = module.cicd.builder_id
   scaling               = each.value
-  environment           = local.function_environment
+  environment           = each.key == "batch" ? merge(local.function_environment, local.batch_environment) : local.function_environment
   secret_environment    = local.function_secrets
   network               = module.network.network_name
   subnetwork            = module.network.subnetwork_name

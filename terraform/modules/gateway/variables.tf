@@ -153,6 +153,18 @@ variable "latency_p95_threshold_ms" {
   default     = 30000
 }
 
+variable "batch_concurrency" {
+  type        = number
+  description = "Items of one batch delivery running at once."
+  default     = 50
+}
+
+variable "batch_max_age_s" {
+  type        = number
+  description = "Batch messages published longer ago than this are recorded and dropped."
+  default     = 86400
+}
+
 variable "batch_publishers" {
   type        = list(string)
   description = "IAM members allowed to publish batches to the topic."

@@ -155,7 +155,7 @@ class Breaker:
         try:
             state = self._read(now)
             self._redis_ok = True
-        except (redis.ConnectionError, redis.TimeoutError, OSError):
+        except (redis.RedisError, OSError):
             if self._redis_ok:
                 log.warning("redis unavailable: circuit breaker falls back to local state")
             self._redis_ok = False
@@ -185,7 +185,7 @@ class Breaker:
             return
         try:
             self._client().delete(self._open_until, self._trial, self._failures)
-        except (redis.ConnectionError, redis.TimeoutError, OSError):
+        except (redis.RedisError, OSError):
             return
         self._cached = (self._clock(), BreakerState("closed"))
         self._transition("closed")
@@ -193,7 +193,7 @@ class Breaker:
     def record_failure(self, state: BreakerState) -> None:
         if not self._redis_ok:
             if self._local.failure():
-                self._transition("open")
+                self._opened_locally()
             return
         now = self._clock()
         try:
@@ -208,14 +208,20 @@ class Breaker:
                     int(state.state == "half_open"),
                 ],
             )
-        except (redis.ConnectionError, redis.TimeoutError, OSError):
+        except (redis.RedisError, OSError):
             self._redis_ok = False
             if self._local.failure():
-                self._transition("open")
+                self._opened_locally()
             return
         if opened:
             self._cached = (now, BreakerState("open", self.cooldown_s))
             self._transition("open")
+
+    def _opened_locally(self) -> None:
+        # The cached "closed" is trusted for _CACHE_S: without this, calls would still go
+        # through for that long after the local breaker opened.
+        self._cached = (self._clock(), BreakerState("open", self.cooldown_s))
+        self._transition("open")
 
     def _transition(self, state: str) -> None:
         if self._on_transition is not None:

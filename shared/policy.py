@@ -22,7 +22,7 @@ from typing import Any
 
 from shared.errors import ConfigError, ValidationFailed, field_error
 
-__all__ = ["DEFAULT_PATTERNS", "InputPolicy", "PolicyHit", "Rule"]
+__all__ = ["DEFAULT_PATTERNS", "InputPolicy", "PolicyHit", "Rule", "log_hit"]
 
 REDACTED = "[redacted]"
 ACTIONS = ("log", "redact", "reject")
@@ -78,12 +78,15 @@ class InputPolicy:
         bad = [r.action for r in rules if r.action not in ACTIONS]
         if bad:
             raise ConfigError(f"INPUT_POLICY_PATTERNS: unknown action(s) {bad}")
+        if any(not r.name.split() for r in rules):
+            # An empty pattern matches every input: a typo would block (or redact) everything.
+            raise ConfigError("INPUT_POLICY_PATTERNS: a pattern is empty")
         return cls(rules, max_chars=max_chars, control_chars=control_chars)
 
     def apply(self, body: dict[str, Any]) -> tuple[bool, list[PolicyHit]]:
         """Check (and redact in place) the body's inputs; 422 if any rule rejects.
 
-        Returns whether the body changed, and every hit for logging and counting.
+        Returns whether the body changed, and every hit (each already logged).
         """
         hits: list[PolicyHit] = []
         problems: list[dict[str, Any]] = []
@@ -110,8 +113,9 @@ class InputPolicy:
                         field_error(loc, "the input matches a blocked pattern", "input_policy")
                     )
                 elif rule.action == "redact":
-                    normal = rule.regex.sub(REDACTED, normal)
-                    put(normal)
+                    text = _redact(text, rule.regex)
+                    normal = unicodedata.normalize("NFKC", text)
+                    put(text)
                     changed = True
         if total > self.max_chars:
             problems.append(
@@ -121,9 +125,61 @@ class InputPolicy:
                     "too_long",
                 )
             )
+        # Every hit is logged here, rejected ones included (the log-based metric counts them).
+        for hit in hits:
+            log_hit(hit)
         if problems:
             raise ValidationFailed(problems)
         return changed, hits
+
+
+def _redact(text: str, regex: re.Pattern[str]) -> str:
+    """`text` with each match of `regex` (found on the NFKC form) replaced, the rest as sent.
+
+    The caller's text is not rewritten into its normalised form: only the matched span
+    changes, so full-width letters, ligatures or superscripts elsewhere reach Mistral as
+    written. Each character (with the combining marks that follow it) is normalised on its
+    own, which keeps a map from the normalised text back to the original.
+    """
+    pieces: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    i = 0
+    while i < len(text):
+        j = i + 1
+        while j < len(text) and unicodedata.combining(text[j]):
+            j += 1
+        piece = unicodedata.normalize("NFKC", text[i:j])
+        pieces.append(piece)
+        starts += [i] * len(piece)
+        ends += [j] * len(piece)
+        i = j
+    found = regex.finditer("".join(pieces))
+    spans = [(starts[m.start()], ends[m.end() - 1]) for m in found if m.end() > m.start()]
+    if not spans:
+        # Composition across characters (rare: Hangul jamo) hid the match piecewise;
+        # redacting the normalised text still never lets it through.
+        return regex.sub(REDACTED, unicodedata.normalize("NFKC", text))
+    out: list[str] = []
+    done = 0
+    for start, end in spans:
+        out += [text[done : max(start, done)], REDACTED]
+        done = max(end, done)
+    out.append(text[done:])
+    return "".join(out)
+
+
+def log_hit(hit: PolicyHit) -> None:
+    """One `input_policy` line per hit (the log-based metric counts them); never the text."""
+    from shared import observability
+
+    observability.log_event(
+        "input_policy",
+        "WARNING",
+        pattern=hit.rule,
+        action=hit.action,
+        loc=".".join(str(p) for p in hit.loc),
+    )
 
 
 Setter = Callable[[str], None]

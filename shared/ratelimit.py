@@ -34,21 +34,26 @@ log = logging.getLogger(__name__)
 _BACKOFF_S = 0.5
 
 # KEYS: rate key, minute-budget key, day-budget key.
-# ARGV: emission interval ms, window ms, token estimate, minute budget, day budget,
-#       ms left in the minute bucket, ms left in the day bucket.
-# Returns {allowed, remaining, reset_ms, retry_ms, reason}; reason 0 ok, 1 rate, 2 tokens.
+# ARGV: emission interval us, burst us (= limit x interval), token estimate, minute budget,
+#       day budget, ms left in the minute bucket, ms left in the day bucket.
+# Returns {allowed, remaining, reset_us, retry_us, reason}; reason 0 ok, 1 rate, 2 tokens.
+#
+# Time is counted in whole microseconds, so every value is an integer a double holds
+# exactly (now is ~1.8e15 < 2^53) and the burst is exactly `limit` for any limit and
+# window. The theoretical arrival time is stored with '%.0f': Lua's own number-to-string
+# keeps only 14 significant digits, which would round it on every write.
 _SCRIPT = """
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
+local burst = tonumber(ARGV[2])
 local estimate = tonumber(ARGV[3])
 
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
 local new_tat = tat + interval
-if new_tat - now > window then
-  return {0, 0, tat - now, new_tat - window - now, 1}
+if new_tat - now > burst then
+  return {0, 0, tat - now, new_tat - burst - now, 1}
 end
 
 if estimate > 0 then
@@ -58,7 +63,7 @@ if estimate > 0 then
     if b[2] > 0 then
       local used = tonumber(redis.call('GET', b[1]) or 0)
       if used + estimate > b[2] then
-        return {0, math.floor((window - (tat - now)) / interval), tat - now, b[3], 2}
+        return {0, math.floor((burst - (tat - now)) / interval), tat - now, b[3] * 1000, 2}
       end
     end
   end
@@ -70,8 +75,20 @@ if estimate > 0 then
   end
 end
 
-redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now))
-return {1, math.floor((window - (new_tat - now)) / interval), new_tat - now, 0, 0}
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX',
+           math.ceil((new_tat - now) / 1000))
+return {1, math.floor((burst - (new_tat - now)) / interval), new_tat - now, 0, 0}
+"""
+
+# KEYS: the budget buckets of a reservation. ARGV: tokens to add (negative to give back).
+# Only a bucket that still exists is corrected: one that expired (a long stream) or was
+# never counted (that budget is off) is left alone, since INCRBY would create it without
+# an expiry and it would stay in Redis for ever.
+_SETTLE = """
+for _, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 then redis.call('INCRBY', key, ARGV[1]) end
+end
+return 0
 """
 
 
@@ -137,6 +154,7 @@ class RateLimiter:
     ) -> None:
         self._client = client
         self._script: redis.commands.core.Script | None = None
+        self._settle_script: redis.commands.core.Script | None = None
         self._failure_mode = failure_mode
         self._clock = clock
         self._down_until = 0.0
@@ -153,7 +171,10 @@ class RateLimiter:
     ) -> Decision:
         """Count one request for `key_id`; reserve `estimate` tokens of the owner's budget."""
         now = self._clock()
-        interval_ms = limit.window_s * 1000 / limit.requests
+        # A whole number of microseconds per request (off by at most 0.5 us), and a burst of
+        # exactly `limit.requests` intervals: no float rounding can let one more or one
+        # fewer request through.
+        interval_us = max(1, round(limit.window_s * 1_000_000 / limit.requests))
         estimate = estimate if budget.active else 0
         minute, day = int(now // 60), int(now // 86_400)
         minute_key = f"gw:tok:m:{owner_id}:{minute}"
@@ -161,11 +182,11 @@ class RateLimiter:
         if time.monotonic() < self._down_until:
             return self._unavailable(limit, None)
         try:
-            allowed, remaining, reset_ms, retry_ms, reason = self._run(
+            allowed, remaining, reset_us, retry_us, reason = self._run(
                 keys=[f"gw:rl:{key_id}", minute_key, day_key],
                 args=[
-                    interval_ms,
-                    limit.window_s * 1000,
+                    interval_us,
+                    interval_us * limit.requests,
                     estimate,
                     budget.per_minute,
                     budget.per_day,
@@ -173,15 +194,17 @@ class RateLimiter:
                     int(((day + 1) * 86_400 - now) * 1000),
                 ],
             )
-        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        except (redis.RedisError, OSError) as exc:
+            # Any Redis failure, not only a lost connection: a demoted primary answers
+            # READONLY, a full one OOM. Either way no decision can be had from it.
             return self._unavailable(limit, exc)
         outcome = "allowed" if allowed else ("limited" if reason == 1 else "budget")
         return Decision(
             allowed=bool(allowed),
             limit=limit.requests,
             remaining=int(remaining),
-            reset_s=float(reset_ms) / 1000,
-            retry_after_s=float(retry_ms) / 1000,
+            reset_s=reset_us / 1_000_000,
+            retry_after_s=retry_us / 1_000_000,
             outcome=outcome,
             reserved_tokens=estimate if allowed else 0,
             minute_key=minute_key,
@@ -194,11 +217,10 @@ class RateLimiter:
         if not decision.reserved_tokens or delta == 0:
             return
         try:
-            pipe = self._client().pipeline(transaction=False)
-            pipe.incrby(decision.minute_key, delta)
-            pipe.incrby(decision.day_key, delta)
-            pipe.execute()
-        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            if self._settle_script is None:
+                self._settle_script = self._client().register_script(_SETTLE)
+            self._settle_script(keys=[decision.minute_key, decision.day_key], args=[delta])
+        except (redis.RedisError, OSError) as exc:
             self._note_failure(exc)
 
     def _run(self, keys: list[str], args: list[float | int]) -> list[int]:

@@ -1,0 +1,110 @@
+"""The permission table: every route's operation, for every role, written out by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared import routes
+from shared.auth import OPERATION_PERMISSIONS, PUBLIC_OPERATIONS, authorize, may
+from shared.errors import Forbidden
+from shared.keys import ROLES, Principal
+
+ALL = frozenset({"admin", "user", "read_only"})
+WRITERS = frozenset({"admin", "user"})
+ADMIN = frozenset({"admin"})
+NOBODY: frozenset[str] = frozenset()
+
+# Who may call what, as README ("API keys and roles") and DESIGN section 3 say: admin
+# everything in its tenant; user starts, continues, reads and archives conversations and
+# reads agents; read_only reads conversations and usage. Written out, not derived from
+# shared.auth, so a change there has to be a change here too.
+EXPECTED: dict[str, frozenset[str]] = {
+    # history: reading conversations and batches
+    "conversations.list": ALL,
+    "conversations.get": ALL,
+    "conversations.history": ALL,
+    "conversations.messages": ALL,
+    "gateway.conversations.list": ALL,
+    "gateway.conversations.entries": ALL,
+    "gateway.batches.list": ALL,
+    "gateway.batches.get": ALL,
+    "gateway.batches.items": ALL,
+    # start: writing conversations
+    "conversations.start": WRITERS,
+    "conversations.append": WRITERS,
+    "conversations.restart": WRITERS,
+    # admin: conversation lifecycle
+    "gateway.conversations.archive": WRITERS,
+    "gateway.conversations.unarchive": WRITERS,
+    "conversations.delete": ADMIN,
+    # admin: agents (only admin manages them; user reads them)
+    "agents.list": WRITERS,
+    "agents.list_pages": WRITERS,
+    "agents.get": WRITERS,
+    "agents.list_versions": WRITERS,
+    "agents.get_version": WRITERS,
+    "agents.list_aliases": WRITERS,
+    "agents.create": ADMIN,
+    "agents.update": ADMIN,
+    "agents.delete": ADMIN,
+    "agents.update_version": ADMIN,
+    "agents.create_alias": ADMIN,
+    "agents.delete_alias": ADMIN,
+    # admin: keys and usage
+    "gateway.keys.create": ADMIN,
+    "gateway.keys.list": ADMIN,
+    "gateway.keys.update": ADMIN,
+    "gateway.keys.revoke": ADMIN,
+    "gateway.keys.rotate": ADMIN,
+    "gateway.usage": ALL,
+    # batch: delivered by Pub/Sub (Cloud Run IAM), never by a gateway key
+    "gateway.batches.deliver": NOBODY,
+}
+
+GUARDED = sorted({r.operation for r in routes.ROUTES} - PUBLIC_OPERATIONS)
+
+
+def test_every_guarded_route_has_a_permission() -> None:
+    """Each non-public route's operation needs a permission; none is stale or missing."""
+    assert set(GUARDED) == set(OPERATION_PERMISSIONS)
+
+
+def test_this_table_covers_every_guarded_route() -> None:
+    """A route added without a row in this test's table fails here."""
+    assert set(GUARDED) == set(EXPECTED)
+
+
+def test_the_roles_are_the_three_of_the_design() -> None:
+    """Keys are issued with admin, user or read_only and nothing else."""
+    assert set(ROLES) == ALL
+
+
+@pytest.mark.parametrize("role", sorted(ALL))
+@pytest.mark.parametrize("operation", GUARDED)
+def test_role_may_call_exactly_its_operations(role: str, operation: str) -> None:
+    """`may` allows the role exactly where the table above does."""
+    assert may(role, operation) is (role in EXPECTED[operation])
+
+
+@pytest.mark.parametrize("operation", GUARDED)
+def test_unknown_roles_may_call_nothing(operation: str) -> None:
+    """A role that is not one of the three (a bad row, a typo) is refused everything."""
+    assert not may("superuser", operation)
+    assert not may("", operation)
+
+
+@pytest.mark.parametrize("role", sorted(ALL))
+def test_unknown_operations_are_refused(role: str) -> None:
+    """An operation missing from the table is refused, not allowed by default."""
+    assert not may(role, "agents.teleport")
+
+
+def test_authorize_raises_403_for_a_refused_role_and_nothing_otherwise() -> None:
+    """`authorize` is the check the pipeline runs: Forbidden (403) naming role and action."""
+    reader = Principal(key_id="k", owner_id="t", name="n", role="read_only", prefix="mgw_x")
+    authorize(reader, "conversations.list")
+    with pytest.raises(Forbidden) as refused:
+        authorize(reader, "agents.create")
+    assert refused.value.status == 403
+    assert "read_only" in refused.value.message
+    assert "agents.create" in refused.value.message

@@ -16,7 +16,8 @@ import functions_framework
 from shared import reads
 from shared.db import Conn
 from shared.health import health
-from shared.web import Context, FunctionApp, json_response, not_implemented
+from shared.openapi import serve_openapi
+from shared.web import Context, FunctionApp, json_response
 
 
 def _answer(ctx: Context, read: Callable[[Conn], Any]) -> flask.Response:
@@ -92,8 +93,7 @@ app = FunctionApp(
         "gateway.batches.list": gateway_batches,
         "gateway.batches.get": gateway_batch,
         "gateway.batches.items": gateway_batch_items,
-        # The API document is being written with its own issue.
-        "gateway.openapi": not_implemented,
+        "gateway.openapi": serve_openapi,
         "gateway.health": health,
     },
 )

@@ -1,0 +1,66 @@
+"""The gateway's OpenAPI 3.1 document, derived from the route table, and the route serving it.
+
+    document()        the document, as a fresh dict
+    document_bytes()  its JSON, built once per process
+    serve_openapi     the `gateway.openapi` handler: GET /gateway/v1/openapi.json, no key
+    build(table, specs)  the document of any route table (what tests check drift with)
+
+How the pieces fit:
+
+    _schemas      Mistral's wire shapes (shared/reference/mistral-wire-contract.md) and the
+                  gateway's own, as small named JSON Schemas
+    _operations   per operation id (= `Route.operation`): summary, query and header
+                  parameters, request body, success responses, particular errors
+    _build        one path item per route of `shared.routes.ROUTES`; security and roles from
+                  `shared.auth`; errors every operation of a kind shares derived from the route
+
+Because `_build` walks the route table, the document's methods and paths are the table's;
+a route whose operation has no `_operations` entry fails the build (and
+tests/unit/test_openapi.py), so a new route cannot ship undocumented.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+import flask
+
+from shared.openapi._build import build, is_authenticated, operation_id
+from shared.openapi._operations import OPERATIONS, Operation
+from shared.web import Context
+
+__all__ = [
+    "OPERATIONS",
+    "Operation",
+    "build",
+    "document",
+    "document_bytes",
+    "is_authenticated",
+    "operation_id",
+    "serve_openapi",
+]
+
+
+@cache
+def document_bytes() -> bytes:
+    """The document as compact JSON, built on first use and kept for the process."""
+    return json.dumps(build(), separators=(",", ":")).encode()
+
+
+def document() -> dict[str, Any]:
+    """The document as data; a copy, so callers may change it freely."""
+    parsed: dict[str, Any] = json.loads(document_bytes())
+    return parsed
+
+
+def serve_openapi(ctx: Context) -> flask.Response:
+    """`GET /gateway/v1/openapi.json`: the document, to anyone (no key needed)."""
+    return flask.Response(
+        document_bytes(),
+        status=200,
+        content_type="application/json",
+        # The document changes only with a deploy.
+        headers={"Cache-Control": "public, max-age=300"},
+    )

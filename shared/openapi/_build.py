@@ -1,0 +1,388 @@
+"""Assemble the document: one path item per route of `shared.routes`, nothing else.
+
+The route table gives each operation's method, path, path parameters and function;
+the permission table (`shared.auth`) its security and roles; `_operations` the rest.
+A route whose operation has no entry in `_operations.OPERATIONS` fails the build,
+so a route cannot be added without being documented.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from shared import routes
+from shared.auth import OPERATION_PERMISSIONS, PUBLIC_OPERATIONS, ROLE_PERMISSIONS
+from shared.keys import KEY_PREFIX
+from shared.openapi._operations import OPERATIONS, Operation, Success
+from shared.openapi._schemas import SCHEMAS, Json, ref
+
+__all__ = ["build", "is_authenticated", "operation_id"]
+
+_JSON = "application/json"
+_SSE = "text/event-stream"
+# Ids the gateway and Mistral hand out. The route table routes any URL-safe segment;
+# an id of other characters is simply not found.
+_ID = {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[A-Za-z0-9_-]+$"}
+_PATH_SCHEMAS: dict[str, Json] = {
+    # shared/batch: the publisher's batch id (schemas/batch-message.schema.json), or msg_/bad_.
+    "batch_id": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"},
+    "version": {
+        "type": "string",
+        "pattern": "^[0-9]{1,9}$",
+        "description": "A version number (Mistral answers 422 to anything else).",
+    },
+}
+
+# status -> what it means
+_ERRORS: dict[int, str] = {
+    400: "The body is not valid JSON, or nests deeper than 100 levels (`invalid_json`); or,"
+    " from the load balancer, a Content-Length header that is not a length.",
+    401: "No key, a malformed `Authorization` header, or an unknown or revoked key.",
+    403: "The key's role may not do this.",
+    404: "No such object for the caller: another tenant's object answers 404 as well.",
+    405: "The path exists, but not with this method; `Allow` lists the methods it has.",
+    409: "Conflict with the object's current state, or a concurrent request (may carry"
+    " `Retry-After`).",
+    413: "The body is larger than the deployment's limit (MAX_BODY_BYTES), or, from the load"
+    " balancer, the request larger than Cloud Run takes (32 MiB).",
+    415: "The body is not `application/json`.",
+    422: "Wrong fields or types, or a NUL character (U+0000) anywhere in the body or query:"
+    " `detail` lists every problem.",
+    429: "The key's rate limit or the tenant's token budget is spent; nothing was sent upstream.",
+    502: "Mistral failed or could not be reached.",
+    503: "The database or Redis is unreachable, or the circuit breaker to Mistral is open.",
+    504: "Mistral did not answer in time.",
+}
+_UPSTREAM_4XX = (
+    "Mistral refused the request: its own status and body, relayed unchanged (e.g. a 422"
+    " whose body is only `{detail: [...]}`)."
+)
+
+_HEADERS: dict[str, Json] = {
+    "X-Request-Id": {
+        "description": "The request's id (the caller's own if it sent a plain one), in every log"
+        " line of the request.",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    "X-Request-Id-If-Routed": {
+        "description": "The request's id; absent when the load balancer itself answered (a path"
+        " or method no function owns, a request it cannot frame).",
+        "schema": {"type": "string"},
+    },
+    "RateLimit-Limit": {
+        "description": "Requests the key may make per window.",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "RateLimit-Remaining": {
+        "description": "Requests left in the current window.",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "RateLimit-Reset": {
+        "description": "Seconds until the window is full again.",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "Retry-After-If-Known": {
+        "description": "Seconds to wait before trying again, when known.",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "WWW-Authenticate": {
+        "required": True,
+        "schema": {"type": "string", "const": 'Bearer realm="gateway"'},
+    },
+    "Allow": {
+        "description": "The methods the path has, comma-separated.",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    "Gateway-Stored": {
+        "description": "`false`: Mistral answered but the gateway could not store the turn.",
+        "schema": {"type": "string", "enum": ["false"]},
+    },
+    "Idempotent-Replayed": {
+        "description": "`true`: the stored first answer to this Idempotency-Key.",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
+}
+_RATE_LIMIT = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
+
+_REQUEST_ID_PARAMETER: Json = {
+    "name": "X-Request-Id",
+    "in": "header",
+    "required": False,
+    "description": "Your id for the request: kept, echoed back and logged if it is 1 to 64"
+    " letters, digits, `-` and `_`; anything else is replaced by an id of the gateway's own.",
+    "schema": {"type": "string"},
+}
+
+_DESCRIPTION = """\
+A gateway in front of Mistral's Agents and Conversations API. The Mistral-compatible \
+routes keep Mistral's paths and shapes, so the official `mistralai` SDK works unchanged \
+with `Mistral(api_key=<gateway key>, server_url=<gateway URL>)`; fields the gateway does \
+not know pass through in both directions. The gateway's own routes (keys, usage, stored \
+conversations, batches, health) live under `/gateway/v1`.
+
+Every operation but health and this document needs a gateway key (`Authorization: \
+Bearer mgw_...`); `x-required-permission` names what the key's role must hold and \
+`x-roles` the roles that hold it. Every answer carries `X-Request-Id`; answers to \
+authenticated requests carry `RateLimit-Limit`, `RateLimit-Remaining` and \
+`RateLimit-Reset`. Errors the gateway answers are JSON `{object: "error", type, message, \
+param, request_id}`, and a 422 adds the `detail` list the SDK parses. No string in a body \
+or query may hold a NUL character (U+0000): PostgreSQL cannot store it, so it is refused \
+with 422 everywhere. `x-function` names the Cloud Run function that serves the operation; \
+`x-internal` operations are not reached through the load balancer.
+"""
+
+
+def operation_id(route: routes.Route, table: tuple[routes.Route, ...] = routes.ROUTES) -> str:
+    """The route's operation id; one shared by several routes (health) gets the function."""
+    shared = Counter(r.operation for r in table)[route.operation] > 1
+    return f"{route.operation}.{route.function}" if shared else route.operation
+
+
+def is_authenticated(route: routes.Route) -> bool:
+    """True if the gateway checks a key for this route (public routes of the table)."""
+    return route.public and route.operation not in PUBLIC_OPERATIONS
+
+
+def _roles(operation: str) -> list[str]:
+    permission = OPERATION_PERMISSIONS[operation]
+    return [role for role, held in ROLE_PERMISSIONS.items() if permission in held]
+
+
+def _header_refs(*names: str) -> Json:
+    return {
+        name.removesuffix("-If-Routed").removesuffix("-If-Known"): _header(name) for name in names
+    }
+
+
+def _header(name: str) -> Json:
+    return {"$ref": f"#/components/headers/{name}"}
+
+
+_ERROR_NAMES = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    409: "Conflict",
+    413: "PayloadTooLarge",
+    415: "UnsupportedMediaType",
+    422: "ValidationFailed",
+    429: "RateLimited",
+    502: "UpstreamUnavailable",
+    503: "ServiceUnavailable",
+    504: "UpstreamTimeout",
+}
+# The variant of a 4xx on an operation that calls Mistral: Mistral's own refusal is relayed.
+_OR_MISTRAL = "OrMistral"
+
+
+def _error(status: int, upstream: bool) -> Json:
+    """The shared response object of an error status."""
+    schema = ref("ValidationError" if status == 422 else "Error")
+    description = _ERRORS[status]
+    if upstream:
+        schema = {"anyOf": [schema, ref("UpstreamError")]}
+        description += " Or Mistral's own answer with this status, relayed unchanged."
+    # The load balancer (the router, locally) answers these itself for requests it cannot
+    # route or frame: without the function's request id.
+    names = ["X-Request-Id-If-Routed" if status in (400, 404, 405, 413) else "X-Request-Id"]
+    names += {
+        401: ["WWW-Authenticate"],
+        405: ["Allow"],
+        409: ["Retry-After-If-Known"],
+        429: ["Retry-After", *_RATE_LIMIT],
+        502: ["Retry-After-If-Known"],
+        503: ["Retry-After"],
+        504: ["Retry-After-If-Known"],
+    }.get(status, [])
+    return {
+        "description": description,
+        "headers": _header_refs(*names),
+        "content": {_JSON: {"schema": schema}},
+    }
+
+
+def _error_responses() -> Json:
+    responses = {name: _error(status, False) for status, name in _ERROR_NAMES.items()}
+    responses |= {
+        name + _OR_MISTRAL: _error(status, True)
+        for status, name in _ERROR_NAMES.items()
+        if status < 500
+    }
+    responses["MistralRefused"] = {
+        "description": _UPSTREAM_4XX,
+        "headers": _header_refs("X-Request-Id", "Retry-After-If-Known"),
+        "content": {_JSON: {"schema": ref("UpstreamError")}},
+    }
+    return responses
+
+
+def _error_ref(status: int, upstream: bool) -> Json:
+    name = _ERROR_NAMES[status] + (_OR_MISTRAL if upstream and status < 500 else "")
+    return {"$ref": f"#/components/responses/{name}"}
+
+
+def _success(success: Success, authenticated: bool) -> Json:
+    names = ["X-Request-Id", *success.headers]
+    if authenticated:
+        names += _RATE_LIMIT
+    response: Json = {"description": success.description, "headers": _header_refs(*names)}
+    if success.schema is not None:
+        response["content"] = {_JSON: {"schema": success.schema}}
+        if success.stream:
+            response["content"][_SSE] = {"schema": ref("ServerSentEvent")}
+    return response
+
+
+def _error_statuses(route: routes.Route, spec: Operation) -> set[int]:
+    # Any request: 400 and 413 from the front door (a Content-Length that is no length, a
+    # request larger than Cloud Run takes), 405 for another method on the path, 422 for a NUL
+    # character in the query string.
+    statuses = {400, 405, 413, 422, *spec.errors}
+    if is_authenticated(route):
+        statuses |= {401, 429, 503}
+        if len(_roles(route.operation)) < len(ROLE_PERMISSIONS):
+            statuses.add(403)
+    if route.params:
+        statuses.add(404)
+    if spec.body is not None:
+        statuses |= {400, 413, 415, 422}
+    if spec.query or spec.headers:
+        statuses.add(422)
+    if spec.upstream:
+        statuses |= {502, 503, 504}
+    return statuses
+
+
+def _responses(route: routes.Route, spec: Operation) -> Json:
+    authenticated = is_authenticated(route)
+    responses: Json = {
+        status: _success(success, authenticated) for status, success in spec.responses.items()
+    }
+    if not spec.derived_errors:
+        return responses
+    for status in sorted(_error_statuses(route, spec)):
+        responses.setdefault(str(status), _error_ref(status, spec.upstream))
+    if spec.upstream:
+        responses["4XX"] = {"$ref": "#/components/responses/MistralRefused"}
+    return responses
+
+
+def _parameters(route: routes.Route, spec: Operation) -> list[Json]:
+    path = [{"$ref": f"#/components/parameters/{name}"} for name in route.params]
+    return [*path, *spec.query, *spec.headers, {"$ref": "#/components/parameters/X-Request-Id"}]
+
+
+def _shared_parameters(table: tuple[routes.Route, ...]) -> Json:
+    """Path parameters (by name, across the route table) and the X-Request-Id header."""
+    names = sorted({name for route in table for name in route.params})
+    parameters: Json = {
+        name: {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": _PATH_SCHEMAS.get(name, _ID),
+        }
+        for name in names
+    }
+    parameters["X-Request-Id"] = _REQUEST_ID_PARAMETER
+    return parameters
+
+
+def _description(route: routes.Route, spec: Operation) -> str:
+    parts = [spec.description] if spec.description else []
+    if is_authenticated(route):
+        permission = OPERATION_PERMISSIONS[route.operation]
+        parts.append(f"Needs `{permission}`: roles {', '.join(_roles(route.operation))}.")
+    elif route.public:
+        parts.append("Open: no key needed.")
+    return " ".join(parts)
+
+
+def _operation(route: routes.Route, spec: Operation, table: tuple[routes.Route, ...]) -> Json:
+    operation: Json = {
+        "operationId": operation_id(route, table),
+        "summary": spec.summary,
+        "description": _description(route, spec),
+        "tags": [spec.tag],
+        "parameters": _parameters(route, spec),
+    }
+    if spec.body is not None:
+        content = spec.body_content or {_JSON: spec.body}
+        operation["requestBody"] = {
+            "required": True,
+            "content": {media: {"schema": schema} for media, schema in content.items()},
+        }
+    operation["responses"] = _responses(route, spec)
+    if spec.links:
+        for status, response in operation["responses"].items():
+            if status.startswith("2") and "content" in response:
+                response["links"] = dict(spec.links)
+    if is_authenticated(route):
+        operation["x-required-permission"] = OPERATION_PERMISSIONS[route.operation]
+        operation["x-roles"] = _roles(route.operation)
+    else:
+        operation["security"] = []
+    operation["x-function"] = route.function
+    if not route.public:
+        operation["x-internal"] = True
+    return operation
+
+
+def build(
+    table: tuple[routes.Route, ...] = routes.ROUTES,
+    specs: Mapping[str, Operation] = OPERATIONS,
+) -> Json:
+    """The whole document for a route table, as JSON-ready data.
+
+    Raises LookupError when the table and the operation entries disagree: a route whose
+    operation has no entry, or an entry no route uses any more.
+    """
+    used = {r.operation for r in table}
+    missing, stale = sorted(used - set(specs)), sorted(set(specs) - used)
+    if missing or stale:
+        raise LookupError(
+            f"OpenAPI entries out of step with the route table: routes without an entry"
+            f" {missing}, entries without a route {stale}"
+        )
+    paths: dict[str, dict[str, Any]] = {}
+    for route in table:
+        paths.setdefault(route.template, {})[route.method.lower()] = _operation(
+            route, specs[route.operation], table
+        )
+    tags = sorted({spec.tag for spec in specs.values()})
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Mistral Agents Gateway",
+            "version": "1",
+            "description": _DESCRIPTION,
+        },
+        "tags": [{"name": tag} for tag in tags],
+        "security": [{"bearerAuth": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": f"{KEY_PREFIX} followed by 43 URL-safe characters",
+                    "description": "A gateway API key. Its role decides what it may call.",
+                }
+            },
+            "parameters": _shared_parameters(table),
+            "headers": _HEADERS,
+            "responses": _error_responses(),
+            "schemas": SCHEMAS,
+        },
+    }

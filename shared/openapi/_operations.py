@@ -1,0 +1,563 @@
+"""What the document says about each operation, keyed by the route table's operation id.
+
+Only what the route table and the permission table cannot say lives here: a
+summary, the query and header parameters, the request body, the success
+responses and the errors particular to the operation. Methods, paths, path
+parameters, security, roles and the errors every operation of a kind shares
+(401/403/429 for authenticated ones, 404 for paths with ids, 400/413/415/422
+for bodies) are derived by `_build` from `shared.routes` and `shared.auth`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from shared.openapi._schemas import WHITESPACE, Json, ref
+from shared.reads import MAX_PAGE_SIZE
+from shared.reads._query import BATCH_ITEM_STATUSES, CONVERSATION_STATUSES
+from shared.usage import DIMENSIONS
+
+__all__ = ["AGENT_PAGE_MAX", "MISTRAL_PAGE_MAX", "OPERATIONS", "Operation", "Success"]
+
+# shared.agents.MAX_PAGE_SIZE (not imported: it would load the Mistral client into the history
+# function); tests/unit/test_openapi.py checks they agree.
+AGENT_PAGE_MAX = 1000
+# shared.reads._query._MAX_PAGE: the largest page number of the SDK's conversation list.
+MISTRAL_PAGE_MAX = 1_000_000
+KEY_PAGE_MAX = 1000
+
+
+@dataclass(frozen=True)
+class Success:
+    """One success status: its description and JSON schema (None: no body)."""
+
+    description: str
+    schema: Json | None = None
+    # The answer is an event stream when the request body says `"stream": true`.
+    stream: bool = False
+    headers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Operation:
+    summary: str
+    tag: str
+    responses: Mapping[str, Success]
+    description: str = ""
+    query: tuple[Json, ...] = ()
+    headers: tuple[Json, ...] = ()
+    body: Json | None = None
+    # Calls Mistral: its 4xx come back verbatim, its failures as 502/503/504.
+    upstream: bool = False
+    # Error statuses beyond the ones derived from the route (see the module docstring).
+    errors: frozenset[int] = frozenset()
+    # False: only `responses` (an internal route whose answers are its own).
+    derived_errors: bool = True
+    # The body's schema per media type, when it is not only `application/json`.
+    body_content: Mapping[str, Json] | None = None
+    links: Mapping[str, Json] = field(default_factory=dict)
+
+
+# -- parameters ---------------------------------------------------------------------------------
+
+
+def _query(name: str, schema: Json, description: str = "", *, required: bool = False) -> Json:
+    parameter: Json = {"name": name, "in": "query", "required": required, "schema": schema}
+    if description:
+        parameter["description"] = description
+    return parameter
+
+
+def _or_empty(schema: Json) -> Json:
+    """`schema`, or the empty string: the read routes take `?status=` as the parameter left
+    out, as form-style clients send it. (Spelled in the schema, not with the deprecated
+    `allowEmptyValue`, so that tools which ignore that keyword still read it right.)"""
+    return {"anyOf": [schema, {"type": "string", "maxLength": 0}]}
+
+
+def _int(minimum: int, maximum: int | None = None, default: int | None = None) -> Json:
+    schema: Json = {"type": "integer", "minimum": minimum}
+    if maximum is not None:
+        schema["maximum"] = maximum
+    if default is not None:
+        schema["default"] = default
+    return schema
+
+
+# The read routes take printable text of at most 256 characters. JSON Schema cannot say
+# "printable"; the pattern is its ASCII part, so a value the document allows is accepted.
+_PRINTABLE: Json = {"type": "string", "maxLength": 256, "pattern": "^[ -~]*$"}
+_TOKEN: Json = {"type": "string", "maxLength": 1024, "pattern": "^[A-Za-z0-9_-]*$"}
+_MOMENT: Json = {"type": "string", "format": "date-time"}
+_DAY: Json = {"type": "string", "format": "date"}
+_CURSOR = _query(
+    "cursor",
+    _TOKEN,
+    "The `next_cursor` of the previous page, unchanged; any other token is 422.",
+)
+
+
+def _limit(default: int = 100, maximum: int = MAX_PAGE_SIZE) -> Json:
+    return _query("limit", _or_empty(_int(1, maximum, default)), "Page size.")
+
+
+# A JSON object of a few short scalars: within every bound the gateway puts on the filter
+# (at most 4096 characters, 16 levels deep, no NUL, finite numbers), which JSON Schema
+# cannot all say.
+_METADATA_FILTER: Json = {
+    "type": "object",
+    "maxProperties": 4,
+    "propertyNames": {"maxLength": 32, "pattern": "^[^\\u0000]*$"},
+    "additionalProperties": {
+        "anyOf": [
+            {"type": "string", "maxLength": 64, "pattern": "^[^\\u0000]*$"},
+            {"type": "integer", "minimum": -(2**53), "maximum": 2**53},
+            {"type": "boolean"},
+            {"type": "null"},
+        ]
+    },
+}
+_LENIENT_METADATA = _query(
+    "metadata",
+    {"type": "string"},
+    "A JSON object: only records whose metadata contains it. Anything that is not a JSON"
+    " object means no filter (the SDK sends a sentinel string when the caller gives none).",
+)
+_STRICT_METADATA: Json = {
+    "name": "metadata",
+    "in": "query",
+    "required": False,
+    "description": "A JSON object: only conversations whose metadata contains it (else 422).",
+    "content": {"application/json": {"schema": _METADATA_FILTER}},
+}
+# `group_by` as shared.usage splits it: comma-separated names, blanks around them ignored.
+_WS = f"[{WHITESPACE}]*"
+_DIMENSION = f"{_WS}({'|'.join(DIMENSIONS)})?{_WS}"
+_GROUP_BY = f"^{_DIMENSION}(,{_DIMENSION})*$"
+_PAGE_TOKEN = _query(
+    "page_token",
+    _TOKEN,
+    "The `next_page_token` of the previous page, unchanged; any other token is 422.",
+)
+_AGENT_FILTERS: tuple[Json, ...] = (
+    _query("page_size", _int(1, AGENT_PAGE_MAX, 20)),
+    _query("deployment_chat", {"type": "boolean"}),
+    _query(
+        "sources",
+        {
+            "type": "array",
+            "items": {"type": "string", "enum": ["api", "playground", "agent_builder_v1"]},
+        },
+        "Repeated: `sources=api&sources=playground`.",
+    ),
+    _query("name", {"type": "string"}, "Exactly this name."),
+    _query("search", {"type": "string"}, "Part of the name, description or id (any case)."),
+    _query("id", {"type": "string"}),
+    _LENIENT_METADATA,
+)
+_IDEMPOTENCY_KEY: Json = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": (
+        "A retried request with the same key and body gets the first answer again (with"
+        " `Idempotent-Replayed: true`) instead of a second call to Mistral. The same key with"
+        " another body is 422; while the first request runs, 409."
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"},
+}
+
+# -- bodies and responses -----------------------------------------------------------------------
+
+
+def _array(item: str) -> Json:
+    return {"type": "array", "items": ref(item)}
+
+
+_TURN = Success(
+    'Mistral\'s answer: JSON, or with `"stream": true` an event stream.',
+    ref("ConversationResponse"),
+    stream=True,
+    headers=("Gateway-Stored", "Idempotent-Replayed"),
+)
+_DELETED = Success("Deleted. No body (the SDK accepts a delete only as exactly 204).")
+_CONVERSATION_LINKS: Mapping[str, Json] = {
+    name: {
+        "operationId": operation,
+        "parameters": {"conversation_id": "$response.body#/conversation_id"},
+    }
+    for name, operation in (
+        ("Append", "conversations.append"),
+        ("Get", "conversations.get"),
+        ("History", "conversations.history"),
+        ("Messages", "conversations.messages"),
+        ("Entries", "gateway.conversations.entries"),
+        ("Archive", "gateway.conversations.archive"),
+        ("Delete", "conversations.delete"),
+    )
+}
+_AGENT_LINKS: Mapping[str, Json] = {
+    name: {"operationId": operation, "parameters": {"agent_id": "$response.body#/id"}}
+    for name, operation in (
+        ("Get", "agents.get"),
+        ("Update", "agents.update"),
+        ("ListVersions", "agents.list_versions"),
+        ("ListAliases", "agents.list_aliases"),
+        ("Delete", "agents.delete"),
+    )
+}
+_KEY_LINKS: Mapping[str, Json] = {
+    name: {"operationId": operation, "parameters": {"key_id": "$response.body#/key/id"}}
+    for name, operation in (
+        ("Update", "gateway.keys.update"),
+        ("Revoke", "gateway.keys.revoke"),
+        ("Rotate", "gateway.keys.rotate"),
+    )
+}
+
+_CONVERSATIONS = "Conversations"
+_AGENTS = "Agents"
+_STORED = "Stored conversations"
+_BATCHES = "Batches"
+_KEYS = "Keys"
+_USAGE = "Usage"
+_SERVICE = "Service"
+_TURN_DESCRIPTION = (
+    "The body is forwarded to Mistral as sent (fields the gateway does not know included) and"
+    " Mistral's answer relayed as it came. The turn is stored; `Gateway-Stored: false` says"
+    " the database refused after Mistral answered. Input text passes the gateway's input"
+    " policy: control characters (but tab, newline, carriage return) and blocked patterns are"
+    " 422."
+)
+
+OPERATIONS: Mapping[str, Operation] = {
+    # -- start ------------------------------------------------------------------------------
+    "conversations.start": Operation(
+        "Start a conversation",
+        _CONVERSATIONS,
+        {"200": _TURN},
+        description=_TURN_DESCRIPTION,
+        headers=(_IDEMPOTENCY_KEY,),
+        body=ref("ConversationRequest"),
+        upstream=True,
+        # 404: an `agent_id` that is not one of the caller's agents; 409: Idempotency-Key.
+        errors=frozenset({404, 409}),
+        links=_CONVERSATION_LINKS,
+    ),
+    "conversations.append": Operation(
+        "Append to a conversation",
+        _CONVERSATIONS,
+        {"200": _TURN},
+        description=_TURN_DESCRIPTION,
+        headers=(_IDEMPOTENCY_KEY,),
+        body=ref("ConversationAppendRequest"),
+        upstream=True,
+        errors=frozenset({409}),
+    ),
+    "conversations.restart": Operation(
+        "Restart a conversation from an entry",
+        _CONVERSATIONS,
+        {"200": _TURN},
+        description=_TURN_DESCRIPTION + " The answer names a new conversation.",
+        headers=(_IDEMPOTENCY_KEY,),
+        body=ref("ConversationRestartRequest"),
+        upstream=True,
+        errors=frozenset({409}),
+        links=_CONVERSATION_LINKS,
+    ),
+    # -- history: Mistral's shapes ----------------------------------------------------------
+    "conversations.list": Operation(
+        "List conversations",
+        _CONVERSATIONS,
+        {"200": Success("The caller's conversations, newest first.", _array("Conversation"))},
+        description="Answered from the gateway's database, by page number as the SDK pages.",
+        query=(
+            _query("page", _or_empty(_int(0, MISTRAL_PAGE_MAX, 0))),
+            _query("page_size", _or_empty(_int(1, MAX_PAGE_SIZE, 100))),
+            _LENIENT_METADATA,
+        ),
+    ),
+    "conversations.get": Operation(
+        "Get a conversation",
+        _CONVERSATIONS,
+        {"200": Success("The conversation's record.", ref("Conversation"))},
+    ),
+    "conversations.history": Operation(
+        "Get a conversation's history",
+        _CONVERSATIONS,
+        {
+            "200": Success(
+                "Every entry, in order, as Mistral returned it.", ref("ConversationHistory")
+            )
+        },
+    ),
+    "conversations.messages": Operation(
+        "Get a conversation's messages",
+        _CONVERSATIONS,
+        {"200": Success("The message entries of the history.", ref("ConversationMessages"))},
+    ),
+    # -- history: the gateway's own ---------------------------------------------------------
+    "gateway.conversations.list": Operation(
+        "List stored conversations, filtered",
+        _STORED,
+        {"200": Success("A page, newest first.", ref("GatewayConversationPage"))},
+        query=(
+            _query("agent_id", _PRINTABLE),
+            _query("model", _PRINTABLE),
+            _query("status", {"type": "string", "enum": ["", *CONVERSATION_STATUSES]}),
+            _query("created_after", _or_empty(_MOMENT), "RFC 3339, with a zone."),
+            _query("created_before", _or_empty(_MOMENT), "RFC 3339, with a zone."),
+            _STRICT_METADATA,
+            _limit(),
+            _CURSOR,
+        ),
+    ),
+    "gateway.conversations.entries": Operation(
+        "List a conversation's stored entries",
+        _STORED,
+        {"200": Success("A page of entries in history order, with usage.", ref("StoredEntryPage"))},
+        query=(_limit(), _CURSOR),
+    ),
+    "gateway.batches.list": Operation(
+        "List batches",
+        _BATCHES,
+        {"200": Success("A page, newest first.", ref("BatchPage"))},
+        query=(_limit(), _CURSOR),
+    ),
+    "gateway.batches.get": Operation(
+        "Get a batch",
+        _BATCHES,
+        {"200": Success("The batch, with how many items are in each status.", ref("BatchDetail"))},
+    ),
+    "gateway.batches.items": Operation(
+        "List a batch's items",
+        _BATCHES,
+        {"200": Success("A page of items in index order.", ref("BatchItemPage"))},
+        query=(
+            _query("status", {"type": "string", "enum": ["", *BATCH_ITEM_STATUSES]}),
+            _limit(),
+            _CURSOR,
+        ),
+    ),
+    "gateway.openapi": Operation(
+        "This document",
+        _SERVICE,
+        {"200": Success("The OpenAPI 3.1 document of the whole gateway.", {"type": "object"})},
+    ),
+    # -- admin: conversations ---------------------------------------------------------------
+    "conversations.delete": Operation(
+        "Delete a conversation",
+        _CONVERSATIONS,
+        {"204": _DELETED},
+        description="Deleted in Mistral, then with its entries from the database.",
+        upstream=True,
+    ),
+    "gateway.conversations.archive": Operation(
+        "Archive a conversation",
+        _STORED,
+        {"200": Success("The conversation's new status.", ref("ConversationStatus"))},
+        description="Changes the status only; the entries are kept.",
+    ),
+    "gateway.conversations.unarchive": Operation(
+        "Unarchive a conversation",
+        _STORED,
+        {"200": Success("The conversation's new status.", ref("ConversationStatus"))},
+    ),
+    # -- admin: agents ----------------------------------------------------------------------
+    "agents.create": Operation(
+        "Create an agent",
+        _AGENTS,
+        {"200": Success("The agent, as Mistral made it.", ref("Agent"))},
+        description="409 if one of the caller's agents already has the name.",
+        body=ref("CreateAgentRequest"),
+        upstream=True,
+        errors=frozenset({409}),
+        links=_AGENT_LINKS,
+    ),
+    "agents.list": Operation(
+        "List agents",
+        _AGENTS,
+        {"200": Success("The caller's agents, newest first, by page number.", _array("Agent"))},
+        description="Answered from the gateway's database.",
+        query=(_query("page", _int(0, MISTRAL_PAGE_MAX, 0)), *_AGENT_FILTERS),
+    ),
+    "agents.list_pages": Operation(
+        "List agents, a page at a time",
+        _AGENTS,
+        {"200": Success("A page; `next_page_token` is null on the last.", ref("AgentListPage"))},
+        description="Answered from the gateway's database.",
+        query=(
+            *_AGENT_FILTERS,
+            _PAGE_TOKEN,
+        ),
+    ),
+    "agents.get": Operation(
+        "Get an agent",
+        _AGENTS,
+        {"200": Success("The agent (a given version or alias is asked of Mistral).", ref("Agent"))},
+        query=(_query("agent_version", {"anyOf": [{"type": "integer"}, {"type": "string"}]}),),
+        upstream=True,
+    ),
+    "agents.update": Operation(
+        "Update an agent",
+        _AGENTS,
+        {"200": Success("The agent's new version.", ref("Agent"))},
+        body=ref("UpdateAgentRequest"),
+        upstream=True,
+        errors=frozenset({409}),
+    ),
+    "agents.delete": Operation(
+        "Delete an agent",
+        _AGENTS,
+        {"204": _DELETED},
+        upstream=True,
+        errors=frozenset({409}),
+    ),
+    "agents.update_version": Operation(
+        "Switch an agent's current version",
+        _AGENTS,
+        {"200": Success("The agent at that version.", ref("Agent"))},
+        query=(_query("version", {"type": "integer", "minimum": 0}, required=True),),
+        upstream=True,
+        errors=frozenset({409}),
+    ),
+    "agents.list_versions": Operation(
+        "List an agent's versions",
+        _AGENTS,
+        {"200": Success("The agent at each version.", _array("Agent"))},
+        query=(_query("page", _int(0, default=0)), _query("page_size", _int(1, default=20))),
+        upstream=True,
+    ),
+    "agents.get_version": Operation(
+        "Get one version of an agent",
+        _AGENTS,
+        {"200": Success("The agent at that version.", ref("Agent"))},
+        upstream=True,
+    ),
+    "agents.create_alias": Operation(
+        "Point an alias at a version",
+        _AGENTS,
+        {"200": Success("The alias.", ref("AgentAliasResponse"))},
+        query=(
+            _query("alias", {"type": "string", "minLength": 1}, required=True),
+            _query("version", {"type": "integer", "minimum": 0}, required=True),
+        ),
+        upstream=True,
+    ),
+    "agents.list_aliases": Operation(
+        "List an agent's aliases",
+        _AGENTS,
+        {"200": Success("The aliases.", _array("AgentAliasResponse"))},
+        upstream=True,
+    ),
+    "agents.delete_alias": Operation(
+        "Delete an alias",
+        _AGENTS,
+        {"204": _DELETED},
+        query=(_query("alias", {"type": "string", "minLength": 1}, required=True),),
+        upstream=True,
+    ),
+    # -- admin: keys and usage --------------------------------------------------------------
+    "gateway.keys.create": Operation(
+        "Create an API key",
+        _KEYS,
+        {"200": Success("The key, and its secret: shown this once.", ref("KeyWithSecret"))},
+        description="In the caller's tenant, or in `owner_id`'s (an admin provisioning one).",
+        body=ref("CreateKeyRequest"),
+        links=_KEY_LINKS,
+    ),
+    "gateway.keys.list": Operation(
+        "List API keys",
+        _KEYS,
+        {"200": Success("The tenant's keys, oldest first, revoked ones included.", ref("KeyPage"))},
+        query=(
+            _query("limit", _int(1, KEY_PAGE_MAX, 100)),
+            _PAGE_TOKEN,
+        ),
+    ),
+    "gateway.keys.update": Operation(
+        "Change a key's name or limits",
+        _KEYS,
+        {"200": Success("The key.", ref("Key"))},
+        description="New limits apply at once on the instance that answered, elsewhere soon.",
+        body=ref("UpdateKeyRequest"),
+    ),
+    "gateway.keys.revoke": Operation(
+        "Revoke a key",
+        _KEYS,
+        {"200": Success("The revoked key (revoking twice changes nothing).", ref("Key"))},
+    ),
+    "gateway.keys.rotate": Operation(
+        "Give a key a new secret",
+        _KEYS,
+        {
+            "200": Success(
+                "The key and its new secret; the old one stops working.", ref("KeyWithSecret")
+            )
+        },
+        description="409 for a revoked key.",
+        errors=frozenset({409}),
+    ),
+    "gateway.usage": Operation(
+        "Read usage",
+        _USAGE,
+        {"200": Success("Requests and tokens, grouped as asked.", ref("Usage"))},
+        description="Another tenant's usage (`owner_id`) only with `usage:read_any` (admins).",
+        query=(
+            _query(
+                "from",
+                _or_empty(_DAY),
+                "First UTC day (default: 30 days before `to`). At most 366 days up to `to`.",
+            ),
+            _query("to", _or_empty(_DAY), "Last UTC day (default: today, or `from` if later)."),
+            _query(
+                "group_by",
+                {"type": "string", "pattern": _GROUP_BY},
+                f"Comma-separated, any of {', '.join(DIMENSIONS)} (default `day`; empty: totals).",
+            ),
+            _query("owner_id", {"type": "string"}, "Another tenant (admins only: else 403)."),
+        ),
+        errors=frozenset({403}),
+    ),
+    # -- every function ---------------------------------------------------------------------
+    "gateway.health": Operation(
+        "Check a function's dependencies",
+        _SERVICE,
+        {
+            "200": Success("PostgreSQL and Redis answer.", ref("Health")),
+            "503": Success(
+                "One of them does not: it is named.", ref("Health"), headers=("Retry-After",)
+            ),
+        },
+    ),
+    # -- batch ------------------------------------------------------------------------------
+    "gateway.batches.deliver": Operation(
+        "Deliver a batch (Pub/Sub push)",
+        _BATCHES,
+        {
+            "200": Success(
+                "Acknowledged: the message ran, or was refused and recorded (never retried).",
+                ref("BatchDelivery"),
+            ),
+            "503": Success(
+                "Not acknowledged: Pub/Sub delivers the message again (Mistral, the database or"
+                " Redis failed, or the delivery ran out of time).",
+                ref("Error"),
+                headers=("Retry-After",),
+            ),
+        },
+        description=(
+            "Internal: the Pub/Sub push subscription posts each message to the batch function's"
+            " own URL, never through the load balancer; Cloud Run IAM checks the subscription's"
+            " OIDC token, and no gateway key is involved. A binary-mode CloudEvent (ce-*"
+            " headers) or a structured one is accepted too. See docs/batches.md."
+        ),
+        body=ref("PubSubPush"),
+        body_content={
+            "application/json": ref("PubSubPush"),
+            "application/cloudevents+json": ref("CloudEvent"),
+        },
+        derived_errors=False,
+    ),
+}

@@ -1,0 +1,1096 @@
+"""The document's schemas: Mistral's wire shapes and the gateway's own, as small pieces.
+
+Mistral's shapes follow shared/reference/mistral-wire-contract.md (sections 3-8).
+Response schemas never forbid unknown fields: the gateway relays fields it does
+not know, so a newer Mistral field must not make a response non-conforming.
+Unions Mistral may grow (entries, chunks, tools, stream events) are *open* on the
+response side: a known `type` must have its shape, an unknown one passes through.
+Request schemas describe what the gateway and Mistral accept; where the gateway
+checks more than Mistral (its input policy, non-blank names), they say so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.keyadmin import LIMIT_FIELDS
+from shared.keys import KEY_PREFIX, ROLES
+from shared.reads._query import BATCH_ITEM_STATUSES, CONVERSATION_STATUSES
+from shared.usage import DIMENSIONS
+
+__all__ = [
+    "CLEAN_TEXT",
+    "INT32_MAX",
+    "SCHEMAS",
+    "WHITESPACE",
+    "Json",
+    "nullable",
+    "ref",
+]
+
+Json = dict[str, Any]
+
+INT32_MAX = 2_147_483_647
+# The gateway's input policy refuses C0/C1 control characters (but tab, newline and
+# carriage return) in input text with 422, unless INPUT_CONTROL_CHARS says otherwise.
+CLEAN_TEXT = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
+# The characters Python's str.isspace() (so str.strip()) treats as white space, spelled out:
+# regex `\s` differs between engines (U+001C-U+001F, U+FEFF).
+WHITESPACE = (
+    "\\u0009-\\u000d\\u001c-\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a"
+    "\\u2028\\u2029\\u202f\\u205f\\u3000"
+)
+# A name the gateway keeps (agents, keys) must not be blank: some character strip() keeps.
+_NOT_BLANK = f"[^{WHITESPACE}]"
+
+
+def ref(name: str) -> Json:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def nullable(schema: Json) -> Json:
+    """`schema` or JSON null."""
+    kind = schema.get("type")
+    if isinstance(kind, str) and set(schema) <= {"type", "description", "format", "minimum"}:
+        return {**schema, "type": [kind, "null"]}
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _obj(properties: Json, required: tuple[str, ...] = (), **extra: Any) -> Json:
+    schema: Json = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    schema.update(extra)
+    return schema
+
+
+def _const(value: str) -> Json:
+    return {"type": "string", "const": value}
+
+
+def _enum(*values: str) -> Json:
+    return {"type": "string", "enum": list(values)}
+
+
+def _open_union(variants: dict[str, Json], description: str) -> Json:
+    """An object whose known `type`s must match their variant; unknown ones pass through."""
+    return {
+        "type": "object",
+        "description": description,
+        "properties": {"type": {"type": "string"}},
+        "allOf": [
+            {
+                "if": {"properties": {"type": {"const": tag}}, "required": ["type"]},
+                "then": schema,
+            }
+            for tag, schema in variants.items()
+        ],
+    }
+
+
+_STRING = {"type": "string"}
+_INT = {"type": "integer"}
+_NUMBER = {"type": "number"}
+_BOOL = {"type": "boolean"}
+_TIME = {"type": "string", "format": "date-time"}
+_INPUT_TEXT = {"type": "string", "pattern": CLEAN_TEXT}
+_STRINGS = {"type": "array", "items": _STRING}
+_ANY_OBJECT = {"type": "object"}
+_VERSION = {"anyOf": [_INT, _STRING], "description": "A version number or an alias."}
+
+# -- content chunks (contract 4.2) --------------------------------------------------------------
+
+_IMAGE_URL = {
+    "anyOf": [
+        _STRING,
+        _obj({"url": _STRING, "detail": nullable(_enum("low", "auto", "high"))}, ("url",)),
+    ]
+}
+_REFERENCE_CHUNK = _obj(
+    {"type": _const("reference"), "reference_ids": {"type": "array", "items": _VERSION}},
+    ("type", "reference_ids"),
+)
+
+
+def _chunks(text: Json) -> dict[str, Json]:
+    """The chunk variants, with `text` as the schema of user text."""
+    return {
+        "text": _obj({"type": _const("text"), "text": text}, ("type", "text")),
+        "image_url": _obj(
+            {"type": _const("image_url"), "image_url": _IMAGE_URL}, ("type", "image_url")
+        ),
+        "document_url": _obj(
+            {
+                "type": _const("document_url"),
+                "document_url": _STRING,
+                "document_name": nullable(_STRING),
+            },
+            ("type", "document_url"),
+        ),
+        "thinking": _obj(
+            {
+                "type": _const("thinking"),
+                "thinking": {
+                    "type": "array",
+                    "items": {
+                        "oneOf": [
+                            _obj({"type": _const("text"), "text": text}, ("type", "text")),
+                            _REFERENCE_CHUNK,
+                            _obj(
+                                {
+                                    "type": _const("tool_reference"),
+                                    "tool": _STRING,
+                                    "title": _STRING,
+                                },
+                                ("type", "tool", "title"),
+                            ),
+                        ]
+                    },
+                },
+                "signature": nullable(_STRING),
+                "closed": _BOOL,
+            },
+            ("type", "thinking"),
+        ),
+        "tool_file": _obj(
+            {
+                "type": _const("tool_file"),
+                "tool": _STRING,
+                "file_id": _STRING,
+                "file_name": nullable(_STRING),
+                "file_type": nullable(_STRING),
+            },
+            ("type", "tool", "file_id"),
+        ),
+    }
+
+
+_OUTPUT_CHUNKS = {
+    **_chunks(_STRING),
+    "tool_reference": _obj(
+        {
+            "type": _const("tool_reference"),
+            "tool": _STRING,
+            "title": _STRING,
+            "url": nullable(_STRING),
+            "favicon": nullable(_STRING),
+            "description": nullable(_STRING),
+        },
+        ("type", "tool", "title"),
+    ),
+}
+
+# -- entries (contract 4.1) ---------------------------------------------------------------------
+
+_ENTRY_COMMON: Json = {
+    "object": _const("entry"),
+    "id": _STRING,
+    "created_at": _TIME,
+    "completed_at": nullable(_TIME),
+}
+
+
+def _entries(text: Json, content: Json, *, typed_input: bool) -> dict[str, Json]:
+    """The six entry variants. `typed_input` False lets a message.input leave out its type."""
+    return {
+        "message.input": _obj(
+            {
+                **_ENTRY_COMMON,
+                "type": _const("message.input"),
+                "role": _enum("user", "assistant"),
+                "content": content,
+                "prefix": _BOOL,
+            },
+            ("type", "role", "content") if typed_input else ("role", "content"),
+        ),
+        "message.output": _obj(
+            {
+                **_ENTRY_COMMON,
+                "type": _const("message.output"),
+                "content": content,
+                "role": _const("assistant"),
+                "agent_id": nullable(_STRING),
+                "model": nullable(_STRING),
+            },
+            ("type", "content"),
+        ),
+        "function.call": _obj(
+            {
+                **_ENTRY_COMMON,
+                "type": _const("function.call"),
+                "tool_call_id": _STRING,
+                "name": _STRING,
+                "arguments": {"anyOf": [_ANY_OBJECT, _STRING]},
+                "agent_id": nullable(_STRING),
+                "model": nullable(_STRING),
+                "confirmation_status": nullable(_STRING),
+            },
+            ("type", "tool_call_id", "name", "arguments"),
+        ),
+        "function.result": _obj(
+            {
+                **_ENTRY_COMMON,
+                "type": _const("function.result"),
+                "tool_call_id": _STRING,
+                "result": text,
+            },
+            ("type", "tool_call_id", "result"),
+        ),
+        "tool.execution": _obj(
+            {
+                **_ENTRY_COMMON,
+                "type": _const("tool.execution"),
+                "name": _STRING,
+                "arguments": _STRING,
+                "agent_id": nullable(_STRING),
+                "model": nullable(_STRING),
+                "info": _ANY_OBJECT,
+            },
+            ("type", "name", "arguments"),
+        ),
+        "agent.handoff": _obj(
+            {
+                **_ENTRY_COMMON,
+                "type": _const("agent.handoff"),
+                "previous_agent_id": _STRING,
+                "previous_agent_name": _STRING,
+                "next_agent_id": _STRING,
+                "next_agent_name": _STRING,
+            },
+            (
+                "type",
+                "previous_agent_id",
+                "previous_agent_name",
+                "next_agent_id",
+                "next_agent_name",
+            ),
+        ),
+    }
+
+
+_INPUT_CONTENT = {
+    "anyOf": [
+        _INPUT_TEXT,
+        {"type": "array", "items": {"oneOf": list(_chunks(_INPUT_TEXT).values())}},
+    ],
+    "description": "Text, or input chunks. The gateway's input policy checks the text parts.",
+}
+_INPUT_ENTRIES = _entries(_INPUT_TEXT, _INPUT_CONTENT, typed_input=False)
+_OUTPUT_CONTENT = {
+    "anyOf": [_STRING, {"type": "array", "items": ref("ContentChunk")}],
+}
+_OUTPUT_ENTRIES = _entries(_STRING, _OUTPUT_CONTENT, typed_input=True)
+
+# -- tools, completion args, guardrails (contract 4.3-4.5) -------------------------------------
+
+_TOOL_CONFIGURATION = nullable(
+    _obj(
+        {
+            "exclude": nullable(_STRINGS),
+            "include": nullable(_STRINGS),
+            "requires_confirmation": nullable(_STRINGS),
+        }
+    )
+)
+
+
+def _tools() -> dict[str, Json]:
+    def configured(tag: str, fields: Json | None = None, required: tuple[str, ...] = ()) -> Json:
+        properties = {
+            "type": _const(tag),
+            **(fields or {}),
+            "tool_configuration": _TOOL_CONFIGURATION,
+        }
+        return _obj(properties, ("type", *required))
+
+    builtins = ("web_search", "web_search_premium", "code_interpreter", "image_generation")
+    return {
+        "function": _obj(
+            {
+                "type": _const("function"),
+                "function": _obj(
+                    {
+                        "name": _STRING,
+                        "parameters": {
+                            "type": "object",
+                            "description": "The function's parameters, as a JSON Schema.",
+                        },
+                        "description": _STRING,
+                        "strict": _BOOL,
+                    },
+                    ("name", "parameters"),
+                ),
+            },
+            ("type", "function"),
+        ),
+        **{tag: configured(tag) for tag in builtins},
+        "document_library": configured(
+            "document_library", {"library_ids": _STRINGS}, ("library_ids",)
+        ),
+        "connector": configured(
+            "connector",
+            {
+                "connector_id": _STRING,
+                "authorization": nullable(
+                    _obj(
+                        {"type": _enum("api-key", "oauth2-token"), "value": _STRING},
+                        ("type", "value"),
+                    )
+                ),
+            },
+            ("connector_id",),
+        ),
+    }
+
+
+_TOOLS = _tools()
+
+_COMPLETION_ARGS = _obj(
+    {
+        "stop": nullable({"anyOf": [_STRING, _STRINGS]}),
+        "presence_penalty": nullable(_NUMBER),
+        "frequency_penalty": nullable(_NUMBER),
+        "temperature": nullable(_NUMBER),
+        "top_p": nullable(_NUMBER),
+        "max_tokens": nullable({"type": "integer", "minimum": 0}),
+        "random_seed": nullable(_INT),
+        "prediction": nullable(_obj({"type": _const("content"), "content": _STRING})),
+        "response_format": nullable(
+            _obj(
+                {
+                    "type": _enum("text", "json_object", "json_schema"),
+                    "json_schema": nullable(
+                        _obj(
+                            {
+                                "name": _STRING,
+                                "schema": _ANY_OBJECT,
+                                "description": nullable(_STRING),
+                                "strict": _BOOL,
+                            },
+                            ("name", "schema"),
+                        )
+                    ),
+                }
+            )
+        ),
+        "tool_choice": _enum("auto", "none", "any", "required"),
+        "reasoning_effort": nullable(
+            _enum("none", "minimal", "low", "medium", "high", "xhigh", "max")
+        ),
+    },
+    description="Sampling and output settings (contract 4.4).",
+)
+
+
+def _moderation(categories: tuple[str, ...]) -> Json:
+    return nullable(
+        _obj(
+            {
+                "model_name": _STRING,
+                "custom_category_thresholds": nullable(
+                    _obj({c: nullable(_NUMBER) for c in categories})
+                ),
+                "ignore_other_categories": _BOOL,
+                "action": _enum("none", "block"),
+            }
+        )
+    )
+
+
+_V1 = (
+    "sexual",
+    "hate_and_discrimination",
+    "violence_and_threats",
+    "dangerous_and_criminal_content",
+    "selfharm",
+    "health",
+    "financial",
+    "law",
+    "pii",
+)
+_V2 = (
+    "sexual",
+    "hate_and_discrimination",
+    "violence_and_threats",
+    "dangerous",
+    "criminal",
+    "selfharm",
+    "health",
+    "financial",
+    "law",
+    "pii",
+    "jailbreaking",
+)
+_GUARDRAIL = _obj(
+    {
+        "block_on_error": _BOOL,
+        "moderation_llm_v1": _moderation(_V1),
+        "moderation_llm_v2": _moderation(_V2),
+    },
+    description="A moderation guardrail (contract 4.5).",
+)
+_GUARDRAILS = {"type": "array", "items": ref("GuardrailConfig")}
+_METADATA = {"type": "object", "description": "Free-form JSON the caller attaches."}
+
+# -- conversation requests (contract 3) ---------------------------------------------------------
+
+_INPUTS = {
+    "description": "A string (one user message) or a list of entries.",
+    "anyOf": [_INPUT_TEXT, {"type": "array", "items": ref("InputEntry")}],
+}
+_STREAM = {
+    "type": "boolean",
+    "description": "true: the answer is a text/event-stream of ConversationEvent frames.",
+}
+_HANDOFF = _enum("client", "server")
+_TURN_COMMON: Json = {
+    "inputs": _INPUTS,
+    "stream": _STREAM,
+    "completion_args": nullable(ref("CompletionArgs")),
+}
+
+_START_PROPERTIES: Json = {
+    **_TURN_COMMON,
+    "store": nullable(_BOOL),
+    "handoff_execution": nullable(_HANDOFF),
+    "instructions": nullable(_STRING),
+    "tools": nullable({"type": "array", "items": ref("Tool")}),
+    "guardrails": nullable(_GUARDRAILS),
+    "name": nullable(_STRING),
+    "description": nullable(_STRING),
+    "metadata": nullable(_METADATA),
+    "agent_id": nullable(_STRING),
+    "agent_version": nullable(_VERSION),
+    "model": nullable(_STRING),
+}
+_CONVERSATION_REQUEST = _obj(
+    _START_PROPERTIES,
+    ("inputs",),
+    description=(
+        "Start a conversation with a model (`model`) or an agent (`agent_id`): exactly one of"
+        " the two, else 422. Fields the gateway does not know are sent to Mistral unchanged."
+    ),
+    oneOf=[
+        {"required": ["model"], "properties": {"model": _STRING, "agent_id": {"type": "null"}}},
+        {"required": ["agent_id"], "properties": {"agent_id": _STRING, "model": {"type": "null"}}},
+    ],
+)
+_APPEND_REQUEST = _obj(
+    {
+        "inputs": _INPUTS,
+        "stream": _STREAM,
+        "store": nullable(_BOOL),
+        "handoff_execution": nullable(_HANDOFF),
+        "completion_args": nullable(ref("CompletionArgs")),
+        "tool_confirmations": nullable(
+            {
+                "type": "array",
+                "items": _obj(
+                    {"tool_call_id": _STRING, "confirmation": _enum("allow", "deny")},
+                    ("tool_call_id", "confirmation"),
+                ),
+            }
+        ),
+    },
+    description="Append to a conversation: `inputs`, or `tool_confirmations`, or both.",
+    anyOf=[
+        {"required": ["inputs"]},
+        {
+            "required": ["tool_confirmations"],
+            "properties": {"tool_confirmations": {"type": "array", "minItems": 1}},
+        },
+    ],
+)
+_RESTART_REQUEST = _obj(
+    {
+        **_TURN_COMMON,
+        "from_entry_id": _STRING,
+        "store": nullable(_BOOL),
+        "handoff_execution": nullable(_HANDOFF),
+        "guardrails": nullable(_GUARDRAILS),
+        "metadata": nullable(_METADATA),
+        "agent_version": nullable(_VERSION),
+    },
+    ("from_entry_id",),
+    description="Branch a new conversation from one entry of this one.",
+)
+
+# -- conversation responses (contract 6) --------------------------------------------------------
+
+_USAGE = _obj(
+    {
+        "prompt_tokens": _INT,
+        "completion_tokens": _INT,
+        "total_tokens": _INT,
+        "connector_tokens": nullable(_INT),
+        "connectors": nullable({"type": "object", "additionalProperties": _INT}),
+    }
+)
+_CONVERSATION_RESPONSE = _obj(
+    {
+        "object": _const("conversation.response"),
+        "conversation_id": _STRING,
+        "outputs": {"type": "array", "items": ref("Entry")},
+        "usage": ref("ConversationUsageInfo"),
+        "guardrails": nullable({"type": "array", "items": _ANY_OBJECT}),
+    },
+    ("conversation_id", "outputs", "usage"),
+    description="Mistral's answer to a turn, relayed as Mistral sent it.",
+)
+_RECORD_COMMON: Json = {
+    "object": _const("conversation"),
+    "id": _STRING,
+    "created_at": _TIME,
+    "updated_at": _TIME,
+    "name": nullable(_STRING),
+    "description": nullable(_STRING),
+    "metadata": nullable(_METADATA),
+}
+_CONVERSATION = {
+    "description": "A conversation record: with an agent, or with a model (contract 6.4).",
+    "oneOf": [
+        _obj(
+            {**_RECORD_COMMON, "agent_id": _STRING, "agent_version": nullable(_VERSION)},
+            ("id", "created_at", "updated_at", "agent_id"),
+            title="AgentConversation",
+        ),
+        _obj(
+            {
+                **_RECORD_COMMON,
+                "model": _STRING,
+                "instructions": nullable(_STRING),
+                "tools": nullable({"type": "array", "items": ref("AgentTool")}),
+                "completion_args": nullable(_ANY_OBJECT),
+                "guardrails": nullable({"type": "array", "items": _ANY_OBJECT}),
+            },
+            ("id", "created_at", "updated_at", "model"),
+            title="ModelConversation",
+        ),
+    ],
+}
+
+_HISTORY = _obj(
+    {
+        "object": _const("conversation.history"),
+        "conversation_id": _STRING,
+        "entries": {"type": "array", "items": ref("Entry")},
+    },
+    ("conversation_id", "entries"),
+)
+_MESSAGES = _obj(
+    {
+        "object": _const("conversation.messages"),
+        "conversation_id": _STRING,
+        "messages": {"type": "array", "items": ref("Entry")},
+    },
+    ("conversation_id", "messages"),
+)
+
+# -- stream events (contract 7.3) ---------------------------------------------------------------
+
+_EVENT_COMMON: Json = {"created_at": _TIME, "output_index": _INT}
+_EVENTS: dict[str, tuple[Json, tuple[str, ...]]] = {
+    "conversation.response.started": ({"conversation_id": _STRING}, ("conversation_id",)),
+    "message.output.delta": (
+        {
+            "id": _STRING,
+            "content": {"anyOf": [_STRING, ref("ContentChunk")]},
+            "content_index": _INT,
+            "model": nullable(_STRING),
+            "agent_id": nullable(_STRING),
+            "role": _const("assistant"),
+        },
+        ("id", "content"),
+    ),
+    "function.call.delta": (
+        {
+            "id": _STRING,
+            "name": _STRING,
+            "tool_call_id": _STRING,
+            "arguments": _STRING,
+            "model": nullable(_STRING),
+            "agent_id": nullable(_STRING),
+            "confirmation_status": nullable(_STRING),
+        },
+        ("id", "name", "tool_call_id", "arguments"),
+    ),
+    "tool.execution.started": (
+        {"id": _STRING, "name": _STRING, "arguments": _STRING},
+        ("id", "name", "arguments"),
+    ),
+    "tool.execution.delta": (
+        {"id": _STRING, "name": _STRING, "arguments": _STRING},
+        ("id", "name", "arguments"),
+    ),
+    "tool.execution.done": ({"id": _STRING, "name": _STRING, "info": _ANY_OBJECT}, ("id", "name")),
+    "agent.handoff.started": (
+        {"id": _STRING, "previous_agent_id": _STRING, "previous_agent_name": _STRING},
+        ("id", "previous_agent_id", "previous_agent_name"),
+    ),
+    "agent.handoff.done": (
+        {"id": _STRING, "next_agent_id": _STRING, "next_agent_name": _STRING},
+        ("id", "next_agent_id", "next_agent_name"),
+    ),
+    "conversation.response.done": ({"usage": ref("ConversationUsageInfo")}, ("usage",)),
+    "conversation.response.error": ({"message": _STRING, "code": _INT}, ("message", "code")),
+}
+_CONVERSATION_EVENT = {
+    **_open_union(
+        {
+            tag: _obj({**_EVENT_COMMON, **fields}, required)
+            for tag, (fields, required) in _EVENTS.items()
+        },
+        "The JSON in one event's `data`. Clients choose the variant by `type`, not by the"
+        " SSE event name. A stream that breaks ends with `conversation.response.error`.",
+    ),
+    "required": ["type"],
+}
+_SSE_FRAME = _obj(
+    {
+        "event": {"type": "string", "description": "The event name: the payload's `type`."},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": ref("ConversationEvent"),
+        },
+        "id": _STRING,
+        "retry": _INT,
+    },
+    ("event", "data"),
+    description=(
+        "One server-sent event. Events are separated by a blank line; each has an `event:`"
+        " line and a `data:` line holding a ConversationEvent. There is no `[DONE]` sentinel:"
+        " the stream ends when the body ends."
+    ),
+)
+
+# -- agents (contract 5, 6.5, 6.6) --------------------------------------------------------------
+
+_AGENT_FIELDS: Json = {
+    "instructions": nullable(_STRING),
+    "tools": {"type": "array", "items": ref("Tool")},
+    "completion_args": ref("CompletionArgs"),
+    "guardrails": nullable(_GUARDRAILS),
+    "description": nullable(_STRING),
+    "handoffs": nullable(_STRINGS),
+    "metadata": nullable(_METADATA),
+    "version_message": nullable(_STRING),
+}
+_NAME = {"type": "string", "pattern": _NOT_BLANK, "description": "Not blank."}
+_CREATE_AGENT = _obj(
+    {"model": _NAME, "name": _NAME, **_AGENT_FIELDS},
+    ("model", "name"),
+    description="A new agent. The gateway checks `model` and `name`; Mistral the rest.",
+)
+_UPDATE_AGENT = _obj(
+    {
+        "model": nullable(_NAME),
+        "name": nullable(_NAME),
+        "deployment_chat": nullable(_BOOL),
+        **_AGENT_FIELDS,
+    },
+    description="Only the fields given change; Mistral makes a new version of the agent.",
+)
+_AGENT = _obj(
+    {
+        "object": _const("agent"),
+        "id": _STRING,
+        "model": _STRING,
+        "name": _STRING,
+        "version": _INT,
+        "versions": {"type": "array", "items": _INT},
+        "created_at": _TIME,
+        "updated_at": _TIME,
+        "deployment_chat": _BOOL,
+        "source": _STRING,
+        "instructions": nullable(_STRING),
+        "tools": {"type": "array", "items": ref("AgentTool")},
+        "completion_args": nullable(_ANY_OBJECT),
+        "guardrails": nullable({"type": "array", "items": _ANY_OBJECT}),
+        "description": nullable(_STRING),
+        "handoffs": nullable(_STRINGS),
+        "metadata": nullable(_METADATA),
+        "owner_id": nullable(_STRING),
+        "version_message": nullable(_STRING),
+    },
+    (
+        "id",
+        "model",
+        "name",
+        "version",
+        "versions",
+        "created_at",
+        "updated_at",
+        "deployment_chat",
+        "source",
+    ),
+    description="An agent, as Mistral answered it (fields the gateway does not know included).",
+)
+_AGENT_LIST_PAGE = _obj(
+    {
+        "object": _const("list"),
+        "data": {"type": "array", "items": ref("Agent")},
+        "next_page_token": nullable(_STRING),
+    },
+    ("data",),
+)
+_AGENT_ALIAS = _obj(
+    {"alias": _STRING, "version": _INT, "created_at": _TIME, "updated_at": _TIME},
+    ("alias", "version", "created_at", "updated_at"),
+)
+
+# -- errors (shared/errors.py, contract 8) ------------------------------------------------------
+
+_ERROR = _obj(
+    {
+        "object": _const("error"),
+        "type": {
+            "type": "string",
+            "description": "Stable and machine-readable: unauthorized, not_found, rate_limited...",
+        },
+        "message": {"type": "string", "description": "What was wrong, for a person."},
+        "param": {"type": ["string", "null"]},
+        "request_id": {"type": "string", "description": "The X-Request-Id of the request."},
+    },
+    ("object", "type", "message", "param"),
+    description="Every error the gateway itself answers.",
+)
+_FIELD_ERROR = _obj(
+    {
+        "loc": {"type": "array", "items": {"type": ["string", "integer"]}},
+        "msg": _STRING,
+        "type": _STRING,
+    },
+    ("loc", "msg", "type"),
+)
+_VALIDATION_ERROR = {
+    "allOf": [
+        ref("Error"),
+        _obj({"detail": {"type": "array", "items": ref("FieldError")}}, ("detail",)),
+    ],
+    "description": "422: every problem of the request, in the list form the SDK parses.",
+}
+_UPSTREAM_ERROR = _obj(
+    {
+        "object": _STRING,
+        "message": {},
+        "type": _STRING,
+        "param": {},
+        "code": {},
+        "detail": {},
+    },
+    description=(
+        "Mistral's own 4xx answer, relayed with its status and body unchanged: usually"
+        " `{object, message, type, param, code}`, or `{detail: [...]}` for a 422."
+    ),
+)
+
+# -- the gateway's own shapes -------------------------------------------------------------------
+
+_GATEWAY_CONVERSATION = {
+    "allOf": [
+        ref("Conversation"),
+        _obj({"status": _enum(*CONVERSATION_STATUSES)}, ("status",)),
+    ],
+}
+
+
+def _page(item: str, cursor: str = "next_cursor") -> Json:
+    return _obj(
+        {
+            "object": _const("list"),
+            "data": {"type": "array", "items": ref(item)},
+            cursor: {
+                "type": ["string", "null"],
+                "description": "Pass it back as the next request's cursor; null on the last page.",
+            },
+        },
+        ("object", "data", cursor),
+    )
+
+
+_STORED_ENTRY = _obj(
+    {
+        "object": _const("conversation.entry"),
+        "seq": {"type": "integer", "minimum": 0},
+        "id": _STRING,
+        "type": _STRING,
+        "status": _enum("complete", "incomplete"),
+        "prompt_tokens": _INT,
+        "completion_tokens": _INT,
+        "created_at": _TIME,
+        "entry": ref("Entry"),
+    },
+    ("object", "seq", "id", "type", "status", "prompt_tokens", "completion_tokens", "created_at"),
+    description="A stored entry with what the gateway knows of it; `entry` is Mistral's.",
+)
+_BATCH = _obj(
+    {
+        "object": _const("batch"),
+        "id": _STRING,
+        "status": _enum("pending", "running", "succeeded", "failed", "rejected"),
+        "item_count": _INT,
+        "message_id": nullable(_STRING),
+        "error": {},
+        "published_at": nullable(_TIME),
+        "created_at": _TIME,
+        "updated_at": _TIME,
+    },
+    ("object", "id", "status", "item_count", "created_at", "updated_at"),
+)
+_BATCH_DETAIL = {
+    "allOf": [
+        ref("Batch"),
+        _obj(
+            {
+                "counts": _obj(
+                    {s: {"type": "integer", "minimum": 0} for s in BATCH_ITEM_STATUSES},
+                    BATCH_ITEM_STATUSES,
+                )
+            },
+            ("counts",),
+        ),
+    ],
+}
+_BATCH_ITEM = _obj(
+    {
+        "object": _const("batch.item"),
+        "batch_id": _STRING,
+        "index": {"type": "integer", "minimum": 0},
+        "custom_id": nullable(_STRING),
+        "status": _enum(*BATCH_ITEM_STATUSES),
+        "conversation_id": nullable(_STRING),
+        "result": {},
+        "error": {},
+        "attempts": _INT,
+        "started_at": nullable(_TIME),
+        "finished_at": nullable(_TIME),
+    },
+    ("object", "batch_id", "index", "status", "attempts"),
+)
+_ARCHIVED = _obj(
+    {
+        "object": _const("gateway.conversation"),
+        "id": _STRING,
+        "status": _enum(*CONVERSATION_STATUSES),
+    },
+    ("object", "id", "status"),
+)
+
+
+def _limit(minimum: int) -> Json:
+    return {
+        "type": ["integer", "null"],
+        "minimum": minimum,
+        "maximum": INT32_MAX,
+        "description": "null: the deployment's default.",
+    }
+
+
+_KEY_NAME = {"type": "string", "pattern": _NOT_BLANK, "maxLength": 200}
+_LIMITS: Json = {name: _limit(minimum) for name, minimum in LIMIT_FIELDS.items()}
+_KEY = _obj(
+    {
+        "object": _const("gateway.key"),
+        "id": _STRING,
+        "name": _STRING,
+        "role": _enum(*ROLES),
+        "owner_id": _STRING,
+        "prefix": {"type": "string", "description": "The key's visible start, for listings."},
+        **{name: nullable(_INT) for name in LIMIT_FIELDS},
+        "created_at": _TIME,
+        "last_used_at": nullable(_TIME),
+        "rotated_at": nullable(_TIME),
+        "revoked_at": nullable(_TIME),
+        "revoked": _BOOL,
+    },
+    (
+        "object",
+        "id",
+        "name",
+        "role",
+        "owner_id",
+        "prefix",
+        *LIMIT_FIELDS,
+        "created_at",
+        "last_used_at",
+        "rotated_at",
+        "revoked_at",
+        "revoked",
+    ),
+    description="An API key's record. Neither its secret nor the secret's hash is ever shown.",
+)
+_KEY_WITH_SECRET = _obj(
+    {
+        "key": ref("Key"),
+        "secret": {
+            "type": "string",
+            "pattern": f"^{KEY_PREFIX}[A-Za-z0-9_-]{{43}}$",
+            "description": "The key itself: shown this once, stored only as a hash.",
+        },
+    },
+    ("key", "secret"),
+)
+_CREATE_KEY = _obj(
+    {
+        "name": _KEY_NAME,
+        "role": _enum(*ROLES),
+        "owner_id": {
+            **_KEY_NAME,
+            "description": "Another tenant to make the key for; default the caller's.",
+        },
+        **_LIMITS,
+    },
+    ("name", "role"),
+    additionalProperties=False,
+    description="Unknown fields are refused (422), so a misspelt limit is not ignored.",
+)
+_UPDATE_KEY = _obj(
+    {"name": _KEY_NAME, **_LIMITS},
+    additionalProperties=False,
+    description="Only the fields given change; unknown fields are refused (422).",
+)
+_COUNTS: Json = {
+    name: {"type": "integer", "minimum": 0}
+    for name in (
+        "requests",
+        "failed_requests",
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+    )
+}
+_USAGE_REPORT = _obj(
+    {
+        "object": _const("gateway.usage"),
+        "owner_id": _STRING,
+        "from": {"type": "string", "format": "date"},
+        "to": {"type": "string", "format": "date"},
+        "group_by": {"type": "array", "items": _enum(*DIMENSIONS)},
+        "totals": _obj(_COUNTS, tuple(_COUNTS)),
+        "data": {
+            "type": "array",
+            "items": _obj(
+                {
+                    **_COUNTS,
+                    "key_id": nullable(_STRING),
+                    "agent_id": nullable(_STRING),
+                    "model": nullable(_STRING),
+                    "day": {"type": "string", "format": "date"},
+                },
+                tuple(_COUNTS),
+            ),
+        },
+    },
+    ("object", "owner_id", "from", "to", "group_by", "totals", "data"),
+    description="Requests and tokens, summed per the dimensions of `group_by` (UTC days).",
+)
+_CHECK = _obj(
+    {"ok": _BOOL, "latency_ms": _NUMBER, "error": _STRING},
+    ("ok",),
+)
+_HEALTH = _obj(
+    {
+        "status": _enum("ok", "unavailable"),
+        "function": _STRING,
+        "database": ref("DependencyCheck"),
+        "redis": ref("DependencyCheck"),
+    },
+    ("status", "function", "database", "redis"),
+)
+_PUBSUB_PUSH = _obj(
+    {
+        "message": _obj(
+            {
+                "data": {"type": "string", "contentEncoding": "base64"},
+                "attributes": {"type": "object", "additionalProperties": _STRING},
+                "messageId": _STRING,
+                "publishTime": _TIME,
+            },
+            ("data", "messageId"),
+        ),
+        "subscription": _STRING,
+    },
+    ("message",),
+    description="A Pub/Sub push delivery; `message.data` is one batch document, base64.",
+)
+
+_BATCH_DELIVERY = _obj(
+    {
+        "object": _const("batch.delivery"),
+        "batch_id": _STRING,
+        "status": _enum("succeeded", "failed", "rejected"),
+        "counts": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
+        "error": nullable(_ANY_OBJECT),
+    },
+    ("object", "batch_id", "status", "counts", "error"),
+)
+_CLOUD_EVENT = _obj(
+    {
+        "specversion": _STRING,
+        "id": _STRING,
+        "type": _STRING,
+        "source": _STRING,
+        "data": {},
+        "data_base64": {"type": "string", "contentEncoding": "base64"},
+    },
+    ("specversion", "id", "type", "source"),
+    description="A structured-mode CloudEvent whose data is a Pub/Sub message.",
+)
+
+SCHEMAS: dict[str, Json] = {
+    # Mistral: requests
+    "ConversationRequest": _CONVERSATION_REQUEST,
+    "ConversationAppendRequest": _APPEND_REQUEST,
+    "ConversationRestartRequest": _RESTART_REQUEST,
+    "InputEntry": {
+        "description": "An entry sent in `inputs` (a bare {role, content} is a message.input).",
+        "oneOf": list(_INPUT_ENTRIES.values()),
+    },
+    "Tool": {"oneOf": list(_TOOLS.values()), "description": "A tool (contract 4.3)."},
+    "CompletionArgs": _COMPLETION_ARGS,
+    "GuardrailConfig": _GUARDRAIL,
+    "CreateAgentRequest": _CREATE_AGENT,
+    "UpdateAgentRequest": _UPDATE_AGENT,
+    # Mistral: responses
+    "ConversationResponse": _CONVERSATION_RESPONSE,
+    "ConversationUsageInfo": _USAGE,
+    "Entry": _open_union(_OUTPUT_ENTRIES, "A conversation entry (contract 4.1)."),
+    "ContentChunk": _open_union(_OUTPUT_CHUNKS, "A content chunk (contract 4.2)."),
+    "AgentTool": _open_union(_TOOLS, "A tool as Mistral answers it (an open union)."),
+    "Conversation": _CONVERSATION,
+    "ConversationHistory": _HISTORY,
+    "ConversationMessages": _MESSAGES,
+    "ConversationEvent": _CONVERSATION_EVENT,
+    "ServerSentEvent": _SSE_FRAME,
+    "Agent": _AGENT,
+    "AgentListPage": _AGENT_LIST_PAGE,
+    "AgentAliasResponse": _AGENT_ALIAS,
+    # errors
+    "Error": _ERROR,
+    "FieldError": _FIELD_ERROR,
+    "ValidationError": _VALIDATION_ERROR,
+    "UpstreamError": _UPSTREAM_ERROR,
+    # the gateway's own
+    "GatewayConversation": _GATEWAY_CONVERSATION,
+    "GatewayConversationPage": _page("GatewayConversation"),
+    "StoredEntry": _STORED_ENTRY,
+    "StoredEntryPage": _page("StoredEntry"),
+    "Batch": _BATCH,
+    "BatchDetail": _BATCH_DETAIL,
+    "BatchPage": _page("Batch"),
+    "BatchItem": _BATCH_ITEM,
+    "BatchItemPage": _page("BatchItem"),
+    "ConversationStatus": _ARCHIVED,
+    "Key": _KEY,
+    "KeyWithSecret": _KEY_WITH_SECRET,
+    "KeyPage": _page("Key", "next_page_token"),
+    "CreateKeyRequest": _CREATE_KEY,
+    "UpdateKeyRequest": _UPDATE_KEY,
+    "Usage": _USAGE_REPORT,
+    "Health": _HEALTH,
+    "DependencyCheck": _CHECK,
+    "PubSubPush": _PUBSUB_PUSH,
+    "CloudEvent": _CLOUD_EVENT,
+    "BatchDelivery": _BATCH_DELIVERY,
+}

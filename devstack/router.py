@@ -9,7 +9,9 @@ what the load balancer's default backend answers in the cloud.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -17,7 +19,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from shared import routes
-from shared.errors import MethodNotAllowed, NotFound, error_response
+from shared.errors import (
+    BadRequest,
+    GatewayError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    error_response,
+)
 
 __all__ = ["Router"]
 
@@ -36,11 +45,21 @@ _HOP_BY_HOP = frozenset(
 )
 
 
+# Cloud Run refuses larger requests (HTTP/1): https://cloud.google.com/run/quotas
+_MAX_REQUEST_BYTES = 32 * 1024 * 1024
+
 # Reuse a backend connection only if it was used this recently.
 _IDLE_S = 1.0
 
 # The router's own server writes these; the function's copies would be duplicates.
 _NOT_RELAYED = _HOP_BY_HOP | {"server", "date"}
+
+
+class _BackendUnavailable(GatewayError):
+    """The function did not answer (it crashed, or is restarting): the load balancer's 502."""
+
+    status = 502
+    type = "backend_unavailable"
 
 
 class Router:
@@ -86,7 +105,28 @@ class Router:
         function = found.route.function
         query = environ.get("QUERY_STRING")
         target = path + (f"?{query}" if query else "")
-        length = int(environ.get("CONTENT_LENGTH") or 0)
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = -1
+        if length < 0 or length > _MAX_REQUEST_BYTES:
+            # Answered here, as the platform answers: a request that cannot be framed, or
+            # larger than Cloud Run takes, never reaches a function (nor this memory).
+            refused: GatewayError = (
+                BadRequest("the Content-Length header is not a length")
+                if length < 0
+                else PayloadTooLarge(f"requests are limited to {_MAX_REQUEST_BYTES} bytes")
+            )
+            mapped = error_response(refused)
+            start_response(
+                f"{mapped.status} {http.client.responses[mapped.status]}",
+                [
+                    ("Content-Type", mapped.content_type),
+                    ("Content-Length", str(len(mapped.body))),
+                    ("Connection", "close"),
+                ],
+            )
+            return [mapped.body]
         body = environ["wsgi.input"].read(length) if length else None
         headers = {
             key[5:].replace("_", "-").title(): value
@@ -97,12 +137,23 @@ class Router:
             headers["Content-Type"] = environ["CONTENT_TYPE"]
         if body is not None:
             headers["Content-Length"] = str(len(body))
-        response = self._forward(function, method, target, body, headers)
+        try:
+            response = self._forward(function, method, target, body, headers)
+        except (OSError, http.client.HTTPException):
+            # Answered here, as the load balancer answers for a crashed instance: a
+            # ConnectionError escaping to the WSGI server would be taken for the caller's
+            # own connection dropping, and the caller would wait for an answer for ever.
+            mapped = error_response(_BackendUnavailable(f"the {function} function did not answer"))
+            start_response(
+                "502 Bad Gateway",
+                [("Content-Type", mapped.content_type), *mapped.headers.items()],
+            )
+            return [mapped.body]
         start_response(
             f"{response.status} {response.reason}",
             [(k, v) for k, v in response.getheaders() if k.lower() not in _NOT_RELAYED],
         )
-        return self._relay(function, response)
+        return self._relay(function, response, environ.get("werkzeug.socket"))
 
     def _forward(
         self,
@@ -129,9 +180,24 @@ class Router:
                     raise
         raise AssertionError("unreachable")
 
-    def _relay(self, function: str, response: http.client.HTTPResponse) -> Iterator[bytes]:
+    def _relay(
+        self, function: str, response: http.client.HTTPResponse, caller: socket.socket | None
+    ) -> Iterator[bytes]:
         try:
-            while chunk := response.read1(65536):
+            while True:
+                try:
+                    chunk = response.read1(65536)
+                except (OSError, http.client.HTTPException):
+                    # The function died mid-answer. Ending the iteration would end the
+                    # caller's answer cleanly (a truncated stream that looks whole), so the
+                    # caller's connection is cut instead, as a load balancer cuts it.
+                    if caller is not None:
+                        with contextlib.suppress(OSError):
+                            caller.shutdown(socket.SHUT_RDWR)
+                    self._drop(function)
+                    return
+                if not chunk:
+                    return
                 yield chunk
         finally:
             if response.will_close or not response.isclosed():

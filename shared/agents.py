@@ -202,7 +202,7 @@ def parse_filters(query: Query, sources: list[str]) -> AgentFilters:
     if raw_metadata is not None:
         try:
             metadata = json.loads(raw_metadata)
-        except ValueError:
+        except (ValueError, RecursionError):  # deep nesting: Python's parser recurses
             metadata = None
     return AgentFilters(
         page=_query_int(query, "page", 0, 0),

@@ -33,6 +33,10 @@ __all__ = [
 ]
 
 INPUT_TYPES = frozenset({"message.input", "function.result"})
+# Ids the gateway gives the inputs of a turn stored without Mistral's history.
+_PROVISIONAL = "gwin_"
+# What makes a provisional input and Mistral's entry for it the same input.
+_SAME_INPUT = ("type", "content", "result", "tool_call_id")
 OUTPUT_TYPES = frozenset({"message.output", "function.call", "tool.execution", "agent.handoff"})
 
 
@@ -104,7 +108,9 @@ def provisional_entries(
 ) -> list[dict[str, Any]]:
     """Entries built from what the gateway saw, for when Mistral's history is unavailable.
 
-    Inputs get gateway ids (`gwin_...`); outputs keep Mistral's.
+    Inputs get gateway ids (`gwin_...`); outputs keep Mistral's. A turn that did not
+    finish (`status` "incomplete") has its inputs marked too: Mistral may not have
+    kept them, so a later turn must not take them for its own (`_adopt_provisional`).
     """
     now = now_rfc3339()
     entries: list[dict[str, Any]] = []
@@ -113,9 +119,9 @@ def provisional_entries(
         if not isinstance(item, dict):
             continue
         entry = {"object": "entry", "type": item.get("type", "message.input"), **item}
-        entry.setdefault("id", "gwin_" + secrets.token_hex(12))
+        entry.setdefault("id", _PROVISIONAL + secrets.token_hex(12))
         entry.setdefault("created_at", now)
-        entries.append(entry)
+        entries.append(entry if status == "complete" else {**entry, "_gateway_status": status})
     entries.extend({**o, "_gateway_status": status} if status != "complete" else o for o in outputs)
     return entries
 
@@ -156,6 +162,7 @@ def record_turn(
     }
     base = len(known)
     fresh = [e for e in entries if str(e.get("id")) not in known]
+    fresh = _adopt_provisional(conn, conversation_id, fresh)
     _attribute_tokens(fresh, usage)
     seq = base
     for entry in fresh:
@@ -167,6 +174,55 @@ def record_turn(
             id=conversation_id,
         )
     return fresh
+
+
+def _adopt_provisional(
+    conn: Conn, conversation_id: str, fresh: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Give stored provisional inputs the ids and bodies of Mistral's entries for them.
+
+    A turn stored while Mistral's history was unreadable has inputs with gateway ids;
+    the next turn's history holds the same inputs under Mistral's ids. Without this they
+    would be stored twice. The stored row keeps its place and tokens. Returns the
+    entries still to insert.
+    """
+    mistral_inputs = [
+        e
+        for e in fresh
+        if e.get("type") in INPUT_TYPES and not str(e.get("id")).startswith(_PROVISIONAL)
+    ]
+    if not mistral_inputs:
+        return fresh
+    provisional = conn.all(
+        "SELECT seq, body FROM conversation_entries WHERE conversation_id = :id"
+        " AND starts_with(id, :prefix) AND status = 'complete' ORDER BY seq",
+        id=conversation_id,
+        prefix=_PROVISIONAL,
+    )
+    remaining = []
+    for entry in fresh:
+        match = None
+        if any(entry is m for m in mistral_inputs):
+            wanted = [entry.get(k) for k in _SAME_INPUT]
+            match = next(
+                (p for p in provisional if [p["body"].get(k) for k in _SAME_INPUT] == wanted),
+                None,
+            )
+        if match is None:
+            remaining.append(entry)
+            continue
+        provisional.remove(match)
+        conn.run(
+            "UPDATE conversation_entries SET id = :new_id, body = CAST(:body AS jsonb),"
+            " created_at = coalesce(:created, created_at)"
+            " WHERE conversation_id = :conv AND seq = :seq",
+            new_id=str(entry["id"]),
+            body=json.dumps(entry),
+            created=parse_rfc3339(entry.get("created_at")),
+            conv=conversation_id,
+            seq=match["seq"],
+        )
+    return remaining
 
 
 def _attribute_tokens(fresh: list[dict[str, Any]], usage: Usage) -> None:

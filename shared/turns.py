@@ -24,7 +24,7 @@ import flask
 from shared import conversations as store
 from shared import observability
 from shared.conversations import Usage
-from shared.errors import GatewayError, ValidationFailed, field_error
+from shared.errors import GatewayError, UpstreamUnavailable, ValidationFailed, field_error
 from shared.idempotency import Claim, Idempotency, StoredResponse, request_hash
 from shared.mistral import MistralClient, Retry, UpstreamStream
 from shared.policy import InputPolicy
@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 _DEFAULT_COMPLETION_ESTIMATE = 1024
 _JSON = "application/json"
 _SSE = "text/event-stream"
+# Ends a stream whose turn could not be stored: its headers left long before, so the
+# caller is told in the stream, as an SSE comment (every SSE parser skips comments).
+_UNSTORED = b": gateway-stored: false\n\n"
 
 
 @dataclass
@@ -111,8 +114,12 @@ _START: dict[str, tuple[type, ...]] = {
     "name": (str,),
     "description": (str,),
 }
-_APPEND: dict[str, tuple[type, ...]] = {**_COMMON, "tool_confirmations": (list,)}
-_RESTART: dict[str, tuple[type, ...]] = {**_COMMON, "from_entry_id": (str,)}
+_APPEND: dict[str, tuple[type, ...]] = {
+    **_COMMON,
+    "tool_confirmations": (list,),
+    "agent_id": (str,),
+}
+_RESTART: dict[str, tuple[type, ...]] = {**_COMMON, "from_entry_id": (str,), "agent_id": (str,)}
 
 
 def parse_turn(ctx: Context) -> Turn:
@@ -200,26 +207,20 @@ def handle_turn(ctx: Context) -> flask.Response:
 def execute_turn(ctx: Context, turn: Turn, key: str | None = None) -> flask.Response:
     """Run a validated turn for `ctx.principal`: ownership, limits, idempotency,
     Mistral, storage. The batch function calls this too, once per item."""
-    for hit in turn.policy_hits:
-        observability.log_event(
-            "input_policy",
-            "WARNING",
-            pattern=hit.rule,
-            action=hit.action,
-            loc=".".join(str(p) for p in hit.loc),
-        )
     ctx.access["policy_hits"] = len(turn.policy_hits) or None
     owner = ctx.owner
     pool = ctx.container.pool
     with pool.connection() as conn:
-        if turn.operation == "conversations.start":
-            if turn.agent_id:
-                store.require_agent(conn, owner, turn.agent_id)
-        else:
+        if turn.operation != "conversations.start":
             assert turn.conversation_id is not None
             ref = store.load_conversation(conn, owner, turn.conversation_id)
             ctx.access["agent_id"] = ref.agent_id
             ctx.access["model"] = ref.model
+        # Any turn's body may name an agent (an append or restart body is forwarded as
+        # sent): it must be the caller's, since Mistral, behind one API key, cannot tell
+        # tenants apart and a restart would store it on the new conversation.
+        if turn.agent_id:
+            store.require_agent(conn, owner, turn.agent_id)
     ctx.access.setdefault("agent_id", turn.agent_id)
     ctx.access.setdefault("model", turn.model)
     ctx.access["conversation_id"] = turn.conversation_id
@@ -257,6 +258,17 @@ def _replay(stored: StoredResponse) -> flask.Response:
     )
 
 
+def _answer_body(raw: bytes) -> dict[str, Any]:
+    """Mistral's 200 answer as a JSON object; 502 if it is not one (nothing is stored)."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        body = None
+    if not isinstance(body, dict):
+        raise UpstreamUnavailable("Mistral answered with a body that is not a JSON object")
+    return body
+
+
 class _TurnRunner:
     """Carries one turn through Mistral and into the database."""
 
@@ -277,8 +289,10 @@ class _TurnRunner:
             self.turn.operation, "POST", self.turn.path, self.turn.raw, retry=Retry.UNSENT
         )
         self.ctx.access["upstream_latency_ms"] = round(answer.latency_ms, 2)
-        body: dict[str, Any] = answer.json()
-        conversation_id = str(body.get("conversation_id") or self.turn.conversation_id)
+        body = _answer_body(answer.body)
+        conversation_id = body.get("conversation_id") or self.turn.conversation_id
+        if not isinstance(conversation_id, str):
+            raise UpstreamUnavailable("Mistral's answer names no conversation")
         outputs = [o for o in body.get("outputs") or [] if isinstance(o, dict)]
         usage = Usage.from_json(body.get("usage"))
         stored = self._store(conversation_id, outputs, usage, incomplete=False)
@@ -292,9 +306,9 @@ class _TurnRunner:
     def stream(self) -> flask.Response:
         upstream = self.mistral.stream(self.turn.operation, self.turn.path, self.turn.raw)
         self.ctx.access["upstream_latency_ms"] = round(upstream.latency_ms, 2)
-        self.ctx.access["deferred"] = True
+        # The access line is written when the last event has been sent.
         return flask.Response(
-            self._relay(upstream),
+            observability.deferred_stream(self.ctx, self._relay(upstream)),
             status=200,
             content_type=_SSE,
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
@@ -306,6 +320,8 @@ class _TurnRunner:
         ok = False
         # Set when the caller went away: not Mistral's failure, so not the breaker's business.
         caller_left = False
+        # Set once the stream is relayed; the rest of the work then happens in the body.
+        finished = False
         try:
             try:
                 for chunk in upstream.chunks():
@@ -331,18 +347,28 @@ class _TurnRunner:
                 )
                 sent.append(error)
                 yield error
+            finished = True
+            upstream.close(ok)
+            if not self._after_stream(watcher, ok, b"".join(sent)):
+                yield _UNSTORED
         finally:
-            upstream.close(ok or caller_left)
-            self._after_stream(watcher, ok, b"".join(sent))
+            if not finished:
+                upstream.close(ok or caller_left)
+                self._after_stream(watcher, ok, b"".join(sent))
 
-    def _after_stream(self, watcher: _StreamWatcher, ok: bool, body: bytes) -> None:
+    def _after_stream(self, watcher: _StreamWatcher, ok: bool, body: bytes) -> bool:
+        """Store the streamed turn; False if the database refused it."""
         conversation_id = watcher.conversation_id or self.turn.conversation_id
+        stored = True
         if conversation_id:
-            self._store(conversation_id, watcher.entries(), watcher.usage, incomplete=not ok)
+            stored = self._store(
+                conversation_id, watcher.entries(), watcher.usage, incomplete=not ok
+            )
         self.ctx.access["conversation_id"] = conversation_id
         if not ok:
             self.ctx.access.setdefault("error_type", "upstream_stream_broken")
-        self._finish(200, {"Content-Type": _SSE}, body)
+        self._finish(200, {"Content-Type": _SSE}, body if stored else body + _UNSTORED)
+        return stored
 
     # -- shared --------------------------------------------------------------------
 
@@ -449,9 +475,14 @@ class _TurnRunner:
         if self.mistral.breaker is not None:
             self.ctx.access["circuit"] = self.mistral.breaker.current()
         if self.idempotency is not None and self.key is not None:
-            self.idempotency.complete(
-                self.ctx.owner, self.key, StoredResponse(status, headers, body)
-            )
+            # The caller gets Mistral's answer even if the record cannot be completed (the
+            # database just went away): failing now would hide a turn Mistral has made.
+            try:
+                self.idempotency.complete(
+                    self.ctx.owner, self.key, StoredResponse(status, headers, body)
+                )
+            except GatewayError:
+                log.warning("idempotency record of a finished turn could not be completed")
             self.idempotency = None
 
     def abandon(self) -> None:

@@ -34,6 +34,7 @@ from shared.errors import (
 from shared.ratelimit import Budget, Decision, Limit
 
 __all__ = [
+    "MAX_JSON_DEPTH",
     "Context",
     "FunctionApp",
     "Handler",
@@ -62,6 +63,8 @@ class Context:
     decision: Decision | None = None
     # The request body as received, once `json_body()` has read it.
     raw_body: bytes = b""
+    # True once `json_body()` has read the whole body (no byte of it left unread).
+    body_read: bool = False
 
     def json_body(self) -> dict[str, Any]:
         """The request body as a JSON object: 415, 413, 400 or 422 otherwise."""
@@ -77,10 +80,15 @@ class Context:
         self.raw_body = raw
         if len(raw) > limit:
             raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+        self.body_read = True
         try:
             body = json.loads(raw)
+        except RecursionError:
+            # Python's parser recurses per nesting level; a deep body must not be a 500.
+            raise InvalidJSON(_TOO_DEEP) from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidJSON(f"the request body is not valid JSON: {_json_reason(exc)}") from None
+        _check_structure(body)
         if not isinstance(body, dict):
             raise ValidationFailed(
                 [field_error(("body",), "Input should be a valid dictionary", "dict_type")]
@@ -119,6 +127,44 @@ class Context:
         self.decision = decision
         decision.raise_if_rejected()
         return decision
+
+
+# Deeper bodies are refused before anything walks them recursively (the input policy,
+# json.dumps on the way to Mistral and into PostgreSQL, the reads), all of which would
+# hit Python's recursion limit near 1,000 levels. Tool schemas nest a dozen levels.
+MAX_JSON_DEPTH = 100
+_TOO_DEEP = f"the request body nests deeper than {MAX_JSON_DEPTH} levels"
+
+
+def _check_structure(body: Any) -> None:
+    """400 beyond MAX_JSON_DEPTH; 422 for a NUL character in any string or key, which
+    PostgreSQL cannot store (the turn would be answered, then not stored)."""
+    # loc grows by one per level: the body itself is level 1.
+    pending: list[tuple[Any, tuple[str | int, ...]]] = [(body, ("body",))]
+    while pending:
+        value, loc = pending.pop()
+        if isinstance(value, dict | list) and len(loc) > MAX_JSON_DEPTH:
+            raise InvalidJSON(_TOO_DEEP)
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise ValidationFailed([field_error(loc, _NUL_MESSAGE, "string")])
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if "\x00" in key:
+                    raise ValidationFailed([field_error(loc, _NUL_MESSAGE, "string")])
+                pending.append((item, (*loc, key)))
+        elif isinstance(value, list):
+            pending.extend((item, (*loc, i)) for i, item in enumerate(value))
+
+
+_NUL_MESSAGE = "NUL characters (\\u0000) are not accepted"
+
+
+def _reject_nul_in_query(request: flask.Request) -> None:
+    """422 for a NUL character in a query parameter (PostgreSQL cannot compare it)."""
+    for name, value in request.args.items(multi=True):
+        if "\x00" in name or "\x00" in value:
+            raise ValidationFailed([field_error(("query", name), _NUL_MESSAGE, "string")])
 
 
 def _or_default(value: int | None, default: int) -> int:
@@ -205,6 +251,7 @@ class FunctionApp:
                 started=started,
             )
             self._admit(ctx)
+            _reject_nul_in_query(request)
             for hook in self._before:
                 hook(ctx)
             response = self.handlers[found.route.operation](ctx)
@@ -218,6 +265,8 @@ class FunctionApp:
         else:
             self._unrouted_access(request, response, request_id, started, error)
         response.headers["X-Request-Id"] = request_id
+        if ctx is None or not ctx.body_read:
+            _spare_unread_body(request, response)
         return response
 
     def _unrouted_access(
@@ -267,6 +316,21 @@ class FunctionApp:
             content_type=mapped.content_type,
             headers=mapped.headers,
         )
+
+
+def _spare_unread_body(request: flask.Request, response: flask.Response) -> None:
+    """Keep functions-framework from reading a body the gateway did not read.
+
+    The framework reads every request's whole body into memory before a non-streamed
+    answer leaves (`read_request`), however large the body claims to be and however
+    slowly it comes: a 413 or a 401 would first swallow the body it refuses, and a
+    Content-Length that lies would hold a worker thread for ever. The framework leaves
+    streamed answers alone, so such an answer is sent as one; gunicorn then drains at
+    most a few seconds of what is left, and closes the connection.
+    """
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    if (request.content_length or chunked) and not response.is_streamed:
+        response.response = iter([response.get_data()])
 
 
 def _error_type(exc: Exception) -> str:

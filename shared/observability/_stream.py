@@ -14,7 +14,7 @@ from shared.observability._events import AccessContext, emit_access
 
 __all__ = ["deferred_stream"]
 
-_Chunk = bytes | str
+_Chunk = bytes
 
 
 def deferred_stream(
@@ -62,7 +62,7 @@ class _DeferredStream:
             self._ctx.access.setdefault("exception", exc)
             self._finish()
             raise
-        self._sent += len(chunk.encode() if isinstance(chunk, str) else chunk)
+        self._sent += len(chunk)
         return chunk
 
     def close(self) -> None:

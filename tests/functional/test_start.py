@@ -405,3 +405,19 @@ def test_caller_leaving_mid_stream_stores_what_arrived_and_spares_the_breaker(
     )
     assert ("message.output", "incomplete") in [(r["type"], r["status"]) for r in rows]
     assert gateway.redis.get("gw:cb:mistral:failures") is None
+
+
+def test_streamed_turn_writes_one_access_line_when_it_ends(gateway: Container, key: NewKey) -> None:
+    """A stream's access line comes once, after the last event, with the turn's tokens."""
+    from shared.observability import capture_logs, configure_logging
+
+    configure_logging(gateway.settings)
+    with capture_logs() as lines:
+        answer = _start(key, {"inputs": "count me", "model": MODEL, "stream": True})
+        text = answer.get_data(as_text=True)
+    access = [line for line in lines if line.get("event") == "access"]
+    assert "conversation.response.done" in text
+    assert len(access) == 1
+    assert access[0]["route"] == "/v1/conversations"
+    assert access[0]["tokens_out"] > 0
+    assert access[0]["conversation_id"].startswith("conv_")

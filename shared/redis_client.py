@@ -32,7 +32,9 @@ def build_redis(settings: Settings) -> redis.Redis:
         # No client-side retries: redis-py's default (3, with backoff) would turn
         # an outage into a stall; callers choose fail-open or fail-closed instead.
         "retry": Retry(NoBackoff(), 0),
-        "max_connections": 64,
+        # Every request thread (and batch item worker) may hold one at once; past the
+        # cap redis-py raises instead of waiting, and the limiter would fail open.
+        "max_connections": _connections(settings),
     }
     if settings.redis_url:
         if settings.redis_ca_cert:
@@ -50,6 +52,11 @@ def build_redis(settings: Settings) -> redis.Redis:
         **common,
         **tls,
     )
+
+
+def _connections(settings: Settings) -> int:
+    threads = int(os.environ.get("THREADS", "16") or 16)
+    return max(threads, settings.batch_concurrency) + 16
 
 
 def _ca_file(value: str) -> str:

@@ -11,6 +11,7 @@ is closed, never returned to the pool.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +28,12 @@ __all__ = ["Conn", "Pool", "db_unavailable"]
 
 # A connection idle longer than this is pinged before it is handed out.
 _PING_AFTER_IDLE_S = 10.0
+
+# pg8000 rewrites `:name` parameters by scanning the SQL character by character in
+# Python, on every call: a fifth of a start request's CPU (profile in bench/RESULTS.md).
+# The result depends on the SQL text alone, and the gateway's statements are a fixed
+# set of strings, so each is parsed once per process.
+_to_statement = functools.lru_cache(maxsize=1024)(to_statement)
 
 
 def db_unavailable(exc: BaseException) -> bool:
@@ -48,7 +55,7 @@ class Conn:
     def run(self, sql: str, **params: Any) -> list[list[Any]]:
         """Run one statement; return its rows."""
         if params:
-            statement, make_vals = to_statement(sql)
+            statement, make_vals = _to_statement(sql)
             context = self.raw.execute_unnamed(statement, make_vals(params))
         else:
             context = self.raw.execute_simple(sql)

@@ -37,10 +37,10 @@ __all__ = [
 
 
 def build_sdk(settings: Settings, connections: int | None = None) -> Any:
-    """The official SDK client, configured once per process.
+    """The official SDK client, configured once per process (once per pool of threads).
 
-    Its HTTP client keeps one connection per request thread alive, with a short
-    connect timeout and the long read timeout conversations need.
+    Its HTTP client keeps one connection per request thread it serves alive (THREADS
+    by default), with a short connect timeout and the long read timeout conversations need.
     """
     import httpx2
     from mistralai.client import Mistral
@@ -60,9 +60,22 @@ def build_sdk(settings: Settings, connections: int | None = None) -> Any:
     )
 
 
+# Request threads per SDK instance (one HTTP connection pool each); see SdkTransport.
+THREADS_PER_POOL = 16
+
+
 def build_client(settings: Settings, breaker: Breaker | None) -> MistralClient:
+    # Request threads, and the batch function's item workers, each need a connection.
+    threads = max(int(os.environ.get("THREADS", "16")), settings.batch_concurrency, 1)
+    per_pool = min(threads, THREADS_PER_POOL)
+    transport = SdkTransport(
+        build_sdk(settings, per_pool),
+        more=lambda: build_sdk(settings, per_pool),
+        per_pool=per_pool,
+        pools=-(-threads // per_pool),
+    )
     return MistralClient(
-        SdkTransport(build_sdk(settings)),
+        transport,
         breaker,
         max_retries=settings.mistral_max_retries,
         retry_max_s=settings.mistral_retry_max_ms / 1000,

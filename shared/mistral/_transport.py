@@ -16,6 +16,8 @@ fails loudly if the version or the methods' signatures change.
 from __future__ import annotations
 
 import inspect
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import httpx2
@@ -61,9 +63,24 @@ def check_sdk() -> None:
 
 
 class SdkTransport:
-    """Sends raw requests through one configured SDK instance."""
+    """Sends raw requests through configured SDK instances.
 
-    def __init__(self, sdk: Any) -> None:
+    One SDK instance (and its HTTP connection pool) serves `per_pool` request threads;
+    `more()` builds another for the threads beyond, up to `pools` instances, after which
+    threads are dealt round the instances again (threads that come and go, like a batch's
+    workers, never add instances past that). httpcore's pool scans every connection it
+    holds, under one lock, on each request and each response: with 300 threads on one pool
+    that was half of the instance's CPU (bench/RESULTS.md). A thread keeps the instance it
+    was first given; at low concurrency only the first is built.
+    """
+
+    def __init__(
+        self,
+        sdk: Any,
+        more: Callable[[], Any] | None = None,
+        per_pool: int = 0,
+        pools: int = 1,
+    ) -> None:
         from mistralai.client import models
         from mistralai.client._hooks import HookContext
         from mistralai.client.basesdk import BaseSDK
@@ -71,12 +88,37 @@ class SdkTransport:
 
         check_sdk()
         self.sdk = sdk
-        self._base = BaseSDK(sdk.sdk_configuration, parent_ref=sdk)
-        self._config = sdk.sdk_configuration
+        self._base_sdk = BaseSDK
+        self._pools: list[tuple[Any, Any]] = [self._wrap(sdk)]
+        self._base, self._config = self._pools[0]
+        self._more = more if per_pool > 0 and pools > 1 else None
+        self._per_pool = per_pool
+        self._max_pools = max(pools, 1)
+        self._threads = 0
+        self._lock = threading.Lock()
+        self._local = threading.local()
         self._body = SerializedRequestBody
         self._hook_context = HookContext
         self._security_model = models.Security
-        self.base_url = str(self._base._get_url(None, None)).rstrip("/")  # type: ignore[no-untyped-call]
+        self.base_url = str(self._base._get_url(None, None)).rstrip("/")
+
+    def _wrap(self, sdk: Any) -> tuple[Any, Any]:
+        return self._base_sdk(sdk.sdk_configuration, parent_ref=sdk), sdk.sdk_configuration
+
+    def _pool(self) -> tuple[Any, Any]:
+        """This thread's SDK instance and its configuration."""
+        pool: tuple[Any, Any] | None = getattr(self._local, "pool", None)
+        if pool is None:
+            with self._lock:
+                index = 0
+                if self._more is not None:
+                    index = self._threads // self._per_pool % self._max_pools
+                self._threads += 1
+                while self._more is not None and index >= len(self._pools):
+                    self._pools.append(self._wrap(self._more()))
+                pool = self._pools[index]
+            self._local.pool = pool
+        return pool
 
     def send(
         self,
@@ -89,8 +131,9 @@ class SdkTransport:
         stream: bool = False,
     ) -> httpx2.Response:
         """One request, no retries (the caller decides), any status returned as is."""
+        base, config = self._pool()
         content = self._body("application/json", body) if body is not None else None
-        request = self._base._build_request(
+        request = base._build_request(
             method=method,
             path="",
             base_url=None,
@@ -101,21 +144,21 @@ class SdkTransport:
             request_has_query_params=False,
             user_agent_header="user-agent",
             accept_header_value=accept,
-            security=self._config.security,
+            security=config.security,
             timeout_ms=None,  # the client's own Timeout: separate connect and read limits
             get_serialized_body=(lambda: content),
             url_override=self.base_url + path_and_query,
         )
         hook_ctx = self._hook_context(
-            config=self._config,
+            config=config,
             base_url=self.base_url,
             operation_id=operation_id,
             oauth2_scopes=None,
-            security_source=self._config.security,
+            security_source=config.security,
             tags=None,
             extensions=None,
         )
-        response: httpx2.Response = self._base.do_request(
+        response: httpx2.Response = base.do_request(
             hook_ctx=hook_ctx,
             request=request,
             is_error_status_code=lambda _status: False,

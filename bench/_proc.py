@@ -1,0 +1,131 @@
+"""Child processes of the benchmark: spawning, waiting, CPU time and memory."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from devstack.servers import die_with_parent, free_port, stop_process
+
+__all__ = [
+    "ROOT",
+    "Cpu",
+    "child_env",
+    "http",
+    "port",
+    "spawn",
+    "stop",
+    "tree_cpu",
+    "wait_http",
+    "wait_port",
+]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """A child on loopback, its output in `log`, SIGTERMed by the kernel if we die."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            args,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            preexec_fn=die_with_parent,  # noqa: PLW1509
+        )
+
+
+def stop(proc: subprocess.Popen[bytes] | None) -> None:
+    stop_process(proc, signal.SIGTERM)
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.01)
+    raise RuntimeError(f"nothing listened on port {port} within {timeout_s}s")
+
+
+def http(
+    method: str,
+    url: str,
+    body: Any = None,
+    key: str | None = None,
+    timeout_s: float = 30,
+) -> tuple[int, bytes]:
+    """One request with urllib (setup and checks only, never a measurement)."""
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": "application/json"} if data is not None else {}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as answer:  # noqa: S310
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def wait_http(
+    url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60, poll_s: float = 0.05
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+        with contextlib.suppress(OSError):
+            if http("GET", url, timeout_s=5)[0] == 200:
+                return
+        time.sleep(poll_s)
+    raise RuntimeError(f"{url} did not answer 200 within {timeout_s}s")
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
+@dataclass(frozen=True)
+class Cpu:
+    """CPU seconds (user + system) of a process and its children, at one moment."""
+
+    seconds: float
+
+    def __sub__(self, other: Cpu) -> float:
+        return self.seconds - other.seconds
+
+
+def tree_cpu(pid: int) -> Cpu:
+    total = 0.0
+    for proc in _tree(pid):
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return Cpu(total)
+
+
+def port() -> int:
+    return free_port()
+
+
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), **(extra or {})}

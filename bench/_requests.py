@@ -1,0 +1,241 @@
+"""Scenarios of full start requests, each against its floor in the same run (wrk).
+
+    added latency   1 client, stand-in at 0 ms, one start instance on its own port
+                    (the deployed shape) and, for information, through the router
+    CPU             CPU seconds of that instance's processes / requests, same runs
+    300 clients     stand-in at 1 s, one instance: THREADS as deployed (80) and 300
+
+The floor of each run is the same request sent straight to the stand-in by the
+same wrk settings; at 1 client it is paced to the gateway run's request rate,
+so both see the stand-in under the same load (flat out, the stand-in's own
+garbage collection pauses at ~8,000 requests/s would inflate the floor's tail).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bench._proc import tree_cpu
+from bench._result import Row, fmt_ms
+from bench._stack import DEPLOYED_THREADS, MODEL, BenchStack
+from bench._stats import median
+from bench._wrk import WrkResult, run_wrk
+from devstack.stack import STANDIN_KEY
+
+__all__ = ["Settings", "concurrency_rows", "start_latency_rows"]
+
+PATH = "/v1/conversations"
+START_BODY: dict[str, Any] = {
+    "model": MODEL,
+    "inputs": "Hello, gateway: a benchmark request.",
+    "completion_args": {"max_tokens": 16},
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    runs: int = 3
+    latency_run_s: float = 5
+    concurrency_runs: int = 2
+    concurrency_run_s: float = 10
+    clients: int = 300
+
+
+def _added(gw: WrkResult, floor: WrkResult, p: str) -> float:
+    return gw.latency_ms[p] - floor.latency_ms[p]
+
+
+def start_latency_rows(stack: BenchStack, s: Settings) -> list[Row]:
+    assert stack.info is not None
+    runs: list[dict[str, Any]] = []
+    with (
+        stack.standin(0, "standin-0ms") as standin,
+        stack.instance("start", DEPLOYED_THREADS, standin.url) as inst,
+    ):
+        direct = inst.url + PATH
+        routed = stack.info.url + PATH
+        floor_url = standin.url + PATH
+        for url, key in ((direct, stack.user_key), (routed, stack.user_key), (floor_url, "x")):
+            run_wrk(url, method="POST", body=START_BODY, key=key, duration_s=1)
+        for _ in range(s.runs):
+            standin.reset()
+            before = tree_cpu(inst.pid)
+            gw = run_wrk(
+                direct,
+                method="POST",
+                body=START_BODY,
+                key=stack.user_key,
+                duration_s=s.latency_run_s,
+            )
+            cpu_ms = (tree_cpu(inst.pid) - before) / max(gw.requests, 1) * 1000
+            pace = max(0, round(gw.latency_ms["mean"] - 0.5))
+            floor = run_wrk(
+                floor_url,
+                method="POST",
+                body=START_BODY,
+                key=STANDIN_KEY,
+                duration_s=s.latency_run_s,
+                delay_ms=pace,
+            )
+            router = run_wrk(
+                routed,
+                method="POST",
+                body=START_BODY,
+                key=stack.user_key,
+                duration_s=s.latency_run_s,
+            )
+            runs.append(
+                {
+                    "gateway": gw.as_dict(),
+                    "floor": floor.as_dict(),
+                    "router": router.as_dict(),
+                    "floor_pace_ms": pace,
+                    "cpu_ms_per_request": round(cpu_ms, 3),
+                    "added_p50_ms": round(_added(gw, floor, "p50"), 3),
+                    "added_p99_ms": round(_added(gw, floor, "p99"), 3),
+                    "router_added_p50_ms": round(_added(router, floor, "p50"), 3),
+                    "router_added_p99_ms": round(_added(router, floor, "p99"), 3),
+                    "failed": gw.failed + floor.failed + router.failed,
+                }
+            )
+    return _latency_rows(runs)
+
+
+def _latency_rows(runs: list[dict[str, Any]]) -> list[Row]:
+    def med(key: str) -> float:
+        return median([r[key] for r in runs])
+
+    def lat(which: str, p: str) -> float:
+        return median([r[which]["latency_ms"][p] for r in runs])
+
+    added50, added99 = med("added_p50_ms"), med("added_p99_ms")
+    failed = sum(r["failed"] for r in runs)
+    ok = failed == 0
+    latency = Row(
+        scenario="Added latency of a full non-streaming start, 1 client, stand-in at 0 ms "
+        "(start instance on its own port, THREADS=80)",
+        target="p50 <= 3 ms, p99 <= 10 ms",
+        measured=f"added p50 {fmt_ms(added50)}, p99 {fmt_ms(added99)} "
+        f"(gateway p50 {fmt_ms(lat('gateway', 'p50'))}, p99 {fmt_ms(lat('gateway', 'p99'))})",
+        floor=f"p50 {fmt_ms(lat('floor', 'p50'))}, p99 {fmt_ms(lat('floor', 'p99'))}",
+        ratio=f"p50 x{lat('gateway', 'p50') / lat('floor', 'p50'):.1f}",
+        passed=ok and added50 <= 3 and added99 <= 10,
+        note=f"median of {len(runs)} runs; {failed} failed requests",
+        runs=runs,
+    )
+    router = Row(
+        scenario="The same through the local router (for information)",
+        target="-",
+        measured=f"added p50 {fmt_ms(med('router_added_p50_ms'))}, "
+        f"p99 {fmt_ms(med('router_added_p99_ms'))}",
+        floor=f"p50 {fmt_ms(lat('floor', 'p50'))}",
+        ratio=f"p50 x{lat('router', 'p50') / lat('floor', 'p50'):.1f}",
+        note="the router is a development tool (werkzeug, one more hop), not the load balancer",
+    )
+    cpu = med("cpu_ms_per_request")
+    cpus = sorted(r["cpu_ms_per_request"] for r in runs)
+    cpu_row = Row(
+        scenario="Gateway CPU per full start request (CPU seconds of the instance's processes "
+        "/ requests)",
+        target="<= 2 ms",
+        measured=f"{cpu:.2f} ms (runs {', '.join(f'{c:.2f}' for c in cpus)})",
+        passed=ok and cpu <= 2,
+        note="same runs as the added latency; gunicorn master + worker",
+    )
+    return [latency, router, cpu_row]
+
+
+@dataclass(frozen=True)
+class _Variant:
+    label: str
+    threads: int
+    generation_only: bool
+    runs: int
+
+
+def concurrency_rows(stack: BenchStack, s: Settings) -> list[Row]:
+    variants = [
+        _Variant("as deployed: THREADS=80, stand-in 1 s on every call", DEPLOYED_THREADS, False, 1),
+        _Variant("THREADS=300, stand-in 1 s on every call", s.clients, False, 1),
+        _Variant(
+            "THREADS=300, stand-in 1 s on generation only (history reads at 0 ms)",
+            s.clients,
+            True,
+            s.concurrency_runs,
+        ),
+    ]
+    rows = []
+    for variant in variants:
+        rows.append(_concurrency(stack, s, variant))
+    return rows
+
+
+def _concurrency(stack: BenchStack, s: Settings, v: _Variant) -> Row:
+    runs: list[dict[str, Any]] = []
+    latency = 0 if v.generation_only else 1000
+    with stack.standin(latency, f"standin-{latency}ms") as standin:
+        if v.generation_only:
+            standin.queue_latency("conversations.start", 1000)
+        with stack.instance("start", v.threads, standin.url) as inst:
+            wrk_args: dict[str, Any] = {
+                "method": "POST",
+                "body": START_BODY,
+                "threads": 2,
+                "timeout_s": 60,
+            }
+            # Warm with a few clients only: a closed-loop client leaves its last requests
+            # queued in the instance, and 300 of them would still be running into the next run.
+            run_wrk(inst.url + PATH, key=stack.user_key, connections=20, duration_s=3, **wrk_args)
+            standin.drain()
+            for _ in range(v.runs):
+                # The floor first: the gateway run's leftovers cannot reach it.
+                floor = run_wrk(
+                    standin.url + PATH,
+                    key=STANDIN_KEY,
+                    connections=s.clients,
+                    duration_s=s.concurrency_run_s,
+                    **wrk_args,
+                )
+                standin.drain()
+                before = tree_cpu(inst.pid)
+                gw = run_wrk(
+                    inst.url + PATH,
+                    key=stack.user_key,
+                    connections=s.clients,
+                    duration_s=s.concurrency_run_s,
+                    **wrk_args,
+                )
+                cpu_s = tree_cpu(inst.pid) - before
+                standin.drain()
+                runs.append(
+                    {
+                        "gateway": gw.as_dict(),
+                        "floor": floor.as_dict(),
+                        "throughput_ratio": round(gw.rate / floor.rate, 3) if floor.rate else 0,
+                        "added_p99_ms": round(_added(gw, floor, "p99"), 1),
+                        "added_p50_ms": round(_added(gw, floor, "p50"), 1),
+                        "instance_cpu_cores": round(cpu_s / gw.duration_s, 2),
+                        "cpu_ms_per_request": round(cpu_s / max(gw.requests, 1) * 1000, 2),
+                        "failed": gw.failed + floor.failed,
+                    }
+                )
+    ratio = median([r["throughput_ratio"] for r in runs])
+    added99 = median([r["added_p99_ms"] for r in runs])
+    added50 = median([r["added_p50_ms"] for r in runs])
+    gw_rate = median([r["gateway"]["rate"] for r in runs])
+    floor_rate = median([r["floor"]["rate"] for r in runs])
+    cores = median([r["instance_cpu_cores"] for r in runs])
+    per_request = median([r["cpu_ms_per_request"] for r in runs])
+    failed = sum(r["failed"] for r in runs)
+    return Row(
+        scenario=f"{s.clients} concurrent clients, one start instance, {v.label}",
+        target="throughput >= 0.9 x floor; p99 added <= 50 ms",
+        measured=f"{gw_rate:.0f} req/s; added p50 {fmt_ms(added50, 0)}, p99 {fmt_ms(added99, 0)}",
+        floor=f"{floor_rate:.0f} req/s",
+        ratio=f"x{ratio:.2f}",
+        passed=failed == 0 and ratio >= 0.9 and added99 <= 50,
+        note=f"median of {len(runs)} run(s) of {s.concurrency_run_s:.0f} s; {failed} failed; "
+        f"the instance used {cores:.2f} CPU cores, {per_request:.1f} ms per request",
+        runs=runs,
+    )

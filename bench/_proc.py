@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -18,6 +17,7 @@ from typing import Any
 import psutil
 
 from devstack.servers import die_with_parent, free_port, stop_process
+from devstack.stack import wait_port
 
 __all__ = [
     "ROOT",
@@ -51,18 +51,6 @@ def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
 
 def stop(proc: subprocess.Popen[bytes] | None) -> None:
     stop_process(proc, signal.SIGTERM)
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.01)
-    raise RuntimeError(f"nothing listened on port {port} within {timeout_s}s")
 
 
 def http(

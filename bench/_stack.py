@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._proc import ROOT, child_env, http, port, spawn, stop, wait_http, wait_port
-from devstack.stack import STANDIN_KEY, LocalStack, StackInfo
+from devstack.stack import STANDIN_KEY, LocalStack, StackInfo, function_command
 from shared import routes
 
 __all__ = ["BenchStack", "Instance", "StandIn"]
@@ -222,17 +222,7 @@ class BenchStack:
             **(extra_env or {}),
         }
         proc = spawn(
-            [
-                sys.executable,
-                "-m",
-                "functions_framework",
-                "--target",
-                "handle",
-                "--source",
-                str(ROOT / "functions" / function / "main.py"),
-                "--port",
-                str(listen),
-            ],
+            function_command(function, listen),
             env,
             self.state_dir / f"{function}-{threads}-{listen}.log",
         )

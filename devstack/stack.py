@@ -34,7 +34,7 @@ from devstack.servers import (
 )
 from shared import routes
 
-__all__ = ["LocalStack", "StackInfo"]
+__all__ = ["LocalStack", "StackInfo", "function_command", "wait_port"]
 
 ROOT = Path(__file__).resolve().parent.parent
 STANDIN_KEY = "standin-upstream-key"
@@ -131,7 +131,7 @@ class LocalStack:
             {**os.environ, "PYTHONPATH": str(ROOT)},
             self.state_dir / "standin.log",
         )
-        _wait_port(port, self.processes["standin"])
+        wait_port(port, self.processes["standin"])
         return f"http://127.0.0.1:{port}"
 
     def _migrate(self, env: dict[str, str]) -> None:
@@ -163,17 +163,7 @@ class LocalStack:
     def _start_function(self, function: str, env: dict[str, str]) -> str:
         port = free_port()
         self.processes[function] = _spawn(
-            [
-                sys.executable,
-                "-m",
-                "functions_framework",
-                "--target",
-                "handle",
-                "--source",
-                str(ROOT / "functions" / function / "main.py"),
-                "--port",
-                str(port),
-            ],
+            function_command(function, port),
             {**env, "K_SERVICE": function},
             self.state_dir / f"{function}.log",
         )
@@ -214,7 +204,23 @@ def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
         )
 
 
-def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
+def function_command(function: str, port: int) -> list[str]:
+    """How Cloud Run serves a function, on this machine: functions-framework on `port`."""
+    source = str(ROOT / "functions" / function / "main.py")
+    return [
+        sys.executable,
+        "-m",
+        "functions_framework",
+        "--target",
+        "handle",
+        "--source",
+        source,
+        "--port",
+        str(port),
+    ]
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:

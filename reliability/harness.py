@@ -17,7 +17,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ import pg8000.native
 import psutil
 
 from devstack.servers import die_with_parent, free_port
-from devstack.stack import ROOT, LocalStack, StackInfo
+from devstack.stack import ROOT, LocalStack, StackInfo, function_command
 from devstack.standin import StandIn
 from reliability.proxy import TcpProxy
 from shared import routes
@@ -255,17 +254,7 @@ class FaultStack:
         log = open(self.state_dir / f"{function}.log", "ab")  # noqa: SIM115
         try:
             return subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "functions_framework",
-                    "--target",
-                    "handle",
-                    "--source",
-                    str(ROOT / "functions" / function / "main.py"),
-                    "--port",
-                    str(port),
-                ],
+                function_command(function, port),
                 env={**self._function_env, **extra_env, "K_SERVICE": function},
                 stdout=log,
                 stderr=subprocess.STDOUT,

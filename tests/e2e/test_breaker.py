@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -12,7 +11,7 @@ import httpx2
 import pytest
 
 from devstack.servers import free_port, stop_process
-from devstack.stack import StackInfo
+from devstack.stack import StackInfo, function_command
 from devstack.standin import StandIn
 from shared.keys import NewKey
 from tests.support import ROOT
@@ -46,17 +45,7 @@ def two_starts(stack: StackInfo, standin: StandIn) -> Iterator[list[str]]:
         port = free_port()
         procs.append(
             subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "functions_framework",
-                    "--target",
-                    "handle",
-                    "--source",
-                    str(ROOT / "functions/start/main.py"),
-                    "--port",
-                    str(port),
-                ],
+                function_command("start", port),
                 env=env,
                 cwd=ROOT,
                 stdout=subprocess.DEVNULL,

@@ -137,8 +137,9 @@ _TOO_DEEP = f"the request body nests deeper than {MAX_JSON_DEPTH} levels"
 
 
 def _check_structure(body: Any) -> None:
-    """400 beyond MAX_JSON_DEPTH; 422 for a NUL character in any string or key, which
-    PostgreSQL cannot store (the turn would be answered, then not stored)."""
+    """400 beyond MAX_JSON_DEPTH; 422 for a string or key PostgreSQL cannot store: one
+    with a NUL character, or a lone surrogate (`\\ud800` is valid JSON but not UTF-8).
+    Either would otherwise be answered by Mistral, then fail to be stored."""
     # loc grows by one per level: the body itself is level 1.
     pending: list[tuple[Any, tuple[str | int, ...]]] = [(body, ("body",))]
     while pending:
@@ -146,25 +147,34 @@ def _check_structure(body: Any) -> None:
         if isinstance(value, dict | list) and len(loc) > MAX_JSON_DEPTH:
             raise InvalidJSON(_TOO_DEEP)
         if isinstance(value, str):
-            if "\x00" in value:
-                raise ValidationFailed([field_error(loc, _NUL_MESSAGE, "string")])
+            _check_text(value, loc)
         elif isinstance(value, dict):
             for key, item in value.items():
-                if "\x00" in key:
-                    raise ValidationFailed([field_error(loc, _NUL_MESSAGE, "string")])
+                _check_text(key, loc)
                 pending.append((item, (*loc, key)))
         elif isinstance(value, list):
             pending.extend((item, (*loc, i)) for i, item in enumerate(value))
 
 
 _NUL_MESSAGE = "NUL characters (\\u0000) are not accepted"
+_SURROGATE_MESSAGE = "lone surrogates (\\ud800-\\udfff) are not valid Unicode text"
 
 
-def _reject_nul_in_query(request: flask.Request) -> None:
-    """422 for a NUL character in a query parameter (PostgreSQL cannot compare it)."""
+def _check_text(value: str, loc: tuple[str | int, ...]) -> None:
+    if "\x00" in value:
+        raise ValidationFailed([field_error(loc, _NUL_MESSAGE, "string")])
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationFailed([field_error(loc, _SURROGATE_MESSAGE, "string")]) from None
+
+
+def _reject_unstorable_query(request: flask.Request) -> None:
+    """422 for a query parameter PostgreSQL cannot compare (NUL, lone surrogate)."""
     for name, value in request.args.items(multi=True):
-        if "\x00" in name or "\x00" in value:
-            raise ValidationFailed([field_error(("query", name), _NUL_MESSAGE, "string")])
+        _check_text(name, ("query", name))
+        _check_text(value, ("query", name))
 
 
 def _or_default(value: int | None, default: int) -> int:
@@ -251,7 +261,7 @@ class FunctionApp:
                 started=started,
             )
             self._admit(ctx)
-            _reject_nul_in_query(request)
+            _reject_unstorable_query(request)
             for hook in self._before:
                 hook(ctx)
             response = self.handlers[found.route.operation](ctx)

@@ -54,11 +54,19 @@ class Conn:
 
     def run(self, sql: str, **params: Any) -> list[list[Any]]:
         """Run one statement; return its rows."""
-        if params:
-            statement, make_vals = _to_statement(sql)
-            context = self.raw.execute_unnamed(statement, make_vals(params))
-        else:
-            context = self.raw.execute_simple(sql)
+        try:
+            if params:
+                statement, make_vals = _to_statement(sql)
+                context = self.raw.execute_unnamed(statement, make_vals(params))
+            else:
+                context = self.raw.execute_simple(sql)
+        except pg8000.exceptions.DatabaseError:
+            raise  # the server answered: the protocol is in step, the connection reusable
+        except Exception:
+            # Failed mid-message (a value pg8000 cannot encode, a dropped socket): whatever
+            # the server reads next is not ours. Never hand this connection out again.
+            self.broken = True
+            raise
         self.columns = [c["name"] for c in (context.columns or [])]
         return context.rows or []
 

@@ -68,6 +68,7 @@ from shared.errors import (
 )
 from shared.mistral import MistralClient, Retry, UpstreamResponse
 from shared.observability import log_event
+from shared.web import check_storable
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -86,6 +87,8 @@ __all__ = [
 ]
 
 MAX_PAGE_SIZE = 1000
+# Page numbers past this would overflow the OFFSET; the history routes use the same cap.
+MAX_PAGE = 1_000_000
 # Database write retries after Mistral succeeded, and the pause before each.
 _DB_RETRY_PAUSES_S = (0.05, 0.25)
 # Mistral's clock may run ahead of or behind ours: an agent of the name that Mistral says
@@ -204,8 +207,11 @@ def parse_filters(query: Query, sources: list[str]) -> AgentFilters:
             metadata = json.loads(raw_metadata)
         except (ValueError, RecursionError):  # deep nesting: Python's parser recurses
             metadata = None
+        if isinstance(metadata, dict):
+            # A filter PostgreSQL cannot take (NUL, lone surrogate) is 422, not a 500.
+            check_storable(metadata, ("query", "metadata"))
     return AgentFilters(
-        page=_query_int(query, "page", 0, 0),
+        page=_query_int(query, "page", 0, 0, MAX_PAGE),
         page_size=_query_int(query, "page_size", 20, 1, MAX_PAGE_SIZE),
         page_token=query.get("page_token") or None,
         name=query.get("name"),

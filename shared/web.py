@@ -36,6 +36,7 @@ from shared.ratelimit import Budget, Decision, Limit
 __all__ = [
     "MAX_JSON_DEPTH",
     "Context",
+    "check_storable",
     "FunctionApp",
     "Handler",
     "json_response",
@@ -88,7 +89,7 @@ class Context:
             raise InvalidJSON(_TOO_DEEP) from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidJSON(f"the request body is not valid JSON: {_json_reason(exc)}") from None
-        _check_structure(body)
+        check_storable(body)
         if not isinstance(body, dict):
             raise ValidationFailed(
                 [field_error(("body",), "Input should be a valid dictionary", "dict_type")]
@@ -136,12 +137,12 @@ MAX_JSON_DEPTH = 100
 _TOO_DEEP = f"the request body nests deeper than {MAX_JSON_DEPTH} levels"
 
 
-def _check_structure(body: Any) -> None:
+def check_storable(body: Any, where: tuple[str | int, ...] = ("body",)) -> None:
     """400 beyond MAX_JSON_DEPTH; 422 for a string or key PostgreSQL cannot store: one
     with a NUL character, or a lone surrogate (`\\ud800` is valid JSON but not UTF-8).
     Either would otherwise be answered by Mistral, then fail to be stored."""
-    # loc grows by one per level: the body itself is level 1.
-    pending: list[tuple[Any, tuple[str | int, ...]]] = [(body, ("body",))]
+    # loc grows by one per level: the value itself is level 1.
+    pending: list[tuple[Any, tuple[str | int, ...]]] = [(body, where)]
     while pending:
         value, loc = pending.pop()
         if isinstance(value, dict | list) and len(loc) > MAX_JSON_DEPTH:

@@ -11,11 +11,12 @@ def rfc3339(value: datetime | None) -> str | None:
     """UTC with `Z`, microseconds kept (PostgreSQL's resolution)."""
     if value is None:
         return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat, not strftime: `%Y` drops the leading zeros of years before 1000.
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return rfc3339(datetime.now(UTC)) or ""
 
 
 def parse_rfc3339(value: object) -> datetime | None:

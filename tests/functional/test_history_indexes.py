@@ -120,7 +120,7 @@ CASES: dict[str, tuple[Read, set[str]]] = {
     "mistral list, first page": (_mistral_list(), {"conversations_owner_keyset"}),
     "mistral list, page 40": (_mistral_list(page=40), {"conversations_owner_keyset"}),
     "mistral list, metadata": (
-        _mistral_list(metadata='{"team": "t5"}'),
+        _mistral_list(metadata='{"team": "t5", "n": 2}'),
         {"conversations_owner_keyset", "conversations_metadata"},
     ),
     "gateway list": (_conversations(), {"conversations_owner_keyset"}),

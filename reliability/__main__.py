@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.render_only:
-        run_dir = args.render_only
+        run_dir = args.render_only.resolve()
         runs = [SuiteRun.load(p) for p in sorted(run_dir.glob("*.run.json"))]
         fuzz = json.loads((run_dir / "fuzz.json").read_text())
     else:
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     figures_path = run_dir / "figures.json"
     figures = json.loads(figures_path.read_text()) if figures_path.exists() else {}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(render(runs, figures, fuzz, ROOT))
+    args.out.write_text(render(runs, figures, fuzz, ROOT, run_dir.name))
     print(f"wrote {args.out.relative_to(ROOT)} from {run_dir.relative_to(ROOT)}")
     failed = [r.name for r in runs if r.returncode != 0]
     if fuzz.get("ran") and fuzz.get("status"):

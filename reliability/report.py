@@ -148,13 +148,26 @@ def _fuzz(fuzz: dict[str, Any]) -> list[str]:
             "`make fuzz` first when the target exists."
         ]
     lines = [
-        f"`make fuzz` exited {fuzz['status']} after {fuzz['seconds']} s.",
+        f"`make fuzz` (tests/e2e/test_fuzz.py, long tier) exited {fuzz['status']} after "
+        f"{fuzz['seconds']} s."
     ]
     summary = fuzz.get("summary")
-    if isinstance(summary, dict):
-        lines += ["", "```json", json.dumps(summary, indent=2)[:3000], "```"]
-    else:
-        lines += ["", "```", *fuzz.get("tail", []), "```"]
+    if not isinstance(summary, dict):
+        return [*lines, "", "```", *fuzz.get("tail", []), "```"]
+    lines += [
+        "",
+        f"Schemathesis {summary.get('schemathesis')}, seed {summary.get('seed')}, phases "
+        f"{', '.join(summary.get('phases', []))}: {summary.get('examples')} requests generated "
+        f"over {summary.get('operations')} operations, {summary.get('failures')} failures, "
+        f"{summary.get('errors')} errors. Known defects it skips, still open: "
+        f"{summary.get('known_defects') or 'none'}.",
+        "",
+    ]
+    rows = [
+        [r["role"], r["examples"], _answers(r.get("statuses")), len(r.get("failures", []))]
+        for r in summary.get("roles", [])
+    ]
+    lines += _table(["key role", "requests", "answers", "failures"], rows)
     return lines
 
 
@@ -237,7 +250,7 @@ fix: `shared/web.py`: `json_body` answers 400 `invalid_json` for RecursionError 
   list's `metadata` query parameter tolerates RecursionError too
 test: `test_attacks_http.py::test_deeply_nested_bodies_are_400_and_the_worker_lives`
 
-defect: A NUL character (`\u0000`) in a name, model, metadata or an unknown input field
+defect: A NUL character (`\\u0000`) in a name, model, metadata or an unknown input field
   was answered 200 `Gateway-Stored: false` (PostgreSQL cannot store it: the turn was
   lost); in an agent id, a key name, an agent name or a query parameter it was a 500
 fix: `shared/web.py`: NUL in any body string or key, or in any query parameter, is a
@@ -370,7 +383,9 @@ LIMITS = """\
 """
 
 
-def render(runs: list[SuiteRun], figures: dict[str, Any], fuzz: dict[str, Any], root: Path) -> str:
+def render(
+    runs: list[SuiteRun], figures: dict[str, Any], fuzz: dict[str, Any], root: Path, run_id: str
+) -> str:
     totals = figures.get("totals", {})
     docs = _docstrings(root, [p for run in runs for p in run.paths])
     soak_lines, verdict = _soak(figures)
@@ -397,7 +412,14 @@ def render(runs: list[SuiteRun], figures: dict[str, Any], fuzz: dict[str, Any], 
             if not verdict or verdict.get("isolation_breaches", 0) == 0
             else verdict["isolation_breaches"],
         ],
-        ["fuzz", "see below" if fuzz.get("ran") else "not in this run"],
+        [
+            "fuzz requests generated (schemathesis, 5xx or nonconformance found)",
+            (
+                f"{fuzz['summary'].get('examples')} ({fuzz['summary'].get('failures')})"
+                if fuzz.get("ran") and isinstance(fuzz.get("summary"), dict)
+                else "not in this run"
+            ),
+        ],
         ["tests", "; ".join(tests)],
     ]
     fault_rows = [
@@ -428,7 +450,8 @@ def render(runs: list[SuiteRun], figures: dict[str, Any], fuzz: dict[str, Any], 
         "`python -m reliability` (`make reliability`); do not edit by hand, the text lives",
         "in `reliability/report.py`.",
         "",
-        f"This run: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, on a machine with "
+        f"This run: `.local/reliability/{run_id}` (UTC), rendered "
+        f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, on a machine with "
         f"{os.cpu_count()} cores shared with other work.",
         "",
         "The suites run the whole local stack (`devstack.LocalStack`: embedded PostgreSQL",

@@ -82,6 +82,8 @@ def _limits(body: Mapping[str, Any]) -> tuple[dict[str, int | None], list[dict[s
         if name not in body:
             continue
         value = body[name]
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # JSON has one number type: 5.0 is 5, as JSON Schema reads it
         if value is None:
             limits[name] = None
         elif not isinstance(value, int) or isinstance(value, bool):

@@ -86,7 +86,10 @@ class Turn:
 def _check_types(body: dict[str, Any], spec: dict[str, tuple[type, ...]]) -> list[dict[str, Any]]:
     problems = []
     for name, kinds in spec.items():
-        if name in body and body[name] is not None and not isinstance(body[name], kinds):
+        value = body.get(name)
+        # JSON has one number type: 1.0 is the integer 1 (JSON Schema, and Mistral's pydantic).
+        whole = int in kinds and isinstance(value, float) and value.is_integer()
+        if value is not None and not whole and not isinstance(value, kinds):
             # bool is an int in Python; an int field given true is still wrong.
             expected = " or ".join(k.__name__ for k in kinds)
             problems.append(field_error(("body", name), f"Input should be {expected}", "type"))

@@ -30,6 +30,8 @@ _VOCAB = (
 )  # fmt: skip
 # Without max_tokens a reply has between this many and twice as many words.
 _BASE_WORDS = 8
+# The longest reply, whatever max_tokens says: 10**15 words would stall the stand-in.
+_MAX_WORDS = 32_768
 # Splits text into word-sized fragments that concatenate back to the original exactly.
 _FRAGMENT = re.compile(r"\s*\S+")
 
@@ -63,6 +65,7 @@ def entry_text(entry: Mapping[str, Any]) -> str:
 def _words(lead: Sequence[str], basis: str, count: int | None) -> list[str]:
     seed = int.from_bytes(hashlib.sha256(basis.encode()).digest()[:8], "big")
     size = count if count is not None else _BASE_WORDS + seed % (_BASE_WORDS + 1)
+    size = min(size, _MAX_WORDS)
     rng = random.Random(seed)
     words = list(lead[:size])
     words.extend(rng.choice(_VOCAB) for _ in range(size - len(words)))

@@ -101,7 +101,7 @@ class _Agent:
             alias = self.aliases.get(ref)
             if alias is not None:
                 return int(alias["version"])
-            if not ref.isdigit():
+            if not (ref.isascii() and ref.isdigit()):
                 raise not_found("Agent version alias", ref)
             ref = int(ref)
         if ref not in self.versions:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any, TypeGuard
+from typing import Any
 
 from ._wire import ApiError, unprocessable
 
@@ -21,8 +21,10 @@ _ABSENT = object()
 _BOOLS = {"true": True, "1": True, "false": False, "0": False}
 
 
-def _is_int(value: Any) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _is_int(value: Any) -> bool:
+    # Mistral's pydantic models read 5.0 as 5 (lax mode), and so does the stand-in.
+    whole = isinstance(value, float) and value.is_integer()
+    return whole or (isinstance(value, int) and not isinstance(value, bool))
 
 
 _KINDS: dict[str, tuple[Callable[[Any], bool], str, str]] = {

@@ -549,14 +549,12 @@ def test_a_connection_that_failed_mid_statement_is_not_reused(isolated: World) -
             assert conn.one("SELECT CAST(:x AS text) AS x", x=expected) == {"x": expected}
 
 
-@pytest.mark.xfail(strict=True, reason=f"D3 whole floats refused as integers: {_FIX_ELSEWHERE}")
 def test_a_whole_float_is_an_integer_for_key_limits(world: World) -> None:
     """rate_limit_requests 5.0 is the integer 5 (JSON Schema and pydantic agree)."""
     body = {"name": "k", "role": "user", "rate_limit_requests": 5.0}
     world.call("admin", "POST", "/gateway/v1/keys", json=body, expect=200)
 
 
-@pytest.mark.xfail(strict=True, reason=f"D3 whole floats refused as integers: {_FIX_ELSEWHERE}")
 def test_a_whole_float_is_an_integer_for_agent_version(world: World) -> None:
     """agent_version 0.0 passes the gateway's type check like 0 does."""
     agent = world.call("admin", "POST", "/v1/agents", json={"model": MODEL, "name": "f"})
@@ -569,14 +567,12 @@ def test_a_huge_agent_page_number_is_422(world: World) -> None:
     world.call("admin", "GET", "/v1/agents?page=1000000000000000000", expect=422)
 
 
-@pytest.mark.xfail(strict=True, reason=f"S1 stand-in crashes on non-ASCII digits: {_FIX_ELSEWHERE}")
 def test_an_agent_version_of_superscript_digits_is_not_found(world: World) -> None:
     """agent_version=¹³ is an unknown alias (404 from Mistral), not a stand-in crash (502)."""
     agent = world.call("admin", "POST", "/v1/agents", json={"model": MODEL, "name": "s"})
     world.call("admin", "GET", f"/v1/agents/{agent.get_json()['id']}?agent_version=¹³", expect=404)
 
 
-@pytest.mark.xfail(strict=True, reason=f"S3 stand-in refuses whole floats: {_FIX_ELSEWHERE}")
 def test_the_stand_in_takes_a_whole_float_max_tokens(world: World) -> None:
     """max_tokens 5.0 is accepted by Mistral (pydantic, lax) and so by its stand-in."""
     body = {"inputs": "x", "model": MODEL, "completion_args": {"max_tokens": 5.0}}

@@ -14,6 +14,16 @@ from shared.keys import NewKey, create_key
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# A function tool, as the tests that drive tool calls through the stand-in declare it.
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+
 
 @cache
 def function_app(function: str) -> flask.Flask:

@@ -134,6 +134,8 @@ class Pool:
             try:
                 yield conn
             except BaseException:
+                if conn.broken:
+                    raise  # failed mid-message: it is discarded, not spoken to again
                 try:
                     conn.run("ROLLBACK")
                 except Exception as exc:

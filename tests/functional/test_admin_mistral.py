@@ -23,19 +23,11 @@ from shared.container import Container, set_container
 from shared.db import Pool
 from shared.keys import NewKey
 from shared.mistral import MistralClient, build_client
-from tests.support import bearer, client, function_app, make_key
+from tests.support import WEATHER_TOOL, bearer, client, function_app, make_key
 
 MODEL = "mistral-small-latest"
 OWNER = "tenant-a"
 OTHER = "tenant-b"
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Weather for a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
-    },
-}
 NO_LIMIT = {"rate_limit_requests": 100_000, "rate_limit_window": 60}
 
 

@@ -23,18 +23,10 @@ from werkzeug.serving import make_server
 from devstack.standin import StandIn
 from shared.container import Container
 from shared.db import Conn
-from tests.support import function_app, make_key
+from tests.support import WEATHER_TOOL, function_app, make_key
 
 MODEL = "mistral-small-latest"
 OWNER = "tenant-sdk"
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Weather for a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
-    },
-}
 
 
 @pytest.fixture(scope="module")

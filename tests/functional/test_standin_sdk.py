@@ -18,16 +18,9 @@ from mistralai.client import Mistral, errors, models
 from mistralai.client.utils import BackoffStrategy, RetryConfig
 
 from devstack.standin import OPERATIONS, StandIn, parse_fault
+from tests.support import WEATHER_TOOL
 
 MODEL = "mistral-small-latest"
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Weather for a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
-    },
-}
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 

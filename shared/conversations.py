@@ -10,6 +10,7 @@ request is appended in the same transaction.
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.db import Conn
+from shared.db import Conn, Pool
 from shared.errors import Conflict, NotFound
 from shared.timestamps import now_rfc3339, parse_rfc3339
 
@@ -27,9 +28,11 @@ __all__ = [
     "Usage",
     "load_conversation",
     "provisional_entries",
+    "UsageEvent",
     "record_turn",
     "record_usage",
     "require_agent",
+    "save_turn",
 ]
 
 INPUT_TYPES = frozenset({"message.input", "function.result"})
@@ -66,6 +69,40 @@ class Usage:
 
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and value >= 0 else 0
+
+
+@dataclass(frozen=True)
+class UsageEvent:
+    """One request that reached Mistral, as the usage table records it."""
+
+    owner: str
+    key_id: str
+    operation: str
+    status: int
+    usage: Usage
+    agent_id: str | None
+    model: str | None
+    conversation_id: str | None
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "u_owner": self.owner,
+            "u_key": self.key_id,
+            "u_op": self.operation,
+            "u_agent": self.agent_id,
+            "u_model": self.model,
+            "u_conv": self.conversation_id,
+            "u_status": self.status,
+            "u_p": self.usage.prompt_tokens,
+            "u_c": self.usage.completion_tokens,
+        }
+
+
+_USAGE_COLUMNS = (
+    "INSERT INTO usage_events (owner_id, api_key_id, operation, agent_id, model,"
+    " conversation_id, status, prompt_tokens, completion_tokens)"
+)
+_USAGE_VALUES = ":u_owner, :u_key, :u_op, :u_agent, :u_model, :u_conv, :u_status, :u_p, :u_c"
 
 
 def require_agent(conn: Conn, owner: str, agent_id: str) -> None:
@@ -126,6 +163,46 @@ def provisional_entries(
     return entries
 
 
+def save_turn(
+    pool: Pool,
+    *,
+    event: UsageEvent,
+    entries: Sequence[dict[str, Any]] = (),
+    new: dict[str, Any] | None = None,
+    parent: tuple[str, str] | None = None,
+    incomplete_ids: frozenset[str] = frozenset(),
+    stores: bool = True,
+) -> None:
+    """Store a turn and its usage event atomically, in as few round trips as it takes.
+
+    A turn that created its conversation (`new`: a start or a restart) is one statement:
+    conversation, entries and usage event together, no transaction to open or commit.
+    If the conversation was already stored (a repeated store of the same turn), that
+    statement writes nothing and the turn goes the way of an append: one transaction
+    that locks the conversation and adds the entries it does not hold yet.
+    """
+    assert event.conversation_id is not None
+    if not stores:
+        with pool.connection() as conn:
+            record_usage(conn, event)
+        return
+    if new is not None:
+        with pool.connection() as conn:
+            if _create_with_turn(conn, event, entries, new, parent, incomplete_ids):
+                return
+    with pool.transaction() as conn:
+        record_turn(
+            conn,
+            owner=event.owner,
+            key_id=event.key_id,
+            conversation_id=event.conversation_id,
+            entries=entries,
+            usage=event.usage,
+            incomplete_ids=incomplete_ids,
+            event=event,
+        )
+
+
 def record_turn(
     conn: Conn,
     *,
@@ -137,15 +214,18 @@ def record_turn(
     new: dict[str, Any] | None = None,
     parent: tuple[str, str] | None = None,
     incomplete_ids: frozenset[str] = frozenset(),
+    event: UsageEvent | None = None,
 ) -> list[dict[str, Any]]:
-    """Store a turn. `entries` is the conversation's whole history as Mistral has it
-    (or the provisional entries of this turn); only unseen ones are inserted.
+    """Store a turn inside the caller's transaction. `entries` is the conversation's
+    whole history as Mistral has it (or the provisional entries of this turn); only
+    unseen ones are inserted, with `event` (if given) in the same statement.
 
     `new` holds the request fields of a conversation this turn created (start or
     restart). Returns the entries inserted.
     """
     if new is not None:
-        _insert_conversation(conn, owner, key_id, conversation_id, new, entries, parent)
+        insert, params = _conversation_insert(owner, key_id, conversation_id, new, entries, parent)
+        conn.run(insert, **params)
     # Lock the conversation so concurrent turns append in order.
     locked = conn.one(
         "SELECT id FROM conversations WHERE id = :id AND owner_id = :owner FOR UPDATE",
@@ -160,20 +240,62 @@ def record_turn(
             "SELECT id FROM conversation_entries WHERE conversation_id = :id", id=conversation_id
         )
     }
-    base = len(known)
     fresh = [e for e in entries if str(e.get("id")) not in known]
-    fresh = _adopt_provisional(conn, conversation_id, fresh)
+    if any(k.startswith(_PROVISIONAL) for k in known):
+        fresh = _adopt_provisional(conn, conversation_id, fresh)
     _attribute_tokens(fresh, usage)
-    seq = base
-    for entry in fresh:
-        _insert_entry(conn, owner, conversation_id, seq, entry, incomplete_ids)
-        seq += 1
-    if fresh:
-        conn.run(
-            "UPDATE conversations SET updated_at = greatest(updated_at, now()) WHERE id = :id",
-            id=conversation_id,
+    values = [
+        _entry_values(owner, seq, entry, incomplete_ids)
+        for seq, entry in enumerate(fresh, start=len(known))
+    ]
+    touch = "UPDATE conversations SET updated_at = greatest(updated_at, now()) WHERE id = :conv"
+    parts = [f"touched AS ({touch})"] if fresh else []
+    if event is not None:
+        parts.append(f"used AS ({_USAGE_COLUMNS} VALUES ({_USAGE_VALUES}))")
+    if parts or values:
+        sql = (f"WITH {', '.join(parts)} " if parts else "") + (
+            _entries_insert(len(values)) if values else "SELECT 1"
         )
+        conn.run(sql, conv=conversation_id, **_merged(values), **_event_params(event))
     return fresh
+
+
+def _create_with_turn(
+    conn: Conn,
+    event: UsageEvent,
+    entries: Sequence[dict[str, Any]],
+    new: dict[str, Any],
+    parent: tuple[str, str] | None,
+    incomplete_ids: frozenset[str],
+) -> bool:
+    """A new conversation, its entries and the usage event in one statement.
+
+    False, having written nothing, if the conversation is already stored. The entries'
+    references to the conversation are checked at the end of the statement, when the
+    conversation row inserted alongside them exists.
+    """
+    assert event.conversation_id is not None
+    fresh = [dict(e) for e in entries]
+    _attribute_tokens(fresh, event.usage)
+    values = [
+        _entry_values(event.owner, seq, entry, incomplete_ids) for seq, entry in enumerate(fresh)
+    ]
+    insert, params = _conversation_insert(
+        event.owner, event.key_id, event.conversation_id, new, entries, parent
+    )
+    parts = [
+        f"conv AS ({insert} RETURNING id)",
+        f"used AS ({_USAGE_COLUMNS} SELECT {_USAGE_VALUES} WHERE EXISTS (SELECT 1 FROM conv))",  # noqa: S608 (constants; values are parameters)
+    ]
+    if values:
+        parts.append(f"added AS ({_entries_insert(len(values), guarded=True)})")
+    row = conn.one(
+        f"WITH {', '.join(parts)} SELECT count(*) AS created FROM conv",  # noqa: S608
+        **params,
+        **_merged(values),
+        **event.params(),
+    )
+    return bool(row and row["created"])
 
 
 def _adopt_provisional(
@@ -239,15 +361,15 @@ def _attribute_tokens(fresh: list[dict[str, Any]], usage: Usage) -> None:
         inputs[0]["_tokens"] = (usage.prompt_tokens, usage.completion_tokens)
 
 
-def _insert_conversation(
-    conn: Conn,
+def _conversation_insert(
     owner: str,
     key_id: str,
     conversation_id: str,
     new: dict[str, Any],
     entries: Sequence[dict[str, Any]],
     parent: tuple[str, str] | None,
-) -> None:
+) -> tuple[str, dict[str, Any]]:
+    """The INSERT of a conversation a turn created (nothing if it exists), and its values."""
     times = [t for e in entries if (t := parse_rfc3339(e.get("created_at"))) is not None]
     created = min(times) if times else datetime.now(UTC)
     agent_version = new.get("agent_version")
@@ -256,101 +378,123 @@ def _insert_conversation(
         value = new.get(name)
         return None if value is None else json.dumps(value)
 
-    conn.run(
+    sql = (
         "INSERT INTO conversations (id, owner_id, api_key_id, agent_id, agent_version, model,"
         " name, description, metadata, instructions, tools, completion_args, guardrails,"
         " parent_conversation_id, parent_entry_id, created_at, updated_at)"
-        " VALUES (:id, :owner, :key, :agent, :version, :model, :name, :description,"
-        " CAST(:metadata AS jsonb), :instructions, CAST(:tools AS jsonb),"
-        " CAST(:args AS jsonb), CAST(:guardrails AS jsonb), :parent, :parent_entry,"
-        " :created, :created)"
-        " ON CONFLICT (id) DO NOTHING",
-        id=conversation_id,
-        owner=owner,
-        key=key_id,
-        agent=new.get("agent_id"),
-        version=None if agent_version is None else str(agent_version),
-        model=new.get("model"),
-        name=new.get("name"),
-        description=new.get("description"),
-        metadata=as_json("metadata"),
-        instructions=new.get("instructions"),
-        tools=as_json("tools"),
-        args=as_json("completion_args"),
-        guardrails=as_json("guardrails"),
-        parent=parent[0] if parent else None,
-        parent_entry=parent[1] if parent else None,
-        created=created,
+        " VALUES (:c_id, :c_owner, :c_key, :c_agent, :c_version, :c_model, :c_name,"
+        " :c_description, CAST(:c_metadata AS jsonb), :c_instructions, CAST(:c_tools AS jsonb),"
+        " CAST(:c_args AS jsonb), CAST(:c_guardrails AS jsonb), :c_parent, :c_parent_entry,"
+        " :c_created, greatest(CAST(:c_created AS timestamptz), now()))"
+        " ON CONFLICT (id) DO NOTHING"
     )
+    return sql, {
+        "c_id": conversation_id,
+        "c_owner": owner,
+        "c_key": key_id,
+        "c_agent": new.get("agent_id"),
+        "c_version": None if agent_version is None else str(agent_version),
+        "c_model": new.get("model"),
+        "c_name": new.get("name"),
+        "c_description": new.get("description"),
+        "c_metadata": as_json("metadata"),
+        "c_instructions": new.get("instructions"),
+        "c_tools": as_json("tools"),
+        "c_args": as_json("completion_args"),
+        "c_guardrails": as_json("guardrails"),
+        "c_parent": parent[0] if parent else None,
+        "c_parent_entry": parent[1] if parent else None,
+        "c_created": created,
+    }
 
 
-def _insert_entry(
-    conn: Conn,
-    owner: str,
-    conversation_id: str,
-    seq: int,
-    entry: dict[str, Any],
-    incomplete_ids: frozenset[str],
-) -> None:
+# Each value's type is spelled out: in a VALUES list PostgreSQL cannot infer it from the
+# column it will land in, and a NULL sent as text would not go into an integer column.
+_ENTRY_COLUMNS = (
+    ("seq", "integer"),
+    ("id", "text"),
+    ("type", "text"),
+    ("role", "text"),
+    ("content", "text"),
+    ("content_json", "jsonb"),
+    ("body", "jsonb"),
+    ("prompt_tokens", "integer"),
+    ("completion_tokens", "integer"),
+    ("agent_id", "text"),
+    ("model", "text"),
+    ("tool_name", "text"),
+    ("tool_call_id", "text"),
+    ("status", "text"),
+    ("created_at", "timestamptz"),
+    ("completed_at", "timestamptz"),
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _entries_insert(rows: int, *, guarded: bool = False) -> str:
+    """One INSERT of `rows` entries of the conversation `:conv` (owner `:e_owner`).
+
+    `guarded` inserts them only if the sibling `conv` clause created the conversation.
+    """
+    names = ", ".join(name for name, _ in _ENTRY_COLUMNS)
+    tuples = ", ".join(
+        "(" + ", ".join(f"CAST(:{name}_{i} AS {kind})" for name, kind in _ENTRY_COLUMNS) + ")"
+        for i in range(rows)
+    )
+    source = f"(VALUES {tuples}) AS v ({names})"
+    conversation = "(SELECT id FROM conv)" if guarded else ":conv"
+    # Built from the constant column table only; every value is a numbered parameter.
+    guard = " WHERE EXISTS (SELECT 1 FROM conv)" if guarded else ""
+    insert = f"INSERT INTO conversation_entries (conversation_id, owner_id, {names})"
+    select = f" SELECT {conversation}, :e_owner, {names} FROM {source}"  # noqa: S608
+    return insert + select + guard + " ON CONFLICT DO NOTHING"
+
+
+def _entry_values(
+    owner: str, seq: int, entry: dict[str, Any], incomplete_ids: frozenset[str]
+) -> dict[str, Any]:
+    """One entry's column values (the entry loses its gateway-only `_` keys)."""
     prompt, completion = entry.pop("_tokens", (0, 0))
     marked = entry.pop("_gateway_status", None)
     kind = str(entry.get("type", "message.output"))
     content = entry.get("result") if kind == "function.result" else entry.get("content")
     text, chunks = _text(content)
     entry_id = str(entry.get("id") or "gw_" + secrets.token_hex(12))
-    status = "incomplete" if marked or entry_id in incomplete_ids else "complete"
-    conn.run(
-        "INSERT INTO conversation_entries (conversation_id, seq, id, owner_id, type, role,"
-        " content, content_json, body, prompt_tokens, completion_tokens, agent_id, model,"
-        " tool_name, tool_call_id, status, created_at, completed_at)"
-        " VALUES (:conv, :seq, :id, :owner, :type, :role, :content, CAST(:chunks AS jsonb),"
-        " CAST(:body AS jsonb), :prompt, :completion, :agent, :model, :tool, :call,"
-        " :status, :created, :completed)"
-        " ON CONFLICT DO NOTHING",
-        conv=conversation_id,
-        seq=seq,
-        id=entry_id,
-        owner=owner,
-        type=kind,
-        role=entry.get("role"),
-        content=text,
-        chunks=chunks,
-        body=json.dumps(entry),
-        prompt=prompt,
-        completion=completion,
-        agent=entry.get("agent_id"),
-        model=entry.get("model"),
-        tool=entry.get("name"),
-        call=entry.get("tool_call_id"),
-        status=status,
-        created=parse_rfc3339(entry.get("created_at")) or datetime.now(UTC),
-        completed=parse_rfc3339(entry.get("completed_at")),
-    )
+    return {
+        "e_owner": owner,
+        "seq": seq,
+        "id": entry_id,
+        "type": kind,
+        "role": entry.get("role"),
+        "content": text,
+        "content_json": chunks,
+        "body": json.dumps(entry),
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "agent_id": entry.get("agent_id"),
+        "model": entry.get("model"),
+        "tool_name": entry.get("name"),
+        "tool_call_id": entry.get("tool_call_id"),
+        "status": "incomplete" if marked or entry_id in incomplete_ids else "complete",
+        "created_at": parse_rfc3339(entry.get("created_at")) or datetime.now(UTC),
+        "completed_at": parse_rfc3339(entry.get("completed_at")),
+    }
 
 
-def record_usage(
-    conn: Conn,
-    *,
-    owner: str,
-    key_id: str,
-    operation: str,
-    status: int,
-    usage: Usage,
-    agent_id: str | None,
-    model: str | None,
-    conversation_id: str | None,
-) -> None:
-    conn.run(
-        "INSERT INTO usage_events (owner_id, api_key_id, operation, agent_id, model,"
-        " conversation_id, status, prompt_tokens, completion_tokens)"
-        " VALUES (:owner, :key, :op, :agent, :model, :conv, :status, :p, :c)",
-        owner=owner,
-        key=key_id,
-        op=operation,
-        agent=agent_id,
-        model=model,
-        conv=conversation_id,
-        status=status,
-        p=usage.prompt_tokens,
-        c=usage.completion_tokens,
-    )
+def _merged(values: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rows of entry values as the numbered parameters of `_entries_insert`."""
+    merged: dict[str, Any] = {}
+    for i, row in enumerate(values):
+        merged["e_owner"] = row["e_owner"]
+        for name, _ in _ENTRY_COLUMNS:
+            merged[f"{name}_{i}"] = row[name]
+    return merged
+
+
+def _event_params(event: UsageEvent | None) -> dict[str, Any]:
+    return {} if event is None else event.params()
+
+
+def record_usage(conn: Conn, event: UsageEvent) -> None:
+    """A usage event on its own (a turn Mistral was not asked to keep)."""
+    conn.run(f"{_USAGE_COLUMNS} VALUES ({_USAGE_VALUES})", **event.params())

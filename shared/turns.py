@@ -400,31 +400,26 @@ class _TurnRunner:
                 new.update(self._source_fields())
                 parent = (str(turn.conversation_id), str(turn.body.get("from_entry_id")))
         incomplete_ids = frozenset(str(o.get("id")) for o in outputs if incomplete and o.get("id"))
+        event = store.UsageEvent(
+            owner=ctx.owner,
+            key_id=ctx.principal.key_id,
+            operation=turn.operation,
+            status=200,
+            usage=usage,
+            agent_id=ctx.access.get("agent_id"),
+            model=ctx.access.get("model"),
+            conversation_id=conversation_id,
+        )
         try:
-            with ctx.container.pool.transaction() as conn:
-                if turn.stores:
-                    store.record_turn(
-                        conn,
-                        owner=ctx.owner,
-                        key_id=ctx.principal.key_id,
-                        conversation_id=conversation_id,
-                        entries=entries,
-                        usage=usage,
-                        new=new,
-                        parent=parent,
-                        incomplete_ids=incomplete_ids,
-                    )
-                store.record_usage(
-                    conn,
-                    owner=ctx.owner,
-                    key_id=ctx.principal.key_id,
-                    operation=turn.operation,
-                    status=200,
-                    usage=usage,
-                    agent_id=ctx.access.get("agent_id"),
-                    model=ctx.access.get("model"),
-                    conversation_id=conversation_id,
-                )
+            store.save_turn(
+                ctx.container.pool,
+                event=event,
+                entries=entries,
+                new=new,
+                parent=parent,
+                incomplete_ids=incomplete_ids,
+                stores=turn.stores,
+            )
         except Exception:
             log.exception(
                 "turn of conversation %s answered by Mistral but not stored", conversation_id

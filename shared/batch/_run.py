@@ -403,18 +403,9 @@ class BatchRun:
         body = item.start_body(self.message.batch_id)
         outputs = [e for e in entries if e.get("type") in OUTPUT_TYPES]
         # The tokens the lost answer reported are not in the history: stored as zero.
-        with self.container.pool.transaction() as conn:
-            conversation_store.record_turn(
-                conn,
-                owner=self.message.owner,
-                key_id=self.principal.key_id,
-                conversation_id=conversation_id,
-                entries=entries,
-                usage=Usage(),
-                new=body,
-            )
-            conversation_store.record_usage(
-                conn,
+        conversation_store.save_turn(
+            self.container.pool,
+            event=conversation_store.UsageEvent(
                 owner=self.message.owner,
                 key_id=self.principal.key_id,
                 operation=_START,
@@ -423,7 +414,10 @@ class BatchRun:
                 agent_id=body.get("agent_id"),
                 model=body.get("model"),
                 conversation_id=conversation_id,
-            )
+            ),
+            entries=entries,
+            new=body,
+        )
         return outputs
 
     # -- helpers -------------------------------------------------------------------------

@@ -212,18 +212,20 @@ def execute_turn(ctx: Context, turn: Turn, key: str | None = None) -> flask.Resp
     Mistral, storage. The batch function calls this too, once per item."""
     ctx.access["policy_hits"] = len(turn.policy_hits) or None
     owner = ctx.owner
-    pool = ctx.container.pool
-    with pool.connection() as conn:
-        if turn.operation != "conversations.start":
-            assert turn.conversation_id is not None
-            ref = store.load_conversation(conn, owner, turn.conversation_id)
-            ctx.access["agent_id"] = ref.agent_id
-            ctx.access["model"] = ref.model
-        # Any turn's body may name an agent (an append or restart body is forwarded as
-        # sent): it must be the caller's, since Mistral, behind one API key, cannot tell
-        # tenants apart and a restart would store it on the new conversation.
-        if turn.agent_id:
-            store.require_agent(conn, owner, turn.agent_id)
+    continues = turn.operation != "conversations.start"
+    # A start with a model reads nothing before Mistral: no connection is taken for it.
+    if continues or turn.agent_id:
+        with ctx.container.pool.connection() as conn:
+            if continues:
+                assert turn.conversation_id is not None
+                ref = store.load_conversation(conn, owner, turn.conversation_id)
+                ctx.access["agent_id"] = ref.agent_id
+                ctx.access["model"] = ref.model
+            # Any turn's body may name an agent (an append or restart body is forwarded as
+            # sent): it must be the caller's, since Mistral, behind one API key, cannot tell
+            # tenants apart and a restart would store it on the new conversation.
+            if turn.agent_id:
+                store.require_agent(conn, owner, turn.agent_id)
     ctx.access.setdefault("agent_id", turn.agent_id)
     ctx.access.setdefault("model", turn.model)
     ctx.access["conversation_id"] = turn.conversation_id

@@ -26,12 +26,11 @@ import psutil
 
 from bench._proc import ROOT, child_env, http, stop
 from bench._result import Row
-from bench._stack import DEPLOYED_THREADS, MODEL, BenchStack
+from bench._stack import DEPLOYED_THREADS_BY_FUNCTION, MODEL, BenchStack
 from bench._stats import median
 
 __all__ = ["cold_start_rows"]
 
-BATCH_THREADS = 4  # terraform: batch concurrency = 4
 TARGET_MS = {"history": 700, "start": 1500, "admin": 1500, "batch": 1500}
 
 
@@ -58,7 +57,7 @@ def _pss_mib(pid: int) -> float:
 
 def _one(stack: BenchStack, function: str) -> dict[str, Any]:
     assert stack.info is not None
-    threads = BATCH_THREADS if function == "batch" else DEPLOYED_THREADS
+    threads = DEPLOYED_THREADS_BY_FUNCTION[function]
     method, path, body, key = _first_request(function, stack)
     env = {"PYTHONDONTWRITEBYTECODE": ""}
     started = time.perf_counter()

@@ -29,19 +29,33 @@ from shared import routes
 
 __all__ = ["BenchStack", "Instance", "StandIn"]
 
-# As Terraform deploys the start, history and admin functions
-# (terraform/environments/*/variables.tf: concurrency = 80, THREADS = concurrency).
-DEPLOYED_THREADS = 80
-# Terraform's DB_POOL_SIZE for THREADS=80; an instance given more threads gets a pool
-# in proportion (Terraform derives max_connections from pool x instances).
-DEPLOYED_DB_POOL = 5
+
+def _deployed() -> tuple[dict[str, int], int]:
+    """Each function's concurrency (= THREADS) and DB_POOL_SIZE, as the prod root deploys
+    them (terraform/environments/prod/variables.tf defaults), so "as deployed" stays true."""
+    import hcl2
+    from hcl2.utils import SerializationOptions
+
+    options = SerializationOptions(
+        with_comments=False, explicit_blocks=False, strip_string_quotes=True
+    )
+    path = ROOT / "terraform" / "environments" / "prod" / "variables.tf"
+    with path.open() as handle:
+        blocks = hcl2.load(handle, serialization_options=options)["variable"]
+    defaults = {name: v.get("default") for block in blocks for name, v in block.items()}
+    threads = {f: int(spec["concurrency"]) for f, spec in defaults["functions"].items()}
+    return threads, int(defaults["db_pool_size"])
+
+
+# THREADS per function and the pool every instance gets, as Terraform deploys them.
+DEPLOYED_THREADS_BY_FUNCTION, DEPLOYED_DB_POOL = _deployed()
+DEPLOYED_THREADS = DEPLOYED_THREADS_BY_FUNCTION["start"]
 
 
 def scaled_env(threads: int) -> dict[str, str]:
-    """DB_POOL_SIZE for an instance of `threads` threads, as deployed pools scale."""
-    if threads <= DEPLOYED_THREADS:
-        return {}
-    return {"DB_POOL_SIZE": str(-(-DEPLOYED_DB_POOL * threads // DEPLOYED_THREADS))}
+    """DB_POOL_SIZE for an instance of `threads` threads: Terraform's pool, as deployed."""
+    del threads  # every function instance gets the same pool, whatever its THREADS
+    return {"DB_POOL_SIZE": str(DEPLOYED_DB_POOL)}
 
 
 # A per-key limit no benchmark reaches: the limiter always runs, never rejects.

@@ -40,8 +40,11 @@ variable "functions" {
     timeout_seconds = number
   }))
   description = "Scaling per function. One warm instance on the request paths: no cold start for the first caller."
+  # start spends most of a turn waiting for Mistral (seconds) and about 2 ms of CPU on it:
+  # 300 turns in flight keep one vCPU well under half busy (bench/RESULTS.md); at 80 an
+  # instance would sit mostly idle while Cloud Run starts (and bills) more of them.
   default = {
-    start   = { min_instances = 1, max_instances = 20, concurrency = 80, cpu = "1", memory = "1Gi", timeout_seconds = 300 }
+    start   = { min_instances = 1, max_instances = 20, concurrency = 300, cpu = "1", memory = "1Gi", timeout_seconds = 300 }
     history = { min_instances = 1, max_instances = 20, concurrency = 80, cpu = "1", memory = "512Mi", timeout_seconds = 60 }
     admin   = { min_instances = 0, max_instances = 5, concurrency = 80, cpu = "1", memory = "512Mi", timeout_seconds = 120 }
     batch   = { min_instances = 0, max_instances = 10, concurrency = 4, cpu = "1", memory = "1Gi", timeout_seconds = 540 }

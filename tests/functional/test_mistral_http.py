@@ -179,6 +179,31 @@ def test_a_kept_alive_connection_serves_the_next_request(serve: Callable[..., Sc
     assert len(script.requests) == 2
 
 
+def test_threads_sharing_the_client_never_share_a_connection(
+    serve: Callable[..., Script],
+) -> None:
+    """Eight threads calling at once each get their own answers, on at most eight connections."""
+    script = serve(keep_alive(lambda: script))
+    client = lean()
+    mixed: list[tuple[str, bytes]] = []
+
+    def work(thread: int) -> None:
+        for call in range(50):
+            path = f"/{thread}/{call}"
+            if (content := get(client, script.url + path).content) != path.encode():
+                mixed.append((path, content))
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+
+    assert mixed == []
+    assert len(script.requests) == 400
+    assert len(script.peers) <= 8
+
+
 def test_a_connection_the_server_closed_while_idle_is_replaced(
     serve: Callable[..., Script],
 ) -> None:
@@ -366,6 +391,19 @@ def test_conflicting_content_lengths_are_a_protocol_error(serve: Callable[..., S
     script = serve(handler)
     with pytest.raises(httpx2.RemoteProtocolError):
         get(lean(), script.url + "/")
+
+
+def test_a_header_value_with_a_line_break_is_refused_before_sending(
+    serve: Callable[..., Script],
+) -> None:
+    """A CR LF inside a header value would inject a header: refused, nothing sent."""
+    script = serve(keep_alive(lambda: script))
+    client = lean()
+    request = client.build_request("GET", script.url + "/", headers={"X-Key": "a\r\nX-Evil: 1"})
+
+    with pytest.raises(httpx2.LocalProtocolError):
+        client.send(request)
+    assert script.peers == []
 
 
 # -- bodies ---------------------------------------------------------------------------------------

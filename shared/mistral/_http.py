@@ -1,0 +1,662 @@
+"""A lean HTTP/1.1 client for the SDK, on the standard library's sockets.
+
+The SDK takes any object with its `HttpClient` protocol (`send`, `build_request`, `close`:
+`mistralai/client/httpclient.py`). httpx2 + httpcore2 + h11 spent about 0.3 ms of CPU per
+upstream call (bench/RESULTS.md); most of it is generic machinery this one origin, one
+protocol use does not need. Requests and responses stay httpx2's own `Request` and
+`Response`, so the SDK's hooks, its error paths and `_client.py` see what they saw
+before; only the wire is done here. (`http.client` was measured too: about 60 us of CPU
+per exchange against about 12 us here, most of the difference its header parsing through
+`email.parser`.)
+
+- Idle connections wait in one deque per origin, shared by all threads without a lock
+  (a deque's `append` and `pop` are atomic). One is dropped, before anything is sent on
+  it, when it has been idle longer than the keep-alive expiry or has become readable (the
+  server closed it, or sent something unasked for).
+- Failures are httpx2's exceptions, with httpx2's meaning: `ConnectError` and
+  `ConnectTimeout` only when nothing was sent, so the caller may send the request again;
+  `WriteError`, `WriteTimeout`, `ReadError`, `ReadTimeout` and `RemoteProtocolError` once
+  something may have been. A kept-alive connection that fails before the first byte of an
+  answer is retried once, on a new connection, for GET, HEAD and OPTIONS only: a request
+  that may change something and may have reached the server is never sent twice here.
+- Bodies are read as they arrive (an event stream is relayed chunk by chunk), framed by
+  Content-Length, chunked encoding, or the end of the connection.
+- Redirects are followed as httpx2 follows them (the SDK's client used to be built with
+  `follow_redirects=True`). No proxies and no cookie jar: `build_sdk` keeps httpx2 when
+  the environment names a proxy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import select
+import socket
+import ssl
+import time
+from collections import deque
+from collections.abc import Iterator
+from typing import Any
+
+import httpx2
+
+__all__ = ["KEEPALIVE_EXPIRY_S", "LeanHttpClient"]
+
+# httpx2's default; a server's idle timeout shorter than this would show as a readable
+# socket, which is checked as well.
+KEEPALIVE_EXPIRY_S = 5.0
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# Sent once more after a kept-alive connection failed before answering: safe methods only
+# (RFC 9110 section 9.2.2 allows it for idempotent ones; DELETE is left to the caller).
+_RESEND_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+_MAX_REDIRECTS = 20  # httpx2's default
+_MAX_HEAD = 64 * 1024
+_MAX_LINE = 64 * 1024
+_MAX_FIELDS = 256
+_RECV = 64 * 1024
+# One system call for head and body below this; two above it, to spare copying a large body.
+_JOIN_BODY_BELOW = 64 * 1024
+
+_HEAD_END = re.compile(rb"\n\r?\n")
+_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
+_DIGITS = re.compile(rb"[0-9]{1,18}")
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,15}")
+
+# Body framings.
+_EMPTY, _LENGTH, _CHUNKED, _TO_CLOSE = range(4)
+
+Origin = tuple[str, str, int]
+
+
+class _NoAnswer(Exception):
+    """The connection failed before any byte of an answer arrived; `error` says how."""
+
+    def __init__(self, error: httpx2.TransportError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Connection:
+    """One socket, what was read past the last answer, and when it was last used."""
+
+    __slots__ = ("_poll", "buf", "idle_since", "sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = bytearray()
+        self.idle_since = 0.0
+        self._poll = select.poll()
+        self._poll.register(sock, select.POLLIN)
+
+    def usable(self, now: float, expiry_s: float) -> bool:
+        """Safe to send on: not idle too long, and nothing (not even an end) arrived unasked."""
+        if now - self.idle_since > expiry_s or self.buf:
+            return False
+        sock = self.sock
+        if isinstance(sock, ssl.SSLSocket):
+            if sock.pending():
+                return False
+            if self._poll.poll(0):
+                return _only_tls_records(sock)
+            return True
+        return not self._poll.poll(0)
+
+    def fill(self) -> bool:
+        """Append what has arrived (waiting for it); False at the end of the stream."""
+        data = self.sock.recv(_RECV)
+        if not data:
+            return False
+        self.buf += data
+        return True
+
+    def line(self) -> bytes:
+        """The next line of a chunked body (size line, CRLF, trailer), without its end."""
+        buf = self.buf
+        start = 0
+        while (end := buf.find(b"\n", start)) < 0:
+            if len(buf) > _MAX_LINE:
+                raise httpx2.RemoteProtocolError("a line of the chunked body is too long")
+            start = len(buf)
+            if not self.fill():
+                raise _incomplete()
+        line = bytes(buf[:end])
+        del buf[: end + 1]
+        return line[:-1] if line.endswith(b"\r") else line
+
+    def take(self, limit: int) -> bytes:
+        """Up to `limit` bytes: what is buffered, or else what one read brings."""
+        buf = self.buf
+        if not buf and not self.fill():
+            raise _incomplete()
+        if len(buf) <= limit:
+            data = bytes(buf)
+            buf.clear()
+        else:
+            data = bytes(buf[:limit])
+            del buf[:limit]
+        return data
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+def _only_tls_records(sock: ssl.SSLSocket) -> bool:
+    """A readable idle TLS socket may hold only a record that carries no data (TLS 1.3
+    session tickets); True if that is all, False on data or the end of the connection."""
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        sock.recv(1)
+    except ssl.SSLWantReadError:
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.settimeout(timeout)
+    return False
+
+
+def _incomplete() -> httpx2.RemoteProtocolError:
+    return httpx2.RemoteProtocolError(
+        "peer closed connection without sending complete message body"
+    )
+
+
+class _Body(httpx2.SyncByteStream):
+    """The answer's body as it arrives; on close, the connection goes back to the pool if
+    the body was read to its end and the server keeps the connection open."""
+
+    def __init__(
+        self,
+        client: LeanHttpClient,
+        origin: Origin,
+        conn: _Connection,
+        framing: int,
+        length: int,
+        keep_alive: bool,
+    ) -> None:
+        self._client = client
+        self._origin = origin
+        self._conn: _Connection | None = conn
+        self._framing = framing
+        self._length = length
+        self._keep_alive = keep_alive
+        self._done = framing == _EMPTY
+
+    def __iter__(self) -> Iterator[bytes]:
+        conn = self._conn
+        if conn is None or self._done:
+            return
+        try:
+            if self._framing == _LENGTH:
+                yield from _by_length(conn, self._length)
+            elif self._framing == _CHUNKED:
+                yield from _chunked(conn)
+            else:
+                if conn.buf:
+                    yield bytes(conn.buf)
+                    conn.buf.clear()
+                while data := conn.sock.recv(_RECV):
+                    yield data
+        except TimeoutError as exc:
+            raise httpx2.ReadTimeout(str(exc) or "timed out reading the answer") from exc
+        except OSError as exc:
+            raise httpx2.ReadError(str(exc) or type(exc).__name__) from exc
+        self._done = True
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        if self._done and self._keep_alive and not conn.buf:
+            self._client._release(self._origin, conn)
+        else:
+            conn.close()
+
+
+def _by_length(conn: _Connection, length: int) -> Iterator[bytes]:
+    remaining = length
+    if conn.buf:
+        data = conn.take(remaining)
+        remaining -= len(data)
+        yield data
+    recv = conn.sock.recv
+    while remaining:
+        data = recv(min(remaining, _RECV))
+        if not data:
+            raise _incomplete()
+        remaining -= len(data)
+        yield data
+
+
+def _chunked(conn: _Connection) -> Iterator[bytes]:
+    while True:
+        size_text = conn.line().split(b";", 1)[0].strip(b" \t")
+        if not _HEX.fullmatch(size_text):
+            raise httpx2.RemoteProtocolError(f"bad chunk size {size_text[:20]!r}")
+        size = int(size_text, 16)
+        if size == 0:
+            break
+        while size:
+            data = conn.take(size)
+            size -= len(data)
+            yield data
+        if conn.line():
+            raise httpx2.RemoteProtocolError("a chunk is longer than its size")
+    for _ in range(_MAX_FIELDS):
+        if not conn.line():  # trailers, ignored, end at an empty line
+            return
+    raise httpx2.RemoteProtocolError("too many trailer fields")
+
+
+def _request_bytes(request: httpx2.Request) -> tuple[bytes, bytes]:
+    """The request's head and body as they go on the wire."""
+    url = request.url
+    parts = [request.method.encode("ascii"), b" ", url.raw_path, b" HTTP/1.1\r\n"]
+    has_host = chunked = False
+    lines = 2  # the request line and the empty line ending the head
+    for name, value in request.headers.raw:
+        lower = name.lower()
+        has_host = has_host or lower == b"host"
+        chunked = chunked or lower == b"transfer-encoding"
+        parts += (name, b": ", value, b"\r\n")
+        lines += 1
+    if not has_host:
+        parts += (b"Host: ", url.netloc, b"\r\n")
+        lines += 1
+    parts.append(b"\r\n")
+    head = b"".join(parts)
+    # A CR, LF or NUL inside a name, a value or the target would smuggle in another header
+    # (or request): every line must be one that was joined here.
+    if head.count(b"\n") != lines or head.count(b"\r") != lines or b"\x00" in head:
+        raise httpx2.LocalProtocolError("illegal character in the request head", request=request)
+    body = request.read()
+    if chunked:  # a streamed body the SDK built (uploads): sent as one chunk
+        body = (b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)) if body else b"0\r\n\r\n"
+    return head, body
+
+
+def _parse_head(head: bytes) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]:
+    lines = head.split(b"\n")
+    while lines and not lines[0].strip():  # blank lines before the status line are allowed
+        del lines[0]
+    if not lines:
+        raise httpx2.RemoteProtocolError("empty answer head")
+    version, _, rest = lines[0].rstrip(b"\r").partition(b" ")
+    code, _, reason = rest.partition(b" ")
+    if version not in (b"HTTP/1.1", b"HTTP/1.0") or len(code) != 3 or not code.isdigit():
+        raise httpx2.RemoteProtocolError(f"bad status line {lines[0][:80]!r}")
+    if len(lines) > _MAX_FIELDS:
+        raise httpx2.RemoteProtocolError("too many header fields")
+    headers: list[tuple[bytes, bytes]] = []
+    for line in lines[1:]:
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if line[:1] in (b" ", b"\t"):  # obsolete line folding: part of the previous value
+            if not headers:
+                raise httpx2.RemoteProtocolError("a folded line before any header")
+            name, value = headers[-1]
+            headers[-1] = (name, value + b" " + line.strip(b" \t"))
+            continue
+        name, colon, value = line.partition(b":")
+        value = value.strip(b" \t")
+        if not colon or not _TOKEN.fullmatch(name) or b"\r" in value or b"\x00" in value:
+            raise httpx2.RemoteProtocolError(f"bad header line {line[:80]!r}")
+        headers.append((name, value))
+    return int(code), reason, version, headers
+
+
+def _framing(
+    method: str, status: int, version: bytes, headers: list[tuple[bytes, bytes]]
+) -> tuple[int, int, bool]:
+    """(framing, length, keep-alive) of an answer, as RFC 9112 section 6.3 sets them."""
+    keep_alive = version == b"HTTP/1.1"
+    lengths: set[bytes] = set()
+    transfer: list[bytes] = []
+    for name, value in headers:
+        lower = name.lower()
+        if lower == b"content-length":
+            lengths.update(v.strip() for v in value.split(b","))
+        elif lower == b"transfer-encoding":
+            transfer.append(value.strip().lower())
+        elif lower == b"connection":
+            tokens = {t.strip() for t in value.lower().split(b",")}
+            if b"close" in tokens:
+                keep_alive = False
+            elif b"keep-alive" in tokens and version == b"HTTP/1.0":
+                keep_alive = True
+    if method == "HEAD" or status in (204, 304):
+        return _EMPTY, 0, keep_alive
+    if transfer:
+        if transfer != [b"chunked"]:
+            raise httpx2.RemoteProtocolError(f"unsupported Transfer-Encoding {transfer!r}")
+        # Both framings at once may be an attempt at response splitting: no reuse.
+        return _CHUNKED, 0, keep_alive and not lengths
+    if lengths:
+        length = lengths.pop() if len(lengths) == 1 else b"conflicting"
+        if not _DIGITS.fullmatch(length):
+            raise httpx2.RemoteProtocolError(f"bad Content-Length {length[:20]!r}")
+        size = int(length)
+        return (_LENGTH if size else _EMPTY), size, keep_alive
+    return _TO_CLOSE, 0, False
+
+
+class LeanHttpClient:
+    """The SDK's `HttpClient` on plain sockets; see the module's docstring.
+
+    `timeout` is httpx2's `Timeout` (connect, read and write are used); `max_idle` caps the
+    idle connections kept per origin, each for at most `keepalive_expiry_s`; `ssl_context`
+    defaults to httpx2's own (the same trusted certificates, `SSL_CERT_FILE` and
+    `SSL_CERT_DIR` included).
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: httpx2.Timeout,
+        max_idle: int = 16,
+        keepalive_expiry_s: float = KEEPALIVE_EXPIRY_S,
+        ssl_context: ssl.SSLContext | None = None,
+        follow_redirects: bool = True,
+    ) -> None:
+        self.timeout = timeout.as_dict()
+        self.max_idle = max_idle
+        self.keepalive_expiry_s = keepalive_expiry_s
+        self.follow_redirects = follow_redirects
+        self._ssl_context = ssl_context
+        self._idle: dict[Origin, deque[_Connection]] = {}
+        self._closed = False
+
+    # -- the HttpClient protocol ----------------------------------------------------------
+
+    def build_request(
+        self,
+        method: str,
+        url: httpx2.URL | str,
+        *,
+        content: Any = None,
+        data: Any = None,
+        files: Any = None,
+        json: Any = None,
+        params: Any = None,
+        headers: Any = None,
+        cookies: Any = None,
+        timeout: Any = httpx2.USE_CLIENT_DEFAULT,
+        extensions: Any = None,
+    ) -> httpx2.Request:
+        extensions = dict(extensions or {})
+        if timeout is not httpx2.USE_CLIENT_DEFAULT:
+            extensions["timeout"] = httpx2.Timeout(timeout).as_dict()
+        return httpx2.Request(
+            method,
+            url,
+            # The SDK passes the query it parsed back out of the URL; merging it in again
+            # would only cost a second parse of the URL.
+            params=params or None,
+            headers=headers,
+            cookies=cookies,
+            content=content,
+            data=data,
+            files=files,
+            json=json,
+            extensions=extensions,
+        )
+
+    def send(
+        self,
+        request: httpx2.Request,
+        *,
+        stream: bool = False,
+        auth: Any = httpx2.USE_CLIENT_DEFAULT,
+        follow_redirects: Any = httpx2.USE_CLIENT_DEFAULT,
+    ) -> httpx2.Response:
+        if auth is not None and auth is not httpx2.USE_CLIENT_DEFAULT:
+            raise NotImplementedError("LeanHttpClient sends no authentication of its own")
+        if follow_redirects is httpx2.USE_CLIENT_DEFAULT:
+            follow_redirects = self.follow_redirects
+        response = self._send_once(request)
+        history: list[httpx2.Response] = []
+        while follow_redirects and response.has_redirect_location:
+            if len(history) >= _MAX_REDIRECTS:
+                response.close()
+                raise httpx2.TooManyRedirects(
+                    "Exceeded maximum allowed redirects.", request=request
+                )
+            response.read()
+            history.append(response)
+            request = _redirect(request, response)
+            response = self._send_once(request)
+            response.history = list(history)
+        if not stream:
+            try:
+                response.read()
+            except BaseException:
+                response.close()
+                raise
+        return response
+
+    def close(self) -> None:
+        self._closed = True
+        for idle in list(self._idle.values()):
+            while idle:
+                try:
+                    idle.pop().close()
+                except IndexError:
+                    break
+
+    # -- one exchange ---------------------------------------------------------------------
+
+    def _send_once(self, request: httpx2.Request) -> httpx2.Response:
+        url = request.url
+        scheme = url.scheme
+        if scheme not in _DEFAULT_PORTS:
+            raise httpx2.UnsupportedProtocol(
+                f"Request URL has an unsupported protocol '{scheme}://'.", request=request
+            )
+        origin = (scheme, url.raw_host.decode("ascii"), url.port or _DEFAULT_PORTS[scheme])
+        timeout = request.extensions.get("timeout") or self.timeout
+        head, body = _request_bytes(request)
+        conn = self._idle_connection(origin)
+        if conn is not None:
+            try:
+                return self._exchange(origin, conn, request, head, body, timeout)
+            except _NoAnswer as exc:
+                # The server may have closed this kept-alive connection as the request left.
+                if request.method not in _RESEND_SAFE:
+                    raise exc.error from exc.__cause__
+        conn = self._connect(origin, request, timeout)
+        try:
+            return self._exchange(origin, conn, request, head, body, timeout)
+        except _NoAnswer as exc:
+            raise exc.error from exc.__cause__
+
+    def _exchange(
+        self,
+        origin: Origin,
+        conn: _Connection,
+        request: httpx2.Request,
+        head: bytes,
+        body: bytes,
+        timeout: dict[str, float | None],
+    ) -> httpx2.Response:
+        """Sends the request and reads the answer's head; the body is left to the response."""
+        sock = conn.sock
+        try:
+            sock.settimeout(timeout.get("write"))
+            unsent: httpx2.WriteError | None = None
+            try:
+                if len(body) < _JOIN_BODY_BELOW:
+                    sock.sendall(head + body)
+                else:
+                    sock.sendall(head)
+                    sock.sendall(body)
+            except TimeoutError as exc:
+                raise httpx2.WriteTimeout(str(exc) or "timed out", request=request) from exc
+            except OSError as exc:
+                # The server may have answered before closing (a 413 for too large a body),
+                # as httpcore reads too; if it did not, this is the failure to report.
+                unsent = httpx2.WriteError(str(exc) or type(exc).__name__, request=request)
+                unsent.__cause__ = exc
+            sock.settimeout(timeout.get("read"))
+            try:
+                while True:
+                    status, reason, version, headers = self._read_head(conn, request)
+                    if status >= 200:
+                        break
+                    if status == 101:
+                        raise httpx2.RemoteProtocolError("unexpected 101", request=request)
+            except (httpx2.TransportError, _NoAnswer) as exc:
+                if unsent is not None:
+                    raise _NoAnswer(unsent) from exc
+                raise
+            framing, length, keep_alive = _framing(request.method, status, version, headers)
+        except BaseException:
+            conn.close()
+            raise
+        return httpx2.Response(
+            status,
+            headers=headers,
+            stream=_Body(self, origin, conn, framing, length, keep_alive and unsent is None),
+            request=request,
+            extensions={"http_version": version, "reason_phrase": reason},
+        )
+
+    def _read_head(
+        self, conn: _Connection, request: httpx2.Request
+    ) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]:
+        buf = conn.buf
+        start = 0
+        try:
+            while (found := _HEAD_END.search(buf, start)) is None:
+                if len(buf) > _MAX_HEAD:
+                    raise httpx2.RemoteProtocolError("answer head too large", request=request)
+                start = max(len(buf) - 2, 0)
+                received = len(buf)
+                if not conn.fill():
+                    ended = httpx2.RemoteProtocolError(
+                        "Server disconnected without sending a response.", request=request
+                    )
+                    if received:
+                        raise ended
+                    raise _NoAnswer(ended)
+        except TimeoutError as exc:
+            raise httpx2.ReadTimeout(str(exc) or "timed out", request=request) from exc
+        except OSError as exc:
+            error = httpx2.ReadError(str(exc) or type(exc).__name__, request=request)
+            if buf:
+                raise error from exc
+            raise _NoAnswer(error) from exc
+        head = bytes(buf[: found.start()])
+        del buf[: found.end()]
+        try:
+            return _parse_head(head)
+        except httpx2.RemoteProtocolError as exc:
+            exc.request = request
+            raise
+
+    # -- the pool -------------------------------------------------------------------------
+
+    def _idle_connection(self, origin: Origin) -> _Connection | None:
+        idle = self._idle.get(origin)
+        if not idle:
+            return None
+        now = time.monotonic()
+        while True:
+            try:
+                conn = idle.pop()  # the most recently used: the least likely to be closed
+            except IndexError:
+                return None
+            if conn.usable(now, self.keepalive_expiry_s):
+                return conn
+            conn.close()
+
+    def _release(self, origin: Origin, conn: _Connection) -> None:
+        idle = self._idle.get(origin)
+        if idle is None:
+            idle = self._idle.setdefault(origin, deque())
+        if self._closed or len(idle) >= self.max_idle:
+            conn.close()
+            return
+        now = conn.idle_since = time.monotonic()
+        idle.append(conn)
+        # Calls take the newest idle connection, so the oldest would linger past its expiry
+        # (holding a socket the server closed): each release retires at most one of them.
+        try:
+            if now - idle[0].idle_since <= self.keepalive_expiry_s:
+                return
+            oldest = idle.popleft()  # another thread may have taken that one: judge this one
+        except IndexError:
+            return
+        if now - oldest.idle_since > self.keepalive_expiry_s:
+            oldest.close()
+        else:
+            idle.appendleft(oldest)
+
+    def _connect(
+        self, origin: Origin, request: httpx2.Request, timeout: dict[str, float | None]
+    ) -> _Connection:
+        """A new connection; raises ConnectError or ConnectTimeout, nothing having been sent."""
+        scheme, host, port = origin
+        connect_timeout = timeout.get("connect")
+        sock: socket.socket | None = None
+        try:
+            sock = socket.create_connection((host, port), timeout=connect_timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if scheme == "https":
+                sock = self._tls().wrap_socket(sock, server_hostname=host)
+        except TimeoutError as exc:
+            if sock is not None:
+                sock.close()
+            raise httpx2.ConnectTimeout(str(exc) or "timed out", request=request) from exc
+        except OSError as exc:
+            if sock is not None:
+                sock.close()
+            raise httpx2.ConnectError(str(exc) or type(exc).__name__, request=request) from exc
+        return _Connection(sock)
+
+    def _tls(self) -> ssl.SSLContext:
+        if self._ssl_context is None:
+            context = httpx2.create_ssl_context()
+            context.set_alpn_protocols(["http/1.1"])
+            self._ssl_context = context
+        return self._ssl_context
+
+
+def _redirect(request: httpx2.Request, response: httpx2.Response) -> httpx2.Request:
+    """The request a redirect asks for, by httpx2's rules (`Client._build_redirect_request`)."""
+    method = request.method
+    status = response.status_code
+    if (status == 303 and method != "HEAD") or (status == 302 and method != "HEAD"):
+        method = "GET"
+    if status == 301 and method == "POST":
+        method = "GET"
+    try:
+        url = request.url.join(response.headers["location"])
+    except httpx2.InvalidURL as exc:
+        raise httpx2.RemoteProtocolError(str(exc), request=request) from exc
+    if url.scheme not in _DEFAULT_PORTS:
+        raise httpx2.UnsupportedProtocol(f"redirect to {url.scheme!r}", request=request)
+    if request.url.fragment and not url.fragment:
+        url = url.copy_with(fragment=request.url.fragment)
+    headers = httpx2.Headers(request.headers)
+    if (url.scheme, url.host, url.port) != (request.url.scheme, request.url.host, request.url.port):
+        upgrade = (
+            request.url.scheme == "http"
+            and url.scheme == "https"
+            and request.url.host == url.host
+            and request.url.port in (None, 80)
+            and url.port in (None, 443)
+        )
+        if not upgrade:
+            headers.pop("Authorization", None)
+        headers["Host"] = url.netloc.decode("ascii")
+    content: bytes | None = request.content
+    if method != request.method and method == "GET":
+        headers.pop("Content-Length", None)
+        headers.pop("Transfer-Encoding", None)
+        content = None
+    headers.pop("Cookie", None)
+    return httpx2.Request(
+        method, url, headers=headers, content=content, extensions=request.extensions
+    )

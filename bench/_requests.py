@@ -193,9 +193,13 @@ def _concurrency(stack: BenchStack, s: Settings, v: _Variant) -> Row:
                 "threads": 2,
                 "timeout_s": 60,
             }
-            # Warm with a few clients only: a closed-loop client leaves its last requests
-            # queued in the instance, and 300 of them would still be running into the next run.
-            run_wrk(inst.url + PATH, key=stack.user_key, connections=20, duration_s=3, **wrk_args)
+            # Warm at full concurrency, as an instance that has been serving (its threads,
+            # and their connections to Mistral, PostgreSQL and Redis, exist; cold starts
+            # are measured on their own), then wait out the requests a closed-loop client
+            # leaves queued in the instance.
+            run_wrk(
+                inst.url + PATH, key=stack.user_key, connections=s.clients, duration_s=3, **wrk_args
+            )
             standin.drain()
             for _ in range(v.runs):
                 # The floor first: the gateway run's leftovers cannot reach it.

@@ -42,7 +42,7 @@ HttpClientName = Literal["lean", "httpx2"]
 # The HTTP client under the SDK, chosen here and nowhere else: "lean" is
 # shared.mistral._http on the standard library's sockets, "httpx2" the SDK's own.
 # Lean: 333 -> 156 us of CPU per call through MistralClient (GET), 449 -> 203 per stream
-# (python -m tests.perf.mistral_http_cpu, median of 5 runs of 2,000 calls).
+# (python -m bench.http_cpu, median of 5 runs of 2,000 calls).
 HTTP_CLIENT: HttpClientName = "lean"
 HTTP_CLIENTS: tuple[HttpClientName, ...] = ("httpx2", "lean")
 
@@ -93,6 +93,15 @@ def build_client(
 ) -> MistralClient:
     # Request threads, and the batch function's item workers, each need a connection.
     threads = max(int(os.environ.get("THREADS", "16")), settings.batch_concurrency, 1)
+    if http == "lean" and not _proxied():
+        # The lean client's idle connections are a lock-free deque: one SDK serves every
+        # thread (httpx2's pool is what needed splitting), and none is built mid-traffic.
+        return MistralClient(
+            SdkTransport(build_sdk(settings, threads, http=http)),
+            breaker,
+            max_retries=settings.mistral_max_retries,
+            retry_max_s=settings.mistral_retry_max_ms / 1000,
+        )
     per_pool = min(threads, THREADS_PER_POOL)
     transport = SdkTransport(
         build_sdk(settings, per_pool, http=http),

@@ -1,6 +1,6 @@
 """CPU per upstream call of `shared.mistral`, one HTTP client against another.
 
-    .venv/bin/python -m tests.perf.mistral_http_cpu [--calls 2000] [--runs 5]
+    .venv/bin/python -m bench.http_cpu [--calls 2000] [--runs 5]
 
 Starts the stand-in (`python -m devstack.standin`) in its own process on a free port, so
 the process CPU measured here (`time.process_time()`) is the client's alone, then times N
@@ -71,7 +71,7 @@ def _cpu_per_call_us(work: Callable[[], None], calls: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.perf.mistral_http_cpu")
+    parser = argparse.ArgumentParser(prog="python -m bench.http_cpu")
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--clients", default=",".join(HTTP_CLIENTS))

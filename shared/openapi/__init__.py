@@ -21,15 +21,18 @@ tests/unit/test_openapi.py), so a new route cannot ship undocumented.
 
 from __future__ import annotations
 
+import importlib
 import json
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flask
 
-from shared.openapi._build import build, is_authenticated, operation_id
-from shared.openapi._operations import OPERATIONS, Operation
 from shared.web import Context
+
+if TYPE_CHECKING:
+    from shared.openapi._build import build, is_authenticated, operation_id
+    from shared.openapi._operations import OPERATIONS, Operation
 
 __all__ = [
     "OPERATIONS",
@@ -42,10 +45,31 @@ __all__ = [
     "serve_openapi",
 ]
 
+# The builder and its tables (with `shared.usage` and `shared.keyadmin`) are needed only
+# when the document is asked for: the history function serves it, and must not import
+# them at cold start. They load on first use, through the module `__getattr__` (PEP 562);
+# the import system's per-module locks make a concurrent first use safe.
+_LAZY = {
+    "build": "shared.openapi._build",
+    "is_authenticated": "shared.openapi._build",
+    "operation_id": "shared.openapi._build",
+    "OPERATIONS": "shared.openapi._operations",
+    "Operation": "shared.openapi._operations",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 @cache
 def document_bytes() -> bytes:
     """The document as compact JSON, built on first use and kept for the process."""
+    from shared.openapi._build import build
+
     return json.dumps(build(), separators=(",", ":")).encode()
 
 

@@ -192,6 +192,8 @@ def _concurrency(stack: BenchStack, s: Settings, v: _Variant) -> Row:
                 "body": START_BODY,
                 "threads": 2,
                 "timeout_s": 60,
+                # Independent clients, not one burst per second (bench/wrk_report.lua).
+                "stagger_ms": 1000,
             }
             # Warm at full concurrency, as an instance that has been serving (its threads,
             # and their connections to Mistral, PostgreSQL and Redis, exist; cold starts

@@ -81,18 +81,27 @@ def run_wrk(
     duration_s: float = 5,
     timeout_s: float = 10,
     delay_ms: float = 0,
+    stagger_ms: float = 0,
 ) -> WrkResult:
-    """One wrk run: `connections` clients in a closed loop for `duration_s`."""
+    """One wrk run: `connections` clients in a closed loop for `duration_s`.
+
+    `stagger_ms` spreads the clients' first requests evenly over that time (wrk starts
+    every connection at once otherwise), so they arrive as independent clients do.
+    """
+    wrk_threads = min(threads, connections)
     env = {
         **os.environ,
         "BENCH_METHOD": method,
         "BENCH_BODY": json.dumps(body, separators=(",", ":")) if body is not None else "",
         "BENCH_KEY": key or "",
         "BENCH_DELAY_MS": f"{delay_ms:.3f}" if delay_ms > 0 else "0",
+        "BENCH_STAGGER_MS": f"{stagger_ms:.3f}" if stagger_ms > 0 else "0",
+        # wrk deals connections evenly to its threads; each thread staggers its own.
+        "BENCH_FIRSTS": str(-(-connections // wrk_threads)),
     }
     args = [
         "wrk",
-        f"-t{min(threads, connections)}",
+        f"-t{wrk_threads}",
         f"-c{connections}",
         f"-d{max(1, round(duration_s))}s",
         f"--timeout={max(1, round(timeout_s))}s",

@@ -16,8 +16,20 @@ end
 -- BENCH_DELAY_MS paces each connection (a pause before each request, not counted in the
 -- latency): the floor is sent at the gateway's request rate, not flat out.
 local pause = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
-if pause > 0 then
+-- BENCH_STAGGER_MS spreads the first request of each of this thread's BENCH_FIRSTS
+-- connections evenly over that time: wrk opens every connection at once, and 300 clients
+-- released together, each answered after the same fixed upstream latency, would stay in
+-- lockstep, arriving as one burst per round trip. wrk asks delay() before every request,
+-- a connection's first one included.
+local stagger = tonumber(os.getenv("BENCH_STAGGER_MS") or "0")
+local firsts = tonumber(os.getenv("BENCH_FIRSTS") or "0")
+local started = 0
+if pause > 0 or stagger > 0 then
   function delay()
+    if started < firsts and stagger > 0 then
+      started = started + 1
+      return math.floor(stagger * (started - 1) / firsts)
+    end
     return pause
   end
 end

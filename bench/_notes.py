@@ -10,10 +10,10 @@ HOW = """
   stand-in (`python -m devstack.standin`) and its own function instance exactly as LocalStack
   does (`python -m functions_framework --target handle --source functions/<f>/main.py`:
   gunicorn, one worker process, `THREADS` threads), so a figure has its own upstream latency and
-  an instance nothing else uses. Other settings are the defaults Terraform deploys
-  (`DB_POOL_SIZE` 5 for THREADS=80; an instance given 300 threads gets a pool of 19, in
-  proportion); the bench key's rate limit is 10^9 requests a minute, so the limiter runs
-  on every request and never refuses one.
+  an instance nothing else uses. `THREADS` (Cloud Run's request concurrency) and
+  `DB_POOL_SIZE` are read from the prod Terraform root's defaults (`bench/_stack.py`): start
+  300, history and admin 80, batch 4, a pool of 5 everywhere; the bench key's rate limit is
+  10^9 requests a minute, so the limiter runs on every request and never refuses one.
 - **Load generators**, each its own process on loopback: `wrk` (Debian's package, installed by
   the suite when missing) with `bench/wrk_report.lua` for request/response scenarios, a closed
   loop of N connections with an exact latency histogram; `bench/stream_client.py` (aiohttp)
@@ -32,10 +32,14 @@ HOW = """
   gunicorn master and worker (psutil, after minus before) over the requests completed, in
   the same runs. **Memory** is PSS (shared pages counted once) of master + worker, from
   `/proc/<pid>/smaps_rollup`.
-- **300 clients at 1 s** is read three ways: THREADS=80 as Terraform deploys the start function;
-  THREADS=300, one thread per client; both with the stand-in answering every call in 1 s
-  (including the history read each start makes after its turn), and THREADS=300 with only
-  generation taking 1 s (the history read answering at once, as a stored read does).
+- **300 clients at 1 s** is the start function as deployed (THREADS=300), warmed at full
+  concurrency first (its threads and their connections exist; cold starts are measured on
+  their own). Each client's first request is delayed so the 300 first requests spread evenly
+  over the first second, in the floor's runs as in the gateway's (`bench/wrk_report.lua`):
+  wrk opens every connection at once, and 300 clients released together, each answered
+  after the same fixed 1 s, stay in lockstep, arriving as one burst of 300 per second. The
+  target's reading has the stand-in take 1 s to generate and answer the history read at
+  once (a read generates nothing); the same with every call at 1 s is given for information.
 - **Streams.** Each of 300 clients opens one stream after another (the first ones staggered);
   the stand-in holds each answer, then sends its 200 delta events at once (it cannot pace
   them). The client checks each stream: `conversation.response.started` first, the 200 deltas
@@ -61,85 +65,71 @@ NOTES = """
    5 each, same machine: CPU per start 3.04 -> 2.57 ms, gateway p50 4.43 -> 3.96 ms.
 2. `shared/observability/_redact.py`: the redactor ran six regular expressions over every log
    line, 97 us per access line (4% of a start). Each pattern now names the words any match
-   must contain; a line without them skips that pattern (ASCII lines only; others run every
-   pattern, since IGNORECASE also folds some non-ASCII letters onto ASCII ones). 97 -> 7 us
-   per line; `tests/unit/test_redact_words.py` checks the output against running every pattern.
-3. `shared/mistral/_transport.py`, `shared/mistral/__init__.py`: at 300 threads, httpcore's
-   connection pool took **47% of the worker's CPU**: on each request and each response it
-   scans every connection it holds under one lock, and probes each idle one with `poll()`.
-   The transport now gives each group of 16 request threads its own SDK instance (own HTTP
-   pool; built on first use, 34 ms and 1.5 MiB each); a thread keeps its own. Profiling runs at
-   300 threads, generation at 1 s: 103 -> ~170 requests/s, user CPU 5.3 -> 3.4-3.6 ms per
-   request; `tests/unit/test_mistral_pools.py` covers the assignment.
+   must contain; a line without them skips that pattern. 97 -> 7 us per line;
+   `tests/unit/test_redact_words.py` checks the output against running every pattern.
+3. `shared/conversations.py`: a turn that creates its conversation (start, restart) is stored
+   in **one statement** (the conversation, its entries in one multi-row insert and the usage
+   event, as data-modifying `WITH` clauses: all or nothing, no transaction to open and
+   commit); an append in one transaction of five statements instead of ten; a start with a
+   model takes no connection before Mistral. The database's share of the worker's Python CPU
+   went from 15% to 5-11% (py-spy), a start's PostgreSQL round trips from ten to one
+   (`tests/functional/test_turn_storage.py` counts them).
+4. `shared/mistral/_http.py`: the SDK's HTTP stack (httpx2, httpcore2, h11) was 29-35% of a
+   start's CPU for its two upstream calls, and at 300 threads httpcore's pool (a scan of
+   every connection under one lock, a `poll()` of each idle one) was most of the instance's
+   CPU. The SDK now gets a lean HTTP/1.1 client of its own protocol (`HttpClient`) on the
+   standard library's sockets, returning httpx2's request and response objects so the SDK's
+   hooks and error paths are unchanged. CPU per upstream call (`python -m bench.http_cpu`,
+   median of 5 x 2,000 calls): GET 314 -> 138 us, POST start 344 -> 154 us, stream 423 ->
+   186 us. One SDK instance now serves every thread (httpx2 needed one per 16 threads).
+5. `terraform/environments/*/variables.tf`: start deploys with concurrency (THREADS) 300,
+   not 80. A turn waits on Mistral for seconds and costs about 2 ms of CPU: at 80 an
+   instance is mostly idle and Cloud Run starts (and bills) more of them; at 300 one
+   instance carried 300 clients at 0.6 of a core in these runs. The Redis client's pool
+   follows THREADS.
 
-Considered and left: making the SDK skip its eager `http_res.text` (an argument of a debug
-log line; ~3% of a start) by asking it for a streamed response: its `DeprecationWarningHook`
-calls `response.json()` after success, which would fail on an unread body whenever Mistral
-sends a deprecation header. Merging the turn's lock and read of known entry ids into one
-statement: under READ COMMITTED the read would use a snapshot taken before the lock wait and
-miss entries of the turn that held the lock. `DB_POOL_SIZE` 30 instead of 5 at 300 threads:
-110 vs 120 requests/s, no difference that matters.
+Considered and left: deferring the history read after each turn (Mistral's answer does not
+carry the input entries' ids; the gateway reads its history so the stored conversation is
+Mistral's, ids included, when the caller gets the answer). Deferred to a background thread
+it would take the read off the answer's latency but not off the CPU bill, and on Cloud Run
+with request-based billing an instance's CPU is throttled outside requests, so background
+work is not dependable; entries would carry gateway ids until then (a restart from one would
+need translating). The read stays: one more round trip to Mistral per turn (tens of
+milliseconds in production, on a turn of seconds). Garbage collection tuning (`gc.freeze()`
+after imports, higher thresholds): no change in CPU or tails. A GIL switch interval of 1 ms
+or 0.2 ms instead of 5: no gain at 1 ms, 0.81 x floor and p99 +1 s at 0.2 ms.
+`DB_POOL_SIZE` 19 instead of 5 at 300 threads: p50 added 44-52 ms against 14-18 ms.
 
-**Added latency and CPU of a start (missed).** Where the CPU goes is the profile table above.
-A do-nothing functions-framework function costs 0.23 ms of CPU per request here; a full start
-is two upstream HTTP calls through the SDK's plumbing and httpx2/httpcore2/h11 (~40%), about
-nine PostgreSQL statements through pg8000 (~15%), gunicorn + Flask + functions-framework
-(~15%), one Redis EVALSHA through redis-py (~5-8%) and the access line (~5%). The latency is
-about twelve loopback round trips (two to the stand-in, one to Valkey, nine to PostgreSQL)
-plus that CPU: on a quiet machine ~3.4 ms added at p50. The second upstream call is the history
-read after each turn (`shared.turns`): Mistral's answer to a start does not carry the input
-entries' ids, and the gateway stores the conversation as Mistral holds it. Meeting 3 ms / 2 ms
-needs a design change rather than a local one: not reading the history after a start (one
-round trip and ~0.45 ms of CPU), fewer statements per turn (one multi-row insert of the
-entries), or a cheaper HTTP client for the upstream than the SDK's.
+**300 clients (throughput met; p99 added missed).** The instance keeps up (0.93-0.98 x the
+floor over this session's runs, 2.3-2.6 ms of CPU and 0.6-0.7 of a core per second), but its
+tail is queueing. Timing each phase inside the handler (a profiling run, 5,000 requests):
+everything but the upstream start call took p50 8.5 ms, p90 43 ms, p99 188 ms; of it the
+rate-limit check p99 22 ms, the history read p99 23 ms and the store p99 356 ms, waiting for
+one of the pool's 5 connections and for the GIL (300 threads contend for one interpreter; a
+thread holding a connection waits for the GIL after each round trip). The machine's 2 cores
+carry the instance, the stand-in (two calls per gateway request: the start and the history
+read), wrk and PostgreSQL at once; p99 varied from 111 to 430 ms across identical runs.
+Meeting 50 ms needs less CPU per request in the one process (the remaining cost is spread
+over Flask, gunicorn, redis-py, pg8000 and the SDK's request building, no single hot spot)
+or an instance with a core to itself. With every call at 1 s (the history read too) a
+thread is held 2 s per turn: 150 requests/s at most (0.55 x), by construction.
 
-**300 clients on one instance (missed).** As deployed (THREADS=80) at most 80 requests are in
-flight, and with the stand-in answering every call in 1 s each full start holds its thread
-2 s (start, then the history read): a ceiling of 40 requests/s against the floor's ~270;
-the other 220 clients queue (the added latency is that queue). Cloud Run, at concurrency 80,
-spreads 300 clients over 4 instances, each inside its ceiling: one instance cannot take 300
-by design. With THREADS=300 and every call at 1 s the ceiling is 150/s (0.5x) for the same
-reason. With only generation at 1 s the ceiling is the floor's; what limits the instance is
-that one process executes Python on one core at a time (the GIL): at 300 threads a start
-costs ~4.5-5 ms of CPU (thread switching: 1.3 ms of system time per request against 0.5 ms at
-one client), so about 200 requests/s on a whole core, on a machine whose 2 cores also carry the
-stand-in, wrk and PostgreSQL. 0.9x on one instance would take several worker processes per
-instance (`WORKERS` > 1) or about half the CPU per request. Also found: the Redis client's
-pool is capped at 64 connections (`shared/redis_client.py`), below THREADS=300: in one run 50
-rate-limit checks failed with `MaxConnectionsError` and, fail-open, let their requests through
-unchecked. The cap should follow THREADS (or be a blocking pool with a short timeout).
+**Streams (met).** With the lean HTTP client the added time to first event at 300 concurrent
+streams (4 s holds) is about 4 ms at p50 (was 15 ms); every event of every stream arrives in
+order. At 1 s holds (about 70 new streams and 14,000 relayed events a second) the one process
+saturates: given for information.
 
-**Streams (time to first event missed; no event lost or reordered).** At 4 s holds the added
-time to first event was +4.5 ms (p50) with 10 clients, +3.3 ms with 100, and +16 ms with 300 on
-a quiet machine (profiling runs): it grows with load. The gateway relays each upstream chunk
-as it arrives (the stand-in writes one chunk per event): ~8.5 ms of CPU per 200-event stream,
-~35-40 us per relayed event. 300 concurrent streams arriving at 75 a second are 15,000 relayed
-events a second in one process, and a new stream's first event waits for the GIL behind
-other streams' bursts; the stand-in's all-at-once bursts are the worst case (Mistral spreads
-a stream's events over seconds). At 1 s holds (60,000 events/s) the instance saturates.
-Under this load some turns could not be stored: their transaction waited longer than
-`DB_POOL_TIMEOUT_MS` (2 s) for one of the instance's 19 pooled connections (`ServiceUnavailable:
-the database is busy`); the gateway still relayed every event and ended those streams with its
-`: gateway-stored: false` comment ("not stored" in the table), and a few starts were refused
-with 503 for the same reason. The Redis pool's cap of 64 connections was hit as well.
+**Cold start (history).** About 0.48-0.53 s with a free core, about 1.1 s with both cores
+busy (10 runs each, a profiling driver). Of it ~45% is importing google-cloud-logging's
+package, which the structured handler DESIGN asks for cannot be imported without (its
+`__init__` imports the Logging API client, google-api-core, grpc and, through google-auth,
+aiohttp); functions-framework + Flask ~0.1 s; redis ~0.08 s. A JSON handler of our own
+measured 0.29 s / 49 MiB, and was not adopted (DESIGN section 9, issue 8). In production the
+Cloud SQL connector adds ~0.15 s to the first request. The OpenAPI builder now loads on first
+use. `start` needs ~0.9 s when bytecode caches exist and ~2 s when they must be compiled
+first: this machine sets `PYTHONDONTWRITEBYTECODE=1`, so the suite drops the variable for its
+cold-start instances, as an image build would compile them.
 
-**Cold start (history at the limit).** Across full runs on this machine history's cold start
-measured 0.65-1.05 s (load average 2-6), so it meets 700 ms only when the machine is quiet.
-`python -X importtime` and py-spy of a cold start: functions-framework + Flask ~0.23 s, the
-history module's own imports (shared, pg8000, redis) ~0.1 s, google-cloud-logging ~0.38 s at
-the first log line (its package imports the Logging API client, google-api-core and, through
-google-auth, aiohttp, none of which the structured handler uses), then gunicorn's start and
-fork and the first database and Redis connections. The issue's own figure for
-google-cloud-logging (~0.7 s) is the whole 700 ms budget: the target holds only with
-margin if every function stops importing google-cloud-logging's package (DESIGN section 9
-asks for its handler); a handler of our own writing the same structured JSON would save
-~0.35 s. `start` needs ~0.9 s when bytecode caches exist and ~2 s when they must be compiled
-first: mistralai's import brings opentelemetry (its tracing hook) and its workflow extras.
-This machine sets `PYTHONDONTWRITEBYTECODE=1`, so `make install` leaves the virtualenv without
-caches and every process compiles mistralai and its dependencies from source (3.3 s starts);
-the suite drops the variable for its cold-start instances, as an image build would compile
-them.
-
-**Batch.** A wave of 50 items finishing together needs ~50 x 2.5 ms of the one process's CPU,
+**Batch.** A wave of 50 items finishing together needs ~50 x 2 ms of the one process's CPU,
 serialised by the GIL, so the batch's margin over its 20 s floor follows the CPU per start.
 """

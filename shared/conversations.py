@@ -1,11 +1,11 @@
-"""Storing conversations and their entries: one transaction per turn.
+"""Storing conversations and their entries: each turn in one statement or one transaction.
 
 After a turn, the gateway stores the conversation exactly as Mistral holds it:
 the entries of Mistral's own history (ids, timestamps and fields the gateway
 does not know included), appended after the ones already stored. The turn's
 prompt tokens are put on its first input entry and its completion tokens on
 its last output entry, so entry sums equal usage sums. A usage event for the
-request is appended in the same transaction.
+request is written with them, all or nothing.
 """
 
 from __future__ import annotations
@@ -194,7 +194,6 @@ def save_turn(
         record_turn(
             conn,
             owner=event.owner,
-            key_id=event.key_id,
             conversation_id=event.conversation_id,
             entries=entries,
             usage=event.usage,
@@ -207,25 +206,18 @@ def record_turn(
     conn: Conn,
     *,
     owner: str,
-    key_id: str,
     conversation_id: str,
     entries: Sequence[dict[str, Any]],
     usage: Usage,
-    new: dict[str, Any] | None = None,
-    parent: tuple[str, str] | None = None,
     incomplete_ids: frozenset[str] = frozenset(),
     event: UsageEvent | None = None,
 ) -> list[dict[str, Any]]:
-    """Store a turn inside the caller's transaction. `entries` is the conversation's
-    whole history as Mistral has it (or the provisional entries of this turn); only
-    unseen ones are inserted, with `event` (if given) in the same statement.
+    """Store a turn of a stored conversation inside the caller's transaction.
 
-    `new` holds the request fields of a conversation this turn created (start or
-    restart). Returns the entries inserted.
+    `entries` is the conversation's whole history as Mistral has it (or the provisional
+    entries of this turn); only unseen ones are inserted, with `event` (if given) in the
+    same statement. Returns the entries inserted.
     """
-    if new is not None:
-        insert, params = _conversation_insert(owner, key_id, conversation_id, new, entries, parent)
-        conn.run(insert, **params)
     # Lock the conversation so concurrent turns append in order.
     locked = conn.one(
         "SELECT id FROM conversations WHERE id = :id AND owner_id = :owner FOR UPDATE",

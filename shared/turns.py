@@ -6,7 +6,7 @@
 The caller's body is forwarded as sent, so fields the gateway does not know
 reach Mistral; Mistral's answer is relayed as sent, so fields the gateway does
 not know reach the caller. After the turn the gateway stores the conversation
-as Mistral holds it (its history), in one transaction with the usage event.
+as Mistral holds it (its history), atomically with the usage event.
 If that write fails after Mistral answered, the caller still gets Mistral's
 answer, told plainly in `Gateway-Stored: false` that it was not stored.
 """

@@ -322,16 +322,19 @@ UNSTORED = """\
 A turn answered `Gateway-Stored: false` (or a stream ending `: gateway-stored: false`)
 reached Mistral and was answered, but the gateway's write failed (the database went
 away between Mistral's answer and the write). Nothing of it is half-written: the
-turn's entries and its usage event are one transaction. What happens next:
+turn's entries and its usage event are written together or not at all. What happens next:
 
 - an **append** is written later: the next successful turn of that conversation stores
   Mistral's whole history, including the missed entries
   (`test_append_that_cannot_be_stored_is_told_plainly_and_written_with_the_next_turn`);
-- a **start** or **restart** is not re-synced: the conversation exists in Mistral but
-  not in the gateway, so the gateway's reads answer 404 for it and an append to it is
-  refused (404). The caller was told; the failure is logged (`turn of conversation ...
-  answered by Mistral but not stored`, with the conversation id) and the access line
-  carries `stored: false`, for an operator to replay from Mistral if wanted.
+- a **start** or **restart** is remembered in Redis for a week (`shared.resync`: the
+  tenant, the key, the conversation's request fields, the turn's usage); the next append
+  or restart naming it, by the same tenant, first stores it from Mistral's history, with
+  the lost turn's usage event (`test_start_that_cannot_be_stored_is_told_plainly`,
+  `test_unstored_start_is_stored_by_the_next_turn_on_it`). Until then the gateway's reads
+  answer 404 for it; another tenant naming it gets 404. With Redis away as well nothing
+  is remembered: the failure is logged (`turn of conversation ... answered by Mistral but
+  not stored`, with the conversation id) and the access line carries `stored: false`.
 
 The database mirrors Mistral: a turn Mistral kept although its answer to the gateway
 failed (a 5xx after acting, `status_after`) is stored with the conversation's next

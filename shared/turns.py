@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,9 +23,15 @@ from typing import Any
 import flask
 
 from shared import conversations as store
-from shared import observability
+from shared import observability, resync
 from shared.conversations import Usage
-from shared.errors import GatewayError, UpstreamUnavailable, ValidationFailed, field_error
+from shared.errors import (
+    GatewayError,
+    NotFound,
+    UpstreamUnavailable,
+    ValidationFailed,
+    field_error,
+)
 from shared.idempotency import Claim, Idempotency, StoredResponse, request_hash
 from shared.mistral import MistralClient, Retry, UpstreamStream
 from shared.policy import InputPolicy
@@ -212,20 +219,18 @@ def execute_turn(ctx: Context, turn: Turn, key: str | None = None) -> flask.Resp
     Mistral, storage. The batch function calls this too, once per item."""
     ctx.access["policy_hits"] = len(turn.policy_hits) or None
     owner = ctx.owner
-    continues = turn.operation != "conversations.start"
     # A start with a model reads nothing before Mistral: no connection is taken for it.
-    if continues or turn.agent_id:
+    if turn.operation != "conversations.start":
+        assert turn.conversation_id is not None
+        ref = _own_conversation(ctx, turn.conversation_id)
+        ctx.access["agent_id"] = ref.agent_id
+        ctx.access["model"] = ref.model
+    # Any turn's body may name an agent (an append or restart body is forwarded as sent):
+    # it must be the caller's, since Mistral, behind one API key, cannot tell tenants
+    # apart and a restart would store it on the new conversation.
+    if turn.agent_id:
         with ctx.container.pool.connection() as conn:
-            if continues:
-                assert turn.conversation_id is not None
-                ref = store.load_conversation(conn, owner, turn.conversation_id)
-                ctx.access["agent_id"] = ref.agent_id
-                ctx.access["model"] = ref.model
-            # Any turn's body may name an agent (an append or restart body is forwarded as
-            # sent): it must be the caller's, since Mistral, behind one API key, cannot tell
-            # tenants apart and a restart would store it on the new conversation.
-            if turn.agent_id:
-                store.require_agent(conn, owner, turn.agent_id)
+            store.require_agent(conn, owner, turn.agent_id)
     ctx.access.setdefault("agent_id", turn.agent_id)
     ctx.access.setdefault("model", turn.model)
     ctx.access["conversation_id"] = turn.conversation_id
@@ -253,6 +258,57 @@ def execute_turn(ctx: Context, turn: Turn, key: str | None = None) -> flask.Resp
     except Exception:
         runner.abandon()
         raise
+
+
+def _own_conversation(ctx: Context, conversation_id: str) -> store.ConversationRef:
+    """The caller's stored conversation; one whose first write failed after Mistral made
+    it (`shared.resync`) is stored from Mistral's history first. 404 otherwise."""
+    try:
+        with ctx.container.pool.connection() as conn:
+            return store.load_conversation(conn, ctx.owner, conversation_id)
+    except NotFound:
+        unstored = resync.take(ctx.container.redis, conversation_id, ctx.owner)
+        if unstored is None:
+            raise
+    try:
+        _store_unstored(ctx, conversation_id, unstored)
+    except Exception:
+        resync.remember(ctx.container.redis, conversation_id, unstored)
+        raise
+    with ctx.container.pool.connection() as conn:
+        return store.load_conversation(conn, ctx.owner, conversation_id)
+
+
+def _store_unstored(ctx: Context, conversation_id: str, unstored: resync.Unstored) -> None:
+    answer = ctx.container.mistral.call(
+        "conversations.history",
+        "GET",
+        f"/v1/conversations/{urllib.parse.quote(conversation_id, safe='')}/history",
+        retry=Retry.IDEMPOTENT,
+    )
+    try:
+        entries = answer.json().get("entries")
+    except (ValueError, AttributeError) as exc:
+        raise UpstreamUnavailable("Mistral's history of the conversation is unreadable") from exc
+    store.save_turn(
+        ctx.container.pool,
+        event=store.UsageEvent(
+            owner=unstored.owner,
+            key_id=unstored.key_id,
+            operation=unstored.operation,
+            status=200,
+            usage=Usage(unstored.prompt_tokens, unstored.completion_tokens),
+            agent_id=unstored.agent_id,
+            model=unstored.model,
+            conversation_id=conversation_id,
+        ),
+        entries=[e for e in entries or [] if isinstance(e, dict)],
+        new=unstored.fields,
+        parent=(unstored.parent[0], unstored.parent[1]) if unstored.parent else None,
+    )
+    log.warning(
+        "conversation %s stored from Mistral's history after a failed write", conversation_id
+    )
 
 
 def _replay(stored: StoredResponse) -> flask.Response:
@@ -427,6 +483,21 @@ class _TurnRunner:
                 "turn of conversation %s answered by Mistral but not stored", conversation_id
             )
             ctx.access["stored"] = False
+            if new is not None and turn.stores:
+                # The caller knows a conversation the database does not: keep what storing
+                # it needs, so the next turn on it stores it rather than answering 404.
+                unstored = resync.Unstored(
+                    owner=event.owner,
+                    key_id=event.key_id,
+                    operation=event.operation,
+                    fields=new,
+                    parent=list(parent) if parent else None,
+                    prompt_tokens=usage.prompt_tokens,
+                    completion_tokens=usage.completion_tokens,
+                    agent_id=event.agent_id,
+                    model=event.model,
+                )
+                resync.remember(ctx.container.redis, conversation_id, unstored)
             return False
         return True
 

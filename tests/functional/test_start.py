@@ -374,6 +374,81 @@ def test_database_failure_after_mistral_answered_is_told_plainly(
     assert _rows(gateway, "SELECT count(*) AS n FROM conversation_entries") == [{"n": 0}]
 
 
+def _unstored_start(gateway: Container, key: NewKey, body: dict[str, Any]) -> Any:
+    """A start Mistral answers and the database refuses (a constraint on usage_events)."""
+    with gateway.pool.connection() as conn:
+        conn.run("ALTER TABLE usage_events ADD CONSTRAINT fail_once CHECK (status < 0) NOT VALID")
+    try:
+        answer = _start(key, body)
+    finally:
+        with gateway.pool.connection() as conn:
+            conn.run("ALTER TABLE usage_events DROP CONSTRAINT fail_once")
+    assert answer.headers["Gateway-Stored"] == "false"
+    return answer.get_json()
+
+
+def test_unstored_start_is_stored_by_the_next_turn_on_it(
+    gateway: Container, key: NewKey, standin: StandIn
+) -> None:
+    """The next append stores the conversation (and the lost turn's usage) instead of a 404."""
+    first = _unstored_start(
+        gateway, key, {"inputs": "remember me", "model": MODEL, "metadata": {"team": "blue"}}
+    )
+    conversation_id = first["conversation_id"]
+    assert _rows(gateway, "SELECT id FROM conversations WHERE id = :id", id=conversation_id) == []
+    answer = client("start").post(
+        f"/v1/conversations/{conversation_id}", json={"inputs": "and now?"}, headers=bearer(key)
+    )
+    assert answer.status_code == 200
+    assert "Gateway-Stored" not in answer.headers
+    stored = _rows(
+        gateway,
+        "SELECT owner_id, model, metadata FROM conversations WHERE id = :id",
+        id=conversation_id,
+    )
+    assert stored == [{"owner_id": "tenant-a", "model": MODEL, "metadata": {"team": "blue"}}]
+    entries = _rows(
+        gateway,
+        "SELECT body FROM conversation_entries WHERE conversation_id = :id ORDER BY seq",
+        id=conversation_id,
+    )
+    upstream = json.loads(_standin_get(standin, f"/v1/conversations/{conversation_id}/history"))
+    assert [e["body"] for e in entries] == upstream["entries"]
+    assert len(upstream["entries"]) == 4
+    usage = _rows(
+        gateway,
+        "SELECT operation, prompt_tokens, completion_tokens FROM usage_events"
+        " WHERE conversation_id = :id ORDER BY id",
+        id=conversation_id,
+    )
+    assert usage[0] == {
+        "operation": "conversations.start",
+        "prompt_tokens": first["usage"]["prompt_tokens"],
+        "completion_tokens": first["usage"]["completion_tokens"],
+    }
+    assert [u["operation"] for u in usage] == ["conversations.start", "conversations.append"]
+
+
+def test_unstored_start_stays_another_tenants_404(
+    gateway: Container, key: NewKey, standin: StandIn
+) -> None:
+    """Another tenant naming the unstored conversation gets 404, and the owner still can."""
+    first = _unstored_start(gateway, key, {"inputs": "mine", "model": MODEL})
+    conversation_id = first["conversation_id"]
+    other = make_key(gateway, "user", owner="tenant-b")
+    stolen = client("start").post(
+        f"/v1/conversations/{conversation_id}", json={"inputs": "theirs"}, headers=bearer(other)
+    )
+    assert stolen.status_code == 404
+    assert standin.calls()["conversations.append"] == 0
+    mine = client("start").post(
+        f"/v1/conversations/{conversation_id}", json={"inputs": "still mine"}, headers=bearer(key)
+    )
+    assert mine.status_code == 200
+    owners = _rows(gateway, "SELECT owner_id FROM conversations WHERE id = :id", id=conversation_id)
+    assert owners == [{"owner_id": "tenant-a"}]
+
+
 def test_caller_leaving_mid_stream_stores_what_arrived_and_spares_the_breaker(
     gateway: Container, key: NewKey
 ) -> None:

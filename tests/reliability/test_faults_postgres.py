@@ -127,6 +127,18 @@ def test_start_that_cannot_be_stored_is_told_plainly(
         "SELECT count(*) AS n FROM conversation_entries WHERE conversation_id = :id",
         id=conversation_id,
     ) == [{"n": 0}]
+    # Once PostgreSQL is back, the next turn on it stores the conversation (shared.resync).
+    fstack.wait_healthy("start")
+    later = httpx2.post(
+        f"{fstack.url}/v1/conversations/{conversation_id}",
+        json={"inputs": "and now?"},
+        headers=tenant.headers,
+        timeout=15,
+    )
+    assert later.status_code == 200
+    upstream = fstack.upstream_history(conversation_id)
+    assert upstream is not None
+    assert [e["id"] for e in fstack.stored_entries(conversation_id)] == [e["id"] for e in upstream]
 
 
 def test_append_that_cannot_be_stored_is_told_plainly_and_written_with_the_next_turn(

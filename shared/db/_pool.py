@@ -10,6 +10,7 @@ is closed, never returned to the pool.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import threading
@@ -39,6 +40,46 @@ _to_statement = functools.lru_cache(maxsize=1024)(to_statement)
 def db_unavailable(exc: BaseException) -> bool:
     """True for errors meaning the database cannot be reached (not SQL errors)."""
     return isinstance(exc, (pg8000.exceptions.InterfaceError, OSError, TimeoutError))
+
+
+class _FairSlots:
+    """A counting semaphore that hands a freed slot to the longest waiter (FIFO).
+
+    `threading.Semaphore` wakes one waiter on release, but a thread arriving meanwhile
+    can take the slot first; the woken one then waits again at the back of the queue.
+    With hundreds of request threads and a few connections that barging starved some
+    callers for hundreds of milliseconds (the 300-client benchmark's p99) while the
+    median wait was zero. Here a release gives its slot to the first waiter directly.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._free = size
+        self._lock = threading.Lock()
+        self._waiters: collections.deque[threading.Lock] = collections.deque()
+
+    def acquire(self, timeout: float) -> bool:
+        with self._lock:
+            if self._free > 0 and not self._waiters:
+                self._free -= 1
+                return True
+            waiter = threading.Lock()
+            waiter.acquire()
+            self._waiters.append(waiter)
+        if waiter.acquire(timeout=timeout):
+            return True  # a release handed this waiter its slot
+        with self._lock:
+            try:
+                self._waiters.remove(waiter)
+            except ValueError:
+                return True  # handed its slot just as the wait timed out: it is this caller's
+        return False
+
+    def release(self) -> None:
+        with self._lock:
+            if self._waiters:
+                self._waiters.popleft().release()
+            else:
+                self._free += 1
 
 
 class Conn:
@@ -101,7 +142,7 @@ class Pool:
         self.size = size
         self._timeout_s = timeout_s
         self._max_age_s = max_age_s
-        self._slots = threading.BoundedSemaphore(size)
+        self._slots = _FairSlots(size)
         self._idle: list[Conn] = []
         self._lock = threading.Lock()
         self._closed = False

@@ -55,6 +55,10 @@ def configure_logging(settings: Settings) -> None:
                 root.removeHandler(STATE.handler)
             root.addHandler(handler)
             STATE.handler = handler
+            # Its import (google-cloud-logging) brought most of the process's modules.
+            from shared.container import settle_heap
+
+            settle_heap("log handler")
         STATE.project = settings.gcp_project
         logging.getLogger(_DIAGNOSTIC_LOGGER).propagate = False
         # The HTTP client logs every upstream request at INFO: a line per call that

@@ -1,0 +1,22 @@
+"""settle_heap: what a process builds once is frozen out of the collector's walks, once."""
+
+from __future__ import annotations
+
+import gc
+
+from shared.container import settle_heap
+
+
+def test_each_kind_of_thing_freezes_the_heap_once() -> None:
+    gc.unfreeze()
+    kept_lists = [[i] for i in range(1000)]  # containers: tracked by the collector
+    settle_heap("test thing")
+    frozen = gc.get_freeze_count()
+    assert frozen >= len(kept_lists)
+    more = [[i] for i in range(1000)]
+    settle_heap("test thing")  # the same kind again: nothing new is frozen
+    assert gc.get_freeze_count() == frozen
+    settle_heap("another test thing")
+    assert gc.get_freeze_count() >= frozen + len(more)
+    gc.unfreeze()
+    del kept_lists, more

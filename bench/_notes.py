@@ -87,6 +87,19 @@ NOTES = """
    instance is mostly idle and Cloud Run starts (and bills) more of them; at 300 one
    instance carried 300 clients at 0.6 of a core in these runs. The Redis client's pool
    follows THREADS.
+6. `shared/container.py` (`settle_heap`), `shared/observability/_setup.py`: full garbage
+   collections walked every object of the process, most of them from the SDK's and
+   google-cloud-logging's imports, and paused all 300 threads for up to 88 ms (gen 1: 26 ms;
+   `gc.callbacks`, a profiling run). The heap is now frozen (`gc.freeze()`) the first time
+   each process-lifetime service and the log handler are built: 17 ms and 12 ms at most.
+   Freezing at import time, tried first, changed nothing: the SDK and the log handler are
+   imported on first use, after it.
+7. `shared/db/_pool.py`: the pool's `threading.BoundedSemaphore` let a thread arriving at a
+   release take the freed slot while the woken waiter went back to the end of the queue: at
+   300 threads and 5 connections the median wait for a connection was 0 and the p99 0.3-0.46
+   s. Slots are now handed to the longest waiter (`_FairSlots`, tests in
+   `tests/unit/test_fair_slots.py`). With 6 and 7 the p99 added at 300 clients went from
+   111-430 ms to 54-69 ms across runs, the p50 from 14-24 ms to 8-10 ms.
 
 Considered and left: deferring the history read after each turn (Mistral's answer does not
 carry the input entries' ids; the gateway reads its history so the stored conversation is
@@ -95,24 +108,23 @@ it would take the read off the answer's latency but not off the CPU bill, and on
 with request-based billing an instance's CPU is throttled outside requests, so background
 work is not dependable; entries would carry gateway ids until then (a restart from one would
 need translating). The read stays: one more round trip to Mistral per turn (tens of
-milliseconds in production, on a turn of seconds). Garbage collection tuning (`gc.freeze()`
-after imports, higher thresholds): no change in CPU or tails. A GIL switch interval of 1 ms
-or 0.2 ms instead of 5: no gain at 1 ms, 0.81 x floor and p99 +1 s at 0.2 ms.
-`DB_POOL_SIZE` 19 instead of 5 at 300 threads: p50 added 44-52 ms against 14-18 ms.
+milliseconds in production, on a turn of seconds). A GIL switch interval of 1 ms or 0.2 ms
+instead of 5: no gain at 1 ms, 0.81 x floor and p99 +1 s at 0.2 ms. `DB_POOL_SIZE` at 300
+threads, two runs each: 3 gave p99 added 54-67 ms, 4 68-179 ms, 5 55-69 ms, 10 123-129 ms,
+19 (before 6 and 7) 226-227 ms; more connections put more PostgreSQL work on the same two
+cores at once. Terraform's 5 stays.
 
-**300 clients (throughput met; p99 added missed).** The instance keeps up (0.93-0.98 x the
-floor over this session's runs, 2.3-2.6 ms of CPU and 0.6-0.7 of a core per second), but its
-tail is queueing. Timing each phase inside the handler (a profiling run, 5,000 requests):
-everything but the upstream start call took p50 8.5 ms, p90 43 ms, p99 188 ms; of it the
-rate-limit check p99 22 ms, the history read p99 23 ms and the store p99 356 ms, waiting for
-one of the pool's 5 connections and for the GIL (300 threads contend for one interpreter; a
-thread holding a connection waits for the GIL after each round trip). The machine's 2 cores
-carry the instance, the stand-in (two calls per gateway request: the start and the history
-read), wrk and PostgreSQL at once; p99 varied from 111 to 430 ms across identical runs.
-Meeting 50 ms needs less CPU per request in the one process (the remaining cost is spread
-over Flask, gunicorn, redis-py, pg8000 and the SDK's request building, no single hot spot)
-or an instance with a core to itself. With every call at 1 s (the history read too) a
-thread is held 2 s per turn: 150 requests/s at most (0.55 x), by construction.
+**300 clients.** The instance keeps up (0.95-0.99 x the floor, 2.1-2.5 ms of CPU and under
+0.7 of a core per second). Its tail was queueing: timing each phase inside the handler (a
+profiling run before 6 and 7, 5,000 requests), everything but the upstream start call took
+p50 8.5 ms, p90 43 ms, p99 188 ms, most of it waiting for one of the pool's 5 connections
+(p99 0.3-0.46 s, median 0) behind garbage-collection pauses and the semaphore's barging.
+After 6 and 7 the p99 added is 54-69 ms over this session's runs, around the 50 ms target:
+what remains is young-generation collections (up to 12-17 ms), 300 threads contending for
+one interpreter lock, and a machine whose 2 cores carry the instance, the stand-in (two
+calls per gateway request: the start and the history read), wrk and PostgreSQL at once.
+With every call at 1 s (the history read too) a thread is held 2 s per turn: 150
+requests/s at most (0.55 x), by construction.
 
 **Streams (met).** With the lean HTTP client the added time to first event at 300 concurrent
 streams (4 s holds) is about 4 ms at p50 (was 15 ms); every event of every stream arrives in

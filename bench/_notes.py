@@ -71,9 +71,9 @@ NOTES = """
    in **one statement** (the conversation, its entries in one multi-row insert and the usage
    event, as data-modifying `WITH` clauses: all or nothing, no transaction to open and
    commit); an append in one transaction of five statements instead of ten; a start with a
-   model takes no connection before Mistral. The database's share of the worker's Python CPU
-   went from 15% to 5-11% (py-spy), a start's PostgreSQL round trips from ten to one
-   (`tests/functional/test_turn_storage.py` counts them).
+   model takes no connection before Mistral: a start's PostgreSQL round trips went from
+   ten to one (`tests/functional/test_turn_storage.py` counts them), its pg8000 share of
+   the worker's Python CPU from 10.8% to 5.1% (py-spy, the same 1-client profile).
 4. `shared/mistral/_http.py`: the SDK's HTTP stack (httpx2, httpcore2, h11) was 29-35% of a
    start's CPU for its two upstream calls, and at 300 threads httpcore's pool (a scan of
    every connection under one lock, a `poll()` of each idle one) was most of the instance's

@@ -211,12 +211,12 @@ def record_turn(
     usage: Usage,
     incomplete_ids: frozenset[str] = frozenset(),
     event: UsageEvent | None = None,
-) -> list[dict[str, Any]]:
+) -> None:
     """Store a turn of a stored conversation inside the caller's transaction.
 
     `entries` is the conversation's whole history as Mistral has it (or the provisional
     entries of this turn); only unseen ones are inserted, with `event` (if given) in the
-    same statement. Returns the entries inserted.
+    same statement.
     """
     # Lock the conversation so concurrent turns append in order.
     locked = conn.one(
@@ -249,7 +249,6 @@ def record_turn(
             _entries_insert(len(values)) if values else "SELECT 1"
         )
         conn.run(sql, conv=conversation_id, **_merged(values), **_event_params(event))
-    return fresh
 
 
 def _create_with_turn(

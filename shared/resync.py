@@ -63,17 +63,15 @@ def take(client: redis.Redis, conversation_id: str, owner: str) -> Unstored | No
     """The owner's unstored conversation of that id, taken (so one request stores it);
     None if there is none, it is another tenant's, or Redis is away. A caller that
     cannot store it after all gives it back with `remember`."""
+    key = _PREFIX + conversation_id
     try:
-        raw = client.getdel(_PREFIX + conversation_id)
-    except redis.RedisError:
-        return None
-    if raw is None:
-        return None
-    try:
+        raw = client.get(key)
+        if raw is None:
+            return None
         unstored = Unstored(**json.loads(raw))
-    except (ValueError, TypeError):
-        return None
-    if unstored.owner != owner:
-        remember(client, conversation_id, unstored)  # not this tenant's: left as it was
+        # Another tenant's is left untouched; of two requests for the owner's, one takes it.
+        if unstored.owner != owner or client.getdel(key) is None:
+            return None
+    except (redis.RedisError, ValueError, TypeError):
         return None
     return unstored

@@ -24,6 +24,7 @@ import flask
 
 from shared import conversations as store
 from shared import observability, resync
+from shared.container import Container
 from shared.conversations import Usage
 from shared.errors import (
     GatewayError,
@@ -38,7 +39,15 @@ from shared.policy import InputPolicy
 from shared.sse import SseParser, format_event
 from shared.web import Context
 
-__all__ = ["Turn", "build_turn", "execute_turn", "handle_turn", "parse_turn"]
+__all__ = [
+    "Turn",
+    "build_turn",
+    "execute_turn",
+    "handle_turn",
+    "parse_turn",
+    "read_history",
+    "store_from_history",
+]
 
 log = logging.getLogger(__name__)
 
@@ -280,19 +289,10 @@ def _own_conversation(ctx: Context, conversation_id: str) -> store.ConversationR
 
 
 def _store_unstored(ctx: Context, conversation_id: str, unstored: resync.Unstored) -> None:
-    answer = ctx.container.mistral.call(
-        "conversations.history",
-        "GET",
-        f"/v1/conversations/{urllib.parse.quote(conversation_id, safe='')}/history",
-        retry=Retry.IDEMPOTENT,
-    )
-    try:
-        entries = answer.json().get("entries")
-    except (ValueError, AttributeError) as exc:
-        raise UpstreamUnavailable("Mistral's history of the conversation is unreadable") from exc
-    store.save_turn(
-        ctx.container.pool,
-        event=store.UsageEvent(
+    store_from_history(
+        ctx.container,
+        conversation_id,
+        store.UsageEvent(
             owner=unstored.owner,
             key_id=unstored.key_id,
             operation=unstored.operation,
@@ -302,13 +302,46 @@ def _store_unstored(ctx: Context, conversation_id: str, unstored: resync.Unstore
             model=unstored.model,
             conversation_id=conversation_id,
         ),
-        entries=[e for e in entries or [] if isinstance(e, dict)],
         new=unstored.fields,
         parent=(unstored.parent[0], unstored.parent[1]) if unstored.parent else None,
     )
     log.warning(
         "conversation %s stored from Mistral's history after a failed write", conversation_id
     )
+
+
+def read_history(mistral: MistralClient, conversation_id: str) -> list[dict[str, Any]]:
+    """Mistral's own history of a conversation: its entries, or UpstreamUnavailable."""
+    answer = mistral.call(
+        "conversations.history",
+        "GET",
+        f"/v1/conversations/{urllib.parse.quote(conversation_id, safe='')}/history",
+        retry=Retry.IDEMPOTENT,
+    )
+    try:
+        entries = answer.json().get("entries")
+    except (ValueError, RecursionError, AttributeError) as exc:
+        raise UpstreamUnavailable("Mistral's history of the conversation is unreadable") from exc
+    if not isinstance(entries, list):
+        raise UpstreamUnavailable("Mistral's history of the conversation has no entries list")
+    return [e for e in entries if isinstance(e, dict)]
+
+
+def store_from_history(
+    container: Container,
+    conversation_id: str,
+    event: store.UsageEvent,
+    *,
+    new: dict[str, Any],
+    parent: tuple[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Store a conversation the gateway missed (its creating turn was never stored) as
+    Mistral's history holds it, with `event`; returns the entries."""
+    entries = read_history(container.mistral, conversation_id)
+    store.save_turn(
+        container.pool, event=event, entries=[dict(e) for e in entries], new=new, parent=parent
+    )
+    return entries
 
 
 def _replay(stored: StoredResponse) -> flask.Response:
@@ -524,16 +557,8 @@ class _TurnRunner:
         """Mistral's own history of the conversation; what we saw, if it cannot be had."""
         if not incomplete:
             try:
-                answer = self.mistral.call(
-                    "conversations.history",
-                    "GET",
-                    f"/v1/conversations/{conversation_id}/history",
-                    retry=Retry.IDEMPOTENT,
-                )
-                entries = answer.json().get("entries")
-                if isinstance(entries, list):
-                    return [e for e in entries if isinstance(e, dict)]
-            except (GatewayError, ValueError) as exc:
+                return read_history(self.mistral, conversation_id)
+            except GatewayError as exc:
                 log.warning(
                     "history of %s unavailable (%s); storing the turn as seen",
                     conversation_id,

@@ -58,7 +58,7 @@ from shared.errors import (
 )
 from shared.keys import Principal
 from shared.mistral import Retry
-from shared.turns import build_turn, execute_turn
+from shared.turns import build_turn, execute_turn, store_from_history
 from shared.web import Context
 
 __all__ = ["BatchRun", "batch_principal"]
@@ -393,19 +393,12 @@ class BatchRun:
 
     def _store_upstream(self, item: Item, conversation_id: str) -> list[Any]:
         """Store a conversation found at Mistral as the start would have; its outputs."""
-        answer = self.container.mistral.call(
-            "conversations.history",
-            "GET",
-            f"{_START_PATH}/{urllib.parse.quote(conversation_id, safe='')}/history",
-            retry=Retry.IDEMPOTENT,
-        )
-        entries = [e for e in answer.json().get("entries") or [] if isinstance(e, dict)]
         body = item.start_body(self.message.batch_id)
-        outputs = [e for e in entries if e.get("type") in OUTPUT_TYPES]
         # The tokens the lost answer reported are not in the history: stored as zero.
-        conversation_store.save_turn(
-            self.container.pool,
-            event=conversation_store.UsageEvent(
+        entries = store_from_history(
+            self.container,
+            conversation_id,
+            conversation_store.UsageEvent(
                 owner=self.message.owner,
                 key_id=self.principal.key_id,
                 operation=_START,
@@ -415,10 +408,9 @@ class BatchRun:
                 model=body.get("model"),
                 conversation_id=conversation_id,
             ),
-            entries=entries,
             new=body,
         )
-        return outputs
+        return [e for e in entries if e.get("type") in OUTPUT_TYPES]
 
     # -- helpers -------------------------------------------------------------------------
 

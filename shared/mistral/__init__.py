@@ -60,8 +60,14 @@ def build_sdk(
     return Mistral(
         api_key=settings.mistral_api_key,
         server_url=settings.mistral_server_url,
-        client=_http_client(settings, connections, http),
+        client=_http_client(settings, connections, _usable(http)),
     )
+
+
+def _usable(http: HttpClientName) -> HttpClientName:
+    """The client that can serve here: the lean one speaks to Mistral directly, so with a
+    proxy named (HTTP(S)_PROXY, ALL_PROXY) it is httpx2, which honours them."""
+    return "httpx2" if http == "lean" and _proxied() else http
 
 
 def _http_client(settings: Settings, connections: int | None, http: HttpClientName) -> Any:
@@ -72,8 +78,7 @@ def _http_client(settings: Settings, connections: int | None, http: HttpClientNa
     timeout = httpx2.Timeout(
         settings.mistral_timeout_ms / 1000, connect=settings.mistral_connect_timeout_ms / 1000
     )
-    # The lean client speaks to Mistral directly; httpx2 honours HTTP(S)_PROXY and ALL_PROXY.
-    if http == "lean" and not _proxied():
+    if http == "lean":
         from shared.mistral._http import LeanHttpClient
 
         return LeanHttpClient(timeout=timeout, max_idle=threads + 8)
@@ -84,7 +89,7 @@ def _http_client(settings: Settings, connections: int | None, http: HttpClientNa
     )
 
 
-# Request threads per SDK instance (one HTTP connection pool each); see SdkTransport.
+# Request threads per SDK instance (one HTTP connection pool each) on httpx2; see SdkTransport.
 THREADS_PER_POOL = 16
 
 
@@ -93,22 +98,19 @@ def build_client(
 ) -> MistralClient:
     # Request threads, and the batch function's item workers, each need a connection.
     threads = max(int(os.environ.get("THREADS", "16")), settings.batch_concurrency, 1)
-    if http == "lean" and not _proxied():
+    http = _usable(http)
+    if http == "lean":
         # The lean client's idle connections are a lock-free deque: one SDK serves every
         # thread (httpx2's pool is what needed splitting), and none is built mid-traffic.
-        return MistralClient(
-            SdkTransport(build_sdk(settings, threads, http=http)),
-            breaker,
-            max_retries=settings.mistral_max_retries,
-            retry_max_s=settings.mistral_retry_max_ms / 1000,
+        transport = SdkTransport(build_sdk(settings, threads, http=http))
+    else:
+        per_pool = min(threads, THREADS_PER_POOL)
+        transport = SdkTransport(
+            build_sdk(settings, per_pool, http=http),
+            more=lambda: build_sdk(settings, per_pool, http=http),
+            per_pool=per_pool,
+            pools=-(-threads // per_pool),
         )
-    per_pool = min(threads, THREADS_PER_POOL)
-    transport = SdkTransport(
-        build_sdk(settings, per_pool, http=http),
-        more=lambda: build_sdk(settings, per_pool, http=http),
-        per_pool=per_pool,
-        pools=-(-threads // per_pool),
-    )
     return MistralClient(
         transport,
         breaker,

@@ -17,11 +17,9 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-import pg8000.native
-
-from bench._proc import http
+from bench._proc import http, pg_connect
 from bench._result import Row, fmt_ms
 from bench._stack import BenchStack
 from bench._stats import median
@@ -85,14 +83,7 @@ _SEED = [
 
 
 def seed(database_url: str) -> dict[str, Any]:
-    parts = urlsplit(database_url)
-    conn = pg8000.native.Connection(
-        parts.username or "postgres",
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or 5432,
-        database=parts.path.lstrip("/"),
-        password=parts.password,
-    )
+    conn = pg_connect(database_url)
     started = time.perf_counter()
     try:
         params = {

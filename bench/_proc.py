@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,13 +17,14 @@ from typing import Any
 
 import psutil
 
-from devstack.servers import die_with_parent, free_port, stop_process
-from devstack.stack import wait_port
+from devstack.servers import free_port, stop_process
+from devstack.stack import spawn, wait_port
 
 __all__ = [
     "ROOT",
     "Cpu",
     "child_env",
+    "pg_connect",
     "http",
     "port",
     "spawn",
@@ -35,18 +37,19 @@ __all__ = [
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """A child on loopback, its output in `log`, SIGTERMed by the kernel if we die."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            args,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            preexec_fn=die_with_parent,  # noqa: PLW1509
-        )
+def pg_connect(database_url: str) -> Any:
+    """A pg8000 connection to the stack's database (`DATABASE_URL`), with no socket or
+    statement timeout: the history seed runs statements of many seconds."""
+    import pg8000.native
+
+    parts = urllib.parse.urlsplit(database_url)
+    return pg8000.native.Connection(
+        parts.username or "postgres",
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5432,
+        database=parts.path.lstrip("/"),
+        password=parts.password,
+    )
 
 
 def stop(proc: subprocess.Popen[bytes] | None) -> None:

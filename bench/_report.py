@@ -172,21 +172,13 @@ def write_report(
 
 def tool_versions(database_url: str) -> dict[str, str]:
     """PostgreSQL's and Valkey's versions, and wrk's."""
-    import pg8000.native
-
     from bench._wrk import wrk_version
 
     found = {"wrk": wrk_version()}
     try:
-        from urllib.parse import urlsplit
+        from bench._proc import pg_connect
 
-        parts = urlsplit(database_url)
-        conn = pg8000.native.Connection(
-            parts.username or "postgres",
-            host=parts.hostname or "127.0.0.1",
-            port=parts.port or 5432,
-            database=parts.path.lstrip("/"),
-        )
+        conn = pg_connect(database_url)
         found["PostgreSQL"] = str(conn.run("SHOW server_version")[0][0])
         conn.close()
     except Exception as exc:  # a fact we could not read is not a failed benchmark

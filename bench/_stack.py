@@ -52,12 +52,6 @@ DEPLOYED_THREADS_BY_FUNCTION, DEPLOYED_DB_POOL = _deployed()
 DEPLOYED_THREADS = DEPLOYED_THREADS_BY_FUNCTION["start"]
 
 
-def scaled_env(threads: int) -> dict[str, str]:
-    """DB_POOL_SIZE for an instance of `threads` threads: Terraform's pool, as deployed."""
-    del threads  # every function instance gets the same pool, whatever its THREADS
-    return {"DB_POOL_SIZE": str(DEPLOYED_DB_POOL)}
-
-
 # A per-key limit no benchmark reaches: the limiter always runs, never rejects.
 BENCH_RATE_LIMIT = 1_000_000_000
 MODEL = "mistral-small-latest"
@@ -232,7 +226,8 @@ class BenchStack:
         listen = port()
         env = {
             **self.function_env(mistral_url, threads, function),
-            **scaled_env(threads),
+            # Every instance gets Terraform's pool, whatever its THREADS.
+            "DB_POOL_SIZE": str(DEPLOYED_DB_POOL),
             **(extra_env or {}),
         }
         proc = spawn(

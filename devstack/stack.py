@@ -34,7 +34,7 @@ from devstack.servers import (
 )
 from shared import routes
 
-__all__ = ["LocalStack", "StackInfo", "function_command", "wait_port"]
+__all__ = ["LocalStack", "StackInfo", "function_command", "spawn", "wait_port"]
 
 ROOT = Path(__file__).resolve().parent.parent
 STANDIN_KEY = "standin-upstream-key"
@@ -126,7 +126,7 @@ class LocalStack:
 
     def _start_standin(self) -> str:
         port = free_port()
-        self.processes["standin"] = _spawn(
+        self.processes["standin"] = spawn(
             [sys.executable, "-m", "devstack.standin", "--host", "127.0.0.1", "--port", str(port)],
             {**os.environ, "PYTHONPATH": str(ROOT)},
             self.state_dir / "standin.log",
@@ -162,7 +162,7 @@ class LocalStack:
 
     def _start_function(self, function: str, env: dict[str, str]) -> str:
         port = free_port()
-        self.processes[function] = _spawn(
+        self.processes[function] = spawn(
             function_command(function, port),
             {**env, "K_SERVICE": function},
             self.state_dir / f"{function}.log",
@@ -192,7 +192,9 @@ class LocalStack:
             self.postgres.stop()
 
 
-def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """A child in the project root, its output in `log`, SIGTERMed by the kernel if we die."""
+    log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         return subprocess.Popen(
             args,

@@ -302,6 +302,33 @@ def test_a_start_broken_after_it_was_sent_is_not_retried_by_the_gateway(
     assert len(script.requests) == 1
 
 
+@pytest.mark.parametrize(
+    "body", [b"[1, 2]", b'{"entries": "none"}', b"{not json", b"[" * 5000], ids=str
+)
+def test_a_history_that_is_not_an_entries_list_is_mistral_unavailable(
+    serve: Callable[..., Script], body: bytes
+) -> None:
+    """shared.turns.read_history: a 200 whose body is not an object holding an entries list
+    is UpstreamUnavailable (a turn then stores what it saw), never another exception."""
+    from shared.turns import read_history
+
+    script = serve(keep_alive_with(lambda: script, body))
+    settings = Settings(mistral_api_key="k", mistral_server_url=script.url)
+    with pytest.raises(UpstreamUnavailable):
+        read_history(build_client(settings, None), "conv_1")
+    assert script.requests[0].path == "/v1/conversations/conv_1/history"
+
+
+def keep_alive_with(script_of: Callable[[], Script], body: bytes) -> Callable[[Peer], None]:
+    """Answer every request on the connection with `body`, as JSON."""
+
+    def handler(peer: Peer) -> None:
+        while script_of().read(peer) is not None:
+            peer.answer(body, extra="Content-Type: application/json\r\n")
+
+    return handler
+
+
 def test_an_answer_with_connection_close_is_read_and_the_connection_not_reused(
     serve: Callable[..., Script],
 ) -> None:

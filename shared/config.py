@@ -18,6 +18,7 @@ __all__ = ["Settings"]
 
 T = TypeVar("T")
 FailureMode = Literal["fail-open", "fail-closed"]
+HttpClientName = Literal["lean", "urllib3", "httpx2"]
 Environment = Literal["local", "test", "dev", "staging", "prod"]
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _TRUE = ("1", "true", "yes", "on")
@@ -33,6 +34,10 @@ class Settings:
     gcp_project: str = ""
     # Logging of request and response bodies, redacted, for debugging only.
     log_bodies: bool = False
+    # Request threads of one instance (Cloud Run's concurrency; functions-framework's
+    # gunicorn reads the same variable) and the port it listens on.
+    threads: int = 16
+    port: int = 8080
 
     # Mistral
     mistral_api_key: str = field(default="", repr=False)
@@ -41,6 +46,8 @@ class Settings:
     mistral_connect_timeout_ms: int = 3_000
     mistral_max_retries: int = 2
     mistral_retry_max_ms: int = 5_000
+    # The HTTP client under the SDK (shared.mistral): "httpx2" is the SDK's own.
+    mistral_http_client: HttpClientName = "lean"
 
     # PostgreSQL: DATABASE_URL, or Cloud SQL through the connector, or DB_HOST.
     database_url: str = field(default="", repr=False)
@@ -104,6 +111,12 @@ class Settings:
     # The batch principal's own request limit (0: RATE_LIMIT_REQUESTS / _WINDOW).
     batch_rate_limit_requests: int = 0
     batch_rate_limit_window: int = 0
+
+    @property
+    def concurrency(self) -> int:
+        """Threads that may each hold an upstream or Redis connection at once: the request
+        threads, or a batch delivery's item workers, whichever is more."""
+        return max(self.threads, self.batch_concurrency, 1)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -210,6 +223,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "database_url": _url("postgresql", "postgres"),
     "redis_url": _url("redis", "rediss"),
     "rate_limit_failure_mode": _choice("fail-open", "fail-closed"),
+    "mistral_http_client": _choice("lean", "urllib3", "httpx2"),
+    "threads": _int(1),
+    "port": _int(1),
     "input_control_chars": _choice("reject", "strip", "allow"),
     "rate_limit_requests": _int(1),
     "rate_limit_window": _int(1),

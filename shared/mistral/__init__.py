@@ -8,11 +8,10 @@ with retries, a shared circuit breaker and error translation.
 
 from __future__ import annotations
 
-import os
-from typing import Any, Literal
+from typing import Any
 
 from shared.breaker import Breaker
-from shared.config import Settings
+from shared.config import HttpClientName, Settings
 from shared.mistral._client import (
     MistralClient,
     Retry,
@@ -38,17 +37,15 @@ __all__ = [
 ]
 
 
-HttpClientName = Literal["lean", "httpx2"]
-# The HTTP client under the SDK, chosen here and nowhere else: "lean" is
-# shared.mistral._http on the standard library's sockets, "httpx2" the SDK's own.
-# Lean: 333 -> 156 us of CPU per call through MistralClient (GET), 449 -> 203 per stream
-# (python -m bench.http_cpu, median of 5 runs of 2,000 calls).
+# The HTTP clients under the SDK (Settings.mistral_http_client): "lean" is
+# shared.mistral._http on the standard library's sockets, "urllib3" shared.mistral._urllib3,
+# "httpx2" the SDK's own. Their CPU per call: bench/RESULTS.md (python -m bench.http_cpu).
 HTTP_CLIENT: HttpClientName = "lean"
-HTTP_CLIENTS: tuple[HttpClientName, ...] = ("httpx2", "lean")
+HTTP_CLIENTS: tuple[HttpClientName, ...] = ("httpx2", "lean", "urllib3")
 
 
 def build_sdk(
-    settings: Settings, connections: int | None = None, *, http: HttpClientName = HTTP_CLIENT
+    settings: Settings, connections: int | None = None, *, http: HttpClientName | None = None
 ) -> Any:
     """The official SDK client, configured once per process (once per pool of threads).
 
@@ -60,21 +57,21 @@ def build_sdk(
     return Mistral(
         api_key=settings.mistral_api_key,
         server_url=settings.mistral_server_url,
-        client=_http_client(settings, connections, _usable(http)),
+        client=_http_client(settings, connections, _usable(http or settings.mistral_http_client)),
     )
 
 
 def _usable(http: HttpClientName) -> HttpClientName:
-    """The client that can serve here: the lean one speaks to Mistral directly, so with a
-    proxy named (HTTP(S)_PROXY, ALL_PROXY) it is httpx2, which honours them."""
-    return "httpx2" if http == "lean" and _proxied() else http
+    """The client that can serve here: the lean and urllib3 ones speak to Mistral directly,
+    so with a proxy named (HTTP(S)_PROXY, ALL_PROXY) it is httpx2, which honours them."""
+    return "httpx2" if http != "httpx2" and _proxied() else http
 
 
 def _http_client(settings: Settings, connections: int | None, http: HttpClientName) -> Any:
     import httpx2
 
     # One connection per request thread, and per batch item worker (shared.batch).
-    threads = connections or max(int(os.environ.get("THREADS", "16")), settings.batch_concurrency)
+    threads = connections or settings.concurrency
     timeout = httpx2.Timeout(
         settings.mistral_timeout_ms / 1000, connect=settings.mistral_connect_timeout_ms / 1000
     )
@@ -82,6 +79,10 @@ def _http_client(settings: Settings, connections: int | None, http: HttpClientNa
         from shared.mistral._http import LeanHttpClient
 
         return LeanHttpClient(timeout=timeout, max_idle=threads + 8)
+    if http == "urllib3":
+        from shared.mistral._urllib3 import Urllib3HttpClient
+
+        return Urllib3HttpClient(timeout=timeout, max_idle=threads + 8)
     return httpx2.Client(
         follow_redirects=True,
         timeout=timeout,
@@ -94,14 +95,14 @@ THREADS_PER_POOL = 16
 
 
 def build_client(
-    settings: Settings, breaker: Breaker | None, *, http: HttpClientName = HTTP_CLIENT
+    settings: Settings, breaker: Breaker | None, *, http: HttpClientName | None = None
 ) -> MistralClient:
     # Request threads, and the batch function's item workers, each need a connection.
-    threads = max(int(os.environ.get("THREADS", "16")), settings.batch_concurrency, 1)
-    http = _usable(http)
-    if http == "lean":
-        # The lean client's idle connections are a lock-free deque: one SDK serves every
-        # thread (httpx2's pool is what needed splitting), and none is built mid-traffic.
+    threads = settings.concurrency
+    http = _usable(http or settings.mistral_http_client)
+    if http != "httpx2":
+        # The lean client's idle connections are a lock-free deque, urllib3's a queue: one
+        # SDK serves every thread (httpx2's pool is what needed splitting).
         transport = SdkTransport(build_sdk(settings, threads, http=http))
     else:
         per_pool = min(threads, THREADS_PER_POOL)

@@ -149,8 +149,14 @@ def main(argv: list[str] | None = None) -> int:
         first = statistics.median(cpu[names[0]])
         for name in names:
             med = statistics.median(cpu[name])
+            # Each round's ratio to the first client in the same round: the machine's load
+            # drifts between rounds, much less within one.
+            paired = statistics.median(c / f for c, f in zip(cpu[name], cpu[names[0]], strict=True))
             runs = ", ".join(f"{c:.2f}" for c in cpu[name])
-            print(f"{name:>8}: {med:.3f} ms CPU per start ({med / first - 1:+.1%}; runs {runs})")
+            print(
+                f"{name:>8}: {med:.3f} ms CPU per start ({med / first - 1:+.1%} on medians, "
+                f"{paired - 1:+.1%} median of rounds; runs {runs})"
+            )
         return 0
     results: dict[tuple[str, str], list[float]] = {}
     with standin() as url:

@@ -10,16 +10,25 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from typing import Any, Literal, TypeVar
 
 from shared.errors import ConfigError
 
-__all__ = ["Settings"]
+__all__ = ["FailureMode", "HttpClientName", "Settings"]
 
 T = TypeVar("T")
-FailureMode = Literal["fail-open", "fail-closed"]
 HttpClientName = Literal["lean", "urllib3", "httpx2"]
 Environment = Literal["local", "test", "dev", "staging", "prod"]
+
+
+class FailureMode(StrEnum):
+    """What the rate limiter does while Redis is unreachable."""
+
+    FAIL_OPEN = "fail-open"  # let requests through, unlimited
+    FAIL_CLOSED = "fail-closed"  # refuse them with 503
+
+
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
@@ -77,7 +86,7 @@ class Settings:
     # Limits
     rate_limit_requests: int = 60
     rate_limit_window: int = 60
-    rate_limit_failure_mode: FailureMode = "fail-open"
+    rate_limit_failure_mode: FailureMode = FailureMode.FAIL_OPEN
     token_budget_per_minute: int = 0  # 0: no budget
     token_budget_per_day: int = 0
     max_body_bytes: int = 1_048_576
@@ -222,7 +231,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "mistral_server_url": _url("http", "https"),
     "database_url": _url("postgresql", "postgres"),
     "redis_url": _url("redis", "rediss"),
-    "rate_limit_failure_mode": _choice("fail-open", "fail-closed"),
+    "rate_limit_failure_mode": lambda raw: FailureMode(_choice(*FailureMode)(raw)),
     "mistral_http_client": _choice("lean", "urllib3", "httpx2"),
     "threads": _int(1),
     "port": _int(1),

@@ -19,7 +19,7 @@ from shared.config import Settings
 if TYPE_CHECKING:
     import redis
 
-    from shared.breaker import Breaker
+    from shared.breaker import Breaker, Circuit
     from shared.db import Pool
     from shared.idempotency import Idempotency
     from shared.keys import KeyCache
@@ -155,7 +155,7 @@ class Container:
 
         return self._get("limiter", build)
 
-    def _circuit_transition(self, state: str) -> None:
+    def _circuit_transition(self, state: Circuit) -> None:
         from shared.observability import log_event
 
         # One line per transition: the log-based metric and alert count these.

@@ -40,10 +40,10 @@ def settle_heap(what: str) -> None:
     the first time `what` (a service, the log handler) is built in this process.
 
     What exists once a process-lifetime thing is built lives as long as the process, and
-    a full collection would otherwise walk all of it again and again: at 300 request
-    threads such collections paused the whole process for up to 88 ms (most objects come
-    from the SDK's and google-cloud-logging's imports); frozen, 17 ms. Objects of requests
-    in flight at that moment are frozen too, once per kind of service: a bounded cost.
+    a full collection would otherwise walk all of it again and again, pausing every request
+    thread (most objects come from the SDK's and google-cloud-logging's imports; figures in
+    bench/RESULTS.md, note 6). Objects of requests in flight at that moment are frozen
+    too, once per kind of service: a bounded cost.
     """
     if what not in _settled:
         _settled.add(what)

@@ -31,7 +31,7 @@ __all__ = ["Conn", "Pool", "db_unavailable"]
 _PING_AFTER_IDLE_S = 10.0
 
 # pg8000 rewrites `:name` parameters by scanning the SQL character by character in
-# Python, on every call: a fifth of a start request's CPU (profile in bench/RESULTS.md).
+# Python, on every call: a large share of a start request's CPU (bench/RESULTS.md, note 1).
 # The result depends on the SQL text alone, and the gateway's statements are a fixed
 # set of strings, so each is parsed once per process.
 _to_statement = functools.lru_cache(maxsize=1024)(to_statement)

@@ -22,7 +22,6 @@ from shared.mistral._client import (
 from shared.mistral._transport import SDK_VERSION, SdkTransport, check_sdk
 
 __all__ = [
-    "HTTP_CLIENT",
     "HTTP_CLIENTS",
     "SDK_VERSION",
     "MistralClient",
@@ -37,19 +36,18 @@ __all__ = [
 ]
 
 
-# The HTTP clients under the SDK (Settings.mistral_http_client): "lean" is
-# shared.mistral._http on the standard library's sockets, "urllib3" shared.mistral._urllib3,
-# "httpx2" the SDK's own. Their CPU per call: bench/RESULTS.md (python -m bench.http_cpu).
-HTTP_CLIENT: HttpClientName = "lean"
+# The HTTP clients under the SDK (Settings.mistral_http_client, "lean" by default):
+# shared.mistral._http on the standard library's sockets, shared.mistral._urllib3, and
+# httpx2, the SDK's own. Why lean: bench/RESULTS.md (python -m bench.http_cpu).
 HTTP_CLIENTS: tuple[HttpClientName, ...] = ("httpx2", "lean", "urllib3")
 
 
 def build_sdk(
     settings: Settings, connections: int | None = None, *, http: HttpClientName | None = None
 ) -> Any:
-    """The official SDK client, configured once per process (once per pool of threads).
+    """The official SDK client, configured once per process.
 
-    Its HTTP client keeps one connection per request thread it serves alive (THREADS
+    Its HTTP client keeps one connection per request thread alive (`Settings.concurrency`
     by default), with a short connect timeout and the long read timeout conversations need.
     """
     from mistralai.client import Mistral
@@ -84,34 +82,17 @@ def _http_client(settings: Settings, connections: int | None, http: HttpClientNa
 
         return Urllib3HttpClient(timeout=timeout, max_idle=threads + 8)
     return httpx2.Client(
-        follow_redirects=True,
+        follow_redirects=False,
         timeout=timeout,
         limits=httpx2.Limits(max_connections=threads + 8, max_keepalive_connections=threads + 8),
     )
 
 
-# Request threads per SDK instance (one HTTP connection pool each) on httpx2; see SdkTransport.
-THREADS_PER_POOL = 16
-
-
 def build_client(
     settings: Settings, breaker: Breaker | None, *, http: HttpClientName | None = None
 ) -> MistralClient:
-    # Request threads, and the batch function's item workers, each need a connection.
-    threads = settings.concurrency
-    http = _usable(http or settings.mistral_http_client)
-    if http != "httpx2":
-        # The lean client's idle connections are a lock-free deque, urllib3's a queue: one
-        # SDK serves every thread (httpx2's pool is what needed splitting).
-        transport = SdkTransport(build_sdk(settings, threads, http=http))
-    else:
-        per_pool = min(threads, THREADS_PER_POOL)
-        transport = SdkTransport(
-            build_sdk(settings, per_pool, http=http),
-            more=lambda: build_sdk(settings, per_pool, http=http),
-            per_pool=per_pool,
-            pools=-(-threads // per_pool),
-        )
+    # One SDK, whose HTTP client keeps a connection for each request thread and batch worker.
+    transport = SdkTransport(build_sdk(settings, settings.concurrency, http=http))
     return MistralClient(
         transport,
         breaker,

@@ -145,6 +145,8 @@ class Urllib3HttpClient:
     ) -> httpx2.Response:
         if auth is not None and auth is not httpx2.USE_CLIENT_DEFAULT:
             raise NotImplementedError("Urllib3HttpClient sends no authentication of its own")
+        if follow_redirects is True:
+            raise NotImplementedError("Urllib3HttpClient follows no redirects")
         body = request.read()
         # The body is whole here: it goes with a Content-Length, never chunked.
         headers = {

@@ -117,12 +117,13 @@ NOTES = """
    +10%), but every pooled figure, and the per-call cost twice over, is above +10%. (A
    first adapter, handing urllib3 the whole URL, measured +34% in one run; it now goes by
    the origin's pool and the path.) The rule set in issue 17 (urllib3 if a full start's
-   CPU rises by 10% or less) keeps the lean client; it follows no redirects (Mistral answers where it is asked; a 3xx is relayed)
-   and its response parser is fuzzed against h11's (`tests/unit/test_lean_http_parser.py`,
-   which made it refuse what h11 refuses). urllib3 stays selectable (the wire tests run on
-   both), so the comparison can be run again and a production problem with the lean
-   client has a mature fallback one variable away. httpx2, used only where a proxy is
-   configured, lost its one-SDK-per-16-threads pools: one SDK serves every thread.
+   CPU rises by 10% or less) keeps the lean client; it follows no redirects (Mistral
+   answers where it is asked; a 3xx is relayed) and its response parser is fuzzed against
+   h11's (`tests/unit/test_lean_http_parser.py`, which made it refuse what h11 refuses).
+   urllib3 stays selectable (the wire tests run on both), so the comparison can be run
+   again and a production problem with the lean client has a mature fallback one variable
+   away. httpx2, used only where a proxy is configured, lost its one-SDK-per-16-threads
+   pools: one SDK serves every thread.
 
 Considered and left: deferring the history read after each turn (Mistral's answer does not
 carry the input entries' ids; the gateway reads its history so the stored conversation is

@@ -14,7 +14,8 @@ from shared.config import Settings
 
 def main() -> int:
     state_dir = os.environ.get("GATEWAY_STATE_DIR")
-    stack = LocalStack(port=Settings.from_env().port)
+    settings = Settings.from_env()  # PORT for the router, THREADS for every function
+    stack = LocalStack(port=settings.port, threads=settings.threads)
     if state_dir:
         stack.state_dir = Path(state_dir)
     stop = threading.Event()

@@ -48,8 +48,9 @@ class _FairSlots:
     `threading.Semaphore` wakes one waiter on release, but a thread arriving meanwhile
     can take the slot first; the woken one then waits again at the back of the queue.
     With hundreds of request threads and a few connections that barging starved some
-    callers for hundreds of milliseconds (the 300-client benchmark's p99) while the
-    median wait was zero. Here a release gives its slot to the first waiter directly.
+    callers for a long time (the 300-client benchmark's tail: bench/RESULTS.md, note 7)
+    while the median wait was zero. Here a release gives its slot to the first waiter
+    directly.
     """
 
     def __init__(self, size: int) -> None:

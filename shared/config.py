@@ -234,7 +234,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "rate_limit_failure_mode": lambda raw: FailureMode(_choice(*FailureMode)(raw)),
     "mistral_http_client": _choice("lean", "urllib3", "httpx2"),
     "threads": _int(1),
-    "port": _int(1),
+    "port": _int(0),  # 0: any free port (tests of `make run`)
     "input_control_chars": _choice("reject", "strip", "allow"),
     "rate_limit_requests": _int(1),
     "rate_limit_window": _int(1),

@@ -81,7 +81,9 @@ NOTES = """
    standard library's sockets, returning httpx2's request and response objects so the SDK's
    hooks and error paths are unchanged. CPU per upstream call (`python -m bench.http_cpu`,
    median of 5 x 2,000 calls): GET 314 -> 138 us, POST start 344 -> 154 us, stream 423 ->
-   186 us. One SDK instance now serves every thread (httpx2 needed one per 16 threads).
+   186 us. (`http.client`, measured too, took about 60 us per exchange where the lean
+   client's own parsing took 12, most of it header parsing through `email.parser`.)
+   One SDK instance now serves every thread (httpx2 needed one per 16 threads).
 5. `terraform/environments/*/variables.tf`: start deploys with concurrency (THREADS) 300,
    not 80. A turn waits on Mistral for seconds and costs about 2 ms of CPU: at 80 an
    instance is mostly idle and Cloud Run starts (and bills) more of them; at 300 one
@@ -100,6 +102,28 @@ NOTES = """
    s. Slots are now handed to the longest waiter (`_FairSlots`, tests in
    `tests/unit/test_fair_slots.py`). With 6 and 7 the p99 added at 300 clients went from
    111-430 ms to 54-69 ms across runs, the p50 from 14-24 ms to 8-10 ms.
+8. **urllib3 against the lean client** (issue 17): urllib3 2.8.0 behind the same SDK
+   interface (`shared/mistral/_urllib3.py`, `MISTRAL_HTTP_CLIENT=urllib3`), measured in the
+   same runs as the lean client. CPU per upstream call (`python -m bench.http_cpu --calls
+   2000 --runs 5`, one run, medians; httpx2 / lean / urllib3): GET history 390 / 127 / 261
+   us, POST start 369 / 183 / 310 us, stream 443 / 188 / 313 us: urllib3 costs about
+   125-135 us more per call, and a start makes two calls. CPU per full start (`python -m
+   bench.http_cpu --full-start --clients lean,urllib3`: one start instance per client,
+   THREADS as deployed, one wrk client, 3 s per client per round, rounds alternating which
+   client goes first; 7 runs, 65 paired rounds in all, load average 4-9 from other suites):
+   lean 1.94 ms, urllib3 2.19 ms (pooled medians, **+12.9%**); the median of the 65
+   per-round ratios **+15.7%**. The shared machine was noisy (each run's ratio of medians
+   from +1.7% to +32%; of its per-round ratios, from +3.2% to +33%, five of seven above
+   +10%), but every pooled figure, and the per-call cost twice over, is above +10%. (A
+   first adapter, handing urllib3 the whole URL, measured +34% in one run; it now goes by
+   the origin's pool and the path.) The rule set in issue 17 (urllib3 if a full start's
+   CPU rises by 10% or less) keeps the lean client; it follows no redirects (Mistral
+   answers where it is asked; a 3xx is relayed) and its response parser is fuzzed against
+   h11's (`tests/unit/test_lean_http_parser.py`, which made it refuse what h11 refuses).
+   urllib3 stays selectable (the wire tests run on both), so the comparison can be run
+   again and a production problem with the lean client has a mature fallback one variable
+   away. httpx2, used only where a proxy is configured, lost its one-SDK-per-16-threads
+   pools: one SDK serves every thread.
 
 Considered and left: deferring the history read after each turn (Mistral's answer does not
 carry the input entries' ids; the gateway reads its history so the stored conversation is

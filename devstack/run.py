@@ -9,11 +9,13 @@ import threading
 from pathlib import Path
 
 from devstack.stack import LocalStack
+from shared.config import Settings
 
 
 def main() -> int:
     state_dir = os.environ.get("GATEWAY_STATE_DIR")
-    stack = LocalStack(port=int(os.environ.get("PORT", "8080")))
+    settings = Settings.from_env()  # PORT for the router, THREADS for every function
+    stack = LocalStack(port=settings.port, threads=settings.threads)
     if state_dir:
         stack.state_dir = Path(state_dir)
     stop = threading.Event()

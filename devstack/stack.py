@@ -33,6 +33,7 @@ from devstack.servers import (
     stop_process,
 )
 from shared import routes
+from shared.config import Settings
 
 __all__ = ["LocalStack", "StackInfo", "function_command", "spawn", "wait_port"]
 
@@ -65,7 +66,7 @@ class LocalStack:
     # Extra environment for the functions (tests set limits, timeouts, faults).
     env: dict[str, str] = field(default_factory=dict)
     durable: bool = True
-    threads: int = 16
+    threads: int = Settings.threads  # THREADS of every function, Settings' default
     postgres: EmbeddedPostgres | None = None
     valkey: EmbeddedValkey | None = None
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)

@@ -20,12 +20,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
 import redis
 
 from shared.errors import CircuitOpen
 
-__all__ = ["Breaker", "BreakerState"]
+__all__ = ["Breaker", "BreakerState", "Circuit"]
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +51,17 @@ return 0
 """
 
 
+class Circuit(StrEnum):
+    """The circuit's state; its value is what logs and the health answer show."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
 @dataclass(frozen=True)
 class BreakerState:
-    state: str  # "closed", "open" or "half_open"
+    state: Circuit
     retry_after_s: float = 0.0
 
 
@@ -72,13 +81,13 @@ class _LocalBreaker:
         with self.lock:
             now = self.clock()
             if now < self.open_until:
-                return BreakerState("open", self.open_until - now)
+                return BreakerState(Circuit.OPEN, self.open_until - now)
             if self.open_until and not self.trial:
                 self.trial = True
-                return BreakerState("half_open")
+                return BreakerState(Circuit.HALF_OPEN)
             if self.open_until:
-                return BreakerState("open", self.cooldown_s)
-            return BreakerState("closed")
+                return BreakerState(Circuit.OPEN, self.cooldown_s)
+            return BreakerState(Circuit.CLOSED)
 
     def success(self) -> bool:
         with self.lock:
@@ -112,7 +121,7 @@ class Breaker:
         threshold: int = 5,
         cooldown_s: float = 30.0,
         clock: Callable[[], float] = time.time,
-        on_transition: Callable[[str], None] | None = None,
+        on_transition: Callable[[Circuit], None] | None = None,
     ) -> None:
         self._client = client
         self._failures, self._open_until, self._trial = (
@@ -132,14 +141,14 @@ class Breaker:
     def before_call(self) -> BreakerState:
         """Raise CircuitOpen if calls must not go through; else the state they go in."""
         state = self._state()
-        if state.state == "open":
+        if state.state is Circuit.OPEN:
             raise CircuitOpen(state.retry_after_s)
         return state
 
-    def current(self) -> str:
+    def current(self) -> Circuit:
         """The state as last seen, for logs and health (no trial is claimed)."""
         cached = self._cached
-        return cached[1].state if cached else "closed"
+        return cached[1].state if cached else Circuit.CLOSED
 
     def _state(self) -> BreakerState:
         now = self._clock()
@@ -149,7 +158,7 @@ class Breaker:
         if (
             cached is not None
             and now - cached[0] < _CACHE_S
-            and (cached[1].state == "closed" or now < cached[0] + cached[1].retry_after_s)
+            and (cached[1].state is Circuit.CLOSED or now < cached[0] + cached[1].retry_after_s)
         ):
             return cached[1]
         try:
@@ -167,28 +176,28 @@ class Breaker:
         client = self._client()
         raw = client.get(self._open_until)
         if raw is None:
-            return BreakerState("closed")
+            return BreakerState(Circuit.CLOSED)
         open_until = float(raw) / 1000
         if now < open_until:
-            return BreakerState("open", open_until - now)
+            return BreakerState(Circuit.OPEN, open_until - now)
         # The cooldown is over: one caller, across all instances, gets to try.
         if client.set(self._trial, "1", nx=True, px=int(self.cooldown_s * 1000)):
-            return BreakerState("half_open")
-        return BreakerState("open", 1.0)
+            return BreakerState(Circuit.HALF_OPEN)
+        return BreakerState(Circuit.OPEN, 1.0)
 
     def record_success(self, state: BreakerState) -> None:
         if not self._redis_ok:
             if self._local.success():
-                self._transition("closed")
+                self._transition(Circuit.CLOSED)
             return
-        if state.state != "half_open":
+        if state.state is not Circuit.HALF_OPEN:
             return
         try:
             self._client().delete(self._open_until, self._trial, self._failures)
         except (redis.RedisError, OSError):
             return
-        self._cached = (self._clock(), BreakerState("closed"))
-        self._transition("closed")
+        self._cached = (self._clock(), BreakerState(Circuit.CLOSED))
+        self._transition(Circuit.CLOSED)
 
     def record_failure(self, state: BreakerState) -> None:
         if not self._redis_ok:
@@ -205,7 +214,7 @@ class Breaker:
                     self.threshold,
                     int(self.cooldown_s * 1000),
                     int(now * 1000),
-                    int(state.state == "half_open"),
+                    int(state.state is Circuit.HALF_OPEN),
                 ],
             )
         except (redis.RedisError, OSError):
@@ -214,16 +223,16 @@ class Breaker:
                 self._opened_locally()
             return
         if opened:
-            self._cached = (now, BreakerState("open", self.cooldown_s))
-            self._transition("open")
+            self._cached = (now, BreakerState(Circuit.OPEN, self.cooldown_s))
+            self._transition(Circuit.OPEN)
 
     def _opened_locally(self) -> None:
         # The cached "closed" is trusted for _CACHE_S: without this, calls would still go
         # through for that long after the local breaker opened.
-        self._cached = (self._clock(), BreakerState("open", self.cooldown_s))
-        self._transition("open")
+        self._cached = (self._clock(), BreakerState(Circuit.OPEN, self.cooldown_s))
+        self._transition(Circuit.OPEN)
 
-    def _transition(self, state: str) -> None:
+    def _transition(self, state: Circuit) -> None:
         if self._on_transition is not None:
             self._on_transition(state)
         else:

@@ -10,15 +10,25 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from typing import Any, Literal, TypeVar
 
 from shared.errors import ConfigError
 
-__all__ = ["Settings"]
+__all__ = ["FailureMode", "HttpClientName", "Settings"]
 
 T = TypeVar("T")
-FailureMode = Literal["fail-open", "fail-closed"]
+HttpClientName = Literal["lean", "urllib3", "httpx2"]
 Environment = Literal["local", "test", "dev", "staging", "prod"]
+
+
+class FailureMode(StrEnum):
+    """What the rate limiter does while Redis is unreachable."""
+
+    FAIL_OPEN = "fail-open"  # let requests through, unlimited
+    FAIL_CLOSED = "fail-closed"  # refuse them with 503
+
+
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
@@ -33,6 +43,10 @@ class Settings:
     gcp_project: str = ""
     # Logging of request and response bodies, redacted, for debugging only.
     log_bodies: bool = False
+    # Request threads of one instance (Cloud Run's concurrency; functions-framework's
+    # gunicorn reads the same variable) and the port it listens on.
+    threads: int = 16
+    port: int = 8080
 
     # Mistral
     mistral_api_key: str = field(default="", repr=False)
@@ -41,6 +55,8 @@ class Settings:
     mistral_connect_timeout_ms: int = 3_000
     mistral_max_retries: int = 2
     mistral_retry_max_ms: int = 5_000
+    # The HTTP client under the SDK (shared.mistral): "httpx2" is the SDK's own.
+    mistral_http_client: HttpClientName = "lean"
 
     # PostgreSQL: DATABASE_URL, or Cloud SQL through the connector, or DB_HOST.
     database_url: str = field(default="", repr=False)
@@ -70,7 +86,7 @@ class Settings:
     # Limits
     rate_limit_requests: int = 60
     rate_limit_window: int = 60
-    rate_limit_failure_mode: FailureMode = "fail-open"
+    rate_limit_failure_mode: FailureMode = FailureMode.FAIL_OPEN
     token_budget_per_minute: int = 0  # 0: no budget
     token_budget_per_day: int = 0
     max_body_bytes: int = 1_048_576
@@ -104,6 +120,12 @@ class Settings:
     # The batch principal's own request limit (0: RATE_LIMIT_REQUESTS / _WINDOW).
     batch_rate_limit_requests: int = 0
     batch_rate_limit_window: int = 0
+
+    @property
+    def concurrency(self) -> int:
+        """Threads that may each hold an upstream or Redis connection at once: the request
+        threads, or a batch delivery's item workers, whichever is more."""
+        return max(self.threads, self.batch_concurrency, 1)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -209,7 +231,10 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "mistral_server_url": _url("http", "https"),
     "database_url": _url("postgresql", "postgres"),
     "redis_url": _url("redis", "rediss"),
-    "rate_limit_failure_mode": _choice("fail-open", "fail-closed"),
+    "rate_limit_failure_mode": lambda raw: FailureMode(_choice(*FailureMode)(raw)),
+    "mistral_http_client": _choice("lean", "urllib3", "httpx2"),
+    "threads": _int(1),
+    "port": _int(0),  # 0: any free port (tests of `make run`)
     "input_control_chars": _choice("reject", "strip", "allow"),
     "rate_limit_requests": _int(1),
     "rate_limit_window": _int(1),

@@ -19,12 +19,11 @@ from shared.config import Settings
 if TYPE_CHECKING:
     import redis
 
-    from shared.breaker import Breaker
+    from shared.breaker import Breaker, Circuit
     from shared.db import Pool
     from shared.idempotency import Idempotency
     from shared.keys import KeyCache
     from shared.mistral import MistralClient
-    from shared.monitoring import MonitoringWriter
     from shared.policy import InputPolicy
     from shared.ratelimit import RateLimiter
 
@@ -41,10 +40,10 @@ def settle_heap(what: str) -> None:
     the first time `what` (a service, the log handler) is built in this process.
 
     What exists once a process-lifetime thing is built lives as long as the process, and
-    a full collection would otherwise walk all of it again and again: at 300 request
-    threads such collections paused the whole process for up to 88 ms (most objects come
-    from the SDK's and google-cloud-logging's imports); frozen, 17 ms. Objects of requests
-    in flight at that moment are frozen too, once per kind of service: a bounded cost.
+    a full collection would otherwise walk all of it again and again, pausing every request
+    thread (most objects come from the SDK's and google-cloud-logging's imports; figures in
+    bench/RESULTS.md, note 6). Objects of requests in flight at that moment are frozen
+    too, once per kind of service: a bounded cost.
     """
     if what not in _settled:
         _settled.add(what)
@@ -61,7 +60,6 @@ class Container:
         pool: Pool | None = None,
         redis_client: redis.Redis | None = None,
         mistral: MistralClient | None = None,
-        monitoring: MonitoringWriter | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
@@ -69,7 +67,6 @@ class Container:
             "pool": pool,
             "redis": redis_client,
             "mistral": mistral,
-            "monitoring": monitoring,
         }
         self.clock = clock
         # Re-entrant: building one service may build another (the client needs the breaker).
@@ -158,34 +155,11 @@ class Container:
 
         return self._get("limiter", build)
 
-    def _circuit_transition(self, state: str) -> None:
+    def _circuit_transition(self, state: Circuit) -> None:
         from shared.observability import log_event
 
-        # One line per transition (the log-based metric and alert count these) and,
-        # where Cloud Monitoring is configured, one point of the circuit's state.
+        # One line per transition: the log-based metric and alert count these.
         log_event("circuit_transition", "WARNING", state=state)
-        self.record_metric("circuit_open", {}, 1 if state == "open" else 0)
-
-    @property
-    def monitoring(self) -> MonitoringWriter | None:
-        """Cloud Monitoring for low-rate aggregates; None where no project is configured."""
-
-        def build() -> MonitoringWriter | bool:
-            from shared.monitoring import MonitoringWriter, metric_service_client, task_resource
-
-            project = self.settings.gcp_project
-            if not project:
-                return False
-            return MonitoringWriter(metric_service_client, project, resource=task_resource(project))
-
-        writer = self._get("monitoring", build)
-        return None if isinstance(writer, bool) else writer
-
-    def record_metric(self, name: str, labels: dict[str, str], value: float) -> None:
-        """Buffer one point of `custom.googleapis.com/gateway/<name>` (never a network call)."""
-        writer = self.monitoring
-        if writer is not None:
-            writer.record(f"custom.googleapis.com/gateway/{name}", labels, value)
 
     @property
     def policy(self) -> InputPolicy:

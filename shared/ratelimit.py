@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import redis
 
+from shared.config import FailureMode
 from shared.errors import RateLimited, ServiceUnavailable
 
 __all__ = ["Budget", "Decision", "Limit", "RateLimiter"]
@@ -148,18 +149,16 @@ class RateLimiter:
         self,
         client: Callable[[], redis.Redis],
         *,
-        failure_mode: str = "fail-open",
+        failure_mode: FailureMode = FailureMode.FAIL_OPEN,
         clock: Callable[[], float] = time.time,
-        on_redis_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         self._client = client
         self._script: redis.commands.core.Script | None = None
         self._settle_script: redis.commands.core.Script | None = None
-        self._failure_mode = failure_mode
+        self._failure_mode = FailureMode(failure_mode)
         self._clock = clock
         self._down_until = 0.0
         self._lock = threading.Lock()
-        self._on_redis_error = on_redis_error
 
     def check(
         self,
@@ -234,13 +233,11 @@ class RateLimiter:
     def _note_failure(self, exc: BaseException) -> None:
         self._down_until = time.monotonic() + _BACKOFF_S
         log.warning("redis unavailable for rate limiting: %s", type(exc).__name__)
-        if self._on_redis_error is not None:
-            self._on_redis_error(exc)
 
     def _unavailable(self, limit: Limit, exc: BaseException | None) -> Decision:
         if exc is not None:
             self._note_failure(exc)
-        if self._failure_mode == "fail-closed":
+        if self._failure_mode is FailureMode.FAIL_CLOSED:
             raise ServiceUnavailable("rate limiting is unavailable; try again shortly", 1)
         return Decision(
             allowed=True,

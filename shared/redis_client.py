@@ -55,8 +55,7 @@ def build_redis(settings: Settings) -> redis.Redis:
 
 
 def _connections(settings: Settings) -> int:
-    threads = int(os.environ.get("THREADS", "16") or 16)
-    return max(threads, settings.batch_concurrency) + 16
+    return settings.concurrency + 16
 
 
 def _ca_file(value: str) -> str:

@@ -26,30 +26,51 @@ class SseEvent:
 
 
 class SseParser:
-    """Incremental: feed chunks, get events; any line ending, comments skipped."""
+    """Incremental: feed chunks, get events; any line ending, comments skipped.
+
+    Bytes are kept until their frame is complete and only then decoded, so a character
+    (or a CRLF) split across two chunks arrives whole.
+    """
 
     def __init__(self) -> None:
-        self._buffer = ""
-        self._started = False
+        self._buffer = bytearray()
+        self._scanned = 0  # bytes of the buffer already searched for a frame's end
+        self._held_cr = False  # the last chunk ended in CR: the next may start with its LF
+        self._first = True
 
     def feed(self, chunk: bytes) -> Iterator[SseEvent]:
-        text = chunk.decode("utf-8", errors="replace")
-        if not self._started:
-            self._started = True
-            text = text.removeprefix("\ufeff")
-        self._buffer += text.replace("\r\n", "\n").replace("\r", "\n")
-        while "\n\n" in self._buffer:
-            frame, self._buffer = self._buffer.split("\n\n", 1)
-            event = _parse_frame(frame)
+        if self._held_cr:
+            chunk = b"\r" + chunk
+            self._held_cr = False
+        if chunk.endswith(b"\r"):
+            chunk = chunk[:-1]
+            self._held_cr = True
+        self._buffer += chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        while (end := self._buffer.find(b"\n\n", max(self._scanned - 1, 0))) >= 0:
+            frame = bytes(self._buffer[:end])
+            del self._buffer[: end + 2]
+            self._scanned = 0
+            event = self._event(frame)
             if event is not None:
                 yield event
+        self._scanned = len(self._buffer)
 
     def close(self) -> Iterator[SseEvent]:
         """A final frame without its blank line still counts (as the SDK does)."""
-        frame, self._buffer = self._buffer, ""
-        event = _parse_frame(frame)
+        frame = bytes(self._buffer)
+        self._buffer.clear()
+        self._scanned = 0
+        self._held_cr = False
+        event = self._event(frame)
         if event is not None:
             yield event
+
+    def _event(self, frame: bytes) -> SseEvent | None:
+        text = frame.decode("utf-8", errors="replace")
+        if self._first:
+            self._first = False
+            text = text.removeprefix("\ufeff")
+        return _parse_frame(text)
 
 
 def _parse_frame(frame: str) -> SseEvent | None:

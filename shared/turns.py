@@ -493,7 +493,7 @@ class _TurnRunner:
         incomplete_ids = frozenset(str(o.get("id")) for o in outputs if incomplete and o.get("id"))
         event = store.UsageEvent(
             owner=ctx.owner,
-            key_id=ctx.principal.key_id,
+            key_id=ctx.caller.key_id,
             operation=turn.operation,
             status=200,
             usage=usage,

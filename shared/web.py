@@ -31,6 +31,7 @@ from shared.errors import (
     error_response,
     field_error,
 )
+from shared.keys import Principal
 from shared.ratelimit import Budget, Decision, Limit
 
 __all__ = [
@@ -40,7 +41,6 @@ __all__ = [
     "FunctionApp",
     "Handler",
     "json_response",
-    "not_implemented",
 ]
 
 _JSON = "application/json"
@@ -60,7 +60,8 @@ class Context:
     access: dict[str, Any] = field(default_factory=dict)
     # Headers added to whatever response the request ends with.
     headers: dict[str, str] = field(default_factory=dict)
-    principal: Any = None
+    # Who is calling, once authenticated (None only for the public operations).
+    principal: Principal | None = None
     decision: Decision | None = None
     # The request body as received, once `json_body()` has read it.
     raw_body: bytes = b""
@@ -100,9 +101,16 @@ class Context:
         return self.request.args.get(name)
 
     @property
+    def caller(self) -> Principal:
+        """The authenticated caller: every operation but the public ones has one."""
+        if self.principal is None:
+            raise RuntimeError(f"{self.route.operation} has no authenticated caller")
+        return self.principal
+
+    @property
     def owner(self) -> str:
         """The caller's tenant: every query a handler runs is scoped to it."""
-        return str(self.principal.owner_id)
+        return self.caller.owner_id
 
     def check_limits(self, estimate: int = 0) -> Decision:
         """Count this request against its key's rate limit and reserve tokens of its budget.
@@ -110,7 +118,7 @@ class Context:
         Called once per request: by the app for most operations, by the handler
         itself (after validating the body) for the ones that spend tokens.
         """
-        principal = self.principal
+        principal = self.caller
         settings = self.container.settings
         limit = Limit(
             principal.rate_limit_requests or settings.rate_limit_requests,
@@ -354,13 +362,3 @@ def _request_id(request: flask.Request) -> str:
     if 0 < len(given) <= 64 and given.replace("-", "").replace("_", "").isalnum():
         return given
     return "req_" + secrets.token_hex(12)
-
-
-def not_implemented(ctx: Context) -> flask.Response:
-    """Placeholder for a route whose issue is still open: an honest 501."""
-    raise _NotBuilt(f"{ctx.route.operation} is not available yet")
-
-
-class _NotBuilt(GatewayError):
-    status = 501
-    type = "not_implemented"

@@ -179,7 +179,7 @@ def rotate_key(ctx: Context) -> flask.Response:
 
 
 def read_usage(ctx: Context) -> flask.Response:
-    query = usage.parse_query(ctx.request.args, owner=ctx.owner, role=ctx.principal.role)
+    query = usage.parse_query(ctx.request.args, owner=ctx.owner, role=ctx.caller.role)
     return json_response(usage.usage(ctx.container.pool, query))
 
 

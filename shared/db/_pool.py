@@ -31,7 +31,7 @@ __all__ = ["Conn", "Pool", "db_unavailable"]
 _PING_AFTER_IDLE_S = 10.0
 
 # pg8000 rewrites `:name` parameters by scanning the SQL character by character in
-# Python, on every call: a fifth of a start request's CPU (profile in bench/RESULTS.md).
+# Python, on every call: a large share of a start request's CPU (bench/RESULTS.md, note 1).
 # The result depends on the SQL text alone, and the gateway's statements are a fixed
 # set of strings, so each is parsed once per process.
 _to_statement = functools.lru_cache(maxsize=1024)(to_statement)
@@ -48,8 +48,9 @@ class _FairSlots:
     `threading.Semaphore` wakes one waiter on release, but a thread arriving meanwhile
     can take the slot first; the woken one then waits again at the back of the queue.
     With hundreds of request threads and a few connections that barging starved some
-    callers for hundreds of milliseconds (the 300-client benchmark's p99) while the
-    median wait was zero. Here a release gives its slot to the first waiter directly.
+    callers for a long time (the 300-client benchmark's tail: bench/RESULTS.md, note 7)
+    while the median wait was zero. Here a release gives its slot to the first waiter
+    directly.
     """
 
     def __init__(self, size: int) -> None:

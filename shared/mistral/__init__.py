@@ -8,11 +8,10 @@ with retries, a shared circuit breaker and error translation.
 
 from __future__ import annotations
 
-import os
-from typing import Any, Literal
+from typing import Any
 
 from shared.breaker import Breaker
-from shared.config import Settings
+from shared.config import HttpClientName, Settings
 from shared.mistral._client import (
     MistralClient,
     Retry,
@@ -23,7 +22,6 @@ from shared.mistral._client import (
 from shared.mistral._transport import SDK_VERSION, SdkTransport, check_sdk
 
 __all__ = [
-    "HTTP_CLIENT",
     "HTTP_CLIENTS",
     "SDK_VERSION",
     "MistralClient",
@@ -38,21 +36,18 @@ __all__ = [
 ]
 
 
-HttpClientName = Literal["lean", "httpx2"]
-# The HTTP client under the SDK, chosen here and nowhere else: "lean" is
-# shared.mistral._http on the standard library's sockets, "httpx2" the SDK's own.
-# Lean: 333 -> 156 us of CPU per call through MistralClient (GET), 449 -> 203 per stream
-# (python -m bench.http_cpu, median of 5 runs of 2,000 calls).
-HTTP_CLIENT: HttpClientName = "lean"
-HTTP_CLIENTS: tuple[HttpClientName, ...] = ("httpx2", "lean")
+# The HTTP clients under the SDK (Settings.mistral_http_client, "lean" by default):
+# shared.mistral._http on the standard library's sockets, shared.mistral._urllib3, and
+# httpx2, the SDK's own. Why lean: bench/RESULTS.md (python -m bench.http_cpu).
+HTTP_CLIENTS: tuple[HttpClientName, ...] = ("httpx2", "lean", "urllib3")
 
 
 def build_sdk(
-    settings: Settings, connections: int | None = None, *, http: HttpClientName = HTTP_CLIENT
+    settings: Settings, connections: int | None = None, *, http: HttpClientName | None = None
 ) -> Any:
-    """The official SDK client, configured once per process (once per pool of threads).
+    """The official SDK client, configured once per process.
 
-    Its HTTP client keeps one connection per request thread it serves alive (THREADS
+    Its HTTP client keeps one connection per request thread alive (`Settings.concurrency`
     by default), with a short connect timeout and the long read timeout conversations need.
     """
     from mistralai.client import Mistral
@@ -60,21 +55,21 @@ def build_sdk(
     return Mistral(
         api_key=settings.mistral_api_key,
         server_url=settings.mistral_server_url,
-        client=_http_client(settings, connections, _usable(http)),
+        client=_http_client(settings, connections, _usable(http or settings.mistral_http_client)),
     )
 
 
 def _usable(http: HttpClientName) -> HttpClientName:
-    """The client that can serve here: the lean one speaks to Mistral directly, so with a
-    proxy named (HTTP(S)_PROXY, ALL_PROXY) it is httpx2, which honours them."""
-    return "httpx2" if http == "lean" and _proxied() else http
+    """The client that can serve here: the lean and urllib3 ones speak to Mistral directly,
+    so with a proxy named (HTTP(S)_PROXY, ALL_PROXY) it is httpx2, which honours them."""
+    return "httpx2" if http != "httpx2" and _proxied() else http
 
 
 def _http_client(settings: Settings, connections: int | None, http: HttpClientName) -> Any:
     import httpx2
 
     # One connection per request thread, and per batch item worker (shared.batch).
-    threads = connections or max(int(os.environ.get("THREADS", "16")), settings.batch_concurrency)
+    threads = connections or settings.concurrency
     timeout = httpx2.Timeout(
         settings.mistral_timeout_ms / 1000, connect=settings.mistral_connect_timeout_ms / 1000
     )
@@ -82,35 +77,22 @@ def _http_client(settings: Settings, connections: int | None, http: HttpClientNa
         from shared.mistral._http import LeanHttpClient
 
         return LeanHttpClient(timeout=timeout, max_idle=threads + 8)
+    if http == "urllib3":
+        from shared.mistral._urllib3 import Urllib3HttpClient
+
+        return Urllib3HttpClient(timeout=timeout, max_idle=threads + 8)
     return httpx2.Client(
-        follow_redirects=True,
+        follow_redirects=False,
         timeout=timeout,
         limits=httpx2.Limits(max_connections=threads + 8, max_keepalive_connections=threads + 8),
     )
 
 
-# Request threads per SDK instance (one HTTP connection pool each) on httpx2; see SdkTransport.
-THREADS_PER_POOL = 16
-
-
 def build_client(
-    settings: Settings, breaker: Breaker | None, *, http: HttpClientName = HTTP_CLIENT
+    settings: Settings, breaker: Breaker | None, *, http: HttpClientName | None = None
 ) -> MistralClient:
-    # Request threads, and the batch function's item workers, each need a connection.
-    threads = max(int(os.environ.get("THREADS", "16")), settings.batch_concurrency, 1)
-    http = _usable(http)
-    if http == "lean":
-        # The lean client's idle connections are a lock-free deque: one SDK serves every
-        # thread (httpx2's pool is what needed splitting), and none is built mid-traffic.
-        transport = SdkTransport(build_sdk(settings, threads, http=http))
-    else:
-        per_pool = min(threads, THREADS_PER_POOL)
-        transport = SdkTransport(
-            build_sdk(settings, per_pool, http=http),
-            more=lambda: build_sdk(settings, per_pool, http=http),
-            per_pool=per_pool,
-            pools=-(-threads // per_pool),
-        )
+    # One SDK, whose HTTP client keeps a connection for each request thread and batch worker.
+    transport = SdkTransport(build_sdk(settings, settings.concurrency, http=http))
     return MistralClient(
         transport,
         breaker,

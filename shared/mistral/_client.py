@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx2
 
-from shared.breaker import Breaker, BreakerState
+from shared.breaker import Breaker, BreakerState, Circuit
 from shared.errors import (
     GatewayError,
     UpstreamRejected,
@@ -170,7 +170,7 @@ class MistralClient:
     ) -> tuple[httpx2.Response, float, BreakerState]:
         attempt = 0
         while True:
-            state = self.breaker.before_call() if self.breaker else BreakerState("closed")
+            state = self.breaker.before_call() if self.breaker else BreakerState(Circuit.CLOSED)
             started = time.perf_counter()
             try:
                 response = self.transport.send(

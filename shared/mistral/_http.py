@@ -1,13 +1,11 @@
 """A lean HTTP/1.1 client for the SDK, on the standard library's sockets.
 
 The SDK takes any object with its `HttpClient` protocol (`send`, `build_request`, `close`:
-`mistralai/client/httpclient.py`). httpx2 + httpcore2 + h11 spent about 0.3 ms of CPU per
-upstream call (bench/RESULTS.md); most of it is generic machinery this one origin, one
-protocol use does not need. Requests and responses stay httpx2's own `Request` and
-`Response`, so the SDK's hooks, its error paths and `_client.py` see what they saw
-before; only the wire is done here. (`http.client` was measured too: about 60 us of CPU
-per exchange against about 12 us here, most of the difference its header parsing through
-`email.parser`.)
+`mistralai/client/httpclient.py`). httpx2 + httpcore2 + h11, `http.client` and urllib3 all
+cost more CPU per upstream call (bench/RESULTS.md, note 4); most of it is generic machinery
+this one origin, one protocol use does not need. Requests and responses stay httpx2's own
+`Request` and `Response`, so the SDK's hooks, its error paths and `_client.py` see what
+they saw before; only the wire is done here.
 
 - Idle connections wait in one deque per origin, shared by all threads without a lock
   (a deque's `append` and `pop` are atomic). One is dropped, before anything is sent on
@@ -21,8 +19,8 @@ per exchange against about 12 us here, most of the difference its header parsing
   that may change something and may have reached the server is never sent twice here.
 - Bodies are read as they arrive (an event stream is relayed chunk by chunk), framed by
   Content-Length, chunked encoding, or the end of the connection.
-- Redirects are followed as httpx2 follows them (the SDK's client used to be built with
-  `follow_redirects=True`). No proxies and no cookie jar: `build_sdk` keeps httpx2 when
+- Redirects are not followed: Mistral's API answers where it is asked, and a 3xx goes to
+  the caller as any other answer. No proxies and no cookie jar: `build_sdk` keeps httpx2 when
   the environment names a proxy.
 """
 
@@ -49,7 +47,6 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 # Sent once more after a kept-alive connection failed before answering: safe methods only
 # (RFC 9110 section 9.2.2 allows it for idempotent ones; DELETE is left to the caller).
 _RESEND_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
-_MAX_REDIRECTS = 20  # httpx2's default
 _MAX_HEAD = 64 * 1024
 _MAX_LINE = 64 * 1024
 _MAX_FIELDS = 256
@@ -60,7 +57,14 @@ _JOIN_BODY_BELOW = 64 * 1024
 _HEAD_END = re.compile(rb"\n\r?\n")
 _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
 _DIGITS = re.compile(rb"[0-9]{1,18}")
-_HEX = re.compile(rb"[0-9A-Fa-f]{1,15}")
+# The size, any extensions (ignored), optional whitespace: what h11 accepts.
+_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,20})(?:;.*)?[ \t]*", re.DOTALL)
+# RFC 9110 section 5.5 field values and RFC 9112 section 4 reason phrases: visible
+# characters, obs-text, and spaces or tabs inside; no other control character.
+_FIELD_VALUE = re.compile(
+    rb"(?:[\x21-\x7e\x80-\xff](?:[\t \x21-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?"
+)
+_REASON = re.compile(rb"[\t \x21-\x7e\x80-\xff]*")
 
 # Body framings.
 _EMPTY, _LENGTH, _CHUNKED, _TO_CLOSE = range(4)
@@ -110,18 +114,19 @@ class _Connection:
         return True
 
     def line(self) -> bytes:
-        """The next line of a chunked body (size line, CRLF, trailer), without its end."""
+        """The next line of a chunked body (size line, CRLF, trailer), without its CRLF
+        (a bare LF does not end one: within a body, as h11 reads it)."""
         buf = self.buf
         start = 0
-        while (end := buf.find(b"\n", start)) < 0:
+        while (end := buf.find(b"\r\n", start)) < 0:
             if len(buf) > _MAX_LINE:
                 raise httpx2.RemoteProtocolError("a line of the chunked body is too long")
-            start = len(buf)
+            start = max(len(buf) - 1, 0)
             if not self.fill():
                 raise _incomplete()
         line = bytes(buf[:end])
-        del buf[: end + 1]
-        return line[:-1] if line.endswith(b"\r") else line
+        del buf[: end + 2]
+        return line
 
     def take(self, limit: int) -> bytes:
         """Up to `limit` bytes: what is buffered, or else what one read brings."""
@@ -232,10 +237,10 @@ def _by_length(conn: _Connection, length: int) -> Iterator[bytes]:
 
 def _chunked(conn: _Connection) -> Iterator[bytes]:
     while True:
-        size_text = conn.line().split(b";", 1)[0].strip(b" \t")
-        if not _HEX.fullmatch(size_text):
-            raise httpx2.RemoteProtocolError(f"bad chunk size {size_text[:20]!r}")
-        size = int(size_text, 16)
+        size_line = conn.line()
+        if not (found := _CHUNK_SIZE.fullmatch(size_line)):
+            raise httpx2.RemoteProtocolError(f"bad chunk size line {size_line[:20]!r}")
+        size = int(found[1], 16)
         if size == 0:
             break
         while size:
@@ -279,13 +284,15 @@ def _request_bytes(request: httpx2.Request) -> tuple[bytes, bytes]:
 
 def _parse_head(head: bytes) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]:
     lines = head.split(b"\n")
-    while lines and not lines[0].strip():  # blank lines before the status line are allowed
-        del lines[0]
-    if not lines:
-        raise httpx2.RemoteProtocolError("empty answer head")
-    version, _, rest = lines[0].rstrip(b"\r").partition(b" ")
+    first = lines[0][:-1] if lines[0].endswith(b"\r") else lines[0]
+    version, _, rest = first.partition(b" ")
     code, _, reason = rest.partition(b" ")
-    if version not in (b"HTTP/1.1", b"HTTP/1.0") or len(code) != 3 or not code.isdigit():
+    if (
+        version not in (b"HTTP/1.1", b"HTTP/1.0")
+        or len(code) != 3
+        or not code.isdigit()
+        or not _REASON.fullmatch(reason)
+    ):
         raise httpx2.RemoteProtocolError(f"bad status line {lines[0][:80]!r}")
     if len(lines) > _MAX_FIELDS:
         raise httpx2.RemoteProtocolError("too many header fields")
@@ -297,11 +304,14 @@ def _parse_head(head: bytes) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes
             if not headers:
                 raise httpx2.RemoteProtocolError("a folded line before any header")
             name, value = headers[-1]
-            headers[-1] = (name, value + b" " + line.strip(b" \t"))
+            value = (value + b" " + line.lstrip(b" \t")).strip(b" \t")
+            if not _FIELD_VALUE.fullmatch(value):
+                raise httpx2.RemoteProtocolError(f"bad folded header line {line[:80]!r}")
+            headers[-1] = (name, value)
             continue
         name, colon, value = line.partition(b":")
         value = value.strip(b" \t")
-        if not colon or not _TOKEN.fullmatch(name) or b"\r" in value or b"\x00" in value:
+        if not colon or not _TOKEN.fullmatch(name) or not _FIELD_VALUE.fullmatch(value):
             raise httpx2.RemoteProtocolError(f"bad header line {line[:80]!r}")
         headers.append((name, value))
     return int(code), reason, version, headers
@@ -326,18 +336,21 @@ def _framing(
                 keep_alive = False
             elif b"keep-alive" in tokens and version == b"HTTP/1.0":
                 keep_alive = True
-    if method == "HEAD" or status in (204, 304):
-        return _EMPTY, 0, keep_alive
-    if transfer:
-        if transfer != [b"chunked"]:
-            raise httpx2.RemoteProtocolError(f"unsupported Transfer-Encoding {transfer!r}")
-        # Both framings at once may be an attempt at response splitting: no reuse.
-        return _CHUNKED, 0, keep_alive and not lengths
+    # A malformed framing header is refused even where the answer has no body.
+    size = -1
     if lengths:
         length = lengths.pop() if len(lengths) == 1 else b"conflicting"
         if not _DIGITS.fullmatch(length):
             raise httpx2.RemoteProtocolError(f"bad Content-Length {length[:20]!r}")
         size = int(length)
+    if transfer and transfer != [b"chunked"]:
+        raise httpx2.RemoteProtocolError(f"unsupported Transfer-Encoding {transfer!r}")
+    if method == "HEAD" or status in (204, 304):
+        return _EMPTY, 0, keep_alive
+    if transfer:
+        # Both framings at once may be an attempt at response splitting: no reuse.
+        return _CHUNKED, 0, keep_alive and size < 0
+    if size >= 0:
         return (_LENGTH if size else _EMPTY), size, keep_alive
     return _TO_CLOSE, 0, False
 
@@ -358,12 +371,10 @@ class LeanHttpClient:
         max_idle: int = 16,
         keepalive_expiry_s: float = KEEPALIVE_EXPIRY_S,
         ssl_context: ssl.SSLContext | None = None,
-        follow_redirects: bool = True,
     ) -> None:
         self.timeout = timeout.as_dict()
         self.max_idle = max_idle
         self.keepalive_expiry_s = keepalive_expiry_s
-        self.follow_redirects = follow_redirects
         self._ssl_context = ssl_context
         self._idle: dict[Origin, deque[_Connection]] = {}
         self._closed = False
@@ -413,21 +424,9 @@ class LeanHttpClient:
     ) -> httpx2.Response:
         if auth is not None and auth is not httpx2.USE_CLIENT_DEFAULT:
             raise NotImplementedError("LeanHttpClient sends no authentication of its own")
-        if follow_redirects is httpx2.USE_CLIENT_DEFAULT:
-            follow_redirects = self.follow_redirects
+        if follow_redirects is True:
+            raise NotImplementedError("LeanHttpClient follows no redirects")
         response = self._send_once(request)
-        history: list[httpx2.Response] = []
-        while follow_redirects and response.has_redirect_location:
-            if len(history) >= _MAX_REDIRECTS:
-                response.close()
-                raise httpx2.TooManyRedirects(
-                    "Exceeded maximum allowed redirects.", request=request
-                )
-            response.read()
-            history.append(response)
-            request = _redirect(request, response)
-            response = self._send_once(request)
-            response.history = list(history)
         if not stream:
             try:
                 response.read()
@@ -621,42 +620,3 @@ class LeanHttpClient:
             context.set_alpn_protocols(["http/1.1"])
             self._ssl_context = context
         return self._ssl_context
-
-
-def _redirect(request: httpx2.Request, response: httpx2.Response) -> httpx2.Request:
-    """The request a redirect asks for, by httpx2's rules (`Client._build_redirect_request`)."""
-    method = request.method
-    status = response.status_code
-    if (status == 303 and method != "HEAD") or (status == 302 and method != "HEAD"):
-        method = "GET"
-    if status == 301 and method == "POST":
-        method = "GET"
-    try:
-        url = request.url.join(response.headers["location"])
-    except httpx2.InvalidURL as exc:
-        raise httpx2.RemoteProtocolError(str(exc), request=request) from exc
-    if url.scheme not in _DEFAULT_PORTS:
-        raise httpx2.UnsupportedProtocol(f"redirect to {url.scheme!r}", request=request)
-    if request.url.fragment and not url.fragment:
-        url = url.copy_with(fragment=request.url.fragment)
-    headers = httpx2.Headers(request.headers)
-    if (url.scheme, url.host, url.port) != (request.url.scheme, request.url.host, request.url.port):
-        upgrade = (
-            request.url.scheme == "http"
-            and url.scheme == "https"
-            and request.url.host == url.host
-            and request.url.port in (None, 80)
-            and url.port in (None, 443)
-        )
-        if not upgrade:
-            headers.pop("Authorization", None)
-        headers["Host"] = url.netloc.decode("ascii")
-    content: bytes | None = request.content
-    if method != request.method and method == "GET":
-        headers.pop("Content-Length", None)
-        headers.pop("Transfer-Encoding", None)
-        content = None
-    headers.pop("Cookie", None)
-    return httpx2.Request(
-        method, url, headers=headers, content=content, extensions=request.extensions
-    )

@@ -16,8 +16,6 @@ fails loudly if the version or the methods' signatures change.
 from __future__ import annotations
 
 import inspect
-import threading
-from collections.abc import Callable
 from typing import Any
 
 import httpx2
@@ -63,24 +61,10 @@ def check_sdk() -> None:
 
 
 class SdkTransport:
-    """Sends raw requests through configured SDK instances.
+    """Sends raw requests through one configured SDK instance (and its HTTP client, whose
+    pool serves every request thread)."""
 
-    One SDK instance (and its HTTP connection pool) serves `per_pool` request threads;
-    `more()` builds another for the threads beyond, up to `pools` instances, after which
-    threads are dealt round the instances again (threads that come and go, like a batch's
-    workers, never add instances past that). httpcore's pool scans every connection it
-    holds, under one lock, on each request and each response: with 300 threads on one pool
-    that was half of the instance's CPU (bench/RESULTS.md). A thread keeps the instance it
-    was first given; at low concurrency only the first is built.
-    """
-
-    def __init__(
-        self,
-        sdk: Any,
-        more: Callable[[], Any] | None = None,
-        per_pool: int = 0,
-        pools: int = 1,
-    ) -> None:
+    def __init__(self, sdk: Any) -> None:
         from mistralai.client import models
         from mistralai.client._hooks import HookContext
         from mistralai.client.basesdk import BaseSDK
@@ -88,37 +72,11 @@ class SdkTransport:
 
         check_sdk()
         self.sdk = sdk
-        self._base_sdk = BaseSDK
-        self._pools: list[tuple[Any, Any]] = [self._wrap(sdk)]
-        self._base, self._config = self._pools[0]
-        self._more = more if per_pool > 0 and pools > 1 else None
-        self._per_pool = per_pool
-        self._max_pools = max(pools, 1)
-        self._threads = 0
-        self._lock = threading.Lock()
-        self._local = threading.local()
+        self._base, self._config = _wrap(BaseSDK, sdk)
         self._body = SerializedRequestBody
         self._hook_context = HookContext
         self._security_model = models.Security
         self.base_url = str(self._base._get_url(None, None)).rstrip("/")
-
-    def _wrap(self, sdk: Any) -> tuple[Any, Any]:
-        return self._base_sdk(sdk.sdk_configuration, parent_ref=sdk), sdk.sdk_configuration
-
-    def _pool(self) -> tuple[Any, Any]:
-        """This thread's SDK instance and its configuration."""
-        pool: tuple[Any, Any] | None = getattr(self._local, "pool", None)
-        if pool is None:
-            with self._lock:
-                index = 0
-                if self._more is not None:
-                    index = self._threads // self._per_pool % self._max_pools
-                self._threads += 1
-                while self._more is not None and index >= len(self._pools):
-                    self._pools.append(self._wrap(self._more()))
-                pool = self._pools[index]
-            self._local.pool = pool
-        return pool
 
     def send(
         self,
@@ -131,7 +89,7 @@ class SdkTransport:
         stream: bool = False,
     ) -> httpx2.Response:
         """One request, no retries (the caller decides), any status returned as is."""
-        base, config = self._pool()
+        base, config = self._base, self._config
         content = self._body("application/json", body) if body is not None else None
         request = base._build_request(
             method=method,
@@ -166,3 +124,8 @@ class SdkTransport:
             retry_config=None,
         )
         return response
+
+
+def _wrap(base_sdk: Any, sdk: Any) -> tuple[Any, Any]:
+    """The SDK's plumbing over the configured instance, and its configuration."""
+    return base_sdk(sdk.sdk_configuration, parent_ref=sdk), sdk.sdk_configuration

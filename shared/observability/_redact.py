@@ -23,8 +23,8 @@ _MIN_SECRET_LENGTH = 8
 
 # Each pattern with the words one of which any text it matches must hold, lower-cased.
 # The words let a line skip the patterns it cannot match: most lines match none, and
-# running every pattern cost about 0.1 ms per access line, 4% of a start request's
-# CPU (bench/RESULTS.md). The patterns themselves decide what is redacted.
+# running every pattern on every line was a visible share of a start request's CPU
+# (bench/RESULTS.md, note 2). The patterns themselves decide what is redacted.
 _PATTERNS: tuple[tuple[re.Pattern[str], str, tuple[str, ...]], ...] = (
     # A gateway key: `mgw_` and 43 URL-safe characters (shared.keys).
     (re.compile(r"mgw_[A-Za-z0-9_-]{43}[A-Za-z0-9_-]*"), "mgw_" + REDACTED, ("mgw_",)),

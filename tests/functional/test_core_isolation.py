@@ -210,8 +210,6 @@ def test_another_tenants_object_is_404(
     answer = client(route.function).open(
         path, method=route.method, json=body, headers=bearer(tenants.b_admin)
     )
-    if answer.status_code == 501:
-        pytest.xfail(f"{operation} is not implemented yet (501)")
     assert answer.status_code == 404, answer.get_data(as_text=True)
     error = answer.get_json()
     assert error["object"] == "error"

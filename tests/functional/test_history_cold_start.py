@@ -29,7 +29,6 @@ NEVER_LOADED = {
     "httpx": "the SDK's HTTP client",
     "jsonschema": "batch message validation",
     "shared.batch": "the batch function's logic",
-    "google.cloud.monitoring_v3": "the Cloud Monitoring writer (batch, circuit transitions)",
     "google.cloud.sql": "the Cloud SQL connector (this test connects with DATABASE_URL)",
     "shared.openapi._build": "the OpenAPI builder, until the document is asked for",
 }

@@ -63,3 +63,19 @@ def test_minimums_are_enforced() -> None:
     """A pool of zero connections is rejected, not silently accepted."""
     with pytest.raises(ConfigError, match="DB_POOL_SIZE: must be at least 1"):
         Settings.from_env({"DB_POOL_SIZE": "0"})
+
+
+def test_threads_and_port_are_read_once_with_one_concurrency_formula() -> None:
+    """THREADS and PORT are settings; connections follow max(THREADS, BATCH_CONCURRENCY)."""
+    settings = Settings.from_env({"THREADS": "300", "PORT": "9090", "BATCH_CONCURRENCY": "4"})
+    assert (settings.threads, settings.port, settings.concurrency) == (300, 9090, 300)
+    assert Settings.from_env({"THREADS": "4", "BATCH_CONCURRENCY": "50"}).concurrency == 50
+    with pytest.raises(ConfigError, match="THREADS: must be at least 1"):
+        Settings.from_env({"THREADS": "0"})
+
+
+def test_the_http_client_under_the_sdk_is_a_named_choice() -> None:
+    """MISTRAL_HTTP_CLIENT takes one of the known clients, and refuses anything else."""
+    assert Settings.from_env({"MISTRAL_HTTP_CLIENT": "urllib3"}).mistral_http_client == "urllib3"
+    with pytest.raises(ConfigError, match="MISTRAL_HTTP_CLIENT"):
+        Settings.from_env({"MISTRAL_HTTP_CLIENT": "curl"})

@@ -17,7 +17,6 @@ locals {
     "roles/cloudsql.client",
     "roles/cloudsql.instanceUser",
     "roles/logging.logWriter",
-    "roles/monitoring.metricWriter",
   ])
 }
 

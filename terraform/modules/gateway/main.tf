@@ -47,6 +47,30 @@ locals {
     BATCH_TIME_BUDGET_S = tostring(max(60, var.functions["batch"].timeout_seconds - 140))
   }
 
+  # Project roles of every function's own service account; the deployer may
+  # grant these (and the builder's) and no other role (module cicd).
+  function_runtime_roles = [
+    "roles/cloudsql.client",
+    "roles/cloudsql.instanceUser",
+    "roles/logging.logWriter",
+    "roles/monitoring.metricWriter",
+  ]
+
+  # A burst of batch_burst_messages deliveries (docs/batches.md): the batch
+  # function runs max_instances x concurrency at once, each for at most its
+  # timeout; the rest are refused (429) and retried with exponential backoff,
+  # and every refusal is a delivery attempt. The last message waits at most
+  # burst_drain_seconds; the attempts it spends meanwhile are the retries that
+  # fit in that time (the backoff doubles from the minimum to the maximum, then
+  # stays there), plus the delivery that runs it.
+  batch_parallel       = var.functions["batch"].max_instances * var.functions["batch"].concurrency
+  burst_drain_seconds  = ceil(var.batch_burst_messages / local.batch_parallel) * var.functions["batch"].timeout_seconds
+  backoff_doublings    = var.batch_minimum_backoff_seconds >= var.batch_maximum_backoff_seconds ? 0 : ceil(log(var.batch_maximum_backoff_seconds / max(var.batch_minimum_backoff_seconds, 1), 2))
+  backoff_ramp_seconds = max(var.batch_minimum_backoff_seconds, 1) * (pow(2, local.backoff_doublings) - 1)
+  burst_attempts = 1 + (local.burst_drain_seconds <= local.backoff_ramp_seconds
+    ? floor(log(local.burst_drain_seconds / max(var.batch_minimum_backoff_seconds, 1) + 1, 2))
+  : local.backoff_doublings + floor((local.burst_drain_seconds - local.backoff_ramp_seconds) / var.batch_maximum_backoff_seconds))
+
   # Environment variable -> Secret Manager secret, read at instance start.
   function_secrets = {
     MISTRAL_API_KEY = module.secrets.secret_ids["mistral_api_key"]
@@ -79,7 +103,9 @@ module "cicd" {
   network_id = module.network.network_id
   labels     = local.labels
 
-  depends_on = [module.network]
+  grantable_roles = local.function_runtime_roles
+
+  depends_on = [module.project, module.network]
 }
 
 module "database" {
@@ -99,7 +125,7 @@ module "database" {
   max_connections_ceiling   = var.db_max_connections_ceiling
   deployer_email            = module.cicd.deployer_email
 
-  depends_on = [module.network]
+  depends_on = [module.project, module.network]
 }
 
 module "redis" {
@@ -113,7 +139,7 @@ module "redis" {
   services_range_name = module.network.services_range_name
   labels              = local.labels
 
-  depends_on = [module.network]
+  depends_on = [module.project, module.network]
 }
 
 module "secrets" {
@@ -146,7 +172,11 @@ module "function" {
   subnetwork            = module.network.subnetwork_name
   sql_instance_name     = module.database.instance_name
   public                = contains(local.public_functions, each.key)
+  public_invoker_member = var.public_invoker_member
+  runtime_roles         = local.function_runtime_roles
   labels                = local.labels
+
+  depends_on = [module.project]
 }
 
 module "load_balancer" {
@@ -159,6 +189,8 @@ module "load_balancer" {
 
   waf_preview            = var.waf_preview
   ip_requests_per_minute = var.ip_requests_per_minute
+
+  depends_on = [module.project]
 }
 
 module "pubsub" {
@@ -172,6 +204,12 @@ module "pubsub" {
   pubsub_service_agent  = module.project.pubsub_service_agent
   publishers            = var.batch_publishers
   labels                = local.labels
+
+  max_delivery_attempts   = var.batch_max_delivery_attempts
+  minimum_backoff_seconds = var.batch_minimum_backoff_seconds
+  maximum_backoff_seconds = var.batch_maximum_backoff_seconds
+
+  depends_on = [module.project]
 }
 
 module "monitoring" {
@@ -185,16 +223,28 @@ module "monitoring" {
   dead_letter_subscription_name = module.pubsub.dead_letter_subscription_name
   notification_email            = var.notification_email
   latency_p95_threshold_ms      = var.latency_p95_threshold_ms
+  metric_propagation_seconds    = var.metric_propagation_seconds
 
   depends_on = [module.project]
 }
 
-# The deployer deploys functions that run as these accounts, so it must be
-# allowed to act as each of them, and as nothing else.
+# A burst must be worked through before any waiting message runs out of
+# delivery attempts; half of them are kept for real failures and for batches
+# that need several deliveries (each out-of-time 503 is an attempt too).
+check "batch_burst" {
+  assert {
+    condition     = local.burst_attempts * 2 <= var.batch_max_delivery_attempts
+    error_message = "A burst of ${var.batch_burst_messages} batches takes up to ${local.burst_drain_seconds} s at ${local.batch_parallel} deliveries at once; a waiting message may spend ${local.burst_attempts} of its ${var.batch_max_delivery_attempts} delivery attempts on refusals. Raise the batch function's max_instances or concurrency (docs/batches.md)."
+  }
+}
+
+# The deployer deploys functions that run as these accounts, and updates the
+# push subscription whose OIDC tokens are minted as the push account, so it
+# must be allowed to act as each of them, and as nothing else.
 resource "google_service_account_iam_member" "deployer_acts_as" {
   for_each = merge(
     { for f, m in module.function : f => "projects/${var.project_id}/serviceAccounts/${m.service_account_email}" },
-    { builder = module.cicd.builder_name },
+    { builder = module.cicd.builder_name, batch_push = module.pubsub.push_service_account_name },
   )
 
   service_account_id = each.value

@@ -54,6 +54,11 @@ class Settings:
     db_password: str = field(default="", repr=False)
     db_pool_size: int = 5
     db_pool_timeout_ms: int = 2_000
+    # Opening one connection (TCP, TLS, login) may take this long; it is also the
+    # connection's socket timeout afterwards (statement_timeout ends queries first).
+    # On a cold instance Direct VPC egress may not connect for a while: a request
+    # waits at most this (plus the pool wait), then gets 503 with Retry-After.
+    db_connect_timeout_ms: int = 5_000
     db_statement_timeout_ms: int = 5_000
     db_conn_max_age_s: int = 1_800
 
@@ -66,6 +71,18 @@ class Settings:
     # The Memorystore server CA: a path to a PEM file, or the PEM itself.
     redis_ca_cert: str = field(default="", repr=False)
     redis_timeout_ms: int = 100
+    # Opening one connection (TCP, TLS handshake, AUTH) may take this long; every
+    # command afterwards gets redis_timeout_ms. Longer than a command's timeout on
+    # purpose: a cold instance's first connection is slow (Direct VPC egress, TLS
+    # on a CPU busy starting up), and a connection is opened once, then reused.
+    redis_connect_timeout_ms: int = 2_000
+    # Check the server certificate's name against REDIS_HOST (an IP address), on top
+    # of the chain check against REDIS_CA_CERT. Off for Memorystore: its server
+    # certificate names the address in the subject CN, not as an IP subject
+    # alternative name, which is all Python's check reads; the CA is the instance's
+    # own, so a certificate that chains to it can only be that instance's
+    # (docs/deploy.md, tests/functional/test_redis_tls.py).
+    redis_tls_check_hostname: bool = False
 
     # Limits
     rate_limit_requests: int = 60
@@ -149,8 +166,12 @@ class Settings:
                 )
             except ConfigError as exc:
                 problems.append(exc.message)
-        if self.redis_ca_cert and not (self.redis_tls or self.redis_url.startswith("rediss://")):
+        tls = self.redis_tls or self.redis_url.startswith("rediss://")
+        if self.redis_ca_cert and not tls:
             problems.append("REDIS_CA_CERT: set, but REDIS_TLS is off")
+        if deployed and tls and not self.redis_ca_cert and not self.redis_tls_check_hostname:
+            # Neither the instance's CA nor the name: any publicly trusted certificate passes.
+            problems.append("REDIS_CA_CERT: required with TLS unless REDIS_TLS_CHECK_HOSTNAME=true")
         return problems
 
 
@@ -219,7 +240,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "mistral_timeout_ms": _int(1),
     "mistral_connect_timeout_ms": _int(1),
     "db_pool_timeout_ms": _int(1),
+    "db_connect_timeout_ms": _int(1),
     "redis_timeout_ms": _int(1),
+    "redis_connect_timeout_ms": _int(1),
     "max_body_bytes": _int(1),
     "breaker_failure_threshold": _int(1),
     "breaker_cooldown_s": _int(1),

@@ -43,7 +43,8 @@ def connector_for(
 
 
 def _timeout_s(settings: Settings) -> float:
-    return max(settings.db_pool_timeout_ms / 1000, 1.0)
+    """Seconds one new connection may take (DB_CONNECT_TIMEOUT_MS), also its socket timeout."""
+    return max(settings.db_connect_timeout_ms / 1000, 0.001)
 
 
 def _url_opener(settings: Settings) -> Callable[[], CoreConnection]:
@@ -100,7 +101,7 @@ def _cloud_sql_opener(
             password=None if settings.db_iam_auth else settings.db_password,
             db=settings.db_name,
             enable_iam_auth=settings.db_iam_auth,
-            timeout=int(_timeout_s(settings)) + 1,
+            timeout=max(1, round(_timeout_s(settings))),
         )
         return conn
 

@@ -54,8 +54,8 @@ class Settings:
     db_password: str = field(default="", repr=False)
     db_pool_size: int = 5
     db_pool_timeout_ms: int = 2_000
-    # Opening one connection (TCP, TLS, login) may take this long; it is also the
-    # connection's socket timeout afterwards (statement_timeout ends queries first).
+    # Opening one connection (TCP, TLS, login) may take this long; afterwards its
+    # reads time out after db_pool_timeout_ms (at least 1 s), as before.
     # On a cold instance Direct VPC egress may not connect for a while: a request
     # waits at most this (plus the pool wait), then gets 503 with Retry-After.
     db_connect_timeout_ms: int = 5_000

@@ -4,8 +4,9 @@
 test wants the client to see) and forwards plain bytes to the target, as a
 TLS-only Memorystore instance looks to the gateway while the embedded Valkey
 speaks no TLS. `Relay(target_port, held=True)` accepts connections but passes no
-byte either way until `open()`: a cold instance whose Direct VPC egress does not
-connect yet. Each connection is served by its own threads; `stop()` closes all.
+byte either way until `open()`, or until `opens_after_s` after the first
+connection arrived: a cold instance whose Direct VPC egress does not connect
+yet. Each connection is served by its own threads; `stop()` closes all.
 """
 
 from __future__ import annotations
@@ -22,14 +23,20 @@ _BUFFER = 65536
 
 class Relay:
     def __init__(
-        self, target_port: int, *, tls: ssl.SSLContext | None = None, held: bool = False
+        self,
+        target_port: int,
+        *,
+        tls: ssl.SSLContext | None = None,
+        held: bool = False,
+        opens_after_s: float | None = None,
     ) -> None:
         self.target = ("127.0.0.1", target_port)
         self.tls = tls
         self._listener = socket.create_server(("127.0.0.1", 0), backlog=128)
         self.port = int(self._listener.getsockname()[1])
         self._open = threading.Event()
-        if not held:
+        self.opens_after_s = opens_after_s
+        if not held and opens_after_s is None:
             self._open.set()
         self._closed = threading.Event()
         self._sockets: set[socket.socket] = set()
@@ -70,6 +77,8 @@ class Relay:
             except OSError:
                 return
             self.accepted += 1
+            if self.accepted == 1 and self.opens_after_s is not None:
+                threading.Timer(self.opens_after_s, self.open).start()
             self._track(client)
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 

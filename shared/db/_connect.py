@@ -32,11 +32,17 @@ def connector_for(
     else:
         opener = _host_opener(settings)
     statement_timeout = int(settings.db_statement_timeout_ms)
+    # Once open, the connection's reads keep the timeout they always had (the pool
+    # timeout, at least 1 s): only opening it gets DB_CONNECT_TIMEOUT_MS.
+    read_timeout_s = max(settings.db_pool_timeout_ms / 1000, 1.0)
 
     def connect() -> CoreConnection:
         conn = opener()
         # A runaway query must not hold a pool slot for ever.
         conn.execute_simple(f"SET statement_timeout = {statement_timeout}")
+        raw_socket = getattr(conn, "_usock", None)
+        if raw_socket is not None:
+            raw_socket.settimeout(read_timeout_s)
         return conn
 
     return connect

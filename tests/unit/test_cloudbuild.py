@@ -425,3 +425,31 @@ def test_rollback_after_a_first_deploy_moves_nothing(tmp_path):
     assert json.loads((tmp_path / "r.json").read_text()) == {}
     assert revisions.main(["rollback", *common, "--from", str(tmp_path / "r.json")], call=api) == 0
     assert api.patches == []
+
+
+def test_deploy_guide_walks_the_first_deploy_in_order():
+    """docs/deploy.md: policies, DNS and CAA, apply, certificate, pipeline, rollback, in order."""
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    headings = re.findall(r"^## \d+\. (.+)$", text, re.M)
+    wanted = [
+        "Organisation policy checks",
+        "DNS and CAA",
+        "First apply",
+        "Certificate activation",
+        "First pipeline run",
+        "Rollback",
+    ]
+    found = [next(i for i, h in enumerate(headings) if h.startswith(w)) for w in wanted]
+    assert found == sorted(found), headings
+    for needed in (
+        "iam.allowedPolicyMemberDomains",
+        "public_invoker_member",
+        'CAA 0 issue "pki.goog"',
+        "FAILED_CAA_FORBIDDEN",
+        "terraform providers lock",
+        "-lockfile=readonly",
+        "deploy.revisions rollback",
+        "REDIS_TLS_CHECK_HOSTNAME",
+        "DB_CONNECT_TIMEOUT_MS",
+    ):
+        assert needed in text, needed

@@ -19,6 +19,7 @@ import pytest
 from hcl2.utils import SerializationOptions
 
 from deploy import routes as lb
+from shared.config import Settings
 from shared.observability import ACCESS_LINE_FIELDS
 from shared.routes import FUNCTIONS, ROUTES, Route, health_path, match
 
@@ -420,6 +421,23 @@ def test_redis_has_auth_and_tls():
     assert redis["transit_encryption_mode"] == "SERVER_AUTHENTICATION"
     env = config("modules/gateway")["locals"]["function_environment"]
     assert env["REDIS_TLS"] == "true"
+    assert env["REDIS_TLS_CHECK_HOSTNAME"] == "false"
+    assert env["DB_CONNECT_TIMEOUT_MS"] == "${tostring(var.db_connect_timeout_ms)}"
+    assert env["REDIS_CONNECT_TIMEOUT_MS"] == "${tostring(var.redis_connect_timeout_ms)}"
+    settings = Settings.from_env(
+        {
+            "REDIS_TLS": env["REDIS_TLS"],
+            "REDIS_TLS_CHECK_HOSTNAME": env["REDIS_TLS_CHECK_HOSTNAME"],
+            "DB_CONNECT_TIMEOUT_MS": str(
+                config("modules/gateway")["variable"]["db_connect_timeout_ms"]["default"]
+            ),
+            "REDIS_CONNECT_TIMEOUT_MS": str(
+                config("modules/gateway")["variable"]["redis_connect_timeout_ms"]["default"]
+            ),
+        }
+    )
+    assert settings.redis_tls
+    assert not settings.redis_tls_check_hostname
     assert env["REDIS_HOST"] == "${module.redis.host}"
     assert env["REDIS_PORT"] == "${tostring(module.redis.port)}"
 

@@ -22,20 +22,27 @@ locals {
   # Plain settings, the same for every function (names are shared/config.py's
   # fields, upper-cased). Never a secret here: see function_secrets.
   function_environment = {
-    ENVIRONMENT             = var.environment
-    GCP_PROJECT             = var.project_id
-    LOG_LEVEL               = var.log_level
-    MISTRAL_SERVER_URL      = var.mistral_server_url
-    CLOUD_SQL_INSTANCE      = module.database.connection_name
-    DB_IAM_AUTH             = "true"
-    DB_NAME                 = module.database.database_name
-    DB_POOL_SIZE            = tostring(var.db_pool_size)
-    REDIS_HOST              = module.redis.host
-    REDIS_PORT              = tostring(module.redis.port)
-    REDIS_TLS               = "true"
-    RATE_LIMIT_REQUESTS     = tostring(var.rate_limit_requests)
-    RATE_LIMIT_WINDOW       = tostring(var.rate_limit_window)
-    RATE_LIMIT_FAILURE_MODE = var.rate_limit_failure_mode
+    ENVIRONMENT        = var.environment
+    GCP_PROJECT        = var.project_id
+    LOG_LEVEL          = var.log_level
+    MISTRAL_SERVER_URL = var.mistral_server_url
+    CLOUD_SQL_INSTANCE = module.database.connection_name
+    DB_IAM_AUTH        = "true"
+    DB_NAME            = module.database.database_name
+    DB_POOL_SIZE       = tostring(var.db_pool_size)
+    REDIS_HOST         = module.redis.host
+    REDIS_PORT         = tostring(module.redis.port)
+    REDIS_TLS          = "true"
+    # Chain checked against the instance's own CA (REDIS_CA_CERT); Memorystore's
+    # certificate does not carry the address as an IP SAN (docs/deploy.md).
+    REDIS_TLS_CHECK_HOSTNAME = "false"
+    # A cold instance's first connections (Direct VPC egress settling, Cloud SQL
+    # connector fetching its certificate): bounded, then 503 with Retry-After.
+    DB_CONNECT_TIMEOUT_MS    = tostring(var.db_connect_timeout_ms)
+    REDIS_CONNECT_TIMEOUT_MS = tostring(var.redis_connect_timeout_ms)
+    RATE_LIMIT_REQUESTS      = tostring(var.rate_limit_requests)
+    RATE_LIMIT_WINDOW        = tostring(var.rate_limit_window)
+    RATE_LIMIT_FAILURE_MODE  = var.rate_limit_failure_mode
   }
 
   # The batch function's own settings (shared.config.Settings batch_* fields).

@@ -217,3 +217,15 @@ variable "batch_maximum_backoff_seconds" {
   description = "Longest wait between batch delivery retries (at most 600)."
   default     = 600
 }
+
+variable "db_connect_timeout_ms" {
+  type        = number
+  description = "How long opening one database connection may take (DB_CONNECT_TIMEOUT_MS) before the request gets 503 + Retry-After."
+  default     = 10000
+}
+
+variable "redis_connect_timeout_ms" {
+  type        = number
+  description = "How long opening one Redis connection (TCP, TLS, AUTH) may take (REDIS_CONNECT_TIMEOUT_MS); commands keep their 100 ms."
+  default     = 2000
+}

@@ -945,3 +945,92 @@ locals {{
     assert result.returncode == 0, result.stderr
     drain = -(-1000 // parallel) * 540
     assert int(result.stdout.strip()) == 1 + retries_within(drain, minimum, maximum)
+
+
+# --- Arguments against the provider's own schema ----------------------------------------------
+
+SCHEMA = json.loads((ROOT / "tests" / "data" / "google_provider_schema.json").read_text())
+_META_ARGUMENTS = {"count", "for_each", "depends_on", "lifecycle", "provider", "provisioner"}
+
+
+def _schema_problems(block: dict[str, Any], schema: dict[str, Any], where: str) -> list[str]:
+    """Each argument or nested block of `block` the schema lacks, and each required one missing."""
+    problems: list[str] = []
+    present = set(block)
+    for key, value in block.items():
+        if key in _META_ARGUMENTS:
+            continue
+        if key == "dynamic":
+            for dynamic in value:
+                for name, spec in dynamic.items():
+                    present.add(name)
+                    if name not in schema["args"] or schema["args"][name] is None:
+                        problems.append(f"{where}: dynamic {name} is not a block of the provider")
+                        continue
+                    for content in spec.get("content", []):
+                        problems += _schema_problems(
+                            content, schema["args"][name], f"{where}.{name}"
+                        )
+            continue
+        if key not in schema["args"]:
+            problems.append(f"{where}: {key} is not an argument of the provider")
+            continue
+        nested = schema["args"][key]
+        if nested is not None:
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, dict):
+                    problems += _schema_problems(item, nested, f"{where}.{key}")
+    problems += [f"{where}: required {r} missing" for r in schema["required"] if r not in present]
+    return problems
+
+
+def _google_blocks() -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(kind, type, where, body) of every google resource and data source under terraform/."""
+    found = []
+    for path in sorted(TERRAFORM.rglob("*.tf")):
+        with path.open() as handle:
+            parsed = hcl2.load(handle, serialization_options=_OPTIONS)
+        for kind in ("resource", "data"):
+            for block in parsed.get(kind, []):
+                for rtype, named in block.items():
+                    for name, body in named.items():
+                        where = f"{path.relative_to(TERRAFORM)}: {rtype}.{name}"
+                        found.append((kind, rtype, where, body))
+    return found
+
+
+def test_schema_is_the_pinned_provider_version():
+    """tests/data/google_provider_schema.json comes from the version every root pins."""
+    for env in ENVIRONMENTS:
+        text = (TERRAFORM / "environments" / env / "versions.tf").read_text()
+        (pinned,) = re.findall(r'version\s*=\s*"(\d+\.\d+\.\d+)"', text)
+        assert pinned == SCHEMA["provider_version"], env
+
+
+def test_every_argument_exists_in_the_provider_schema():
+    """Each google resource and data source uses only arguments and blocks the provider has."""
+    blocks = [b for b in _google_blocks() if b[1].startswith("google_")]
+    assert len(blocks) > 50
+    problems = []
+    for kind, rtype, where, body in blocks:
+        if rtype not in SCHEMA[kind]:
+            problems.append(
+                f"{where}: {rtype} is not in the schema file (python -m deploy.provider_schema)"
+            )
+            continue
+        problems += _schema_problems(body, SCHEMA[kind][rtype], where)
+    assert not problems, "\n".join(problems)
+
+
+def test_schema_check_catches_a_wrong_argument():
+    """The check is not vacuous: a misspelt argument, a wrong nested one and a missing one fail."""
+    function = SCHEMA["resource"]["google_cloudfunctions2_function"]
+    assert _schema_problems({"name": "f", "location": "r", "build_confg": [{}]}, function, "x")
+    bad_nested = {"name": "f", "location": "r", "service_config": [{"max_instances": 1}]}
+    assert _schema_problems(bad_nested, function, "x") == [
+        "x.service_config: max_instances is not an argument of the provider"
+    ]
+    member = SCHEMA["resource"]["google_project_iam_member"]
+    assert _schema_problems({"project": "p", "role": "r"}, member, "y") == [
+        "y: required member missing"
+    ]

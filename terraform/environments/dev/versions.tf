@@ -8,7 +8,7 @@ terraform {
       source = "hashicorp/google"
       # Exact: .terraform.lock.hcl records this version's checksums, and the
       # pipeline's `terraform init -lockfile=readonly` refuses anything else.
-      version = "7.21.0"
+      version = "7.31.0"
     }
   }
 

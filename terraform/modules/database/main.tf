@@ -127,7 +127,7 @@ resource "google_sql_database_instance" "this" {
       value = "0"
     }
     # The extension itself is created once by `python -m deploy.grants
-    # --bootstrap` (it needs cloudsqlsuperuser; docs/deploy.md step 5).
+    # --bootstrap` (it needs cloudsqlsuperuser; docs/deploy.md section 8).
     database_flags {
       name  = "cloudsql.enable_pgaudit"
       value = "on"

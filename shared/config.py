@@ -76,6 +76,10 @@ class Settings:
     # purpose: a cold instance's first connection is slow (Direct VPC egress, TLS
     # on a CPU busy starting up), and a connection is opened once, then reused.
     redis_connect_timeout_ms: int = 2_000
+    # Connections the process may open at once; 0 derives it from THREADS and
+    # BATCH_CONCURRENCY. The batch function runs THREADS deliveries at once, each
+    # with BATCH_CONCURRENCY workers: Terraform sets it to their product.
+    redis_max_connections: int = 0
     # Check the server certificate's name against REDIS_HOST (an IP address), on top
     # of the chain check against REDIS_CA_CERT. Off for Memorystore: its server
     # certificate names the address in the subject CN, not as an IP subject

@@ -99,6 +99,8 @@ def build_redis(settings: Settings) -> redis.Redis:
 
 
 def _connections(settings: Settings) -> int:
+    if settings.redis_max_connections:
+        return settings.redis_max_connections
     threads = int(os.environ.get("THREADS", "16") or 16)
     return max(threads, settings.batch_concurrency) + 16
 

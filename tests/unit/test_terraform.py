@@ -1034,3 +1034,18 @@ def test_schema_check_catches_a_wrong_argument():
     assert _schema_problems({"project": "p", "role": "r"}, member, "y") == [
         "y: required member missing"
     ]
+
+
+def test_batch_redis_pool_holds_every_worker_of_every_delivery():
+    """The batch function's Redis cap is deliveries x workers (+16); build_redis uses it."""
+    from shared.redis_client import build_redis
+
+    batch_env = config("modules/gateway")["locals"]["batch_environment"]
+    assert batch_env["REDIS_MAX_CONNECTIONS"] == (
+        '${tostring(var.functions["batch"].concurrency * var.batch_concurrency + 16)}'
+    )
+    client = build_redis(Settings(redis_max_connections=316))
+    try:
+        assert client.connection_pool.max_connections == 316
+    finally:
+        client.close()

@@ -52,6 +52,10 @@ locals {
     # Leave the calls still in flight (MISTRAL_TIMEOUT_MS, 120 s) time to finish
     # within the function's timeout.
     BATCH_TIME_BUDGET_S = tostring(max(60, var.functions["batch"].timeout_seconds - 140))
+    # concurrency deliveries at once, each with BATCH_CONCURRENCY workers, every
+    # one of which may hold a Redis connection (rate limit, breaker); past the cap
+    # redis-py refuses and the limiter fails open (or closed: a 503 and a retry).
+    REDIS_MAX_CONNECTIONS = tostring(var.functions["batch"].concurrency * var.batch_concurrency + 16)
   }
 
   # Project roles of every function's own service account; the deployer may

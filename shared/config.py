@@ -71,10 +71,10 @@ class Settings:
     # The Memorystore server CA: a path to a PEM file, or the PEM itself.
     redis_ca_cert: str = field(default="", repr=False)
     redis_timeout_ms: int = 100
-    # Opening one connection (TCP, TLS handshake, AUTH) may take this long; every
-    # command afterwards gets redis_timeout_ms. Longer than a command's timeout on
-    # purpose: a cold instance's first connection is slow (Direct VPC egress, TLS
-    # on a CPU busy starting up), and a connection is opened once, then reused.
+    # Until the process has once connected to Redis, opening a connection (TCP, TLS
+    # handshake, AUTH) may take this long: a cold instance's first connection is slow
+    # (Direct VPC egress, TLS on a CPU busy starting up). Once connected, the network is
+    # known to work and every connection opens under redis_timeout_ms, as commands run.
     redis_connect_timeout_ms: int = 2_000
     # Connections the process may open at once; 0 derives it from THREADS and
     # BATCH_CONCURRENCY. The batch function runs THREADS deliveries at once, each

@@ -17,24 +17,36 @@ __all__ = ["build_redis"]
 
 
 class _SlowStart:
-    """Opening a connection (TCP, TLS handshake, AUTH/HELLO) gets the connect timeout.
+    """Until this client has once connected, opening a connection gets the connect timeout.
 
-    redis-py applies `socket_connect_timeout` to the TCP connect only: the TLS handshake
-    and the AUTH that follow run under `socket_timeout` (REDIS_TIMEOUT_MS, 100 ms), which a
-    cold instance's first connection can overrun (Direct VPC egress still settling, a CPU
-    busy starting up). Once open, the connection is back on the short command timeout.
+    A cold instance's first connection can be slow: Direct VPC egress may take a while
+    to connect on instance start, and the TLS handshake and AUTH then run on a CPU busy
+    starting up. redis-py applies `socket_connect_timeout` to the TCP connect only; the
+    handshake and AUTH run under `socket_timeout` (REDIS_TIMEOUT_MS, 100 ms). So until
+    the first connection succeeds, every step of opening one gets
+    REDIS_CONNECT_TIMEOUT_MS. After that the network is known to work, and a Redis that
+    stops answering (frozen, overloaded) must cost a request no more than the short
+    timeout: later connections open under REDIS_TIMEOUT_MS throughout.
     """
 
     socket_timeout: float | None
     socket_connect_timeout: float | None
     _sock: Any
     _parser: Any
+    # One per client (build_redis makes the subclass): {"connected": bool}.
+    _first: dict[str, bool]
 
     def connect_check_health(self, *args: Any, **kwargs: Any) -> None:
+        if self._first["connected"]:
+            command_timeout = self.socket_timeout
+            self.socket_connect_timeout = command_timeout
+            super().connect_check_health(*args, **kwargs)  # type: ignore[misc]
+            return
         command_timeout = self.socket_timeout
         self.socket_timeout = self.socket_connect_timeout
         try:
             super().connect_check_health(*args, **kwargs)  # type: ignore[misc]
+            self._first["connected"] = True
         finally:
             self.socket_timeout = command_timeout
             if self._sock is not None:
@@ -44,12 +56,10 @@ class _SlowStart:
                 buffer.socket_timeout = command_timeout
 
 
-class _Connection(_SlowStart, redis.Connection):
-    pass
-
-
-class _SSLConnection(_SlowStart, redis.SSLConnection):
-    pass
+def _connection_class(tls: bool) -> type[redis.Connection]:
+    """A connection class of this client's own, sharing its first-connection state."""
+    base: type[redis.Connection] = redis.SSLConnection if tls else redis.Connection
+    return type("GatewayRedisConnection", (_SlowStart, base), {"_first": {"connected": False}})
 
 
 def build_redis(settings: Settings) -> redis.Redis:
@@ -57,8 +67,8 @@ def build_redis(settings: Settings) -> redis.Redis:
 
     Timeouts are short on purpose: a request must never hang on Redis; the
     rate limiter and breaker decide what to do when it is away (fail-open or
-    fail-closed). Opening a connection gets longer (REDIS_CONNECT_TIMEOUT_MS),
-    once. Memorystore's server certificates rotate, so connections are
+    fail-closed). Opening the first connection gets longer
+    (REDIS_CONNECT_TIMEOUT_MS). Memorystore's server certificates rotate, so connections are
     re-established on error rather than pinned.
     """
     common: dict[str, Any] = {
@@ -82,7 +92,7 @@ def build_redis(settings: Settings) -> redis.Redis:
         )
         if settings.redis_ca_cert:
             common["ssl_ca_certs"] = _ca_file(settings.redis_ca_cert)
-    connection_class = _SSLConnection if tls else _Connection
+    connection_class = _connection_class(tls)
     if settings.redis_url:
         pool = redis.ConnectionPool.from_url(
             settings.redis_url, connection_class=connection_class, **common

@@ -226,6 +226,6 @@ variable "db_connect_timeout_ms" {
 
 variable "redis_connect_timeout_ms" {
   type        = number
-  description = "How long opening one Redis connection (TCP, TLS, AUTH) may take (REDIS_CONNECT_TIMEOUT_MS); commands keep their 100 ms."
+  description = "How long opening an instance's first Redis connection (TCP, TLS, AUTH) may take (REDIS_CONNECT_TIMEOUT_MS); later connections and commands keep 100 ms."
   default     = 2000
 }

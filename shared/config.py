@@ -54,10 +54,11 @@ class Settings:
     db_password: str = field(default="", repr=False)
     db_pool_size: int = 5
     db_pool_timeout_ms: int = 2_000
-    # Opening one connection (TCP, TLS, login) may take this long; afterwards its
-    # reads time out after db_pool_timeout_ms (at least 1 s), as before.
-    # On a cold instance Direct VPC egress may not connect for a while: a request
-    # waits at most this (plus the pool wait), then gets 503 with Retry-After.
+    # Until the process has once connected to the database, opening a connection
+    # (TCP, TLS, login) may take this long: on a cold instance Direct VPC egress may
+    # not connect for a while. A request waits at most this (plus the pool wait), then
+    # gets 503 with Retry-After. Afterwards connections open, and read, under the pool
+    # timeout (at least 1 s), as they always did.
     db_connect_timeout_ms: int = 5_000
     db_statement_timeout_ms: int = 5_000
     db_conn_max_age_s: int = 1_800

@@ -220,7 +220,7 @@ variable "batch_maximum_backoff_seconds" {
 
 variable "db_connect_timeout_ms" {
   type        = number
-  description = "How long opening one database connection may take (DB_CONNECT_TIMEOUT_MS) before the request gets 503 + Retry-After."
+  description = "How long opening an instance's first database connection may take (DB_CONNECT_TIMEOUT_MS) before the request gets 503 + Retry-After."
   default     = 10000
 }
 

@@ -114,7 +114,7 @@ def extract(wheel: Path, wanted: dict[str, set[str]]) -> dict[str, Any]:
         "resource": {},
         "data": {},
     }
-    for fqn, declared in types.items():
+    for declared in types.values():
         if declared["kind"] != "class" or "initializer" not in declared:
             continue
         found = _REPRESENTS.search(declared.get("docs", {}).get("summary", ""))
@@ -126,7 +126,6 @@ def extract(wheel: Path, wanted: dict[str, set[str]]) -> dict[str, Any]:
             continue
         (config,) = [p for p in declared["initializer"]["parameters"] if p["name"] == "config"]
         out[kind][name] = _schema(types, config["type"]["fqn"])
-        del fqn
     for kind in ("resource", "data"):
         missing = wanted[kind] - set(out[kind])
         if missing:

@@ -903,13 +903,9 @@ def test_terraform_burst_arithmetic_matches_the_backoff_schedule(
     tmp_path, parallel, minimum, maximum
 ):
     """`terraform console` on the gateway's own locals gives the simulated schedule's attempts."""
-    binary = shutil.which("terraform")
-    if binary is None:
-        pytest.skip("the terraform binary is not installed")
     locals_ = config("modules/gateway")["locals"]
     body = "\n".join(f"  {n} = {locals_[n][2:-1]}" for n in _BURST_LOCALS)
-    (tmp_path / "main.tf").write_text(
-        f"""
+    config_text = f"""
 variable "functions" {{
   default = {{ batch = {{ max_instances = {parallel}, concurrency = 1, timeout_seconds = 540 }} }}
 }}
@@ -920,31 +916,59 @@ locals {{
 {body}
 }}
 """
-    )
-    env = {"TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1", "PATH": "/usr/bin:/bin"}
-    init = subprocess.run(
-        [binary, "init", "-input=false", "-backend=false"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-    )
-    assert init.returncode == 0, init.stderr
-    result = subprocess.run(
-        [binary, "console"],
-        cwd=tmp_path,
-        input="local.burst_attempts\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-    )
-    assert result.returncode == 0, result.stderr
     drain = -(-1000 // parallel) * 540
-    assert int(result.stdout.strip()) == 1 + retries_within(drain, minimum, maximum)
+    answer = terraform_console(tmp_path, config_text, "local.burst_attempts")
+    assert int(answer) == 1 + retries_within(drain, minimum, maximum)
+
+
+def terraform_console(directory: Path, config_text: str, expression: str) -> str:
+    """The value of `expression` in a provider-free configuration, from `terraform console`."""
+    binary = shutil.which("terraform")
+    if binary is None:
+        pytest.skip("the terraform binary is not installed")
+    (directory / "main.tf").write_text(config_text)
+    env = {"TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1", "PATH": "/usr/bin:/bin"}
+    for command, stdin in (
+        (["init", "-input=false", "-backend=false"], None),
+        (["console"], expression + "\n"),
+    ):
+        result = subprocess.run(
+            [binary, *command],
+            cwd=directory,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=env,
+        )
+        assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_deployer_grant_condition_renders_as_the_cel_iam_expects(tmp_path):
+    """The condition template renders to hasOnly([...]) over the runtime and builder roles."""
+    cicd = config("modules/cicd")
+    expression = one(
+        resource("modules/cicd", "google_project_iam_member", "deployer_grants")["condition"]
+    )["expression"]
+    runtime = config("modules/gateway")["locals"]["function_runtime_roles"]
+    text = (TERRAFORM / "modules" / "cicd" / "main.tf").read_text()
+    (template,) = re.findall(r'expression\s*=\s*("api\.getAttribute.*")\n', text)
+    config_text = f"""
+variable "grantable_roles" {{ default = {json.dumps(runtime)} }}
+locals {{
+  builder_roles = {json.dumps(cicd["locals"]["builder_roles"])}
+  expression    = {template}
+}}
+"""
+    rendered = json.loads(terraform_console(tmp_path, config_text, "local.expression"))
+    roles = sorted(set(runtime) | set(cicd["locals"]["builder_roles"]))
+    quoted = ", ".join(f"'{r}'" for r in roles)
+    assert rendered == (
+        f"api.getAttribute('iam.googleapis.com/modifiedGrantsByRole', []).hasOnly([{quoted}])"
+    )
+    assert "modifiedGrantsByRole" in expression
 
 
 # --- Arguments against the provider's own schema ----------------------------------------------

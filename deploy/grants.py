@@ -14,7 +14,9 @@ idempotent, so it runs on every deploy.
 `--bootstrap` runs once per database, as the built-in `postgres` user
 (DB_USER=postgres, DB_PASSWORD, DB_IAM_AUTH=false): it lets the deployer's IAM
 user create tables in the `public` schema, which PostgreSQL 15 and later
-grant to no one by default (deploy/bootstrap-db.yaml, docs/deploy.md).
+grant to no one by default (deploy/bootstrap-db.yaml, docs/deploy.md), and
+creates the pgAudit extension, which Terraform's `cloudsql.enable_pgaudit` and
+`pgaudit.log` flags configure but cannot create.
 """
 
 from __future__ import annotations
@@ -62,8 +64,12 @@ def grant_statements(users: Iterable[str], schema: str = "public") -> list[str]:
 
 
 def bootstrap_statements(migrator: str, schema: str = "public") -> list[str]:
-    """What the built-in admin runs once so the migrating user can create tables."""
-    return [f"GRANT USAGE, CREATE ON SCHEMA {schema} TO {_quote(migrator)}"]
+    """What the built-in admin runs once: the migrating user may create tables, and
+    pgAudit (whose flags Terraform sets) exists; creating it needs cloudsqlsuperuser."""
+    return [
+        f"GRANT USAGE, CREATE ON SCHEMA {schema} TO {_quote(migrator)}",
+        "CREATE EXTENSION IF NOT EXISTS pgaudit",
+    ]
 
 
 def _run(statements: list[str]) -> None:

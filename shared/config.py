@@ -70,6 +70,12 @@ class Settings:
     db_password: str = field(default="", repr=False)
     db_pool_size: int = 5
     db_pool_timeout_ms: int = 2_000
+    # Until the process has once connected to the database, opening a connection
+    # (TCP, TLS, login) may take this long: on a cold instance Direct VPC egress may
+    # not connect for a while. A request waits at most this (plus the pool wait), then
+    # gets 503 with Retry-After. Afterwards connections open, and read, under the pool
+    # timeout (at least 1 s), as they always did.
+    db_connect_timeout_ms: int = 5_000
     db_statement_timeout_ms: int = 5_000
     db_conn_max_age_s: int = 1_800
 
@@ -82,6 +88,22 @@ class Settings:
     # The Memorystore server CA: a path to a PEM file, or the PEM itself.
     redis_ca_cert: str = field(default="", repr=False)
     redis_timeout_ms: int = 100
+    # Until the process has once connected to Redis, opening a connection (TCP, TLS
+    # handshake, AUTH) may take this long: a cold instance's first connection is slow
+    # (Direct VPC egress, TLS on a CPU busy starting up). Once connected, the network is
+    # known to work and every connection opens under redis_timeout_ms, as commands run.
+    redis_connect_timeout_ms: int = 2_000
+    # Connections the process may open at once; 0 derives it from THREADS and
+    # BATCH_CONCURRENCY. The batch function runs THREADS deliveries at once, each
+    # with BATCH_CONCURRENCY workers: Terraform sets it to their product.
+    redis_max_connections: int = 0
+    # Check the server certificate's name against REDIS_HOST (an IP address), on top
+    # of the chain check against REDIS_CA_CERT. Off for Memorystore: its server
+    # certificate names the address in the subject CN, not as an IP subject
+    # alternative name, which is all Python's check reads; the CA is the instance's
+    # own, so a certificate that chains to it can only be that instance's
+    # (docs/deploy.md, tests/functional/test_redis_tls.py).
+    redis_tls_check_hostname: bool = False
 
     # Limits
     rate_limit_requests: int = 60
@@ -171,8 +193,12 @@ class Settings:
                 )
             except ConfigError as exc:
                 problems.append(exc.message)
-        if self.redis_ca_cert and not (self.redis_tls or self.redis_url.startswith("rediss://")):
+        tls = self.redis_tls or self.redis_url.startswith("rediss://")
+        if self.redis_ca_cert and not tls:
             problems.append("REDIS_CA_CERT: set, but REDIS_TLS is off")
+        if deployed and tls and not self.redis_ca_cert and not self.redis_tls_check_hostname:
+            # Neither the instance's CA nor the name: any publicly trusted certificate passes.
+            problems.append("REDIS_CA_CERT: required with TLS unless REDIS_TLS_CHECK_HOSTNAME=true")
         return problems
 
 
@@ -244,7 +270,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "mistral_timeout_ms": _int(1),
     "mistral_connect_timeout_ms": _int(1),
     "db_pool_timeout_ms": _int(1),
+    "db_connect_timeout_ms": _int(1),
     "redis_timeout_ms": _int(1),
+    "redis_connect_timeout_ms": _int(1),
     "max_body_bytes": _int(1),
     "breaker_failure_threshold": _int(1),
     "breaker_cooldown_s": _int(1),

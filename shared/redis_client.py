@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 import tempfile
 from typing import Any
 
@@ -15,18 +16,64 @@ from shared.config import Settings
 __all__ = ["build_redis"]
 
 
+class _SlowStart:
+    """Until this client has once connected, opening a connection gets the connect timeout.
+
+    A cold instance's first connection can be slow: Direct VPC egress may take a while
+    to connect on instance start, and the TLS handshake and AUTH then run on a CPU busy
+    starting up. redis-py applies `socket_connect_timeout` to the TCP connect only; the
+    handshake and AUTH run under `socket_timeout` (REDIS_TIMEOUT_MS, 100 ms). So until
+    the first connection succeeds, every step of opening one gets
+    REDIS_CONNECT_TIMEOUT_MS. After that the network is known to work, and a Redis that
+    stops answering (frozen, overloaded) must cost a request no more than the short
+    timeout: later connections open under REDIS_TIMEOUT_MS throughout.
+    """
+
+    socket_timeout: float | None
+    socket_connect_timeout: float | None
+    _sock: Any
+    _parser: Any
+    # One per client (build_redis makes the subclass): {"connected": bool}.
+    _first: dict[str, bool]
+
+    def connect_check_health(self, *args: Any, **kwargs: Any) -> None:
+        if self._first["connected"]:
+            command_timeout = self.socket_timeout
+            self.socket_connect_timeout = command_timeout
+            super().connect_check_health(*args, **kwargs)  # type: ignore[misc]
+            return
+        command_timeout = self.socket_timeout
+        self.socket_timeout = self.socket_connect_timeout
+        try:
+            super().connect_check_health(*args, **kwargs)  # type: ignore[misc]
+            self._first["connected"] = True
+        finally:
+            self.socket_timeout = command_timeout
+            if self._sock is not None:
+                self._sock.settimeout(command_timeout)
+            buffer = getattr(self._parser, "_buffer", None)
+            if buffer is not None:
+                buffer.socket_timeout = command_timeout
+
+
+def _connection_class(tls: bool) -> type[redis.Connection]:
+    """A connection class of this client's own, sharing its first-connection state."""
+    base: type[redis.Connection] = redis.SSLConnection if tls else redis.Connection
+    return type("GatewayRedisConnection", (_SlowStart, base), {"_first": {"connected": False}})
+
+
 def build_redis(settings: Settings) -> redis.Redis:
     """One client (with its own connection pool) for the whole process.
 
     Timeouts are short on purpose: a request must never hang on Redis; the
     rate limiter and breaker decide what to do when it is away (fail-open or
-    fail-closed). Memorystore's server certificates rotate, so connections
-    are re-established on error rather than pinned.
+    fail-closed). Opening the first connection gets longer
+    (REDIS_CONNECT_TIMEOUT_MS). Memorystore's server certificates rotate, so connections are
+    re-established on error rather than pinned.
     """
-    timeout = settings.redis_timeout_ms / 1000
     common: dict[str, Any] = {
-        "socket_timeout": timeout,
-        "socket_connect_timeout": timeout,
+        "socket_timeout": settings.redis_timeout_ms / 1000,
+        "socket_connect_timeout": settings.redis_connect_timeout_ms / 1000,
         "health_check_interval": 30,
         "retry_on_timeout": False,
         # No client-side retries: redis-py's default (3, with backoff) would turn
@@ -36,25 +83,34 @@ def build_redis(settings: Settings) -> redis.Redis:
         # cap redis-py raises instead of waiting, and the limiter would fail open.
         "max_connections": _connections(settings),
     }
-    if settings.redis_url:
+    tls = settings.redis_tls or settings.redis_url.startswith("rediss://")
+    if tls:
+        common.update(
+            ssl_cert_reqs="required",
+            ssl_check_hostname=settings.redis_tls_check_hostname,
+            ssl_min_version=ssl.TLSVersion.TLSv1_2,
+        )
         if settings.redis_ca_cert:
             common["ssl_ca_certs"] = _ca_file(settings.redis_ca_cert)
-        return redis.Redis.from_url(settings.redis_url, **common)
-    tls: dict[str, Any] = {}
-    if settings.redis_tls:
-        tls = {"ssl": True, "ssl_cert_reqs": "required"}
-        if settings.redis_ca_cert:
-            tls["ssl_ca_certs"] = _ca_file(settings.redis_ca_cert)
-    return redis.Redis(
-        host=settings.redis_host or "127.0.0.1",
-        port=settings.redis_port,
-        password=settings.redis_password or None,
-        **common,
-        **tls,
-    )
+    connection_class = _connection_class(tls)
+    if settings.redis_url:
+        pool = redis.ConnectionPool.from_url(
+            settings.redis_url, connection_class=connection_class, **common
+        )
+    else:
+        pool = redis.ConnectionPool(
+            connection_class=connection_class,
+            host=settings.redis_host or "127.0.0.1",
+            port=settings.redis_port,
+            password=settings.redis_password or None,
+            **common,
+        )
+    return redis.Redis(connection_pool=pool)
 
 
 def _connections(settings: Settings) -> int:
+    if settings.redis_max_connections:
+        return settings.redis_max_connections
     return settings.concurrency + 16
 
 

@@ -32,21 +32,28 @@ def connector_for(
     else:
         opener = _host_opener(settings)
     statement_timeout = int(settings.db_statement_timeout_ms)
+    # The socket timeout of an open connection, and the bound on opening one once the
+    # process has connected before: the pool timeout, at least 1 s.
+    steady_s = max(settings.db_pool_timeout_ms / 1000, 1.0)
+    # Until the first connection succeeds (a cold instance, whose Direct VPC egress may
+    # take a while to connect), opening one may take DB_CONNECT_TIMEOUT_MS.
+    first_s = max(settings.db_connect_timeout_ms / 1000, 0.001)
+    connected = threading.Event()
 
     def connect() -> CoreConnection:
-        conn = opener()
+        conn = opener(steady_s if connected.is_set() else first_s)
+        connected.set()
         # A runaway query must not hold a pool slot for ever.
         conn.execute_simple(f"SET statement_timeout = {statement_timeout}")
+        raw_socket = getattr(conn, "_usock", None)
+        if raw_socket is not None:
+            raw_socket.settimeout(steady_s)
         return conn
 
     return connect
 
 
-def _timeout_s(settings: Settings) -> float:
-    return max(settings.db_pool_timeout_ms / 1000, 1.0)
-
-
-def _url_opener(settings: Settings) -> Callable[[], CoreConnection]:
+def _url_opener(settings: Settings) -> Callable[[float], CoreConnection]:
     parts = urlsplit(settings.database_url)
     kwargs: dict[str, Any] = {
         "user": unquote(parts.username or "postgres"),
@@ -54,28 +61,26 @@ def _url_opener(settings: Settings) -> Callable[[], CoreConnection]:
         "host": parts.hostname or "127.0.0.1",
         "port": parts.port or 5432,
         "database": (parts.path or "/").lstrip("/") or None,
-        "timeout": _timeout_s(settings),
         "application_name": _APPLICATION_NAME,
     }
-    return lambda: pg8000.native.Connection(**kwargs)
+    return lambda timeout: pg8000.native.Connection(**kwargs, timeout=timeout)
 
 
-def _host_opener(settings: Settings) -> Callable[[], CoreConnection]:
+def _host_opener(settings: Settings) -> Callable[[float], CoreConnection]:
     kwargs: dict[str, Any] = {
         "user": settings.db_user,
         "password": settings.db_password or None,
         "host": settings.db_host or "127.0.0.1",
         "port": settings.db_port,
         "database": settings.db_name,
-        "timeout": _timeout_s(settings),
         "application_name": _APPLICATION_NAME,
     }
-    return lambda: pg8000.native.Connection(**kwargs)
+    return lambda timeout: pg8000.native.Connection(**kwargs, timeout=timeout)
 
 
 def _cloud_sql_opener(
     settings: Settings, make_connector: Callable[..., Any] | None
-) -> Callable[[], CoreConnection]:
+) -> Callable[[float], CoreConnection]:
     """Cloud SQL through the Python connector: IAM auth, private IP, lazy refresh.
 
     LAZY refresh fetches certificates on demand, which suits Cloud Run where the
@@ -85,7 +90,7 @@ def _cloud_sql_opener(
     lock = threading.Lock()
     connector: Any = None
 
-    def connect() -> CoreConnection:
+    def connect(timeout: float) -> CoreConnection:
         nonlocal connector
         from google.cloud.sql.connector import Connector, IPTypes
 
@@ -100,7 +105,8 @@ def _cloud_sql_opener(
             password=None if settings.db_iam_auth else settings.db_password,
             db=settings.db_name,
             enable_iam_auth=settings.db_iam_auth,
-            timeout=int(_timeout_s(settings)) + 1,
+            # The connector also fetches the instance's certificate: a second more.
+            timeout=round(timeout) + 1,
         )
         return conn
 

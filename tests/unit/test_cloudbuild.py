@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from functools import cache
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from deploy import smoke, tfoutputs
+from deploy import revisions, smoke, tfoutputs
 from deploy.grants import bootstrap_statements, grant_statements, parse_users
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,25 +57,85 @@ def substitutions_used(node: Any) -> set[str]:
     return set()
 
 
-def test_steps_run_test_then_migrate_then_apply_then_smoke():
+def test_steps_run_test_then_migrate_then_apply_then_grants_then_smoke():
     """Nothing is migrated before tests pass, nor applied before migrations, nor smoked before."""
-    order = [position(s) for s in ("test", "bundles", "plan", "migrate", "apply", "smoke")]
+    order = [
+        position(s)
+        for s in (
+            "preflight",
+            "test",
+            "bundles",
+            "plan",
+            "revisions",
+            "migrate",
+            "apply",
+            "grants",
+            "smoke",
+        )
+    ]
     assert order == sorted(order)
     assert all("waitFor" not in s for s in steps()), "waitFor would break the sequential order"
 
 
-def test_every_step_has_an_id_and_a_known_image():
-    """Each step is named, and runs the Python or the Terraform image."""
-    for s in steps():
+@pytest.mark.parametrize("name", BUILD_FILES)
+def test_every_step_has_an_id_and_a_pinned_image(name):
+    """Each step is named and runs the Python or Terraform image at an exact version."""
+    for s in build(name)["steps"]:
         assert s.get("id"), s
-        assert s["name"].startswith(("python:3.11", "hashicorp/terraform:")), s["name"]
+        assert re.fullmatch(
+            r"python:3\.11\.\d+-bookworm|hashicorp/terraform:\d+\.\d+\.\d+"
+            r"|gcr\.io/google\.com/cloudsdktool/cloud-sdk:\d+\.\d+\.\d+-slim",
+            s["name"],
+        ), s["name"]
+
+
+def test_terraform_image_meets_the_roots_required_version():
+    """The pipeline's Terraform is one the environment roots accept, and the same everywhere."""
+    versions = {s["name"].split(":")[1] for s in steps() if s["name"].startswith("hashicorp/")}
+    assert len(versions) == 1
+    (version,) = versions
+    major, minor, _ = (int(p) for p in version.split("."))
+    for env in ("dev", "prod"):
+        text = (ROOT / f"terraform/environments/{env}/versions.tf").read_text()
+        low = re.search(r'required_version\s*=\s*">= (\d+)\.(\d+)\.\d+, < (\d+)\.0\.0"', text)
+        assert low, env
+        assert (int(low[1]), int(low[2])) <= (major, minor) < (int(low[3]), 0), env
 
 
 def test_test_step_runs_the_project_gate():
-    """The first step is `make test`, the README's command."""
-    first = steps()[0]
-    assert first["id"] == "test"
-    assert script(first).split() == ["make", "test"]
+    """Right after the preflight, the build runs `make test`, the README's command."""
+    assert [s["id"] for s in steps()[:2]] == ["preflight", "test"]
+    assert script(step("test")).split() == ["make", "test"]
+
+
+def test_preflight_refuses_example_values_and_a_missing_lock_file():
+    """No default domain or alert address; the preflight stops empty or example ones."""
+    subs = build()["substitutions"]
+    assert subs["_DOMAIN"] == ""
+    assert subs["_ALERT_EMAIL"] == ""
+    text = script(step("preflight"))
+    assert '"${_DOMAIN}" in ""|*example.com' in text
+    assert '"${_ALERT_EMAIL}" in ""|*@example.com' in text
+    assert "terraform/environments/${_ENV}/.terraform.lock.hcl" in text
+
+
+def test_init_uses_the_committed_lock_file_read_only():
+    """`terraform init -lockfile=readonly`: providers are exactly the ones the lock file lists."""
+    assert "terraform init -input=false -lockfile=readonly" in script(step("plan"))
+    ignored = (ROOT / ".gitignore").read_text().split()
+    assert ".terraform.lock.hcl" not in ignored
+    assert "terraform.tfvars" in ignored
+
+
+def test_grants_run_after_apply_and_a_failed_smoke_rolls_back():
+    """Grants follow the apply (new users exist); a failed smoke test restores the old revisions."""
+    assert "-m deploy.grants" in script(step("grants"))
+    assert "deploy.grants" not in script(step("migrate"))
+    assert "deploy.revisions record" in script(step("revisions")).replace(",", "")
+    smoke_script = script(step("smoke"))
+    assert "if ! .venv/bin/python -m deploy.smoke" in smoke_script
+    assert "-m deploy.revisions rollback" in smoke_script
+    assert smoke_script.index("rollback") < smoke_script.index("exit 1")
 
 
 @pytest.mark.parametrize("name", BUILD_FILES)
@@ -262,7 +323,8 @@ def test_terraform_outputs_feed_the_build():
 def test_grants_quote_users_and_refuse_injection():
     """Grant statements quote each IAM user; a name that is not one is refused."""
     assert bootstrap_statements("gateway-dev-deployer@p.iam") == [
-        'GRANT USAGE, CREATE ON SCHEMA public TO "gateway-dev-deployer@p.iam"'
+        'GRANT USAGE, CREATE ON SCHEMA public TO "gateway-dev-deployer@p.iam"',
+        "CREATE EXTENSION IF NOT EXISTS pgaudit",
     ]
     statements = grant_statements(["gateway-dev-start@p.iam"])
     assert statements[0] == 'GRANT USAGE ON SCHEMA public TO "gateway-dev-start@p.iam"'
@@ -302,3 +364,92 @@ def test_smoke_retries_then_reports_a_failure():
     assert failures == ["no key is refused: status 200, expected 401"]
     assert calls.count("https://gw.example/gateway/v1/health/start") == 2
     assert calls.count("https://gw.example/v1/conversations") == 3
+
+
+class _FakeRun:
+    """The Cloud Run Admin API as far as deploy.revisions uses it."""
+
+    def __init__(self, serving: dict[str, str]) -> None:
+        self.serving = serving
+        self.patches: list[tuple[str, dict]] = []
+
+    def __call__(self, method: str, url: str, body: dict | None) -> dict | None:
+        service = url.split("/services/")[1].split("?")[0]
+        if method == "GET":
+            if service not in self.serving:
+                return None
+            revision = self.serving[service]
+            return {"latestReadyRevision": f"projects/p/locations/r/revisions/{revision}"}
+        assert method == "PATCH"
+        assert url.endswith("?updateMask=traffic")
+        assert body is not None
+        self.patches.append((service, body))
+        return {"name": "operations/1"}
+
+
+def test_revisions_recorded_then_restored_on_rollback(tmp_path):
+    """record keeps each serving revision; rollback gives it all traffic; new functions stay."""
+    outputs = tmp_path / "tf-outputs.json"
+    names = {"start": "gateway-dev-start", "batch": "gateway-dev-batch"}
+    outputs.write_text(json.dumps({"function_names": {"value": names}}))
+    api = _FakeRun({"gateway-dev-start": "gateway-dev-start-00007-abc"})
+    recorded = tmp_path / "revisions.json"
+    common = ["--project", "p", "--region", "r", "--tf-outputs", str(outputs)]
+    assert revisions.main(["record", *common, "--out", str(recorded)], call=api) == 0
+    assert json.loads(recorded.read_text()) == {"start": "gateway-dev-start-00007-abc"}
+    api.serving["gateway-dev-start"] = "gateway-dev-start-00008-bad"
+    assert revisions.main(["rollback", *common, "--from", str(recorded)], call=api) == 0
+    assert api.patches == [
+        (
+            "gateway-dev-start",
+            {
+                "traffic": [
+                    {
+                        "type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION",
+                        "revision": "gateway-dev-start-00007-abc",
+                        "percent": 100,
+                    }
+                ]
+            },
+        )
+    ]
+
+
+def test_rollback_after_a_first_deploy_moves_nothing(tmp_path):
+    """Before the first apply there are no outputs and no revisions: nothing is patched."""
+    outputs = tmp_path / "tf-outputs.json"
+    outputs.write_text("{}")
+    api = _FakeRun({})
+    common = ["--project", "p", "--region", "r", "--tf-outputs", str(outputs)]
+    assert revisions.main(["record", *common, "--out", str(tmp_path / "r.json")], call=api) == 0
+    assert json.loads((tmp_path / "r.json").read_text()) == {}
+    assert revisions.main(["rollback", *common, "--from", str(tmp_path / "r.json")], call=api) == 0
+    assert api.patches == []
+
+
+def test_deploy_guide_walks_the_first_deploy_in_order():
+    """docs/deploy.md: policies, DNS and CAA, apply, certificate, pipeline, rollback, in order."""
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    headings = re.findall(r"^## \d+\. (.+)$", text, re.M)
+    wanted = [
+        "Organisation policy checks",
+        "DNS and CAA",
+        "First apply",
+        "Certificate activation",
+        "First pipeline run",
+        "Rollback",
+    ]
+    found = [next(i for i, h in enumerate(headings) if h.startswith(w)) for w in wanted]
+    assert found == sorted(found), headings
+    for needed in (
+        "iam.allowedPolicyMemberDomains",
+        "public_invoker_member",
+        'CAA 0 issue "pki.goog"',
+        "FAILED_CAA_FORBIDDEN",
+        "terraform providers lock",
+        "-lockfile=readonly",
+        "deploy.revisions rollback",
+        "REDIS_TLS_CHECK_HOSTNAME",
+        "DB_CONNECT_TIMEOUT_MS",
+    ):
+        assert needed in text, needed

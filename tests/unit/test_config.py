@@ -79,3 +79,36 @@ def test_the_http_client_under_the_sdk_is_a_named_choice() -> None:
     assert Settings.from_env({"MISTRAL_HTTP_CLIENT": "urllib3"}).mistral_http_client == "urllib3"
     with pytest.raises(ConfigError, match="MISTRAL_HTTP_CLIENT"):
         Settings.from_env({"MISTRAL_HTTP_CLIENT": "curl"})
+
+
+def test_redis_tls_and_connect_settings() -> None:
+    """Hostname check off by default; connect timeouts are their own settings and validated."""
+    settings = Settings.from_env(
+        {
+            "REDIS_TLS": "true",
+            "REDIS_CA_CERT": "/ca.pem",
+            "REDIS_TLS_CHECK_HOSTNAME": "on",
+            "REDIS_CONNECT_TIMEOUT_MS": "1500",
+            "DB_CONNECT_TIMEOUT_MS": "8000",
+        }
+    )
+    assert settings.redis_tls_check_hostname is True
+    assert (settings.redis_connect_timeout_ms, settings.db_connect_timeout_ms) == (1500, 8000)
+    assert Settings.from_env({}).redis_tls_check_hostname is False
+    with pytest.raises(ConfigError, match="DB_CONNECT_TIMEOUT_MS.*REDIS_CONNECT_TIMEOUT_MS"):
+        Settings.from_env({"REDIS_CONNECT_TIMEOUT_MS": "0", "DB_CONNECT_TIMEOUT_MS": "0"})
+
+
+def test_deployed_tls_needs_the_instance_ca_or_the_name_check() -> None:
+    """Deployed with TLS but neither a CA nor a hostname check: refused at start."""
+    deployed = {
+        "ENVIRONMENT": "prod",
+        "MISTRAL_API_KEY": "k",
+        "CLOUD_SQL_INSTANCE": "p:r:i",
+        "REDIS_HOST": "10.0.0.3",
+        "REDIS_TLS": "true",
+    }
+    with pytest.raises(ConfigError, match="REDIS_CA_CERT: required with TLS"):
+        Settings.from_env(deployed)
+    assert Settings.from_env({**deployed, "REDIS_CA_CERT": "/ca.pem"}).redis_tls
+    assert Settings.from_env({**deployed, "REDIS_TLS_CHECK_HOSTNAME": "true"}).redis_tls

@@ -19,6 +19,7 @@ import pytest
 from hcl2.utils import SerializationOptions
 
 from deploy import routes as lb
+from shared.config import Settings
 from shared.observability import ACCESS_LINE_FIELDS
 from shared.routes import FUNCTIONS, ROUTES, Route, health_path, match
 
@@ -247,7 +248,13 @@ def test_every_function_has_its_own_service_account():
     function = resource("modules/function", "google_cloudfunctions2_function", "this")
     service = one(function["service_config"])
     assert service["service_account_email"] == "${google_service_account.this.email}"
-    roles = fn["locals"]["runtime_roles"]
+    roles = fn["variable"]["runtime_roles"]["default"]
+    assert roles == config("modules/gateway")["locals"]["function_runtime_roles"]
+    assert config("modules/gateway")["module"]["function"]["runtime_roles"] == (
+        "${local.function_runtime_roles}"
+    )
+    runtime = resource("modules/function", "google_project_iam_member", "runtime")
+    assert runtime["for_each"] == "${toset(var.runtime_roles)}"
     assert "roles/cloudsql.client" in roles
     assert "roles/cloudsql.instanceUser" in roles
     assert not any(r in roles for r in ("roles/owner", "roles/editor"))
@@ -321,17 +328,20 @@ def test_threads_equal_request_concurrency():
 
 
 def test_functions_sit_behind_the_load_balancer_with_private_egress():
-    """Ingress internal-and-GCLB; Direct VPC egress for private ranges only; batch not public."""
+    """Ingress internal-and-GCLB (batch: internal only); private-range egress; batch not public."""
     function = resource("modules/function", "google_cloudfunctions2_function", "this")
     service = one(function["service_config"])
-    assert service["ingress_settings"] == "ALLOW_INTERNAL_AND_GCLB"
+    assert service["ingress_settings"] == (
+        '${var.public ? "ALLOW_INTERNAL_AND_GCLB" : "ALLOW_INTERNAL_ONLY"}'
+    )
+    assert "batch" not in config("modules/gateway")["locals"]["public_functions"]
     assert service["direct_vpc_egress"] == "VPC_EGRESS_PRIVATE_RANGES_ONLY"
     assert one(function["build_config"])["runtime"] == "${var.runtime}"
     assert config("modules/function")["variable"]["runtime"]["default"] == "python311"
     assert config("modules/function")["variable"]["entry_point"]["default"] == "handle"
     public = resource("modules/function", "google_cloud_run_v2_service_iam_member", "public")
-    assert public["count"] == "${var.public ? 1 : 0}"
-    assert public["member"] == "allUsers"
+    assert public["count"] == '${var.public && var.public_invoker_member != "" ? 1 : 0}'
+    assert public["member"] == "${var.public_invoker_member}"
     call = config("modules/gateway")["module"]["function"]
     assert call["public"] == "${contains(local.public_functions, each.key)}"
 
@@ -353,7 +363,7 @@ def test_cloud_sql_is_private_with_iam_auth_backups_and_protection():
     assert "authorized_networks" not in ip
     flags = {f["name"]: f["value"] for f in settings["database_flags"]}
     assert flags["cloudsql.iam_authentication"] == "on"
-    assert flags["max_connections"] == "${tostring(local.max_connections)}"
+    assert flags["max_connections"] == "${tostring(var.max_connections_ceiling)}"
     backup = one(settings["backup_configuration"])
     assert backup["enabled"] is True
     assert backup["point_in_time_recovery_enabled"] is True
@@ -411,6 +421,23 @@ def test_redis_has_auth_and_tls():
     assert redis["transit_encryption_mode"] == "SERVER_AUTHENTICATION"
     env = config("modules/gateway")["locals"]["function_environment"]
     assert env["REDIS_TLS"] == "true"
+    assert env["REDIS_TLS_CHECK_HOSTNAME"] == "false"
+    assert env["DB_CONNECT_TIMEOUT_MS"] == "${tostring(var.db_connect_timeout_ms)}"
+    assert env["REDIS_CONNECT_TIMEOUT_MS"] == "${tostring(var.redis_connect_timeout_ms)}"
+    settings = Settings.from_env(
+        {
+            "REDIS_TLS": env["REDIS_TLS"],
+            "REDIS_TLS_CHECK_HOSTNAME": env["REDIS_TLS_CHECK_HOSTNAME"],
+            "DB_CONNECT_TIMEOUT_MS": str(
+                config("modules/gateway")["variable"]["db_connect_timeout_ms"]["default"]
+            ),
+            "REDIS_CONNECT_TIMEOUT_MS": str(
+                config("modules/gateway")["variable"]["redis_connect_timeout_ms"]["default"]
+            ),
+        }
+    )
+    assert settings.redis_tls
+    assert not settings.redis_tls_check_hostname
     assert env["REDIS_HOST"] == "${module.redis.host}"
     assert env["REDIS_PORT"] == "${tostring(module.redis.port)}"
 
@@ -556,7 +583,7 @@ def test_environment_root_is_thin_and_pinned(env):
     assert root["variable"]["environment"]["default"] == env
     text = (TERRAFORM / "environments" / env / "versions.tf").read_text()
     assert re.search(r'backend "gcs"', text)
-    assert re.search(r'version\s*=\s*"~> 7\.\d+"', text)
+    assert re.search(r'version\s*=\s*"7\.\d+\.\d+"', text), "the provider is pinned exactly"
     assert (TERRAFORM / "environments" / env / "terraform.tfvars.example").is_file()
 
 
@@ -573,3 +600,476 @@ def test_terraform_fmt_is_clean():
         check=False,
     )
     assert result.returncode == 0, f"not formatted: {result.stdout.strip()}"
+
+
+# --- First deploy on an empty project (issue 20) --------------------------------------------
+
+# The API each resource type needs (the first word after google_ decides).
+API_FOR_RESOURCE = {
+    "google_cloudfunctions2_function": {
+        "cloudfunctions.googleapis.com",
+        "cloudbuild.googleapis.com",
+        "run.googleapis.com",
+        "artifactregistry.googleapis.com",
+    },
+    "google_cloud_run_v2_service_iam_member": {"run.googleapis.com"},
+    "google_sql_": {"sqladmin.googleapis.com"},
+    "google_redis_": {"redis.googleapis.com"},
+    "google_pubsub_": {"pubsub.googleapis.com"},
+    "google_secret_manager_": {"secretmanager.googleapis.com"},
+    "google_compute_": {"compute.googleapis.com"},
+    "google_service_networking_": {"servicenetworking.googleapis.com"},
+    "google_monitoring_": {"monitoring.googleapis.com"},
+    "google_logging_": {"logging.googleapis.com"},
+    "google_cloudbuild_": {"cloudbuild.googleapis.com"},
+    "google_storage_": {"storage.googleapis.com"},
+    "google_service_account": {"iam.googleapis.com"},
+    "google_project_iam_member": {"cloudresourcemanager.googleapis.com"},
+}
+
+MODULES = sorted(p.name for p in (TERRAFORM / "modules").iterdir() if p.is_dir())
+
+
+def sleep_of(res: dict[str, Any]) -> str:
+    """The local-exec command of a terraform_data wait."""
+    (provisioner,) = res["provisioner"]
+    return provisioner["local-exec"]["command"]
+
+
+def test_every_module_waits_for_api_enablement():
+    """Every module the gateway calls, and so every resource, depends on module.project."""
+    calls = config("modules/gateway")["module"]
+    assert set(calls) == set(MODULES) - {"gateway"}
+    for name, call in calls.items():
+        if name != "project":
+            assert "${module.project}" in call.get("depends_on", []), name
+    outputs = config("modules/project")["output"]
+    assert outputs["enabled_services"]["depends_on"] == ["${terraform_data.services_settled}"]
+    settle = resource("modules/project", "terraform_data", "services_settled")
+    assert settle["depends_on"] == ["${google_project_service.this}"]
+    assert sleep_of(settle) == "sleep ${var.settle_seconds}"
+
+
+def test_every_api_a_resource_needs_is_enabled_and_no_other():
+    """Each resource type's API is in the project's list; Eventarc (unused) is not."""
+    services = set(config("modules/project")["variable"]["services"]["default"])
+    needed = {"cloudresourcemanager.googleapis.com"}
+    for module in MODULES:
+        for rtype in config(f"modules/{module}")["resource"]:
+            if not rtype.startswith("google_") or rtype == "google_project_service":
+                continue
+            apis = [a for prefix, a in API_FOR_RESOURCE.items() if rtype.startswith(prefix)]
+            assert apis, f"{rtype}: which API does it need?"
+            needed |= set().union(*apis)
+    assert needed <= services, needed - services
+    assert "eventarc.googleapis.com" not in services
+
+
+def test_function_builds_can_read_their_sources():
+    """The builder reads sources project-wide (gcf-v2-sources bucket); builds wait for it."""
+    cicd = config("modules/cicd")
+    assert "roles/storage.objectViewer" in cicd["locals"]["builder_roles"]
+    grant = resource("modules/cicd", "google_project_iam_member", "builder")
+    assert grant["for_each"] == "${toset(local.builder_roles)}"
+    assert grant["member"] == "${google_service_account.builder.member}"
+    assert "google_storage_bucket_iam_member" not in cicd["resource"]
+    settled = resource("modules/cicd", "terraform_data", "builder_iam_settled")
+    assert settled["depends_on"] == ["${google_project_iam_member.builder}"]
+    assert sleep_of(settled) == "sleep ${var.iam_settle_seconds}"
+    assert cicd["variable"]["iam_settle_seconds"]["default"] >= 60
+    assert cicd["output"]["builder_id"]["depends_on"] == ["${terraform_data.builder_iam_settled}"]
+    function = resource("modules/function", "google_cloudfunctions2_function", "this")
+    assert one(function["build_config"])["service_account"] == "${var.build_service_account}"
+    call = config("modules/gateway")["module"]["function"]
+    assert call["build_service_account"] == "${module.cicd.builder_id}"
+
+
+def test_functions_start_after_their_grants_have_propagated():
+    """A first revision waits for its IAM, secret access and database user, then a pause."""
+    function = resource("modules/function", "google_cloudfunctions2_function", "this")
+    assert function["depends_on"] == ["${terraform_data.runtime_iam_settled}"]
+    settled = resource("modules/function", "terraform_data", "runtime_iam_settled")
+    assert set(settled["depends_on"]) == {
+        "${google_project_iam_member.runtime}",
+        "${google_secret_manager_secret_iam_member.this}",
+        "${google_sql_user.this}",
+    }
+    assert sleep_of(settled) == "sleep ${var.iam_settle_seconds}"
+
+
+def _log_metric_alerts() -> dict[str, dict[str, Any]]:
+    alerts = config("modules/monitoring")["resource"]["google_monitoring_alert_policy"]
+    return {n: a for n, a in alerts.items() if "google_logging_metric." in json.dumps(a)}
+
+
+def test_alerts_on_log_metrics_wait_until_monitoring_knows_the_metrics():
+    """Each policy on a log-based metric depends on a wait that follows every such metric."""
+    alerts = _log_metric_alerts()
+    assert set(alerts) == {
+        "error_rate",
+        "latency_p95",
+        "circuit_open",
+        "rate_limited_spike",
+        "batch_failures",
+    }
+    for name, alert in alerts.items():
+        assert alert.get("depends_on") == ["${terraform_data.metrics_known}"], name
+    wait = resource("modules/monitoring", "terraform_data", "metrics_known")
+    trigger = json.dumps(wait["triggers_replace"])
+    for metric in config("modules/monitoring")["resource"]["google_logging_metric"]:
+        assert f"google_logging_metric.{metric}" in trigger, metric
+    assert sleep_of(wait) == "sleep ${var.metric_propagation_seconds}"
+    assert config("modules/monitoring")["variable"]["metric_propagation_seconds"]["default"] >= 600
+
+
+def test_no_provider_beyond_google_is_needed():
+    """Waits are terraform_data (built in): no time or null provider to download and lock."""
+    for path in TERRAFORM.rglob("versions.tf"):
+        text = path.read_text()
+        providers = re.findall(r"^\s*(\w+)\s*=\s*\{\s*\n\s*source", text, re.M)
+        assert providers == ["google"], path
+    for path in TERRAFORM.rglob("*.tf"):
+        assert not re.search(r'resource "(time_sleep|null_resource)"', path.read_text()), path
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_provider_pin_is_exact_and_every_module_admits_it(env):
+    """The root pins one google version; each module's range holds it; a lock file matches it."""
+    text = (TERRAFORM / "environments" / env / "versions.tf").read_text()
+    (pinned,) = re.findall(r'version\s*=\s*"(\d+)\.(\d+)\.(\d+)"', text)
+    version = tuple(int(p) for p in pinned)
+    for module in MODULES:
+        module_text = (TERRAFORM / "modules" / module / "versions.tf").read_text()
+        low, high = re.search(
+            r'version\s*=\s*">= (\d+\.\d+\.\d+), < (\d+\.\d+\.\d+)"', module_text
+        ).groups()
+        assert tuple(map(int, low.split("."))) <= version < tuple(map(int, high.split("."))), module
+    lock = TERRAFORM / "environments" / env / ".terraform.lock.hcl"
+    if lock.is_file():
+        assert f'version     = "{".".join(pinned)}"' in lock.read_text()
+
+
+def test_public_invoker_can_be_switched_off_for_domain_restricted_sharing():
+    """allUsers by default; "" grants nothing; the root's choice reaches the function module."""
+    variable = config("modules/gateway")["variable"]["public_invoker_member"]
+    assert variable["default"] == "allUsers"
+    assert config("modules/gateway")["module"]["function"]["public_invoker_member"] == (
+        "${var.public_invoker_member}"
+    )
+    for env in ENVIRONMENTS:
+        root = config(f"environments/{env}")
+        assert root["module"]["gateway"]["public_invoker_member"] == "${var.public_invoker_member}"
+        assert root["variable"]["public_invoker_member"]["default"] == "allUsers"
+
+
+def test_deployer_acts_as_every_account_it_deploys_with():
+    """Function accounts, the builder, and the push identity of the subscription it updates."""
+    acts = resource("modules/gateway", "google_service_account_iam_member", "deployer_acts_as")
+    assert "module.pubsub.push_service_account_name" in acts["for_each"]
+    assert "module.cicd.builder_name" in acts["for_each"]
+    assert "for f, m in module.function" in acts["for_each"]
+    assert acts["role"] == "roles/iam.serviceAccountUser"
+    output = config("modules/pubsub")["output"]["push_service_account_name"]
+    assert output["value"] == "${google_service_account.push.name}"
+
+
+def test_deployer_cannot_grant_itself_owner():
+    """Project IAM admin only under a condition listing the stack's own grantable roles."""
+    cicd = config("modules/cicd")
+    plain = json.dumps(resource("modules/cicd", "google_project_iam_member", "deployer"))
+    assert "projectIamAdmin" not in plain
+    assert "roles/owner" not in plain
+    assert "roles/editor" not in plain
+    grants = resource("modules/cicd", "google_project_iam_member", "deployer_grants")
+    assert grants["role"] == "roles/resourcemanager.projectIamAdmin"
+    expression = one(grants["condition"])["expression"]
+    assert "iam.googleapis.com/modifiedGrantsByRole" in expression
+    assert ".hasOnly(" in expression
+    assert "concat(var.grantable_roles, local.builder_roles)" in expression
+    assert config("modules/gateway")["module"]["cicd"]["grantable_roles"] == (
+        "${local.function_runtime_roles}"
+    )
+    grantable = config("modules/gateway")["locals"]["function_runtime_roles"]
+    grantable += cicd["locals"]["builder_roles"]
+    forbidden = {"roles/owner", "roles/editor", "roles/resourcemanager.projectIamAdmin"}
+    assert not forbidden & set(grantable)
+    assert not any(r.startswith("roles/iam.") for r in grantable)
+
+
+def test_scaling_changes_do_not_restart_cloud_sql():
+    """max_connections is the fixed ceiling, not the pools' sum; the pools must fit under it."""
+    locals_ = config("modules/database")["locals"]
+    instance = resource("modules/database", "google_sql_database_instance", "this")
+    flags = {f["name"]: f["value"] for f in one(instance["settings"])["database_flags"]}
+    assert "local." not in flags["max_connections"]
+    assert "max_instances" not in json.dumps(flags)
+    assert "var.max_instances_by_function" in locals_["app_connections"]
+    assert flags["cloudsql.enable_pgaudit"] == "on"
+
+
+def test_rate_limited_metric_counts_budget_refusals_too():
+    """Both 429 outcomes of shared.ratelimit (limited, budget) feed the metric and its alert."""
+    metric = resource("modules/monitoring", "google_logging_metric", "rate_limited")
+    assert '${local.log_field.rate_limit}="limited"' in metric["filter"]
+    assert '${local.log_field.rate_limit}="budget"' in metric["filter"]
+    assert metric["label_extractors"]["reason"] == "EXTRACT(${local.log_field.rate_limit})"
+    source = (ROOT / "shared" / "ratelimit.py").read_text()
+    assert '"limited" if reason == 1 else "budget"' in source
+
+
+def test_token_charts_are_rates():
+    """Token charts take the rate of the distributions' running sum (PromQL), per model."""
+    charts = config("modules/monitoring")["locals"]["charts"]
+    tokens = [c for c in charts if "tokens/s" in c["title"]]
+    assert len(tokens) == 2
+    for chart in tokens:
+        assert chart["promql"].startswith("sum by (model) (rate(")
+        assert "_sum{" in chart["promql"]
+    promql = config("modules/monitoring")["locals"]["promql_metric"]
+    assert "logging_googleapis_com:user_" in promql
+
+
+# --- Batch bursts (docs/batches.md) ---------------------------------------------------------
+
+
+def retries_within(seconds: float, minimum: float, maximum: float) -> int:
+    """Retries Pub/Sub makes of one message within `seconds`: the wait doubles up to the maximum."""
+    retries, waited, wait = 0, 0.0, max(minimum, 1)
+    while waited + wait <= seconds:
+        waited += wait
+        retries += 1
+        wait = min(wait * 2, maximum)
+    return retries
+
+
+def burst_attempts(env: str) -> tuple[int, int, int]:
+    """(deliveries at once, seconds to drain the burst, attempts the last message may spend)."""
+    gateway = config("modules/gateway")["variable"]
+    batch = config(f"environments/{env}")["variable"]["functions"]["default"]["batch"]
+    parallel = batch["max_instances"] * batch["concurrency"]
+    burst = gateway["batch_burst_messages"]["default"]
+    drain = -(-burst // parallel) * batch["timeout_seconds"]
+    minimum = gateway["batch_minimum_backoff_seconds"]["default"]
+    maximum = gateway["batch_maximum_backoff_seconds"]["default"]
+    return parallel, drain, 1 + retries_within(drain, minimum, maximum)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_a_burst_of_1000_batches_runs_before_any_is_dead_lettered(env):
+    """At the environment's scaling, the last of 1,000 messages keeps half its attempts spare."""
+    gateway = config("modules/gateway")["variable"]
+    assert gateway["batch_burst_messages"]["default"] == 1000
+    max_attempts = gateway["batch_max_delivery_attempts"]["default"]
+    parallel, drain, attempts = burst_attempts(env)
+    assert attempts * 2 <= max_attempts, (env, parallel, drain, attempts)
+    # The figures docs/batches.md gives.
+    doc = (ROOT / "docs" / "batches.md").read_text()
+    assert f"| {env} | {parallel} | {drain:,} s | {attempts} |" in doc
+
+
+def test_burst_settings_reach_the_subscription():
+    """The gateway's attempts and backoff are the subscription's, and its check uses them."""
+    call = config("modules/gateway")["module"]["pubsub"]
+    assert call["max_delivery_attempts"] == "${var.batch_max_delivery_attempts}"
+    assert call["minimum_backoff_seconds"] == "${var.batch_minimum_backoff_seconds}"
+    assert call["maximum_backoff_seconds"] == "${var.batch_maximum_backoff_seconds}"
+    sub = resource("modules/pubsub", "google_pubsub_subscription", "batch_push")
+    retry = one(sub["retry_policy"])
+    assert retry["minimum_backoff"] == "${var.minimum_backoff_seconds}s"
+    assert retry["maximum_backoff"] == "${var.maximum_backoff_seconds}s"
+    assert one(sub["dead_letter_policy"])["max_delivery_attempts"] == (
+        "${var.max_delivery_attempts}"
+    )
+    assert config("modules/pubsub")["variable"]["max_delivery_attempts"]["default"] == 100
+    text = (TERRAFORM / "modules" / "gateway" / "main.tf").read_text()
+    assert 'check "batch_burst"' in text
+    assert "local.burst_attempts * 2 <= var.batch_max_delivery_attempts" in text
+
+
+_BURST_LOCALS = (
+    "batch_parallel",
+    "burst_drain_seconds",
+    "backoff_doublings",
+    "backoff_ramp_seconds",
+    "burst_attempts",
+)
+
+
+@pytest.mark.parametrize(
+    ("parallel", "minimum", "maximum"),
+    [(24, 10, 600), (40, 10, 600), (8, 10, 600), (500, 10, 600), (20, 60, 600), (4, 600, 600)],
+)
+def test_terraform_burst_arithmetic_matches_the_backoff_schedule(
+    tmp_path, parallel, minimum, maximum
+):
+    """`terraform console` on the gateway's own locals gives the simulated schedule's attempts."""
+    locals_ = config("modules/gateway")["locals"]
+    body = "\n".join(f"  {n} = {locals_[n][2:-1]}" for n in _BURST_LOCALS)
+    config_text = f"""
+variable "functions" {{
+  default = {{ batch = {{ max_instances = {parallel}, concurrency = 1, timeout_seconds = 540 }} }}
+}}
+variable "batch_burst_messages" {{ default = 1000 }}
+variable "batch_minimum_backoff_seconds" {{ default = {minimum} }}
+variable "batch_maximum_backoff_seconds" {{ default = {maximum} }}
+locals {{
+{body}
+}}
+"""
+    drain = -(-1000 // parallel) * 540
+    answer = terraform_console(tmp_path, config_text, "local.burst_attempts")
+    assert int(answer) == 1 + retries_within(drain, minimum, maximum)
+
+
+def terraform_console(directory: Path, config_text: str, expression: str) -> str:
+    """The value of `expression` in a provider-free configuration, from `terraform console`."""
+    binary = shutil.which("terraform")
+    if binary is None:
+        pytest.skip("the terraform binary is not installed")
+    (directory / "main.tf").write_text(config_text)
+    env = {"TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1", "PATH": "/usr/bin:/bin"}
+    for command, stdin in (
+        (["init", "-input=false", "-backend=false"], None),
+        (["console"], expression + "\n"),
+    ):
+        result = subprocess.run(
+            [binary, *command],
+            cwd=directory,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=env,
+        )
+        assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_deployer_grant_condition_renders_as_the_cel_iam_expects(tmp_path):
+    """The condition template renders to hasOnly([...]) over the runtime and builder roles."""
+    cicd = config("modules/cicd")
+    expression = one(
+        resource("modules/cicd", "google_project_iam_member", "deployer_grants")["condition"]
+    )["expression"]
+    runtime = config("modules/gateway")["locals"]["function_runtime_roles"]
+    text = (TERRAFORM / "modules" / "cicd" / "main.tf").read_text()
+    (template,) = re.findall(r'expression\s*=\s*("api\.getAttribute.*")\n', text)
+    config_text = f"""
+variable "grantable_roles" {{ default = {json.dumps(runtime)} }}
+locals {{
+  builder_roles = {json.dumps(cicd["locals"]["builder_roles"])}
+  expression    = {template}
+}}
+"""
+    rendered = json.loads(terraform_console(tmp_path, config_text, "local.expression"))
+    roles = sorted(set(runtime) | set(cicd["locals"]["builder_roles"]))
+    quoted = ", ".join(f"'{r}'" for r in roles)
+    assert rendered == (
+        f"api.getAttribute('iam.googleapis.com/modifiedGrantsByRole', []).hasOnly([{quoted}])"
+    )
+    assert "modifiedGrantsByRole" in expression
+
+
+# --- Arguments against the provider's own schema ----------------------------------------------
+
+SCHEMA = json.loads((ROOT / "tests" / "data" / "google_provider_schema.json").read_text())
+_META_ARGUMENTS = {"count", "for_each", "depends_on", "lifecycle", "provider", "provisioner"}
+
+
+def _schema_problems(block: dict[str, Any], schema: dict[str, Any], where: str) -> list[str]:
+    """Each argument or nested block of `block` the schema lacks, and each required one missing."""
+    problems: list[str] = []
+    present = set(block)
+    for key, value in block.items():
+        if key in _META_ARGUMENTS:
+            continue
+        if key == "dynamic":
+            for dynamic in value:
+                for name, spec in dynamic.items():
+                    present.add(name)
+                    if name not in schema["args"] or schema["args"][name] is None:
+                        problems.append(f"{where}: dynamic {name} is not a block of the provider")
+                        continue
+                    for content in spec.get("content", []):
+                        problems += _schema_problems(
+                            content, schema["args"][name], f"{where}.{name}"
+                        )
+            continue
+        if key not in schema["args"]:
+            problems.append(f"{where}: {key} is not an argument of the provider")
+            continue
+        nested = schema["args"][key]
+        if nested is not None:
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, dict):
+                    problems += _schema_problems(item, nested, f"{where}.{key}")
+    problems += [f"{where}: required {r} missing" for r in schema["required"] if r not in present]
+    return problems
+
+
+def _google_blocks() -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(kind, type, where, body) of every google resource and data source under terraform/."""
+    found = []
+    for path in sorted(TERRAFORM.rglob("*.tf")):
+        with path.open() as handle:
+            parsed = hcl2.load(handle, serialization_options=_OPTIONS)
+        for kind in ("resource", "data"):
+            for block in parsed.get(kind, []):
+                for rtype, named in block.items():
+                    for name, body in named.items():
+                        where = f"{path.relative_to(TERRAFORM)}: {rtype}.{name}"
+                        found.append((kind, rtype, where, body))
+    return found
+
+
+def test_schema_is_the_pinned_provider_version():
+    """tests/data/google_provider_schema.json comes from the version every root pins."""
+    for env in ENVIRONMENTS:
+        text = (TERRAFORM / "environments" / env / "versions.tf").read_text()
+        (pinned,) = re.findall(r'version\s*=\s*"(\d+\.\d+\.\d+)"', text)
+        assert pinned == SCHEMA["provider_version"], env
+
+
+def test_every_argument_exists_in_the_provider_schema():
+    """Each google resource and data source uses only arguments and blocks the provider has."""
+    blocks = [b for b in _google_blocks() if b[1].startswith("google_")]
+    assert len(blocks) > 50
+    problems = []
+    for kind, rtype, where, body in blocks:
+        if rtype not in SCHEMA[kind]:
+            problems.append(
+                f"{where}: {rtype} is not in the schema file (python -m deploy.provider_schema)"
+            )
+            continue
+        problems += _schema_problems(body, SCHEMA[kind][rtype], where)
+    assert not problems, "\n".join(problems)
+
+
+def test_schema_check_catches_a_wrong_argument():
+    """The check is not vacuous: a misspelt argument, a wrong nested one and a missing one fail."""
+    function = SCHEMA["resource"]["google_cloudfunctions2_function"]
+    assert _schema_problems({"name": "f", "location": "r", "build_confg": [{}]}, function, "x")
+    bad_nested = {"name": "f", "location": "r", "service_config": [{"max_instances": 1}]}
+    assert _schema_problems(bad_nested, function, "x") == [
+        "x.service_config: max_instances is not an argument of the provider"
+    ]
+    member = SCHEMA["resource"]["google_project_iam_member"]
+    assert _schema_problems({"project": "p", "role": "r"}, member, "y") == [
+        "y: required member missing"
+    ]
+
+
+def test_batch_redis_pool_holds_every_worker_of_every_delivery():
+    """The batch function's Redis cap is deliveries x workers (+16); build_redis uses it."""
+    from shared.redis_client import build_redis
+
+    batch_env = config("modules/gateway")["locals"]["batch_environment"]
+    assert batch_env["REDIS_MAX_CONNECTIONS"] == (
+        '${tostring(var.functions["batch"].concurrency * var.batch_concurrency + 16)}'
+    )
+    client = build_redis(Settings(redis_max_connections=316))
+    try:
+        assert client.connection_pool.max_connections == 316
+    finally:
+        client.close()

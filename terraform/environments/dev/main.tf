@@ -22,5 +22,6 @@ module "gateway" {
   redis_memory_size_gb       = var.redis_memory_size_gb
   waf_preview                = var.waf_preview
   batch_publishers           = var.batch_publishers
+  public_invoker_member      = var.public_invoker_member
   labels                     = var.labels
 }

@@ -43,11 +43,13 @@ variable "functions" {
   # start spends most of a turn waiting for Mistral (seconds) and about 2 ms of CPU on it:
   # 300 turns in flight keep one vCPU well under half busy (bench/RESULTS.md); at 80 an
   # instance would sit mostly idle while Cloud Run starts (and bills) more of them.
+  # batch: 4 x 6 = 24 deliveries at once works a burst of 1,000 through without
+  # dead-lettering (docs/batches.md); the pools then fit 80% of the dev database.
   default = {
-    start   = { min_instances = 0, max_instances = 5, concurrency = 300, cpu = "1", memory = "1Gi", timeout_seconds = 300 }
-    history = { min_instances = 0, max_instances = 5, concurrency = 80, cpu = "1", memory = "512Mi", timeout_seconds = 60 }
+    start   = { min_instances = 0, max_instances = 4, concurrency = 300, cpu = "1", memory = "1Gi", timeout_seconds = 300 }
+    history = { min_instances = 0, max_instances = 4, concurrency = 80, cpu = "1", memory = "512Mi", timeout_seconds = 60 }
     admin   = { min_instances = 0, max_instances = 2, concurrency = 80, cpu = "1", memory = "512Mi", timeout_seconds = 120 }
-    batch   = { min_instances = 0, max_instances = 2, concurrency = 4, cpu = "1", memory = "1Gi", timeout_seconds = 540 }
+    batch   = { min_instances = 0, max_instances = 4, concurrency = 6, cpu = "1", memory = "1Gi", timeout_seconds = 540 }
   }
 }
 
@@ -103,4 +105,10 @@ variable "labels" {
   type        = map(string)
   description = "Extra labels on every resource that takes them."
   default     = {}
+}
+
+variable "public_invoker_member" {
+  type        = string
+  description = "allUsers, or \"\" where organisation policy (domain-restricted sharing) refuses allUsers: docs/deploy.md."
+  default     = "allUsers"
 }

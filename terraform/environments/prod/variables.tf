@@ -43,6 +43,8 @@ variable "functions" {
   # start spends most of a turn waiting for Mistral (seconds) and about 2 ms of CPU on it:
   # 300 turns in flight keep one vCPU well under half busy (bench/RESULTS.md); at 80 an
   # instance would sit mostly idle while Cloud Run starts (and bills) more of them.
+  # batch: 10 x 4 = 40 deliveries at once works a burst of 1,000 through without
+  # dead-lettering (docs/batches.md).
   default = {
     start   = { min_instances = 1, max_instances = 20, concurrency = 300, cpu = "1", memory = "1Gi", timeout_seconds = 300 }
     history = { min_instances = 1, max_instances = 20, concurrency = 80, cpu = "1", memory = "512Mi", timeout_seconds = 60 }
@@ -103,4 +105,10 @@ variable "labels" {
   type        = map(string)
   description = "Extra labels on every resource that takes them."
   default     = {}
+}
+
+variable "public_invoker_member" {
+  type        = string
+  description = "allUsers, or \"\" where organisation policy (domain-restricted sharing) refuses allUsers: docs/deploy.md."
+  default     = "allUsers"
 }

@@ -1,10 +1,14 @@
 terraform {
-  required_version = ">= 1.9"
+  # The pipeline runs hashicorp/terraform:1.11.4 (cloudbuild.yaml); an
+  # operator's 1.x from 1.11 on reads and writes the same state.
+  required_version = ">= 1.11.0, < 2.0.0"
 
   required_providers {
     google = {
-      source  = "hashicorp/google"
-      version = "~> 7.21"
+      source = "hashicorp/google"
+      # Exact: .terraform.lock.hcl records this version's checksums, and the
+      # pipeline's `terraform init -lockfile=readonly` refuses anything else.
+      version = "7.31.0"
     }
   }
 

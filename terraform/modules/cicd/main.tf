@@ -3,6 +3,10 @@
 # uploaded to, and a private worker pool peered with the VPC (the migration
 # step reaches Cloud SQL's private IP through it).
 
+locals {
+  builder_roles = ["roles/logging.logWriter", "roles/artifactregistry.writer", "roles/storage.objectViewer"]
+}
+
 resource "google_service_account" "deployer" {
   project      = var.project_id
   account_id   = "${var.name}-deployer"
@@ -33,13 +37,29 @@ resource "google_project_iam_member" "deployer" {
     "roles/logging.logWriter",
     "roles/storage.admin",
     "roles/serviceusage.serviceUsageAdmin",
-    "roles/resourcemanager.projectIamAdmin",
     "roles/cloudbuild.workerPoolOwner",
   ])
 
   project = var.project_id
   role    = each.value
   member  = google_service_account.deployer.member
+}
+
+# Project IAM, but only for the roles the stack itself grants at project
+# level: without the condition the deployer could grant itself (or anyone)
+# Owner. A change of the deployer's own roles therefore needs a human with
+# Owner (docs/deploy.md); the pipeline's apply cannot do it.
+# https://cloud.google.com/iam/docs/setting-limits-on-granting-roles
+resource "google_project_iam_member" "deployer_grants" {
+  project = var.project_id
+  role    = "roles/resourcemanager.projectIamAdmin"
+  member  = google_service_account.deployer.member
+
+  condition {
+    title       = "gateway-roles-only"
+    description = "May grant and revoke only the roles the gateway's Terraform grants at project level."
+    expression  = "api.getAttribute('iam.googleapis.com/modifiedGrantsByRole', []).hasOnly([${join(", ", [for r in sort(distinct(concat(var.grantable_roles, local.builder_roles))) : "'${r}'"])}])"
+  }
 }
 
 # Terraform creates and deletes the gateway's service accounts.
@@ -59,19 +79,32 @@ resource "google_service_account" "builder" {
 }
 
 # The minimum a custom build account needs for Cloud Run functions: write
-# build logs and the built image, read the bundle.
+# build logs and the built image, and read the bundle. Cloud Functions copies
+# each bundle into Google's own gcf-v2-sources-<project number>-<region>
+# bucket and the build reads it from there, so reading only this module's
+# bucket is not enough: the object viewer role is project-wide, as in the
+# provider's own builder example (terraform-provider-google issue 20571).
 resource "google_project_iam_member" "builder" {
-  for_each = toset(["roles/logging.logWriter", "roles/artifactregistry.writer"])
+  for_each = toset(local.builder_roles)
 
   project = var.project_id
   role    = each.value
   member  = google_service_account.builder.member
 }
 
-resource "google_storage_bucket_iam_member" "builder_reads_sources" {
-  bucket = google_storage_bucket.sources.name
-  role   = "roles/storage.objectViewer"
-  member = google_service_account.builder.member
+# New IAM bindings take a while to reach every Google service (up to about
+# seven minutes in the worst case, usually under one): a build started at once
+# may still be refused the sources. Functions wait for this through the
+# builder_id output. terraform_data is built into Terraform: no extra
+# provider (and lock-file entry) for a sleep.
+resource "terraform_data" "builder_iam_settled" {
+  triggers_replace = [google_service_account.builder.email, sort(local.builder_roles)]
+
+  provisioner "local-exec" {
+    command = "sleep ${var.iam_settle_seconds}"
+  }
+
+  depends_on = [google_project_iam_member.builder]
 }
 
 resource "google_storage_bucket" "sources" {

@@ -9,8 +9,14 @@ output "deployer_member" {
 }
 
 output "builder_id" {
-  description = "The function build service account, as projects/P/serviceAccounts/EMAIL."
+  description = "The function build service account, as projects/P/serviceAccounts/EMAIL; known once its roles have settled."
   value       = google_service_account.builder.id
+  depends_on  = [terraform_data.builder_iam_settled]
+}
+
+output "builder_roles" {
+  description = "The roles the builder holds at project level."
+  value       = local.builder_roles
 }
 
 output "builder_name" {

@@ -29,3 +29,14 @@ variable "labels" {
   description = "Labels on the bucket."
   default     = {}
 }
+
+variable "grantable_roles" {
+  type        = list(string)
+  description = "Roles, besides the builder's own, the deployer may grant or revoke at project level: the functions' runtime roles."
+}
+
+variable "iam_settle_seconds" {
+  type        = number
+  description = "Seconds to wait after granting the builder its roles before a function build uses them."
+  default     = 90
+}

@@ -1,7 +1,12 @@
 # Cloud SQL for PostgreSQL: private IP only, IAM database authentication,
 # backups with point-in-time recovery, deletion protection, and a connection
-# limit derived from the functions' pools (DESIGN 6: pool size x instances x
+# limit the functions' pools must fit in (DESIGN 6: pool size x instances x
 # functions stays inside max_connections).
+#
+# The max_connections flag is the fixed ceiling, not the pools' sum: changing
+# a flag like this one restarts the instance, and scaling a function must not
+# restart the database. The plan fails when the pools outgrow the ceiling;
+# raising the ceiling is then a deliberate change (and a restart).
 
 locals {
   # Every instance of every function may hold a full pool at once.
@@ -77,7 +82,7 @@ resource "google_sql_database_instance" "this" {
     }
     database_flags {
       name  = "max_connections"
-      value = tostring(local.max_connections)
+      value = tostring(var.max_connections_ceiling)
     }
 
     # Audit and diagnostics: who connected, lock waits, temp files, DDL, errors.
@@ -121,6 +126,8 @@ resource "google_sql_database_instance" "this" {
       name  = "log_temp_files"
       value = "0"
     }
+    # The extension itself is created once by `python -m deploy.grants
+    # --bootstrap` (it needs cloudsqlsuperuser; docs/deploy.md section 8).
     database_flags {
       name  = "cloudsql.enable_pgaudit"
       value = "on"

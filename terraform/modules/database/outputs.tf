@@ -14,7 +14,12 @@ output "database_name" {
 }
 
 output "max_connections" {
-  description = "The max_connections flag: the pools' total plus the reserve."
+  description = "The max_connections flag (the ceiling the pools must fit in)."
+  value       = var.max_connections_ceiling
+}
+
+output "pool_connections" {
+  description = "What the pools may open at full scale-out, plus the reserve."
   value       = local.max_connections
 }
 

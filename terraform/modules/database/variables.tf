@@ -124,7 +124,7 @@ variable "reserved_connections" {
 
 variable "max_connections_ceiling" {
   type        = number
-  description = "The most connections this tier should be asked to hold. Cloud SQL's own default scales with memory (about 100 at 3.75 GB, 400 at 15 GB); each connection costs memory, so raise the tier with this."
+  description = "The max_connections flag: the most connections this tier should be asked to hold. Cloud SQL's own default scales with memory (about 100 at 3.75 GB, 400 at 15 GB); each connection costs memory, so raise the tier with this. Changing it restarts the instance."
 }
 
 variable "deployer_email" {

@@ -12,12 +12,6 @@ locals {
     THREADS = tostring(var.scaling.concurrency)
     DB_USER = local.db_user
   }
-
-  runtime_roles = toset([
-    "roles/cloudsql.client",
-    "roles/cloudsql.instanceUser",
-    "roles/logging.logWriter",
-  ])
 }
 
 resource "google_service_account" "this" {
@@ -28,7 +22,7 @@ resource "google_service_account" "this" {
 }
 
 resource "google_project_iam_member" "runtime" {
-  for_each = local.runtime_roles
+  for_each = toset(var.runtime_roles)
 
   project = var.project_id
   role    = each.value
@@ -88,8 +82,10 @@ resource "google_cloudfunctions2_function" "this" {
     available_memory                 = var.scaling.memory
     timeout_seconds                  = var.scaling.timeout_seconds
     service_account_email            = google_service_account.this.email
-    ingress_settings                 = "ALLOW_INTERNAL_AND_GCLB"
-    all_traffic_on_latest_revision   = true
+    # Behind the load balancer: internal and GCLB. Off it (batch): internal
+    # only, which still admits Pub/Sub push from this project.
+    ingress_settings               = var.public ? "ALLOW_INTERNAL_AND_GCLB" : "ALLOW_INTERNAL_ONLY"
+    all_traffic_on_latest_revision = true
 
     environment_variables = merge(var.environment, local.runtime_environment)
 
@@ -114,7 +110,20 @@ resource "google_cloudfunctions2_function" "this" {
   }
 
   # The first revision starts at once: it must already be able to read its
-  # secrets and log in to the database.
+  # secrets and log in to the database, and those grants must have propagated.
+  depends_on = [terraform_data.runtime_iam_settled]
+}
+
+# IAM bindings take a while to reach every Google service (usually under a
+# minute, up to about seven): a revision started at once may be refused its
+# secrets. Runs again only when the identity or its grants change.
+resource "terraform_data" "runtime_iam_settled" {
+  triggers_replace = [google_service_account.this.email, sort(var.runtime_roles), sort(keys(var.secret_environment))]
+
+  provisioner "local-exec" {
+    command = "sleep ${var.iam_settle_seconds}"
+  }
+
   depends_on = [
     google_project_iam_member.runtime,
     google_secret_manager_secret_iam_member.this,
@@ -125,12 +134,15 @@ resource "google_cloudfunctions2_function" "this" {
 # Behind the load balancer, Cloud Run still checks IAM; a public API needs the
 # invoker role for everyone, and the gateway authenticates callers itself
 # (DESIGN 13). Ingress keeps the run.app URL closed to the internet.
+# Organisations with domain-restricted sharing refuse allUsers: set
+# public_invoker_member = "" there and follow docs/deploy.md (an exception
+# for this project, or Cloud Run's invoker check turned off).
 resource "google_cloud_run_v2_service_iam_member" "public" {
-  count = var.public ? 1 : 0
+  count = var.public && var.public_invoker_member != "" ? 1 : 0
 
   project  = var.project_id
   location = var.region
   name     = google_cloudfunctions2_function.this.name
   role     = "roles/run.invoker"
-  member   = "allUsers"
+  member   = var.public_invoker_member
 }

@@ -129,3 +129,25 @@ variable "labels" {
   description = "Labels on the function."
   default     = {}
 }
+
+variable "runtime_roles" {
+  type        = list(string)
+  description = "Project roles of the function's own service account."
+  default = [
+    "roles/cloudsql.client",
+    "roles/cloudsql.instanceUser",
+    "roles/logging.logWriter",
+  ]
+}
+
+variable "public_invoker_member" {
+  type        = string
+  description = "Who may invoke a public function: allUsers (the gateway checks its own keys), or \"\" to grant nothing (domain-restricted sharing; docs/deploy.md)."
+  default     = "allUsers"
+}
+
+variable "iam_settle_seconds" {
+  type        = number
+  description = "Seconds to wait after the function's grants before its first revision starts."
+  default     = 60
+}

@@ -22,20 +22,27 @@ locals {
   # Plain settings, the same for every function (names are shared/config.py's
   # fields, upper-cased). Never a secret here: see function_secrets.
   function_environment = {
-    ENVIRONMENT             = var.environment
-    GCP_PROJECT             = var.project_id
-    LOG_LEVEL               = var.log_level
-    MISTRAL_SERVER_URL      = var.mistral_server_url
-    CLOUD_SQL_INSTANCE      = module.database.connection_name
-    DB_IAM_AUTH             = "true"
-    DB_NAME                 = module.database.database_name
-    DB_POOL_SIZE            = tostring(var.db_pool_size)
-    REDIS_HOST              = module.redis.host
-    REDIS_PORT              = tostring(module.redis.port)
-    REDIS_TLS               = "true"
-    RATE_LIMIT_REQUESTS     = tostring(var.rate_limit_requests)
-    RATE_LIMIT_WINDOW       = tostring(var.rate_limit_window)
-    RATE_LIMIT_FAILURE_MODE = var.rate_limit_failure_mode
+    ENVIRONMENT        = var.environment
+    GCP_PROJECT        = var.project_id
+    LOG_LEVEL          = var.log_level
+    MISTRAL_SERVER_URL = var.mistral_server_url
+    CLOUD_SQL_INSTANCE = module.database.connection_name
+    DB_IAM_AUTH        = "true"
+    DB_NAME            = module.database.database_name
+    DB_POOL_SIZE       = tostring(var.db_pool_size)
+    REDIS_HOST         = module.redis.host
+    REDIS_PORT         = tostring(module.redis.port)
+    REDIS_TLS          = "true"
+    # Chain checked against the instance's own CA (REDIS_CA_CERT); Memorystore's
+    # certificate does not carry the address as an IP SAN (docs/deploy.md).
+    REDIS_TLS_CHECK_HOSTNAME = "false"
+    # A cold instance's first connections (Direct VPC egress settling, Cloud SQL
+    # connector fetching its certificate): bounded, then 503 with Retry-After.
+    DB_CONNECT_TIMEOUT_MS    = tostring(var.db_connect_timeout_ms)
+    REDIS_CONNECT_TIMEOUT_MS = tostring(var.redis_connect_timeout_ms)
+    RATE_LIMIT_REQUESTS      = tostring(var.rate_limit_requests)
+    RATE_LIMIT_WINDOW        = tostring(var.rate_limit_window)
+    RATE_LIMIT_FAILURE_MODE  = var.rate_limit_failure_mode
   }
 
   # The batch function's own settings (shared.config.Settings batch_* fields).
@@ -45,7 +52,34 @@ locals {
     # Leave the calls still in flight (MISTRAL_TIMEOUT_MS, 120 s) time to finish
     # within the function's timeout.
     BATCH_TIME_BUDGET_S = tostring(max(60, var.functions["batch"].timeout_seconds - 140))
+    # concurrency deliveries at once, each with BATCH_CONCURRENCY workers, every
+    # one of which may hold a Redis connection (rate limit, breaker); past the cap
+    # redis-py refuses and the limiter fails open (or closed: a 503 and a retry).
+    REDIS_MAX_CONNECTIONS = tostring(var.functions["batch"].concurrency * var.batch_concurrency + 16)
   }
+
+  # Project roles of every function's own service account; the deployer may
+  # grant these (and the builder's) and no other role (module cicd).
+  function_runtime_roles = [
+    "roles/cloudsql.client",
+    "roles/cloudsql.instanceUser",
+    "roles/logging.logWriter",
+  ]
+
+  # A burst of batch_burst_messages deliveries (docs/batches.md): the batch
+  # function runs max_instances x concurrency at once, each for at most its
+  # timeout; the rest are refused (429) and retried with exponential backoff,
+  # and every refusal is a delivery attempt. The last message waits at most
+  # burst_drain_seconds; the attempts it spends meanwhile are the retries that
+  # fit in that time (the backoff doubles from the minimum to the maximum, then
+  # stays there), plus the delivery that runs it.
+  batch_parallel       = var.functions["batch"].max_instances * var.functions["batch"].concurrency
+  burst_drain_seconds  = ceil(var.batch_burst_messages / local.batch_parallel) * var.functions["batch"].timeout_seconds
+  backoff_doublings    = var.batch_minimum_backoff_seconds >= var.batch_maximum_backoff_seconds ? 0 : ceil(log(var.batch_maximum_backoff_seconds / max(var.batch_minimum_backoff_seconds, 1), 2))
+  backoff_ramp_seconds = max(var.batch_minimum_backoff_seconds, 1) * (pow(2, local.backoff_doublings) - 1)
+  burst_attempts = 1 + (local.burst_drain_seconds <= local.backoff_ramp_seconds
+    ? floor(log(local.burst_drain_seconds / max(var.batch_minimum_backoff_seconds, 1) + 1, 2))
+  : local.backoff_doublings + floor((local.burst_drain_seconds - local.backoff_ramp_seconds) / var.batch_maximum_backoff_seconds))
 
   # Environment variable -> Secret Manager secret, read at instance start.
   function_secrets = {
@@ -79,7 +113,9 @@ module "cicd" {
   network_id = module.network.network_id
   labels     = local.labels
 
-  depends_on = [module.network]
+  grantable_roles = local.function_runtime_roles
+
+  depends_on = [module.project, module.network]
 }
 
 module "database" {
@@ -99,7 +135,7 @@ module "database" {
   max_connections_ceiling   = var.db_max_connections_ceiling
   deployer_email            = module.cicd.deployer_email
 
-  depends_on = [module.network]
+  depends_on = [module.project, module.network]
 }
 
 module "redis" {
@@ -113,7 +149,7 @@ module "redis" {
   services_range_name = module.network.services_range_name
   labels              = local.labels
 
-  depends_on = [module.network]
+  depends_on = [module.project, module.network]
 }
 
 module "secrets" {
@@ -146,7 +182,11 @@ module "function" {
   subnetwork            = module.network.subnetwork_name
   sql_instance_name     = module.database.instance_name
   public                = contains(local.public_functions, each.key)
+  public_invoker_member = var.public_invoker_member
+  runtime_roles         = local.function_runtime_roles
   labels                = local.labels
+
+  depends_on = [module.project]
 }
 
 module "load_balancer" {
@@ -159,6 +199,8 @@ module "load_balancer" {
 
   waf_preview            = var.waf_preview
   ip_requests_per_minute = var.ip_requests_per_minute
+
+  depends_on = [module.project]
 }
 
 module "pubsub" {
@@ -172,6 +214,12 @@ module "pubsub" {
   pubsub_service_agent  = module.project.pubsub_service_agent
   publishers            = var.batch_publishers
   labels                = local.labels
+
+  max_delivery_attempts   = var.batch_max_delivery_attempts
+  minimum_backoff_seconds = var.batch_minimum_backoff_seconds
+  maximum_backoff_seconds = var.batch_maximum_backoff_seconds
+
+  depends_on = [module.project]
 }
 
 module "monitoring" {
@@ -185,16 +233,28 @@ module "monitoring" {
   dead_letter_subscription_name = module.pubsub.dead_letter_subscription_name
   notification_email            = var.notification_email
   latency_p95_threshold_ms      = var.latency_p95_threshold_ms
+  metric_propagation_seconds    = var.metric_propagation_seconds
 
   depends_on = [module.project]
 }
 
-# The deployer deploys functions that run as these accounts, so it must be
-# allowed to act as each of them, and as nothing else.
+# A burst must be worked through before any waiting message runs out of
+# delivery attempts; half of them are kept for real failures and for batches
+# that need several deliveries (each out-of-time 503 is an attempt too).
+check "batch_burst" {
+  assert {
+    condition     = local.burst_attempts * 2 <= var.batch_max_delivery_attempts
+    error_message = "A burst of ${var.batch_burst_messages} batches takes up to ${local.burst_drain_seconds} s at ${local.batch_parallel} deliveries at once; a waiting message may spend ${local.burst_attempts} of its ${var.batch_max_delivery_attempts} delivery attempts on refusals. Raise the batch function's max_instances or concurrency (docs/batches.md)."
+  }
+}
+
+# The deployer deploys functions that run as these accounts, and updates the
+# push subscription whose OIDC tokens are minted as the push account, so it
+# must be allowed to act as each of them, and as nothing else.
 resource "google_service_account_iam_member" "deployer_acts_as" {
   for_each = merge(
     { for f, m in module.function : f => "projects/${var.project_id}/serviceAccounts/${m.service_account_email}" },
-    { builder = module.cicd.builder_name },
+    { builder = module.cicd.builder_name, batch_push = module.pubsub.push_service_account_name },
   )
 
   service_account_id = each.value

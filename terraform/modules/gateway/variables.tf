@@ -176,3 +176,56 @@ variable "labels" {
   description = "Labels on every resource that takes them."
   default     = {}
 }
+
+variable "public_invoker_member" {
+  type        = string
+  description = "Invoker of the functions behind the load balancer: allUsers, or \"\" where the organisation's domain-restricted sharing refuses allUsers (docs/deploy.md)."
+  default     = "allUsers"
+
+  validation {
+    condition     = contains(["allUsers", ""], var.public_invoker_member)
+    error_message = "public_invoker_member must be allUsers or \"\"."
+  }
+}
+
+variable "metric_propagation_seconds" {
+  type        = number
+  description = "Seconds alert policies wait after new log-based metrics."
+  default     = 600
+}
+
+variable "batch_burst_messages" {
+  type        = number
+  description = "Batch messages published at once that must all run without one being dead-lettered unrun."
+  default     = 1000
+}
+
+variable "batch_max_delivery_attempts" {
+  type        = number
+  description = "Deliveries of a batch message before it is dead-lettered (5 to 100); refused pushes count."
+  default     = 100
+}
+
+variable "batch_minimum_backoff_seconds" {
+  type        = number
+  description = "First retry wait of a refused or failed batch delivery; it doubles up to the maximum."
+  default     = 10
+}
+
+variable "batch_maximum_backoff_seconds" {
+  type        = number
+  description = "Longest wait between batch delivery retries (at most 600)."
+  default     = 600
+}
+
+variable "db_connect_timeout_ms" {
+  type        = number
+  description = "How long opening an instance's first database connection may take (DB_CONNECT_TIMEOUT_MS) before the request gets 503 + Retry-After."
+  default     = 10000
+}
+
+variable "redis_connect_timeout_ms" {
+  type        = number
+  description = "How long opening an instance's first Redis connection (TCP, TLS, AUTH) may take (REDIS_CONNECT_TIMEOUT_MS); later connections and commands keep 100 ms."
+  default     = 2000
+}

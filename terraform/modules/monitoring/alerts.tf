@@ -7,6 +7,30 @@ locals {
   channels   = [google_monitoring_notification_channel.email.id]
 }
 
+# Monitoring refuses an alert policy on a log-based metric it does not know
+# yet ("Cannot find metric(s)"), and a new log-based metric takes minutes to
+# become known. Every policy on a log-based metric waits for this, which waits
+# after the metrics; on a first apply it runs while Cloud SQL and Memorystore
+# are created, so it costs little. Runs again only when a metric is added or
+# renamed. terraform_data is built into Terraform (no extra provider).
+resource "terraform_data" "metrics_known" {
+  triggers_replace = sort(concat(
+    [for m in [
+      google_logging_metric.requests,
+      google_logging_metric.latency,
+      google_logging_metric.upstream_latency,
+      google_logging_metric.rate_limited,
+      google_logging_metric.circuit_transitions,
+      google_logging_metric.batch_failures,
+    ] : m.id],
+    [for m in google_logging_metric.tokens : m.id],
+  ))
+
+  provisioner "local-exec" {
+    command = "sleep ${var.metric_propagation_seconds}"
+  }
+}
+
 resource "google_monitoring_notification_channel" "email" {
   project      = var.project_id
   display_name = "${var.name} on-call email"
@@ -114,6 +138,8 @@ resource "google_monitoring_alert_policy" "error_rate" {
     mime_type = "text/markdown"
     content   = "More than ${var.error_rate_threshold * 100}% of a function's answers are 5xx. The `error_type` label of the requests metric says which: upstream_* and circuit_open point at Mistral, service_unavailable at Cloud SQL or Memorystore."
   }
+
+  depends_on = [terraform_data.metrics_known]
 }
 
 resource "google_monitoring_alert_policy" "latency_p95" {
@@ -145,6 +171,8 @@ resource "google_monitoring_alert_policy" "latency_p95" {
     mime_type = "text/markdown"
     content   = "A function's 95th percentile latency is above ${var.latency_p95_threshold_ms} ms for 10 minutes. Compare with the upstream latency metric: if Mistral is slow too, the gateway is not the cause. Streamed answers count until their last event."
   }
+
+  depends_on = [terraform_data.metrics_known]
 }
 
 resource "google_monitoring_alert_policy" "circuit_open" {
@@ -175,6 +203,8 @@ resource "google_monitoring_alert_policy" "circuit_open" {
     mime_type = "text/markdown"
     content   = "The shared circuit breaker opened: Mistral failed repeatedly, and calls are refused with 503 circuit_open until it half-opens. Check Mistral's status and the upstream latency and error_type metrics."
   }
+
+  depends_on = [terraform_data.metrics_known]
 }
 
 resource "google_monitoring_alert_policy" "rate_limited_spike" {
@@ -184,7 +214,7 @@ resource "google_monitoring_alert_policy" "rate_limited_spike" {
   notification_channels = local.channels
 
   conditions {
-    display_name = "429s from the gateway's limiter"
+    display_name = "429s from the gateway's rate limits and token budgets"
     condition_threshold {
       filter          = "metric.type=\"${local.metric}/${google_logging_metric.rate_limited.name}\" AND ${local.on_gateway}"
       comparison      = "COMPARISON_GT"
@@ -205,6 +235,8 @@ resource "google_monitoring_alert_policy" "rate_limited_spike" {
     mime_type = "text/markdown"
     content   = "Many requests are refused by per-key rate limits or token budgets. A single key in a retry loop, or limits set too low for real use: the access log's key_prefix says which key."
   }
+
+  depends_on = [terraform_data.metrics_known]
 }
 
 resource "google_monitoring_alert_policy" "batch_failures" {
@@ -235,6 +267,8 @@ resource "google_monitoring_alert_policy" "batch_failures" {
     mime_type = "text/markdown"
     content   = "Batches finished with failed items. Per-item status is readable at GET /gateway/v1/batches/{batch_id}/items."
   }
+
+  depends_on = [terraform_data.metrics_known]
 }
 
 resource "google_monitoring_alert_policy" "dead_letters" {

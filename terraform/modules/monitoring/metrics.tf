@@ -171,8 +171,8 @@ resource "google_logging_metric" "tokens" {
 resource "google_logging_metric" "rate_limited" {
   project     = var.project_id
   name        = "${var.metric_prefix}/rate_limited"
-  description = "Requests refused by the gateway's rate limiter or token budget (429)."
-  filter      = "${local.access_logs} AND ${local.log_field.rate_limit}=\"limited\""
+  description = "Requests refused with 429 by the gateway's per-key rate limit (limited) or token budget (budget)."
+  filter      = "${local.access_logs} AND (${local.log_field.rate_limit}=\"limited\" OR ${local.log_field.rate_limit}=\"budget\")"
 
   metric_descriptor {
     metric_kind = "DELTA"
@@ -189,11 +189,17 @@ resource "google_logging_metric" "rate_limited" {
       value_type  = "STRING"
       description = "The route template."
     }
+    labels {
+      key         = "reason"
+      value_type  = "STRING"
+      description = "limited (request rate) or budget (tokens)."
+    }
   }
 
   label_extractors = {
     function = "EXTRACT(${local.log_field.function})"
     route    = "EXTRACT(${local.log_field.route})"
+    reason   = "EXTRACT(${local.log_field.rate_limit})"
   }
 }
 

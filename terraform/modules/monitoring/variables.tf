@@ -66,3 +66,9 @@ variable "batch_failures_threshold" {
   description = "Batches with failed items in 5 minutes above which to page."
   default     = 0
 }
+
+variable "metric_propagation_seconds" {
+  type        = number
+  description = "Seconds alert policies wait after new log-based metrics (Monitoring refuses a policy on a metric it does not know yet: up to about 10 minutes)."
+  default     = 600
+}

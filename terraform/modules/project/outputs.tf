@@ -9,6 +9,7 @@ output "pubsub_service_agent" {
 }
 
 output "enabled_services" {
-  description = "The enabled APIs (depend on this to order resources after enablement)."
+  description = "The enabled APIs, available once enablement has settled."
   value       = [for s in google_project_service.this : s.service]
+  depends_on  = [terraform_data.services_settled]
 }

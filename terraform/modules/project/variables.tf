@@ -12,7 +12,6 @@ variable "services" {
     "cloudfunctions.googleapis.com",
     "cloudresourcemanager.googleapis.com",
     "compute.googleapis.com",
-    "eventarc.googleapis.com",
     "iam.googleapis.com",
     "logging.googleapis.com",
     "monitoring.googleapis.com",
@@ -24,4 +23,10 @@ variable "services" {
     "sqladmin.googleapis.com",
     "storage.googleapis.com",
   ]
+}
+
+variable "settle_seconds" {
+  type        = number
+  description = "Seconds to wait after enabling APIs before anything uses them (enablement propagates)."
+  default     = 60
 }

@@ -77,9 +77,13 @@ resource "google_pubsub_subscription" "batch_push" {
     }
   }
 
+  # Pub/Sub counts every refused push as a delivery attempt, 429 included
+  # (the batch function at max instances x concurrency): a burst must not use
+  # up a message's attempts before it ever runs. docs/batches.md has the
+  # arithmetic; the gateway module checks it against the scaling settings.
   retry_policy {
-    minimum_backoff = var.minimum_backoff
-    maximum_backoff = var.maximum_backoff
+    minimum_backoff = "${var.minimum_backoff_seconds}s"
+    maximum_backoff = "${var.maximum_backoff_seconds}s"
   }
 
   dead_letter_policy {

@@ -22,3 +22,8 @@ output "dead_letter_subscription_name" {
   description = "The subscription holding dead-lettered batches for inspection."
   value       = google_pubsub_subscription.dead_letter.name
 }
+
+output "push_service_account_name" {
+  description = "The push identity's resource name (projects/P/serviceAccounts/EMAIL), for IAM on the account."
+  value       = google_service_account.push.name
+}

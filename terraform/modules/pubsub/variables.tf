@@ -45,22 +45,32 @@ variable "ack_deadline_seconds" {
   }
 }
 
-variable "minimum_backoff" {
-  type        = string
-  description = "Shortest wait before a failed delivery is retried (exponential backoff)."
-  default     = "10s"
+variable "minimum_backoff_seconds" {
+  type        = number
+  description = "Shortest wait before a failed delivery is retried (exponential backoff, doubling)."
+  default     = 10
+
+  validation {
+    condition     = var.minimum_backoff_seconds >= 0 && var.minimum_backoff_seconds <= 600
+    error_message = "minimum_backoff_seconds must be between 0 and 600."
+  }
 }
 
-variable "maximum_backoff" {
-  type        = string
-  description = "Longest wait between retries (at most 600s)."
-  default     = "600s"
+variable "maximum_backoff_seconds" {
+  type        = number
+  description = "Longest wait between retries (at most 600)."
+  default     = 600
+
+  validation {
+    condition     = var.maximum_backoff_seconds >= 0 && var.maximum_backoff_seconds <= 600
+    error_message = "maximum_backoff_seconds must be between 0 and 600."
+  }
 }
 
 variable "max_delivery_attempts" {
   type        = number
-  description = "Deliveries before a message goes to the dead-letter topic (5 to 100)."
-  default     = 5
+  description = "Deliveries before a message goes to the dead-letter topic (5 to 100). Refused pushes (429 at full scale) count: see docs/batches.md."
+  default     = 100
 
   validation {
     condition     = var.max_delivery_attempts >= 5 && var.max_delivery_attempts <= 100

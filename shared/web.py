@@ -9,6 +9,7 @@ a response through `shared.errors.error_response`, the one place that does.
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -17,7 +18,7 @@ from typing import Any
 
 import flask
 
-from shared import observability, routes
+from shared import jsonsafe, observability, routes
 from shared.auth import PUBLIC_OPERATIONS, authenticate, authorize
 from shared.container import Container, get_container
 from shared.errors import (
@@ -83,7 +84,7 @@ class Context:
             raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
         self.body_read = True
         try:
-            body = json.loads(raw)
+            body = jsonsafe.loads(raw)
         except RecursionError:
             # Python's parser recurses per nesting level; a deep body must not be a 500.
             raise InvalidJSON(_TOO_DEEP) from None
@@ -138,9 +139,10 @@ _TOO_DEEP = f"the request body nests deeper than {MAX_JSON_DEPTH} levels"
 
 
 def check_storable(body: Any, where: tuple[str | int, ...] = ("body",)) -> None:
-    """400 beyond MAX_JSON_DEPTH; 422 for a string or key PostgreSQL cannot store: one
-    with a NUL character, or a lone surrogate (`\\ud800` is valid JSON but not UTF-8).
-    Either would otherwise be answered by Mistral, then fail to be stored."""
+    """400 beyond MAX_JSON_DEPTH; 422 for a value PostgreSQL cannot store: a string or
+    key with a NUL character or a lone surrogate (`\\ud800` is valid JSON but not UTF-8),
+    or a number that is not finite (`NaN`, `Infinity`, `1e400`, read by
+    `jsonsafe.loads`). Any would otherwise be answered by Mistral, then fail to be stored."""
     # loc grows by one per level: the value itself is level 1.
     pending: list[tuple[Any, tuple[str | int, ...]]] = [(body, where)]
     while pending:
@@ -149,6 +151,8 @@ def check_storable(body: Any, where: tuple[str | int, ...] = ("body",)) -> None:
             raise InvalidJSON(_TOO_DEEP)
         if isinstance(value, str):
             _check_text(value, loc)
+        elif isinstance(value, jsonsafe.NonFinite | float) and not _finite(value):
+            raise ValidationFailed([field_error(loc, _NON_FINITE_MESSAGE, "finite_number")])
         elif isinstance(value, dict):
             for key, item in value.items():
                 _check_text(key, loc)
@@ -157,8 +161,13 @@ def check_storable(body: Any, where: tuple[str | int, ...] = ("body",)) -> None:
             pending.extend((item, (*loc, i)) for i, item in enumerate(value))
 
 
+_NON_FINITE_MESSAGE = "Input should be a finite number"
 _NUL_MESSAGE = "NUL characters (\\u0000) are not accepted"
 _SURROGATE_MESSAGE = "lone surrogates (\\ud800-\\udfff) are not valid Unicode text"
+
+
+def _finite(value: float | jsonsafe.NonFinite) -> bool:
+    return isinstance(value, float) and math.isfinite(value)
 
 
 def _check_text(value: str, loc: tuple[str | int, ...]) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -416,9 +417,10 @@ class _TurnRunner:
         caller_left = False
         # Set once the stream is relayed; the rest of the work then happens in the body.
         finished = False
+        chunks = upstream.chunks()
         try:
             try:
-                for chunk in upstream.chunks():
+                for chunk in chunks:
                     watcher.feed(chunk)
                     sent.append(chunk)
                     yield chunk
@@ -447,8 +449,33 @@ class _TurnRunner:
                 yield _UNSTORED
         finally:
             if not finished:
+                if caller_left:
+                    ok = self._drain(chunks, watcher, sent)
                 upstream.close(ok or caller_left)
                 self._after_stream(watcher, ok, b"".join(sent))
+
+    def _drain(self, chunks: Iterator[bytes], watcher: _StreamWatcher, sent: list[bytes]) -> bool:
+        """Read on a stream the caller left, within the settings' bounds; True if it ended.
+
+        Mistral goes on producing (and billing) the turn whoever left: read to its end,
+        the turn is charged the usage Mistral reports and stored whole.
+        """
+        settings = self.ctx.container.settings
+        deadline = time.monotonic() + settings.abandoned_stream_read_s
+        left = settings.abandoned_stream_read_bytes
+        try:
+            for chunk in chunks:
+                watcher.feed(chunk)
+                sent.append(chunk)
+                left -= len(chunk)
+                if watcher.done or left <= 0 or time.monotonic() > deadline:
+                    break
+            else:
+                watcher.close()
+        except GatewayError as exc:
+            log.warning("abandoned upstream stream broke: %s", exc.message)
+        self.ctx.access["abandoned_stream_read"] = watcher.done
+        return watcher.done
 
     def _after_stream(self, watcher: _StreamWatcher, ok: bool, body: bytes) -> bool:
         """Store the streamed turn; False if the database refused it."""
@@ -480,7 +507,10 @@ class _TurnRunner:
         ctx.access["tokens_in"] = usage.prompt_tokens
         ctx.access["tokens_out"] = usage.completion_tokens
         if not self.settled and ctx.decision is not None:
-            ctx.container.limiter.settle(ctx.decision, usage.total)
+            # A turn that did not finish may have cost what it reserved, and Mistral did
+            # not say: it keeps its reservation rather than spending nothing.
+            spent = max(usage.total, ctx.decision.reserved_tokens) if incomplete else usage.total
+            ctx.container.limiter.settle(ctx.decision, spent)
             self.settled = True
         entries = self._history(conversation_id, outputs, incomplete) if turn.stores else []
         new = None

@@ -24,7 +24,7 @@ from typing import Any
 import flask
 
 from shared import conversations as store
-from shared import observability, resync
+from shared import estimate, observability, resync
 from shared.container import Container
 from shared.conversations import Usage
 from shared.errors import (
@@ -52,7 +52,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_DEFAULT_COMPLETION_ESTIMATE = 1024
 _JSON = "application/json"
 _SSE = "text/event-stream"
 # Ends a stream whose turn could not be stored: its headers left long before, so the
@@ -84,20 +83,6 @@ class Turn:
     def stores(self) -> bool:
         """Mistral keeps the conversation unless `store` is false; so does the gateway."""
         return self.body.get("store") is not False
-
-    def token_estimate(self) -> int:
-        """A reservation against the token budget, settled with real usage afterwards."""
-        chars = len(json.dumps(self.body.get("inputs", ""))) + len(
-            str(self.body.get("instructions") or "")
-        )
-        args = self.body.get("completion_args")
-        max_tokens = args.get("max_tokens") if isinstance(args, dict) else None
-        completion = (
-            max_tokens
-            if isinstance(max_tokens, int) and max_tokens > 0
-            else (_DEFAULT_COMPLETION_ESTIMATE)
-        )
-        return chars // 4 + 1 + completion
 
 
 def _check_types(body: dict[str, Any], spec: dict[str, tuple[type, ...]]) -> list[dict[str, Any]]:
@@ -244,7 +229,7 @@ def execute_turn(ctx: Context, turn: Turn, key: str | None = None) -> flask.Resp
     ctx.access.setdefault("agent_id", turn.agent_id)
     ctx.access.setdefault("model", turn.model)
     ctx.access["conversation_id"] = turn.conversation_id
-    decision = ctx.check_limits(turn.token_estimate())
+    decision = ctx.check_limits(lambda: _reservation(ctx, turn))
 
     idempotency: Idempotency | None = None
     if key is not None:
@@ -268,6 +253,14 @@ def execute_turn(ctx: Context, turn: Turn, key: str | None = None) -> flask.Resp
     except Exception:
         runner.abandon()
         raise
+
+
+def _reservation(ctx: Context, turn: Turn) -> int:
+    """The turn's token reservation (`shared.estimate`), asked only when a budget is on."""
+    with ctx.container.pool.connection() as conn:
+        return estimate.turn_reservation(
+            conn, ctx.container.settings, ctx.owner, turn.body, turn.conversation_id
+        )
 
 
 def _own_conversation(ctx: Context, conversation_id: str) -> store.ConversationRef:

@@ -105,11 +105,13 @@ class Context:
         """The caller's tenant: every query a handler runs is scoped to it."""
         return str(self.principal.owner_id)
 
-    def check_limits(self, estimate: int = 0) -> Decision:
+    def check_limits(self, estimate: int | Callable[[], int] = 0) -> Decision:
         """Count this request against its key's rate limit and reserve tokens of its budget.
 
         Called once per request: by the app for most operations, by the handler
-        itself (after validating the body) for the ones that spend tokens.
+        itself (after validating the body) for the ones that spend tokens. A callable
+        `estimate` (`shared.estimate`, which reads the database) is asked only when
+        the tenant has a token budget.
         """
         principal = self.principal
         settings = self.container.settings
@@ -121,6 +123,8 @@ class Context:
             _or_default(principal.token_budget_per_minute, settings.token_budget_per_minute),
             _or_default(principal.token_budget_per_day, settings.token_budget_per_day),
         )
+        if callable(estimate):
+            estimate = estimate() if budget.active else 0
         decision = self.container.limiter.check(
             principal.key_id, principal.owner_id, limit, budget, estimate
         )

@@ -22,6 +22,7 @@ from shared import jsonsafe, observability, routes
 from shared.auth import PUBLIC_OPERATIONS, authenticate, authorize
 from shared.container import Container, get_container
 from shared.errors import (
+    BadRequest,
     GatewayError,
     InvalidJSON,
     MethodNotAllowed,
@@ -38,6 +39,7 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "Context",
     "check_storable",
+    "discard_body",
     "FunctionApp",
     "Handler",
     "json_response",
@@ -74,14 +76,18 @@ class Context:
         mimetype = (request.mimetype or "").lower()
         if mimetype != _JSON:
             raise UnsupportedMediaType("the request body must be application/json")
-        limit = self.container.settings.max_body_bytes
+        settings = self.container.settings
+        limit = settings.max_body_bytes
+        too_large = PayloadTooLarge(f"the request body is larger than {limit} bytes")
         length = request.content_length
         if length is not None and length > limit:
-            raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
-        raw = request.stream.read(limit + 1)
+            self.body_read = discard_body(request, settings.max_discard_bytes)
+            raise too_large
+        raw = _read_body(request, limit + 1)
         self.raw_body = raw
         if len(raw) > limit:
-            raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+            self.body_read = discard_body(request, settings.max_discard_bytes - len(raw))
+            raise too_large
         self.body_read = True
         try:
             body = jsonsafe.loads(raw)
@@ -182,6 +188,43 @@ def _check_text(value: str, loc: tuple[str | int, ...]) -> None:
             value.encode("utf-8")
         except UnicodeEncodeError:
             raise ValidationFailed([field_error(loc, _SURROGATE_MESSAGE, "string")]) from None
+
+
+_READ_STEP = 65_536
+
+
+def _read_body(request: flask.Request, size: int) -> bytes:
+    """Up to `size` bytes of the body; 400 if its framing is broken (a chunk size that
+    is no hex number or overflows, a chunk longer than its size, a body cut short)."""
+    try:
+        data: bytes = request.stream.read(size)
+    except GatewayError:
+        raise
+    except Exception as exc:  # the server's own parse error (gunicorn, werkzeug): any of them
+        raise BadRequest("the request body's framing is malformed") from exc
+    return data
+
+
+def discard_body(request: flask.Request, bound: int) -> bool:
+    """Read and drop the rest of the body, up to `bound` bytes; True if it was all read.
+
+    An answer sent while the caller is still sending (a 413) is otherwise lost: the
+    server closes the connection on the unread body, and the caller, or the load
+    balancer in front, sees a reset instead of the answer.
+    """
+    length = request.content_length
+    if bound <= 0 or (length is not None and length > bound):
+        return False
+    left = bound
+    try:
+        while left > 0:
+            chunk = request.stream.read(min(_READ_STEP, left))
+            if not chunk:
+                return True
+            left -= len(chunk)
+    except Exception:  # broken framing: nothing more to read, the connection closes
+        return False
+    return False
 
 
 def _reject_unstorable_query(request: flask.Request) -> None:

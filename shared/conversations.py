@@ -27,6 +27,7 @@ __all__ = [
     "OUTPUT_TYPES",
     "ConversationRef",
     "Usage",
+    "last_turn",
     "load_conversation",
     "provisional_entries",
     "UsageEvent",
@@ -136,6 +137,28 @@ def load_conversation(conn: Conn, owner: str, conversation_id: str) -> Conversat
     if row["status"] == "archived":
         raise Conflict(f"conversation {conversation_id} is archived; unarchive it to continue")
     return ConversationRef(**row)
+
+
+def last_turn(conn: Conn, owner: str, conversation_id: str) -> tuple[list[Any], Usage]:
+    """The stored outputs of a conversation's last turn (after its last input), and that
+    turn's tokens."""
+    rows = conn.all(
+        "SELECT type, body, prompt_tokens, completion_tokens FROM conversation_entries"
+        " WHERE conversation_id = :id AND owner_id = :owner ORDER BY seq",
+        id=conversation_id,
+        owner=owner,
+    )
+    last_input = max((i for i, r in enumerate(rows) if r["type"] in INPUT_TYPES), default=-1)
+    turn = rows[max(last_input, 0) :]
+    outputs = [
+        json.loads(r["body"]) if isinstance(r["body"], str) else r["body"]
+        for r in turn
+        if r["type"] not in INPUT_TYPES
+    ]
+    usage = Usage(
+        sum(int(r["prompt_tokens"]) for r in turn), sum(int(r["completion_tokens"]) for r in turn)
+    )
+    return outputs, usage
 
 
 def _text(content: Any) -> tuple[str | None, str | None]:

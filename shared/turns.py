@@ -38,6 +38,7 @@ from shared.idempotency import Claim, Idempotency, StoredResponse, request_hash
 from shared.mistral import MistralClient, Retry, UpstreamStream
 from shared.policy import InputPolicy
 from shared.sse import SseParser, format_event
+from shared.timestamps import now_rfc3339
 from shared.web import Context
 
 __all__ = [
@@ -232,20 +233,26 @@ def execute_turn(ctx: Context, turn: Turn, key: str | None = None) -> flask.Resp
     decision = ctx.check_limits(lambda: _reservation(ctx, turn))
 
     idempotency: Idempotency | None = None
+    digest = b""
     if key is not None:
         idempotency = ctx.container.idempotency
+        digest = request_hash(turn.operation, turn.path, turn.raw)
         claim: Claim = idempotency.claim(
-            owner,
-            Idempotency.validate_key(key),
-            turn.operation,
-            request_hash(turn.operation, turn.path, turn.raw),
+            owner, Idempotency.validate_key(key), turn.operation, digest
         )
         if claim.replay is not None:
             ctx.access["idempotent_replay"] = True
             ctx.container.limiter.settle(decision, 0)
             return _replay(claim.replay)
+        made = None
+        if turn.operation != "conversations.append":
+            made = resync.started(ctx.container.redis, owner, key, digest)
+        if made is not None:
+            ctx.container.limiter.settle(decision, 0)
+            return _recover_start(ctx, turn, idempotency, key, made)
 
     runner = _TurnRunner(ctx, turn, idempotency, key)
+    runner.digest = digest
     try:
         if turn.stream:
             return runner.stream()
@@ -261,6 +268,123 @@ def _reservation(ctx: Context, turn: Turn) -> int:
         return estimate.turn_reservation(
             conn, ctx.container.settings, ctx.owner, turn.body, turn.conversation_id
         )
+
+
+def _recover_start(
+    ctx: Context, turn: Turn, idempotency: Idempotency, key: str, conversation_id: str
+) -> flask.Response:
+    """Answer a repeated start whose first attempt Mistral answered (it made
+    `conversation_id`) but the gateway failed after: store that conversation if it is
+    not, and answer with its turn, instead of asking Mistral for a second one."""
+    ctx.access["idempotent_recovered"] = True
+    ctx.access["conversation_id"] = conversation_id
+    owner = ctx.owner
+    try:
+        if not _stored(ctx, conversation_id):
+            unstored = resync.take(ctx.container.redis, conversation_id, owner)
+            if unstored is not None:
+                _store_unstored(ctx, conversation_id, unstored)
+            else:
+                _store_lost_start(ctx, turn, conversation_id)
+        with ctx.container.pool.connection() as conn:
+            outputs, usage = store.last_turn(conn, owner, conversation_id)
+    except Exception:
+        try:
+            idempotency.release(owner, key)
+        except GatewayError:
+            log.warning("could not release idempotency key")
+        raise
+    answer = {
+        "object": "conversation.response",
+        "conversation_id": conversation_id,
+        "outputs": outputs,
+        "usage": {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total,
+        },
+    }
+    if turn.stream:
+        stored = StoredResponse(200, {"Content-Type": _SSE}, _as_events(answer))
+    else:
+        body = json.dumps(answer, separators=(",", ":")).encode()
+        stored = StoredResponse(200, {}, body)
+    try:
+        idempotency.complete(owner, key, stored)
+    except Exception:  # any refusal: the recovered answer still goes out
+        log.warning("idempotency record of a recovered start could not be completed")
+    return _replay(stored)
+
+
+def _stored(ctx: Context, conversation_id: str) -> bool:
+    with ctx.container.pool.connection() as conn:
+        row = conn.one(
+            "SELECT 1 AS found FROM conversations WHERE id = :id AND owner_id = :owner",
+            id=conversation_id,
+            owner=ctx.owner,
+        )
+    return row is not None
+
+
+def _store_lost_start(ctx: Context, turn: Turn, conversation_id: str) -> None:
+    """Store a conversation whose start was never stored nor remembered (the instance
+    died first), from Mistral's history; the lost answer's usage is not known."""
+    runner = _TurnRunner(ctx, turn, None, None)
+    new = dict(turn.body)
+    parent = None
+    if turn.operation == "conversations.restart":
+        new.update(runner._source_fields())
+        parent = (str(turn.conversation_id), str(turn.body.get("from_entry_id")))
+    store_from_history(
+        ctx.container,
+        conversation_id,
+        store.UsageEvent(
+            owner=ctx.owner,
+            key_id=ctx.principal.key_id,
+            operation=turn.operation,
+            status=200,
+            usage=Usage(),
+            agent_id=ctx.access.get("agent_id"),
+            model=ctx.access.get("model"),
+            conversation_id=conversation_id,
+        ),
+        new=new,
+        parent=parent,
+    )
+
+
+def _as_events(answer: dict[str, Any]) -> bytes:
+    """A conversation response as the event stream Mistral would have sent for it."""
+    conversation_id = answer["conversation_id"]
+    stamp = now_rfc3339()
+    events = [
+        {
+            "type": "conversation.response.started",
+            "conversation_id": conversation_id,
+            "created_at": stamp,
+        }
+    ]
+    for index, output in enumerate(answer["outputs"]):
+        common = {"output_index": index, "id": output.get("id"), "model": output.get("model")}
+        common |= {"agent_id": output.get("agent_id"), "created_at": output.get("created_at")}
+        if output.get("type") == "message.output":
+            content = output.get("content")
+            pieces = content if isinstance(content, list) else [content]
+            events.extend(
+                {**common, "type": "message.output.delta", "role": "assistant"}
+                | {"content": piece, "content_index": i}
+                for i, piece in enumerate(pieces)
+            )
+        elif output.get("type") == "function.call":
+            events.append(
+                {**common, "type": "function.call.delta", "name": output.get("name")}
+                | {"tool_call_id": output.get("tool_call_id")}
+                | {"arguments": output.get("arguments")}
+            )
+    events.append(
+        {"type": "conversation.response.done", "usage": answer["usage"], "created_at": stamp}
+    )
+    return b"".join(format_event(event) for event in events)
 
 
 def _own_conversation(ctx: Context, conversation_id: str) -> store.ConversationRef:
@@ -369,6 +493,9 @@ class _TurnRunner:
         self.key = key
         self.mistral: MistralClient = ctx.container.mistral
         self.settled = False
+        # The request's hash under its Idempotency-Key (empty without one).
+        self.digest = b""
+        self._remembered = False
 
     # -- non-streaming -------------------------------------------------------------
 
@@ -381,6 +508,7 @@ class _TurnRunner:
         conversation_id = body.get("conversation_id") or self.turn.conversation_id
         if not isinstance(conversation_id, str):
             raise UpstreamUnavailable("Mistral's answer names no conversation")
+        self._remember_start(conversation_id)
         outputs = [o for o in body.get("outputs") or [] if isinstance(o, dict)]
         usage = Usage.from_json(body.get("usage"))
         stored = self._store(conversation_id, outputs, usage, incomplete=False)
@@ -415,6 +543,8 @@ class _TurnRunner:
             try:
                 for chunk in chunks:
                     watcher.feed(chunk)
+                    if watcher.conversation_id and not self._remembered:
+                        self._remember_start(watcher.conversation_id)
                     sent.append(chunk)
                     yield chunk
                 watcher.close()
@@ -485,6 +615,20 @@ class _TurnRunner:
         return stored
 
     # -- shared --------------------------------------------------------------------
+
+    def _remember_start(self, conversation_id: str) -> None:
+        """Keep the conversation an idempotent start made, until its record completes."""
+        self._remembered = True
+        if self.key is None or not self.digest or self.turn.operation == "conversations.append":
+            return
+        resync.remember_start(
+            self.ctx.container.redis,
+            self.ctx.owner,
+            self.key,
+            self.digest,
+            conversation_id,
+            self.ctx.container.settings.idempotency_ttl_s,
+        )
 
     def _store(
         self,
@@ -600,7 +744,7 @@ class _TurnRunner:
                 self.idempotency.complete(
                     self.ctx.owner, self.key, StoredResponse(status, headers, body)
                 )
-            except GatewayError:
+            except Exception:  # any refusal: the answer Mistral gave still goes out
                 log.warning("idempotency record of a finished turn could not be completed")
             self.idempotency = None
 

@@ -151,3 +151,49 @@ def test_an_entry_the_database_cannot_hold_does_not_poison_the_conversation(
         id=conversation_id,
     )
     assert usage == [{"n": 3}]
+
+
+@pytest.mark.parametrize(
+    ("function", "method", "path", "role", "raw", "loc"),
+    [
+        ("admin", "POST", "/v1/agents", "admin", '{"name": "n", "model": "m", "x": NaN}', "x"),
+        (
+            "admin",
+            "POST",
+            "/gateway/v1/keys",
+            "admin",
+            '{"name": "n", "role": "user", "rate_limit_requests": Infinity}',
+            "rate_limit_requests",
+        ),
+        (
+            "start",
+            "POST",
+            "/v1/conversations/conv_x/restart",
+            "user",
+            '{"inputs": "x", "from_entry_id": "e", "metadata": {"m": -Infinity}}',
+            "metadata",
+        ),
+    ],
+    ids=["agent create", "key create", "restart"],
+)
+def test_every_json_route_refuses_a_non_finite_number(
+    gateway: Container,
+    standin: StandIn,
+    function: str,
+    method: str,
+    path: str,
+    role: str,
+    raw: str,
+    loc: str,
+) -> None:
+    """The same 422 on the other routes that take a JSON body, before anything else."""
+    caller = make_key(gateway, role, owner="tenant-a")
+    answer = client(function).open(
+        path,
+        method=method,
+        data=raw,
+        headers={**bearer(caller), "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 422
+    assert loc in answer.get_json()["detail"][0]["loc"]
+    assert sum(standin.calls().values()) == 0

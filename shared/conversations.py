@@ -27,7 +27,7 @@ __all__ = [
     "OUTPUT_TYPES",
     "ConversationRef",
     "Usage",
-    "last_turn",
+    "stored_turn",
     "load_conversation",
     "provisional_entries",
     "UsageEvent",
@@ -139,17 +139,23 @@ def load_conversation(conn: Conn, owner: str, conversation_id: str) -> Conversat
     return ConversationRef(**row)
 
 
-def last_turn(conn: Conn, owner: str, conversation_id: str) -> tuple[list[Any], Usage]:
-    """The stored outputs of a conversation's last turn (after its last input), and that
-    turn's tokens."""
+def stored_turn(
+    conn: Conn, owner: str, conversation_id: str, *, first: bool = False
+) -> tuple[list[Any], Usage]:
+    """The stored outputs of a conversation's last turn (after its last input), or of its
+    first (up to its second input), and that turn's tokens."""
     rows = conn.all(
         "SELECT type, body, prompt_tokens, completion_tokens FROM conversation_entries"
         " WHERE conversation_id = :id AND owner_id = :owner ORDER BY seq",
         id=conversation_id,
         owner=owner,
     )
-    last_input = max((i for i, r in enumerate(rows) if r["type"] in INPUT_TYPES), default=-1)
-    turn = rows[max(last_input, 0) :]
+    inputs = [i for i, r in enumerate(rows) if r["type"] in INPUT_TYPES]
+    if first:
+        ends = [i for i in inputs if any(r["type"] not in INPUT_TYPES for r in rows[:i])]
+        turn = rows[: ends[0]] if ends else rows
+    else:
+        turn = rows[max(inputs[-1] if inputs else 0, 0) :]
     outputs = [
         json.loads(r["body"]) if isinstance(r["body"], str) else r["body"]
         for r in turn

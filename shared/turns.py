@@ -287,7 +287,10 @@ def _recover_start(
             else:
                 _store_lost_start(ctx, turn, conversation_id)
         with ctx.container.pool.connection() as conn:
-            outputs, usage = store.last_turn(conn, owner, conversation_id)
+            # A start's own turn is its first; a restart's, after the history it copied.
+            outputs, usage = store.stored_turn(
+                conn, owner, conversation_id, first=turn.operation == "conversations.start"
+            )
     except Exception:
         try:
             idempotency.release(owner, key)

@@ -62,6 +62,50 @@ class _BackendUnavailable(GatewayError):
     type = "backend_unavailable"
 
 
+def _read_body(environ: dict[str, Any], length: int, chunked: bool) -> bytes | None:
+    """The request body, whole: by its length, or to its end when sent chunked. It is
+    sent on with a Content-Length, as a load balancer may."""
+    stream = environ["wsgi.input"]
+    if not chunked:
+        return stream.read(length) if length else None
+    # The development server's own dechunking trusts the sizes it reads (a huge one
+    # crashed the process): the framing is read here instead, from the raw connection.
+    return _dechunk(getattr(stream, "_rfile", stream), _MAX_REQUEST_BYTES)
+
+
+# A chunk size is at most 16 hex digits (64 bits): more is an overflow, not a size.
+_MAX_SIZE_DIGITS = 16
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+def _dechunk(rfile: Any, limit: int) -> bytes:
+    """A chunked body (RFC 9112 7.1): 400 for broken framing, 413 past `limit`."""
+    malformed = BadRequest("the request body's chunked framing is malformed")
+    body = bytearray()
+    while True:
+        line = rfile.readline(1024)
+        size_text = line.split(b";", 1)[0].strip(b" \t\r\n")
+        if not line.endswith(b"\n") or not size_text or not set(size_text) <= _HEX:
+            raise malformed
+        if len(size_text.lstrip(b"0")) > _MAX_SIZE_DIGITS:
+            raise malformed
+        size = int(size_text, 16)
+        if size == 0:
+            break
+        if len(body) + size > limit:
+            raise PayloadTooLarge(f"requests are limited to {limit} bytes")
+        data = rfile.read(size)
+        if len(data) < size or rfile.read(2) != b"\r\n":
+            raise malformed
+        body += data
+    # Trailer fields, if any, up to the empty line that ends the message.
+    for _ in range(100):
+        line = rfile.readline(8192)
+        if line in (b"\r\n", b"\n", b""):
+            return bytes(body)
+    raise malformed
+
+
 class Router:
     """A WSGI app forwarding each public route to its function's base URL."""
 
@@ -127,7 +171,20 @@ class Router:
                 ],
             )
             return [mapped.body]
-        body = environ["wsgi.input"].read(length) if length else None
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        try:
+            body = _read_body(environ, length, chunked)
+        except GatewayError as refused_body:
+            mapped = error_response(refused_body)
+            start_response(
+                f"{mapped.status} {http.client.responses[mapped.status]}",
+                [
+                    ("Content-Type", mapped.content_type),
+                    ("Content-Length", str(len(mapped.body))),
+                    ("Connection", "close"),
+                ],
+            )
+            return [mapped.body]
         headers = {
             key[5:].replace("_", "-").title(): value
             for key, value in environ.items()

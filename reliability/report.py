@@ -209,7 +209,28 @@ when: Mistral's answer has an entry type the gateway does not know
 gets: relayed as sent, and stored (answers and history)
 
 when: a stream breaks mid-way
-gets: a `conversation.response.error` event; entries stored `incomplete`
+gets: a `conversation.response.error` event; entries stored `incomplete`, replaced by
+  Mistral's whole entries when a later turn's history holds them
+
+when: the caller leaves a stream mid-way
+gets: the gateway reads the stream on to its end (ABANDONED_STREAM_READ_S, _BYTES),
+  charges the usage Mistral reports and stores the turn whole; past those bounds the
+  entry is stored `incomplete` and the turn keeps its token reservation
+
+when: a body holds NaN, Infinity, -Infinity or a number that overflows (1e400)
+gets: 422 `validation_error` naming the field (`finite_number`); nothing sent upstream
+
+when: Mistral's history holds a value PostgreSQL cannot (NUL, lone surrogate, NaN)
+gets: the entry is stored with it replaced, marked `unstorable`; later turns store
+
+when: a body over MAX_BODY_BYTES, by Content-Length or chunked
+gets: 413 `payload_too_large`, read by the caller (the body is read and discarded up to
+  MAX_DISCARD_BYTES first); broken chunked framing: 400
+
+when: a start repeated with its Idempotency-Key after the gateway failed past Mistral's
+  answer
+gets: the conversation the first attempt made (stored if it was not); Mistral is called
+  once
 
 when: the circuit is open
 gets: 503 `circuit_open` + Retry-After; Mistral is not called
@@ -314,6 +335,56 @@ defect: The local router answered 500 to a Content-Length that was no number (fo
 fix: `devstack/router.py`: a Content-Length that is no length is a 400, one beyond Cloud
   Run's 32 MiB request limit a 413, both in the gateway's error shape
 test: `test_attacks_http.py::test_router_refuses_unframeable_and_oversized_requests`
+
+defect: (issue 16, a held-out attack run) A body holding `NaN`, `Infinity` or `1e400`
+  reached Mistral and was answered, then could not be stored (jsonb refuses them), and
+  every later turn failed on the same value: Mistral held the turns, the gateway none
+fix: `shared/jsonsafe.py`: bodies are read with non-finite numbers marked, and
+  `shared/web.py`'s `check_storable` answers 422 naming the field, on every JSON route
+  and in batch messages; an entry the database cannot hold is stored with the value
+  replaced and marked `unstorable` (migration 0004), so one value never stops a
+  conversation being stored
+test: `test_turn_values.py::test_a_non_finite_number_is_422_and_never_reaches_mistral`
+  (each value in each position, start and append, streaming and not),
+  `test_an_entry_the_database_cannot_hold_does_not_poison_the_conversation`
+
+defect: (issue 16) A caller that left a stream mid-way spent nothing: the usage event
+  said 0 and the reservation was handed back (32,771 tokens produced); the entry stored
+  from the cut stream kept Mistral's id, so the next turn skipped it and the stored
+  conversation never equalled Mistral's
+fix: `shared/turns.py`: a stream the caller left is read on to its end, within
+  ABANDONED_STREAM_READ_S and _BYTES, and settled with Mistral's usage; a turn that
+  never finished keeps its reservation; `shared/conversations.py`: an entry stored
+  `incomplete` is replaced by Mistral's whole entry on the next turn
+test: `tests/e2e/test_abandoned_stream_reset.py`, `test_abandoned_stream.py`
+
+defect: (issue 16) Budgets overspent under concurrency: 50 streaming starts over 2 keys
+  under a day budget of 1,000 spent 1,550 (1,860 here): a turn was reserved as
+  characters / 4 + max_tokens, which undercounts word-dense text and sees nothing
+  Mistral adds (instructions, history)
+fix: `shared/estimate.py`: the reservation counts inputs high (a token per word or
+  mark), the body's and agent's instructions and tools, the conversation's last stored
+  prompt and completions since, and max_tokens, capped by MODEL_CONTEXT_TOKENS
+test: `tests/e2e/test_sdk_budgets.py`, `test_reservation.py`
+
+defect: (issue 16) An Idempotency-Key repeat after Mistral made the conversation and the
+  gateway then failed started a second conversation; a key record that could not be
+  completed turned Mistral's answer into a 500
+fix: `shared/resync.py`, `shared/turns.py`: the conversation an idempotent start made
+  is remembered in Redis as soon as Mistral names it; the repeat stores it if need be
+  and answers with it, plain or streamed
+test: `test_idempotent_recovery.py::`
+  `test_a_repeat_after_a_failure_past_mistrals_answer_calls_mistral_once`
+
+defect: (issue 16) A 10 MB body through the router was a 502 `backend_unavailable`:
+  the function answered 413 and closed while the body was still coming; a chunked body
+  with broken framing was a 500; the router dropped chunked bodies (and its server's
+  dechunker crashed the process on a huge chunk size)
+fix: `shared/web.py`: a body past the limit is read and discarded up to
+  MAX_DISCARD_BYTES before the 413; broken framing is a 400; `devstack/router.py`
+  reads chunked framing itself and relays the body
+test: `test_attacks_http.py::test_a_10_mb_body_is_a_413_the_caller_reads`,
+  `test_malformed_chunked_framing_is_a_400`, `test_the_router_relays_a_chunked_body`
 """,
     ("defect", "fix", "test"),
 )
@@ -340,6 +411,13 @@ The database mirrors Mistral: a turn Mistral kept although its answer to the gat
 failed (a 5xx after acting, `status_after`) is stored with the conversation's next
 successful turn, because the gateway stores Mistral's history. A conversation such a
 failure created (a start) is never stored: the gateway never learns its id.
+
+A write never fails for a value in it: what PostgreSQL cannot hold (a NUL, a lone
+surrogate, a non-finite number, in an entry Mistral keeps) is replaced and the entry
+marked `unstorable`, and the caller's bodies holding such values are refused with 422
+before Mistral. A start sent with an `Idempotency-Key` whose write and key record both
+failed is found again by its repeat, which stores it and answers with it
+(`test_a_repeat_after_a_failure_past_mistrals_answer_calls_mistral_once`).
 """
 
 LIMITS = """\
@@ -352,8 +430,8 @@ LIMITS = """\
   not asserted: the probe waits past 30 s). functions-framework sets no gunicorn
   `timeout` unless `CLOUD_RUN_TIMEOUT_SECONDS` is set; on Cloud Run the request
   timeout ends such connections, and Cloud Armor rate limits per client bound how many
-  one source can open. Whether Google's front end buffers request bodies was not
-  verified here.
+  one source can open. The gateway does not count on the front end buffering request
+  bodies.
 - **Request line.** functions-framework runs gunicorn with `limit_request_line=0`: a
   function reached directly reads a 1 MB URL (served normally, asserted); the router,
   like a load balancer, refuses it with 414.
@@ -363,8 +441,20 @@ LIMITS = """\
   statement; the server-side `statement_timeout` (DB_STATEMENT_TIMEOUT_MS, 5 s) is
   longer than that socket timeout, so an abandoned statement may run on for a while.
 - **Crash with an Idempotency-Key in flight.** A retry with the same key waits until
-  the dead holder's lock expires (MISTRAL_TIMEOUT_MS + 10 s), then runs the turn again:
-  Mistral may then hold the first, unanswered turn as well.
+  the dead holder's lock expires (MISTRAL_TIMEOUT_MS + 10 s). A start or restart then
+  answers with the conversation Mistral made, if Mistral named it before the crash
+  (remembered in Redis). An append is run again: its conversation exists either way,
+  and Mistral offers no way to ask whether a given input was appended, so Mistral may
+  hold that turn twice, and the gateway stores what Mistral holds.
+- **Token budgets** hold to the budget plus one turn when turns set `max_tokens`: the
+  reservation (`shared/estimate.py`) counts prompts high but is an estimate, and a turn
+  without `max_tokens` reserves TOKEN_RESERVE_COMPLETION for its completion, which it
+  may exceed. A turn whose stream never finished keeps its reservation, as Mistral's
+  usage for it is not known.
+- **Chunk sizes past the limit, straight to a function.** gunicorn does not bound a
+  chunk's declared size, so a chunked body declaring more than it sends reaches a
+  function as a slow body (see slow clients). The load balancer, and the local router,
+  read the framing first: an overflowing size is a 400 there.
 - **Odd stream events** (an unknown event type, or data that is not JSON) are relayed
   as Mistral sent them; the gateway does not rewrite streams. The official SDK raises
   on an event whose data is not JSON.

@@ -112,6 +112,17 @@ class Settings:
     token_budget_per_minute: int = 0  # 0: no budget
     token_budget_per_day: int = 0
     max_body_bytes: int = 1_048_576
+    # A body past MAX_BODY_BYTES is read and thrown away up to this many bytes before the
+    # 413 is sent, so the caller, still sending, reads the 413 instead of a reset.
+    max_discard_bytes: int = 33_554_432
+    # A stream the caller left is read on to its end, within these bounds, so the turn is
+    # charged what Mistral produced and stored whole.
+    abandoned_stream_read_s: int = 300
+    abandoned_stream_read_bytes: int = 16_777_216
+    # A turn's token reservation (shared.estimate): the completion it reserves when the
+    # body sets no max_tokens, and the model's context window, which caps any turn.
+    token_reserve_completion: int = 1024
+    model_context_tokens: int = 131_072
     max_input_chars: int = 100_000
     # JSON list of {"pattern": "<phrase>", "action": "log" | "redact" | "reject"};
     # empty means the default watch list (shared.policy.DEFAULT_PATTERNS).

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from shared import jsonsafe
 from shared.db import Conn, Pool
 from shared.errors import Conflict, NotFound
 from shared.timestamps import now_rfc3339, parse_rfc3339
@@ -26,6 +27,7 @@ __all__ = [
     "OUTPUT_TYPES",
     "ConversationRef",
     "Usage",
+    "stored_turn",
     "load_conversation",
     "provisional_entries",
     "UsageEvent",
@@ -67,8 +69,14 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
 
+# The token columns are PostgreSQL integers: a larger count would make the turn unstorable.
+_MAX_TOKENS = 2**31 - 1
+
+
 def _int(value: Any) -> int:
-    return value if isinstance(value, int) and value >= 0 else 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return 0
+    return min(value, _MAX_TOKENS)
 
 
 @dataclass(frozen=True)
@@ -131,6 +139,34 @@ def load_conversation(conn: Conn, owner: str, conversation_id: str) -> Conversat
     return ConversationRef(**row)
 
 
+def stored_turn(
+    conn: Conn, owner: str, conversation_id: str, *, first: bool = False
+) -> tuple[list[Any], Usage]:
+    """The stored outputs of a conversation's last turn (after its last input), or of its
+    first (up to its second input), and that turn's tokens."""
+    rows = conn.all(
+        "SELECT type, body, prompt_tokens, completion_tokens FROM conversation_entries"
+        " WHERE conversation_id = :id AND owner_id = :owner ORDER BY seq",
+        id=conversation_id,
+        owner=owner,
+    )
+    inputs = [i for i, r in enumerate(rows) if r["type"] in INPUT_TYPES]
+    if first:
+        ends = [i for i in inputs if any(r["type"] not in INPUT_TYPES for r in rows[:i])]
+        turn = rows[: ends[0]] if ends else rows
+    else:
+        turn = rows[max(inputs[-1] if inputs else 0, 0) :]
+    outputs = [
+        json.loads(r["body"]) if isinstance(r["body"], str) else r["body"]
+        for r in turn
+        if r["type"] not in INPUT_TYPES
+    ]
+    usage = Usage(
+        sum(int(r["prompt_tokens"]) for r in turn), sum(int(r["completion_tokens"]) for r in turn)
+    )
+    return outputs, usage
+
+
 def _text(content: Any) -> tuple[str | None, str | None]:
     """(plain text, JSON of chunks) for an entry's content or result."""
     if isinstance(content, str):
@@ -146,8 +182,9 @@ def provisional_entries(
     """Entries built from what the gateway saw, for when Mistral's history is unavailable.
 
     Inputs get gateway ids (`gwin_...`); outputs keep Mistral's. A turn that did not
-    finish (`status` "incomplete") has its inputs marked too: Mistral may not have
-    kept them, so a later turn must not take them for its own (`_adopt_provisional`).
+    finish (`status` "incomplete") has its inputs marked too (Mistral may not have kept
+    them); a later turn whose history holds them gives them Mistral's ids and marks them
+    complete (`_adopt_provisional`), and its outputs are replaced by Mistral's whole ones.
     """
     now = now_rfc3339()
     entries: list[dict[str, Any]] = []
@@ -226,13 +263,28 @@ def record_turn(
     )
     if locked is None:
         raise NotFound(f"conversation {conversation_id} not found")
-    known = {
-        r[0]
+    stored = {
+        str(r[0]): str(r[1])
         for r in conn.run(
-            "SELECT id FROM conversation_entries WHERE conversation_id = :id", id=conversation_id
+            "SELECT id, status FROM conversation_entries WHERE conversation_id = :id",
+            id=conversation_id,
         )
     }
+    known = set(stored)
     fresh = [e for e in entries if str(e.get("id")) not in known]
+    # An entry stored incomplete (a stream cut, or abandoned past its bound) that
+    # Mistral's history now holds whole is replaced, not skipped for its known id.
+    _complete_stored(
+        conn,
+        conversation_id,
+        [
+            e
+            for e in entries
+            if stored.get(str(e.get("id"))) == "incomplete"
+            and "_gateway_status" not in e
+            and str(e.get("id")) not in incomplete_ids
+        ],
+    )
     if any(k.startswith(_PROVISIONAL) for k in known):
         fresh = _adopt_provisional(conn, conversation_id, fresh)
     _attribute_tokens(fresh, usage)
@@ -249,6 +301,21 @@ def record_turn(
             _entries_insert(len(values)) if values else "SELECT 1"
         )
         conn.run(sql, conv=conversation_id, **_merged(values), **_event_params(event))
+
+
+def _complete_stored(conn: Conn, conversation_id: str, entries: list[dict[str, Any]]) -> None:
+    """Replace stored incomplete entries by Mistral's whole ones (seq and tokens kept)."""
+    for entry in entries:
+        values = _entry_values("", 0, dict(entry), frozenset())
+        conn.run(
+            "UPDATE conversation_entries SET body = CAST(:body AS jsonb), content = :content,"
+            " content_json = CAST(:content_json AS jsonb), status = :status,"
+            " completed_at = :completed_at"
+            " WHERE conversation_id = :conv AND id = :id AND status = 'incomplete'",
+            conv=conversation_id,
+            **{k: values[k] for k in ("id", "body", "content", "content_json", "status")},
+            completed_at=values["completed_at"],
+        )
 
 
 def _create_with_turn(
@@ -308,7 +375,7 @@ def _adopt_provisional(
         return fresh
     provisional = conn.all(
         "SELECT seq, body FROM conversation_entries WHERE conversation_id = :id"
-        " AND starts_with(id, :prefix) AND status = 'complete' ORDER BY seq",
+        " AND starts_with(id, :prefix) AND status IN ('complete', 'incomplete') ORDER BY seq",
         id=conversation_id,
         prefix=_PROVISIONAL,
     )
@@ -325,12 +392,14 @@ def _adopt_provisional(
             remaining.append(entry)
             continue
         provisional.remove(match)
+        body, changed = jsonsafe.storable(entry)
         conn.run(
             "UPDATE conversation_entries SET id = :new_id, body = CAST(:body AS jsonb),"
-            " created_at = coalesce(:created, created_at)"
+            " created_at = coalesce(:created, created_at), status = :status"
             " WHERE conversation_id = :conv AND seq = :seq",
-            new_id=str(entry["id"]),
-            body=json.dumps(entry),
+            new_id=str(body["id"]),
+            body=json.dumps(body),
+            status="unstorable" if changed else "complete",
             created=parse_rfc3339(entry.get("created_at")),
             conv=conversation_id,
             seq=match["seq"],
@@ -361,6 +430,7 @@ def _conversation_insert(
     parent: tuple[str, str] | None,
 ) -> tuple[str, dict[str, Any]]:
     """The INSERT of a conversation a turn created (nothing if it exists), and its values."""
+    new, _ = jsonsafe.storable(new)
     times = [t for e in entries if (t := parse_rfc3339(e.get("created_at"))) is not None]
     created = min(times) if times else datetime.now(UTC)
     agent_version = new.get("agent_version")
@@ -444,9 +514,14 @@ def _entries_insert(rows: int, *, guarded: bool = False) -> str:
 def _entry_values(
     owner: str, seq: int, entry: dict[str, Any], incomplete_ids: frozenset[str]
 ) -> dict[str, Any]:
-    """One entry's column values (the entry loses its gateway-only `_` keys)."""
+    """One entry's column values (the entry loses its gateway-only `_` keys).
+
+    What PostgreSQL cannot hold (a NaN, a NUL, a lone surrogate) is replaced and the
+    entry marked `unstorable`: one odd value must not stop the conversation being stored.
+    """
     prompt, completion = entry.pop("_tokens", (0, 0))
     marked = entry.pop("_gateway_status", None)
+    entry, unstorable = jsonsafe.storable(entry)
     kind = str(entry.get("type", "message.output"))
     content = entry.get("result") if kind == "function.result" else entry.get("content")
     text, chunks = _text(content)
@@ -466,7 +541,13 @@ def _entry_values(
         "model": entry.get("model"),
         "tool_name": entry.get("name"),
         "tool_call_id": entry.get("tool_call_id"),
-        "status": "incomplete" if marked or entry_id in incomplete_ids else "complete",
+        "status": (
+            "unstorable"
+            if unstorable
+            else "incomplete"
+            if marked or entry_id in incomplete_ids
+            else "complete"
+        ),
         "created_at": parse_rfc3339(entry.get("created_at")) or datetime.now(UTC),
         "completed_at": parse_rfc3339(entry.get("completed_at")),
     }

@@ -9,10 +9,17 @@ Mistral's history (with the lost turn's usage event), then goes on as usual.
 
 Best effort by nature: with Redis away as well, nothing is remembered (the failure
 is logged, as before). Another tenant naming the id gets the usual 404.
+
+A start (or restart) sent with an `Idempotency-Key` is remembered too, from the
+moment Mistral names the conversation it made (`remember_start`): if the gateway
+then fails before the key's record is completed (a crash, the database gone), the
+repeat finds that conversation (`started`) and answers with it, instead of asking
+Mistral for a second one, as a batch item's takeover does.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass
@@ -20,12 +27,13 @@ from typing import Any
 
 import redis
 
-__all__ = ["UNSTORED_TTL_S", "Unstored", "remember", "take"]
+__all__ = ["UNSTORED_TTL_S", "Unstored", "remember", "remember_start", "started", "take"]
 
 log = logging.getLogger(__name__)
 
 UNSTORED_TTL_S = 7 * 24 * 3600
 _PREFIX = "gw:unstored:"
+_STARTED = "gw:idem:started:"
 
 
 @dataclass(frozen=True)
@@ -75,3 +83,32 @@ def take(client: redis.Redis, conversation_id: str, owner: str) -> Unstored | No
     except (redis.RedisError, ValueError, TypeError):
         return None
     return unstored
+
+
+def _started_key(owner: str, key: str) -> str:
+    # Hashed: an Idempotency-Key is the caller's text, of any length and content.
+    return _STARTED + hashlib.sha256(f"{owner}\0{key}".encode()).hexdigest()
+
+
+def remember_start(
+    client: redis.Redis, owner: str, key: str, digest: bytes, conversation_id: str, ttl_s: int
+) -> None:
+    """Mistral made `conversation_id` for the request `digest` under this key (best effort)."""
+    record = json.dumps({"conversation_id": conversation_id, "request": digest.hex()})
+    try:
+        client.set(_started_key(owner, key), record, ex=ttl_s)
+    except redis.RedisError as exc:
+        log.warning("idempotent start could not be remembered (%s)", type(exc).__name__)
+
+
+def started(client: redis.Redis, owner: str, key: str, digest: bytes) -> str | None:
+    """The conversation an earlier attempt of this same request made, if one is known."""
+    try:
+        raw = client.get(_started_key(owner, key))
+        record = json.loads(raw) if raw is not None else None
+    except (redis.RedisError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("request") != digest.hex():
+        return None
+    conversation_id = record.get("conversation_id")
+    return conversation_id if isinstance(conversation_id, str) else None

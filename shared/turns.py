@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from typing import Any
 import flask
 
 from shared import conversations as store
-from shared import observability, resync
+from shared import estimate, observability, resync
 from shared.container import Container
 from shared.conversations import Usage
 from shared.errors import (
@@ -37,6 +38,7 @@ from shared.idempotency import Claim, Idempotency, StoredResponse, request_hash
 from shared.mistral import MistralClient, Retry, UpstreamStream
 from shared.policy import InputPolicy
 from shared.sse import SseParser, format_event
+from shared.timestamps import now_rfc3339
 from shared.web import Context
 
 __all__ = [
@@ -51,7 +53,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_DEFAULT_COMPLETION_ESTIMATE = 1024
 _JSON = "application/json"
 _SSE = "text/event-stream"
 # Ends a stream whose turn could not be stored: its headers left long before, so the
@@ -83,20 +84,6 @@ class Turn:
     def stores(self) -> bool:
         """Mistral keeps the conversation unless `store` is false; so does the gateway."""
         return self.body.get("store") is not False
-
-    def token_estimate(self) -> int:
-        """A reservation against the token budget, settled with real usage afterwards."""
-        chars = len(json.dumps(self.body.get("inputs", ""))) + len(
-            str(self.body.get("instructions") or "")
-        )
-        args = self.body.get("completion_args")
-        max_tokens = args.get("max_tokens") if isinstance(args, dict) else None
-        completion = (
-            max_tokens
-            if isinstance(max_tokens, int) and max_tokens > 0
-            else (_DEFAULT_COMPLETION_ESTIMATE)
-        )
-        return chars // 4 + 1 + completion
 
 
 def _check_types(body: dict[str, Any], spec: dict[str, tuple[type, ...]]) -> list[dict[str, Any]]:
@@ -243,23 +230,29 @@ def execute_turn(ctx: Context, turn: Turn, key: str | None = None) -> flask.Resp
     ctx.access.setdefault("agent_id", turn.agent_id)
     ctx.access.setdefault("model", turn.model)
     ctx.access["conversation_id"] = turn.conversation_id
-    decision = ctx.check_limits(turn.token_estimate())
+    decision = ctx.check_limits(lambda: _reservation(ctx, turn))
 
     idempotency: Idempotency | None = None
+    digest = b""
     if key is not None:
         idempotency = ctx.container.idempotency
+        digest = request_hash(turn.operation, turn.path, turn.raw)
         claim: Claim = idempotency.claim(
-            owner,
-            Idempotency.validate_key(key),
-            turn.operation,
-            request_hash(turn.operation, turn.path, turn.raw),
+            owner, Idempotency.validate_key(key), turn.operation, digest
         )
         if claim.replay is not None:
             ctx.access["idempotent_replay"] = True
             ctx.container.limiter.settle(decision, 0)
             return _replay(claim.replay)
+        made = None
+        if turn.operation != "conversations.append":
+            made = resync.started(ctx.container.redis, owner, key, digest)
+        if made is not None:
+            ctx.container.limiter.settle(decision, 0)
+            return _recover_start(ctx, turn, idempotency, key, made)
 
     runner = _TurnRunner(ctx, turn, idempotency, key)
+    runner.digest = digest
     try:
         if turn.stream:
             return runner.stream()
@@ -267,6 +260,134 @@ def execute_turn(ctx: Context, turn: Turn, key: str | None = None) -> flask.Resp
     except Exception:
         runner.abandon()
         raise
+
+
+def _reservation(ctx: Context, turn: Turn) -> int:
+    """The turn's token reservation (`shared.estimate`), asked only when a budget is on."""
+    with ctx.container.pool.connection() as conn:
+        return estimate.turn_reservation(
+            conn, ctx.container.settings, ctx.owner, turn.body, turn.conversation_id
+        )
+
+
+def _recover_start(
+    ctx: Context, turn: Turn, idempotency: Idempotency, key: str, conversation_id: str
+) -> flask.Response:
+    """Answer a repeated start whose first attempt Mistral answered (it made
+    `conversation_id`) but the gateway failed after: store that conversation if it is
+    not, and answer with its turn, instead of asking Mistral for a second one."""
+    ctx.access["idempotent_recovered"] = True
+    ctx.access["conversation_id"] = conversation_id
+    owner = ctx.owner
+    try:
+        if not _stored(ctx, conversation_id):
+            unstored = resync.take(ctx.container.redis, conversation_id, owner)
+            if unstored is not None:
+                _store_unstored(ctx, conversation_id, unstored)
+            else:
+                _store_lost_start(ctx, turn, conversation_id)
+        with ctx.container.pool.connection() as conn:
+            # A start's own turn is its first; a restart's, after the history it copied.
+            outputs, usage = store.stored_turn(
+                conn, owner, conversation_id, first=turn.operation == "conversations.start"
+            )
+    except Exception:
+        try:
+            idempotency.release(owner, key)
+        except GatewayError:
+            log.warning("could not release idempotency key")
+        raise
+    answer = {
+        "object": "conversation.response",
+        "conversation_id": conversation_id,
+        "outputs": outputs,
+        "usage": {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total,
+        },
+    }
+    if turn.stream:
+        stored = StoredResponse(200, {"Content-Type": _SSE}, _as_events(answer))
+    else:
+        body = json.dumps(answer, separators=(",", ":")).encode()
+        stored = StoredResponse(200, {}, body)
+    try:
+        idempotency.complete(owner, key, stored)
+    except Exception:  # any refusal: the recovered answer still goes out
+        log.warning("idempotency record of a recovered start could not be completed")
+    return _replay(stored)
+
+
+def _stored(ctx: Context, conversation_id: str) -> bool:
+    with ctx.container.pool.connection() as conn:
+        row = conn.one(
+            "SELECT 1 AS found FROM conversations WHERE id = :id AND owner_id = :owner",
+            id=conversation_id,
+            owner=ctx.owner,
+        )
+    return row is not None
+
+
+def _store_lost_start(ctx: Context, turn: Turn, conversation_id: str) -> None:
+    """Store a conversation whose start was never stored nor remembered (the instance
+    died first), from Mistral's history; the lost answer's usage is not known."""
+    runner = _TurnRunner(ctx, turn, None, None)
+    new = dict(turn.body)
+    parent = None
+    if turn.operation == "conversations.restart":
+        new.update(runner._source_fields())
+        parent = (str(turn.conversation_id), str(turn.body.get("from_entry_id")))
+    store_from_history(
+        ctx.container,
+        conversation_id,
+        store.UsageEvent(
+            owner=ctx.owner,
+            key_id=ctx.principal.key_id,
+            operation=turn.operation,
+            status=200,
+            usage=Usage(),
+            agent_id=ctx.access.get("agent_id"),
+            model=ctx.access.get("model"),
+            conversation_id=conversation_id,
+        ),
+        new=new,
+        parent=parent,
+    )
+
+
+def _as_events(answer: dict[str, Any]) -> bytes:
+    """A conversation response as the event stream Mistral would have sent for it."""
+    conversation_id = answer["conversation_id"]
+    stamp = now_rfc3339()
+    events = [
+        {
+            "type": "conversation.response.started",
+            "conversation_id": conversation_id,
+            "created_at": stamp,
+        }
+    ]
+    for index, output in enumerate(answer["outputs"]):
+        common = {"output_index": index, "id": output.get("id"), "model": output.get("model")}
+        common |= {"agent_id": output.get("agent_id"), "created_at": output.get("created_at")}
+        if output.get("type") == "message.output":
+            content = output.get("content")
+            pieces = content if isinstance(content, list) else [content]
+            events.extend(
+                {**common, "type": "message.output.delta", "role": "assistant"}
+                | {"content": piece, "content_index": i}
+                for i, piece in enumerate(pieces)
+            )
+        elif output.get("type") == "function.call":
+            events.append(
+                {**common, "type": "function.call.delta", "name": output.get("name")}
+                | {"tool_call_id": output.get("tool_call_id")}
+                | {"arguments": output.get("arguments")}
+            )
+    events.append(
+        {"type": "conversation.response.done", "usage": answer["usage"], "created_at": stamp}
+    )
+    return b"".join(format_event(event) for event in events)
 
 
 def _own_conversation(ctx: Context, conversation_id: str) -> store.ConversationRef:
@@ -375,6 +496,9 @@ class _TurnRunner:
         self.key = key
         self.mistral: MistralClient = ctx.container.mistral
         self.settled = False
+        # The request's hash under its Idempotency-Key (empty without one).
+        self.digest = b""
+        self._remembered = False
 
     # -- non-streaming -------------------------------------------------------------
 
@@ -387,6 +511,7 @@ class _TurnRunner:
         conversation_id = body.get("conversation_id") or self.turn.conversation_id
         if not isinstance(conversation_id, str):
             raise UpstreamUnavailable("Mistral's answer names no conversation")
+        self._remember_start(conversation_id)
         outputs = [o for o in body.get("outputs") or [] if isinstance(o, dict)]
         usage = Usage.from_json(body.get("usage"))
         stored = self._store(conversation_id, outputs, usage, incomplete=False)
@@ -416,10 +541,13 @@ class _TurnRunner:
         caller_left = False
         # Set once the stream is relayed; the rest of the work then happens in the body.
         finished = False
+        chunks = upstream.chunks()
         try:
             try:
-                for chunk in upstream.chunks():
+                for chunk in chunks:
                     watcher.feed(chunk)
+                    if watcher.conversation_id and not self._remembered:
+                        self._remember_start(watcher.conversation_id)
                     sent.append(chunk)
                     yield chunk
                 watcher.close()
@@ -447,8 +575,33 @@ class _TurnRunner:
                 yield _UNSTORED
         finally:
             if not finished:
+                if caller_left:
+                    ok = self._drain(chunks, watcher, sent)
                 upstream.close(ok or caller_left)
                 self._after_stream(watcher, ok, b"".join(sent))
+
+    def _drain(self, chunks: Iterator[bytes], watcher: _StreamWatcher, sent: list[bytes]) -> bool:
+        """Read on a stream the caller left, within the settings' bounds; True if it ended.
+
+        Mistral goes on producing (and billing) the turn whoever left: read to its end,
+        the turn is charged the usage Mistral reports and stored whole.
+        """
+        settings = self.ctx.container.settings
+        deadline = time.monotonic() + settings.abandoned_stream_read_s
+        left = settings.abandoned_stream_read_bytes
+        try:
+            for chunk in chunks:
+                watcher.feed(chunk)
+                sent.append(chunk)
+                left -= len(chunk)
+                if watcher.done or left <= 0 or time.monotonic() > deadline:
+                    break
+            else:
+                watcher.close()
+        except GatewayError as exc:
+            log.warning("abandoned upstream stream broke: %s", exc.message)
+        self.ctx.access["abandoned_stream_read"] = watcher.done
+        return watcher.done
 
     def _after_stream(self, watcher: _StreamWatcher, ok: bool, body: bytes) -> bool:
         """Store the streamed turn; False if the database refused it."""
@@ -466,6 +619,20 @@ class _TurnRunner:
 
     # -- shared --------------------------------------------------------------------
 
+    def _remember_start(self, conversation_id: str) -> None:
+        """Keep the conversation an idempotent start made, until its record completes."""
+        self._remembered = True
+        if self.key is None or not self.digest or self.turn.operation == "conversations.append":
+            return
+        resync.remember_start(
+            self.ctx.container.redis,
+            self.ctx.owner,
+            self.key,
+            self.digest,
+            conversation_id,
+            self.ctx.container.settings.idempotency_ttl_s,
+        )
+
     def _store(
         self,
         conversation_id: str,
@@ -480,7 +647,10 @@ class _TurnRunner:
         ctx.access["tokens_in"] = usage.prompt_tokens
         ctx.access["tokens_out"] = usage.completion_tokens
         if not self.settled and ctx.decision is not None:
-            ctx.container.limiter.settle(ctx.decision, usage.total)
+            # A turn that did not finish may have cost what it reserved, and Mistral did
+            # not say: it keeps its reservation rather than spending nothing.
+            spent = max(usage.total, ctx.decision.reserved_tokens) if incomplete else usage.total
+            ctx.container.limiter.settle(ctx.decision, spent)
             self.settled = True
         entries = self._history(conversation_id, outputs, incomplete) if turn.stores else []
         new = None
@@ -577,7 +747,7 @@ class _TurnRunner:
                 self.idempotency.complete(
                     self.ctx.owner, self.key, StoredResponse(status, headers, body)
                 )
-            except GatewayError:
+            except Exception:  # any refusal: the answer Mistral gave still goes out
                 log.warning("idempotency record of a finished turn could not be completed")
             self.idempotency = None
 

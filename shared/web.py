@@ -9,6 +9,7 @@ a response through `shared.errors.error_response`, the one place that does.
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -17,10 +18,11 @@ from typing import Any
 
 import flask
 
-from shared import observability, routes
+from shared import jsonsafe, observability, routes
 from shared.auth import PUBLIC_OPERATIONS, authenticate, authorize
 from shared.container import Container, get_container
 from shared.errors import (
+    BadRequest,
     GatewayError,
     InvalidJSON,
     MethodNotAllowed,
@@ -38,6 +40,7 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "Context",
     "check_storable",
+    "discard_body",
     "FunctionApp",
     "Handler",
     "json_response",
@@ -74,17 +77,21 @@ class Context:
         mimetype = (request.mimetype or "").lower()
         if mimetype != _JSON:
             raise UnsupportedMediaType("the request body must be application/json")
-        limit = self.container.settings.max_body_bytes
+        settings = self.container.settings
+        limit = settings.max_body_bytes
+        too_large = PayloadTooLarge(f"the request body is larger than {limit} bytes")
         length = request.content_length
         if length is not None and length > limit:
-            raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
-        raw = request.stream.read(limit + 1)
+            self.body_read = discard_body(request, settings.max_discard_bytes)
+            raise too_large
+        raw = _read_body(request, limit + 1)
         self.raw_body = raw
         if len(raw) > limit:
-            raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+            self.body_read = discard_body(request, settings.max_discard_bytes - len(raw))
+            raise too_large
         self.body_read = True
         try:
-            body = json.loads(raw)
+            body = jsonsafe.loads(raw)
         except RecursionError:
             # Python's parser recurses per nesting level; a deep body must not be a 500.
             raise InvalidJSON(_TOO_DEEP) from None
@@ -112,11 +119,13 @@ class Context:
         """The caller's tenant: every query a handler runs is scoped to it."""
         return self.caller.owner_id
 
-    def check_limits(self, estimate: int = 0) -> Decision:
+    def check_limits(self, estimate: int | Callable[[], int] = 0) -> Decision:
         """Count this request against its key's rate limit and reserve tokens of its budget.
 
         Called once per request: by the app for most operations, by the handler
-        itself (after validating the body) for the ones that spend tokens.
+        itself (after validating the body) for the ones that spend tokens. A callable
+        `estimate` (`shared.estimate`, which reads the database) is asked only when
+        the tenant has a token budget.
         """
         principal = self.caller
         settings = self.container.settings
@@ -128,6 +137,8 @@ class Context:
             _or_default(principal.token_budget_per_minute, settings.token_budget_per_minute),
             _or_default(principal.token_budget_per_day, settings.token_budget_per_day),
         )
+        if callable(estimate):
+            estimate = estimate() if budget.active else 0
         decision = self.container.limiter.check(
             principal.key_id, principal.owner_id, limit, budget, estimate
         )
@@ -146,9 +157,10 @@ _TOO_DEEP = f"the request body nests deeper than {MAX_JSON_DEPTH} levels"
 
 
 def check_storable(body: Any, where: tuple[str | int, ...] = ("body",)) -> None:
-    """400 beyond MAX_JSON_DEPTH; 422 for a string or key PostgreSQL cannot store: one
-    with a NUL character, or a lone surrogate (`\\ud800` is valid JSON but not UTF-8).
-    Either would otherwise be answered by Mistral, then fail to be stored."""
+    """400 beyond MAX_JSON_DEPTH; 422 for a value PostgreSQL cannot store: a string or
+    key with a NUL character or a lone surrogate (`\\ud800` is valid JSON but not UTF-8),
+    or a number that is not finite (`NaN`, `Infinity`, `1e400`, read by
+    `jsonsafe.loads`). Any would otherwise be answered by Mistral, then fail to be stored."""
     # loc grows by one per level: the value itself is level 1.
     pending: list[tuple[Any, tuple[str | int, ...]]] = [(body, where)]
     while pending:
@@ -157,6 +169,8 @@ def check_storable(body: Any, where: tuple[str | int, ...] = ("body",)) -> None:
             raise InvalidJSON(_TOO_DEEP)
         if isinstance(value, str):
             _check_text(value, loc)
+        elif isinstance(value, jsonsafe.NonFinite | float) and not _finite(value):
+            raise ValidationFailed([field_error(loc, _NON_FINITE_MESSAGE, "finite_number")])
         elif isinstance(value, dict):
             for key, item in value.items():
                 _check_text(key, loc)
@@ -165,8 +179,13 @@ def check_storable(body: Any, where: tuple[str | int, ...] = ("body",)) -> None:
             pending.extend((item, (*loc, i)) for i, item in enumerate(value))
 
 
+_NON_FINITE_MESSAGE = "Input should be a finite number"
 _NUL_MESSAGE = "NUL characters (\\u0000) are not accepted"
 _SURROGATE_MESSAGE = "lone surrogates (\\ud800-\\udfff) are not valid Unicode text"
+
+
+def _finite(value: float | jsonsafe.NonFinite) -> bool:
+    return isinstance(value, float) and math.isfinite(value)
 
 
 def _check_text(value: str, loc: tuple[str | int, ...]) -> None:
@@ -177,6 +196,43 @@ def _check_text(value: str, loc: tuple[str | int, ...]) -> None:
             value.encode("utf-8")
         except UnicodeEncodeError:
             raise ValidationFailed([field_error(loc, _SURROGATE_MESSAGE, "string")]) from None
+
+
+_READ_STEP = 65_536
+
+
+def _read_body(request: flask.Request, size: int) -> bytes:
+    """Up to `size` bytes of the body; 400 if its framing is broken (a chunk size that
+    is no hex number or overflows, a chunk longer than its size, a body cut short)."""
+    try:
+        data: bytes = request.stream.read(size)
+    except GatewayError:
+        raise
+    except Exception as exc:  # the server's own parse error (gunicorn, werkzeug): any of them
+        raise BadRequest("the request body's framing is malformed") from exc
+    return data
+
+
+def discard_body(request: flask.Request, bound: int) -> bool:
+    """Read and drop the rest of the body, up to `bound` bytes; True if it was all read.
+
+    An answer sent while the caller is still sending (a 413) is otherwise lost: the
+    server closes the connection on the unread body, and the caller, or the load
+    balancer in front, sees a reset instead of the answer.
+    """
+    length = request.content_length
+    if bound <= 0 or (length is not None and length > bound):
+        return False
+    left = bound
+    try:
+        while left > 0:
+            chunk = request.stream.read(min(_READ_STEP, left))
+            if not chunk:
+                return True
+            left -= len(chunk)
+    except Exception:  # broken framing: nothing more to read, the connection closes
+        return False
+    return False
 
 
 def _reject_unstorable_query(request: flask.Request) -> None:

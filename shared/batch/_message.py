@@ -19,13 +19,14 @@ import base64
 import binascii
 import copy
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from shared import jsonsafe
 from shared.batch._envelope import Envelope
-from shared.errors import field_error
+from shared.errors import InvalidJSON, ValidationFailed, field_error
+from shared.web import check_storable
 
 __all__ = [
     "ITEM_FIELDS",
@@ -179,9 +180,18 @@ def _document(data: str | None, derived: str) -> dict[str, Any]:
             f"the message data is larger than {MAX_DATA_BYTES} bytes", ("data",), "too_large"
         )
     try:
-        document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        document = jsonsafe.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise malformed("the message data is not valid JSON", ("data",), "json_invalid") from None
+    try:
+        # What the start function refuses in a body (non-finite numbers, NUL, too deep).
+        check_storable(document, ("data",))
+    except ValidationFailed as exc:
+        raise Rejection(
+            "malformed_message", exc.message, batch_id=derived, detail=exc.detail
+        ) from None
+    except InvalidJSON as exc:
+        raise malformed(exc.message, ("data",), "json_invalid") from None
     if not isinstance(document, dict):
         raise malformed("the message data should be a JSON object", ("data",), "dict_type")
     return document

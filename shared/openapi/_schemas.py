@@ -815,7 +815,7 @@ _STORED_ENTRY = _obj(
         "seq": {"type": "integer", "minimum": 0},
         "id": _STRING,
         "type": _STRING,
-        "status": _enum("complete", "incomplete"),
+        "status": _enum("complete", "incomplete", "unstorable"),
         "prompt_tokens": _INT,
         "completion_tokens": _INT,
         "created_at": _TIME,

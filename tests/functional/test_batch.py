@@ -279,6 +279,18 @@ def test_history_function_reads_the_batch_and_its_items(gateway: Container) -> N
         ({"owner": OWNER, "items": [{"custom_id": "a", "inputs": "x"}]}, "data.items.0"),
         ({"owner": OWNER, "items": items(1, stream=True)}, "data.items.0.stream"),
         ({"owner": OWNER, "batch_id": "a/b", "items": items(1)}, "data.batch_id"),
+        (
+            json.dumps({"owner": OWNER, "items": items(1, metadata={"s": "NAN"})})
+            .replace('"NAN"', "NaN")
+            .encode(),
+            "data.items.0.metadata.s",
+        ),
+        (
+            json.dumps({"owner": OWNER, "items": items(1, inputs=[{"content": "x", "w": "BIG"}])})
+            .replace('"BIG"', "1e400")
+            .encode(),
+            "data.items.0.inputs.0.w",
+        ),
     ],
 )
 def test_malformed_message_is_recorded_and_acknowledged(

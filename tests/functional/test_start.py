@@ -449,10 +449,11 @@ def test_unstored_start_stays_another_tenants_404(
     assert owners == [{"owner_id": "tenant-a"}]
 
 
-def test_caller_leaving_mid_stream_stores_what_arrived_and_spares_the_breaker(
+def test_caller_leaving_mid_stream_stores_the_whole_turn_and_spares_the_breaker(
     gateway: Container, key: NewKey
 ) -> None:
-    """A caller that disconnects mid-stream leaves an incomplete entry, not a breaker failure."""
+    """A caller that disconnects mid-stream: the turn is read on and stored whole, and the
+    breaker counts no failure."""
     answer = client("start").post(
         "/v1/conversations",
         headers=bearer(key),
@@ -478,7 +479,7 @@ def test_caller_leaving_mid_stream_stores_what_arrived_and_spares_the_breaker(
         "SELECT type, status FROM conversation_entries WHERE conversation_id = :id ORDER BY seq",
         id=conversation_id,
     )
-    assert ("message.output", "incomplete") in [(r["type"], r["status"]) for r in rows]
+    assert ("message.output", "complete") in [(r["type"], r["status"]) for r in rows]
     assert gateway.redis.get("gw:cb:mistral:failures") is None
 
 

@@ -135,16 +135,25 @@ def test_storing_a_created_conversation_again_adds_nothing_twice(container: Cont
 
 
 def test_a_refused_entry_leaves_nothing_of_the_turn(container: Container) -> None:
-    """PostgreSQL refuses text with a NUL: the conversation, entries and usage all stay out."""
+    """An entry the database refuses: the conversation, entries and usage all stay out."""
     entries = _entries(3)
-    entries[2]["content"] = "bad\x00text"
-    with pytest.raises(Exception, match="0x00|invalid byte|null character"):
-        store.save_turn(
-            container.pool,
-            event=_event("conv-bad"),
-            entries=entries,
-            new={"model": "mistral-small-latest"},
+    entries[2]["content"] = "refuse me"
+    with container.pool.connection() as conn:
+        conn.run(
+            "ALTER TABLE conversation_entries ADD CONSTRAINT refuse_one"
+            " CHECK (content IS DISTINCT FROM 'refuse me') NOT VALID"
         )
+    try:
+        with pytest.raises(Exception, match="refuse_one"):
+            store.save_turn(
+                container.pool,
+                event=_event("conv-bad"),
+                entries=entries,
+                new={"model": "mistral-small-latest"},
+            )
+    finally:
+        with container.pool.connection() as conn:
+            conn.run("ALTER TABLE conversation_entries DROP CONSTRAINT refuse_one")
     got = _stored(container, "conv-bad")
     assert got == {"conversation": None, "entries": [], "usage": []}
     # The connection the statement failed on is still good for the next turn.
@@ -155,6 +164,35 @@ def test_a_refused_entry_leaves_nothing_of_the_turn(container: Container) -> Non
         new={"model": "mistral-small-latest"},
     )
     assert len(_stored(container, "conv-good")["entries"]) == 2
+
+
+@pytest.mark.parametrize(
+    "odd",
+    ["bad\x00text", "lone \ud800 half", float("nan"), float("inf")],
+    ids=["NUL", "surrogate", "NaN", "Infinity"],
+)
+def test_an_entry_postgres_cannot_hold_is_stored_marked_unstorable(
+    container: Container, odd: Any
+) -> None:
+    """A value jsonb refuses is replaced and its entry marked, and the turn is stored whole."""
+    entries = _entries(3)
+    entries[2]["content"] = odd
+    entries[2]["extra"] = {"score": odd}
+    store.save_turn(
+        container.pool,
+        event=_event("conv-odd"),
+        entries=entries,
+        new={"model": "mistral-small-latest", "metadata": {"odd": odd}},
+    )
+    got = _stored(container, "conv-odd")
+    assert [e["id"] for e in got["entries"]] == ["e-in", "e-out-0", "e-out-1"]
+    assert len(got["usage"]) == 1
+    with container.pool.connection() as conn:
+        rows = conn.all(
+            "SELECT status FROM conversation_entries WHERE conversation_id = 'conv-odd'"
+            " ORDER BY seq"
+        )
+    assert [r["status"] for r in rows] == ["complete", "complete", "unstorable"]
 
 
 def test_a_restart_records_where_it_branched_from(container: Container) -> None:

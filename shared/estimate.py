@@ -1,0 +1,123 @@
+"""A turn's token reservation: what it can cost, from what is knowable before Mistral.
+
+The budget check reserves this much before the call and settles it with Mistral's
+reported usage afterwards (`shared.ratelimit`). Concurrent turns are admitted
+against reservations, not against usage, so a reservation that undercounts lets
+them overspend together. It is made of:
+
+    prompt      the new inputs (`text_tokens`, an upper-leaning count: a tokeniser
+                gives at least one token per word or punctuation mark, about one per
+                four characters of prose, and often one per non-ASCII letter), the
+                body's instructions and tools, the agent's instructions and tools,
+                and on an append or restart the conversation's last known prompt
+                plus the completions after it (from the stored entries' usage),
+                which Mistral sends again as history
+    completion  `max_tokens` (the body's, else the agent's), else
+                TOKEN_RESERVE_COMPLETION
+    cap         MODEL_CONTEXT_TOKENS: no turn costs more than the model's window
+
+A turn that sets `max_tokens` therefore never costs more than it reserved but for
+the prompt's estimation error, and the README states the bound that follows.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from shared.config import Settings
+from shared.db import Conn
+
+__all__ = ["text_tokens", "turn_reservation"]
+
+# A run of ASCII letters or digits is one piece; anything else but spaces, one each.
+_PIECE = re.compile(r"[A-Za-z0-9]+|[^\sA-Za-z0-9]")
+# What an entry costs beyond its text (role, separators), as chat templates add.
+_PER_ENTRY = 4
+# Entries read back to find the last turn's prompt: a turn has a handful.
+_LOOKBACK = 64
+
+
+def text_tokens(text: str) -> int:
+    """An estimate of `text`'s tokens that leans high: max(pieces, characters / 4)."""
+    if not text:
+        return 0
+    return max(len(_PIECE.findall(text)), (len(text) + 3) // 4)
+
+
+def _value_tokens(value: Any) -> int:
+    """The tokens of every string in a JSON value (inputs, tools), plus entry overhead."""
+    total = 0
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            total += text_tokens(item)
+        elif isinstance(item, dict):
+            total += _PER_ENTRY
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif item is not None:
+            total += 1
+    return total
+
+
+def _max_tokens(args: Any) -> int | None:
+    value = args.get("max_tokens") if isinstance(args, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return None
+    return value
+
+
+def turn_reservation(
+    conn: Conn,
+    settings: Settings,
+    owner: str,
+    body: dict[str, Any],
+    conversation_id: str | None,
+) -> int:
+    """The tokens to reserve for a turn with this body (on that conversation, if any)."""
+    prompt = _PER_ENTRY + _value_tokens(body.get("inputs"))
+    prompt += _value_tokens(body.get("instructions")) + _value_tokens(body.get("tools"))
+    completion = _max_tokens(body.get("completion_args"))
+    agent_id = body.get("agent_id")
+    if isinstance(agent_id, str):
+        agent = conn.one(
+            "SELECT instructions, tools, completion_args FROM agents"
+            " WHERE id = :id AND owner_id = :owner",
+            id=agent_id,
+            owner=owner,
+        )
+        if agent is not None:
+            prompt += _value_tokens(agent["instructions"]) + _value_tokens(agent["tools"])
+            if completion is None:
+                completion = _max_tokens(_as_json(agent["completion_args"]))
+    if conversation_id is not None:
+        prompt += _history_tokens(conn, owner, conversation_id)
+    if completion is None:
+        completion = settings.token_reserve_completion
+    return max(1, min(prompt + completion, settings.model_context_tokens))
+
+
+def _history_tokens(conn: Conn, owner: str, conversation_id: str) -> int:
+    """The conversation's last known prompt and the completions since: what Mistral will
+    send it again. Read backwards from the stored entries' usage."""
+    rows = conn.all(
+        "SELECT prompt_tokens, completion_tokens FROM conversation_entries"
+        " WHERE conversation_id = :id AND owner_id = :owner ORDER BY seq DESC LIMIT :n",
+        id=conversation_id,
+        owner=owner,
+        n=_LOOKBACK,
+    )
+    total = 0
+    for row in rows:
+        total += int(row["completion_tokens"])
+        if row["prompt_tokens"]:
+            return total + int(row["prompt_tokens"])
+    return total
+
+
+def _as_json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value

@@ -1,0 +1,93 @@
+"""JSON as PostgreSQL's jsonb takes it: finite numbers, no NUL, no lone surrogate.
+
+Python's `json` reads `NaN`, `Infinity`, `-Infinity` and `1e400` (a float that
+overflows to infinity); PostgreSQL's `jsonb` refuses all four, as it refuses a NUL
+character and a lone surrogate. A request body holding one would reach Mistral,
+then fail to be stored on every turn. So bodies are read with `loads`, which turns
+such a number into a `NonFinite` marker that validation answers with 422; and what
+Mistral gives back is written through `storable`, which replaces whatever the
+database cannot hold, so one odd value never stops a conversation being stored.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["NonFinite", "loads", "storable"]
+
+_REPLACEMENT = "\ufffd"
+
+
+@dataclass(frozen=True)
+class NonFinite:
+    """A number JSON text held that is not a finite double (its text as written)."""
+
+    text: str
+
+
+def _float(text: str) -> float | NonFinite:
+    value = float(text)
+    return value if math.isfinite(value) else NonFinite(text)
+
+
+def loads(raw: bytes | str) -> Any:
+    """`json.loads`, with every non-finite number read as a `NonFinite` marker."""
+    return json.loads(raw, parse_constant=NonFinite, parse_float=_float)
+
+
+def storable(value: Any) -> tuple[Any, bool]:
+    """`value` with what jsonb cannot hold replaced, and whether anything was.
+
+    A non-finite number becomes null; a NUL character or a lone surrogate becomes
+    U+FFFD, in strings and keys alike. Iterative, so any depth is walked.
+    """
+    changed = False
+
+    def fix_text(text: str) -> str:
+        nonlocal changed
+        if "\x00" in text:
+            text = text.replace("\x00", _REPLACEMENT)
+            changed = True
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+                # A surrogate encoded on its own decodes as three replacement characters.
+                text = text.replace(_REPLACEMENT * 3, _REPLACEMENT)
+                changed = True
+        return text
+
+    def fix(item: Any) -> Any:
+        nonlocal changed
+        if isinstance(item, str):
+            return fix_text(item)
+        if isinstance(item, float) and not math.isfinite(item):
+            changed = True
+            return None
+        if isinstance(item, NonFinite):
+            changed = True
+            return None
+        return item
+
+    root: list[Any] = [value]
+    pending: list[tuple[Any, Any, Any]] = [(root, 0, value)]
+    while pending:
+        parent, slot, item = pending.pop()
+        if isinstance(item, dict):
+            copy: dict[str, Any] = {}
+            for key, child in item.items():
+                new_key = fix_text(key) if isinstance(key, str) else key
+                copy[new_key] = child
+                pending.append((copy, new_key, child))
+            parent[slot] = copy
+        elif isinstance(item, list):
+            items = list(item)
+            parent[slot] = items
+            pending.extend((items, i, child) for i, child in enumerate(items))
+        else:
+            parent[slot] = fix(item)
+    return root[0], changed

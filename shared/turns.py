@@ -343,7 +343,7 @@ def _store_lost_start(ctx: Context, turn: Turn, conversation_id: str) -> None:
         conversation_id,
         store.UsageEvent(
             owner=ctx.owner,
-            key_id=ctx.principal.key_id,
+            key_id=ctx.caller.key_id,
             operation=turn.operation,
             status=200,
             usage=Usage(),

@@ -319,6 +319,7 @@ def _waiting_for_locks(conn: Conn) -> Iterator[None]:
         raise Conflict(
             "another change to this agent is in progress; try again",
             headers={"Retry-After": "1"},
+            code="agent_busy",
         ) from None
 
 
@@ -337,7 +338,7 @@ def _owned(conn: Conn, owner: str, agent_id: str, *, lock: bool = False) -> dict
     else:
         row = conn.one(sql, id=agent_id, owner=owner)
     if row is None:
-        raise NotFound(f"no agent {agent_id!r}")
+        raise NotFound.of("Agent", agent_id)
     return row
 
 
@@ -444,18 +445,6 @@ def _lock_name(conn: Conn, name: str) -> None:
         )
 
 
-def _ensure_name_free(conn: Conn, owner: str, name: str, agent_id: str | None) -> None:
-    taken = conn.one(
-        "SELECT id FROM agents WHERE owner_id = :owner AND name = :name AND status = 'active'"
-        " AND id IS DISTINCT FROM :agent_id",
-        owner=owner,
-        name=name,
-        agent_id=agent_id,
-    )
-    if taken is not None:
-        raise Conflict(f"an agent named {name!r} already exists")
-
-
 def _unique_violation(exc: BaseException) -> bool:
     return _sql_state(exc) == _UNIQUE_VIOLATION
 
@@ -503,7 +492,7 @@ def _failed_after_upstream(
             exc = again
     undo()
     if _unique_violation(exc):
-        raise Conflict(f"an agent named {agent['name']!r} already exists") from None
+        raise Conflict("the agent's record conflicts with another; try again") from None
     if isinstance(exc, GatewayError | pg8000.exceptions.Error | OSError):
         raise ServiceUnavailable(
             "the gateway could not record the change, so it was undone; try again"
@@ -580,7 +569,6 @@ def create_agent(
     try:
         with pool.transaction() as conn:
             _lock_name(conn, name)
-            _ensure_name_free(conn, owner, name, None)
             started = datetime.now(UTC)
             try:
                 answer = client.call(
@@ -631,7 +619,6 @@ def _change(
     owner: str,
     agent_id: str,
     send: Callable[[], UpstreamResponse],
-    new_name: str | None = None,
 ) -> dict[str, Any]:
     """An update or a version switch: Mistral first, then the row, under the row's lock."""
     changed: dict[str, Any] | None = None
@@ -641,9 +628,6 @@ def _change(
         with pool.transaction() as conn:
             row = _owned(conn, owner, agent_id, lock=True)
             previous = int(row["version"])
-            if new_name is not None and new_name != row["name"]:
-                _lock_name(conn, new_name)
-                _ensure_name_free(conn, owner, new_name, agent_id)
             try:
                 agent = _read_agent(send())
             except _AMBIGUOUS as exc:
@@ -680,16 +664,13 @@ def update_agent(
 ) -> dict[str, Any]:
     """`PATCH /v1/agents/{id}`: a new version in Mistral, then the stored row."""
     payload = json.dumps(request).encode()
-    name = request.get("name")
 
     def send() -> UpstreamResponse:
         return client.call(
             "agents.update", "PATCH", _agent_path(agent_id), payload, retry=Retry.UNSENT
         )
 
-    return _change(
-        pool, client, owner, agent_id, send, new_name=name if isinstance(name, str) else None
-    )
+    return _change(pool, client, owner, agent_id, send)
 
 
 def switch_version(

@@ -113,7 +113,7 @@ def require_agent(conn: Conn, owner: str, agent_id: str) -> None:
         owner=owner,
     )
     if row is None:
-        raise NotFound(f"agent {agent_id} not found")
+        raise NotFound.of("Agent", agent_id)
 
 
 def load_conversation(conn: Conn, owner: str, conversation_id: str) -> ConversationRef:
@@ -125,9 +125,12 @@ def load_conversation(conn: Conn, owner: str, conversation_id: str) -> Conversat
         owner=owner,
     )
     if row is None:
-        raise NotFound(f"conversation {conversation_id} not found")
+        raise NotFound.of("Conversation", conversation_id)
     if row["status"] == "archived":
-        raise Conflict(f"conversation {conversation_id} is archived; unarchive it to continue")
+        raise Conflict(
+            f"Conversation {conversation_id!r} is archived; unarchive it to continue",
+            code="conversation_archived",
+        )
     return ConversationRef(**row)
 
 
@@ -225,7 +228,7 @@ def record_turn(
         owner=owner,
     )
     if locked is None:
-        raise NotFound(f"conversation {conversation_id} not found")
+        raise NotFound.of("Conversation", conversation_id)
     known = {
         r[0]
         for r in conn.run(

@@ -108,7 +108,10 @@ class Idempotency:
                     ),
                 )
             if time.monotonic() > deadline:
-                raise Conflict("a request with this Idempotency-Key is still in progress")
+                raise Conflict(
+                    "a request with this Idempotency-Key is still in progress",
+                    code="idempotency_in_progress",
+                )
             self._sleep(self._poll_s)
 
     def _try_claim(

@@ -41,6 +41,7 @@ __all__ = [
     "Handler",
     "json_response",
     "not_implemented",
+    "request_id",
 ]
 
 _JSON = "application/json"
@@ -252,7 +253,9 @@ class FunctionApp:
             if found.route is None:
                 if found.allowed:
                     raise MethodNotAllowed(found.allowed)
-                raise NotFound(f"no route for {request.method} {request.path}")
+                raise NotFound(
+                    f"no route for {request.method} {request.path}", code="route_not_found"
+                )
             ctx = Context(
                 request=request,
                 route=found.route,
@@ -345,11 +348,15 @@ def _spare_unread_body(request: flask.Request, response: flask.Response) -> None
 
 
 def _error_type(exc: Exception) -> str:
-    return exc.type if isinstance(exc, GatewayError) else "internal_error"
+    return exc.code if isinstance(exc, GatewayError) else "internal_error"
 
 
 def _request_id(request: flask.Request) -> str:
-    given = request.headers.get("X-Request-Id", "")
+    return request_id(request.headers.get("X-Request-Id", ""))
+
+
+def request_id(given: str) -> str:
+    """The request's id: the caller's `X-Request-Id` if short and plain, else a new one."""
     # Accept a caller's id only if it is short and plain: it ends up in logs.
     if 0 < len(given) <= 64 and given.replace("-", "").replace("_", "").isalnum():
         return given
@@ -363,4 +370,4 @@ def not_implemented(ctx: Context) -> flask.Response:
 
 class _NotBuilt(GatewayError):
     status = 501
-    type = "not_implemented"
+    code = "not_implemented"

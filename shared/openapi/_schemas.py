@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.errors import CODES, ERROR_CATEGORIES
 from shared.keyadmin import LIMIT_FIELDS
 from shared.keys import KEY_PREFIX, ROLES
 from shared.reads._query import BATCH_ITEM_STATUSES, CONVERSATION_STATUSES
@@ -746,13 +747,19 @@ _ERROR = _obj(
         "object": _const("error"),
         "type": {
             "type": "string",
-            "description": "Stable and machine-readable: unauthorized, not_found, rate_limited...",
+            "enum": list(ERROR_CATEGORIES),
+            "description": "Mistral's category of the error.",
+        },
+        "code": {
+            "type": "string",
+            "enum": [c for c, (status, _) in CODES.items() if status is not None],
+            "description": "The cause, stable and machine-readable (the README lists each).",
         },
         "message": {"type": "string", "description": "What was wrong, for a person."},
         "param": {"type": ["string", "null"]},
         "request_id": {"type": "string", "description": "The X-Request-Id of the request."},
     },
-    ("object", "type", "message", "param"),
+    ("object", "type", "message", "param", "code"),
     description="Every error the gateway itself answers.",
 )
 _FIELD_ERROR = _obj(

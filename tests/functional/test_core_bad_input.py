@@ -33,7 +33,7 @@ from shared import routes
 from shared.config import Settings
 from shared.container import Container, set_container
 from shared.keys import NewKey
-from tests.support import bearer, client, make_key
+from tests.support import bearer, client, error_code, make_key
 
 OWNER = "tenant-core"
 MODEL = "mistral-small-latest"
@@ -74,7 +74,7 @@ def error_body(answer: Any, status: int, kind: str | None = None) -> dict[str, A
     assert body["message"]
     assert body["request_id"] == answer.headers["X-Request-Id"]
     if kind is not None:
-        assert body["type"] == kind
+        assert error_code(body) == kind
     assert_no_leak(text)
     return dict(body)
 

@@ -13,7 +13,7 @@ from shared import cursors, routes
 from shared.container import Container, set_container
 from shared.db import Conn
 from shared.keys import NewKey
-from tests.support import bearer, client, make_key
+from tests.support import bearer, client, error_code, make_key
 
 OWNER = "tenant-a"
 OTHER = "tenant-b"
@@ -178,7 +178,7 @@ def problems(answer: Any) -> list[tuple[tuple[Any, ...], str]]:
     """The (loc, type) pairs of a 422 answer, after checking its documented shape."""
     assert answer.status_code == 422
     body = answer.get_json()
-    assert body["type"] == "validation_error"
+    assert error_code(body) == "validation_error"
     assert isinstance(body["detail"], list)
     for entry in body["detail"]:
         assert set(entry) == {"loc", "msg", "type"}
@@ -393,7 +393,7 @@ def test_unknown_conversation_is_404(container: Container, key: NewKey, suffix: 
     """An id the tenant never had answers 404 in the gateway's error shape."""
     answer = get(key, "/v1/conversations/conv_nope" + suffix)
     assert answer.status_code == 404
-    assert answer.get_json()["type"] == "not_found"
+    assert error_code(answer.get_json()) == "not_found"
 
 
 # -- the gateway's conversation list -------------------------------------------------------------
@@ -694,7 +694,7 @@ def test_another_tenant_gets_404_for_the_first_tenants_objects(
     assert get(key, path).status_code == 200
     answer = get(other_key, path)
     assert answer.status_code == 404
-    assert answer.get_json()["type"] == "not_found"
+    assert error_code(answer.get_json()) == "not_found"
 
 
 def test_lists_never_show_another_tenants_objects(

@@ -33,7 +33,7 @@ from shared.container import Container, set_container
 from shared.keys import NewKey
 from shared.openapi import document, operation_id
 from shared.sse import SseParser
-from tests.support import bearer, client, make_key
+from tests.support import bearer, client, error_code, make_key
 
 DOC = document()
 MODEL = "mistral-small-latest"
@@ -290,7 +290,7 @@ def circuit_open(container: Container, base_settings: Settings, standin: StandIn
         _start(w, model=MODEL)
         answer = _start(w, model=MODEL)
         assert answer.status_code == 503
-        assert answer.get_json()["type"] == "circuit_open"
+        assert error_code(answer.get_json()) == "circuit_open"
     finally:
         set_container(previous)
     return w

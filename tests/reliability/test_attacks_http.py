@@ -25,6 +25,7 @@ import pytest
 
 from reliability.figures import figures, status_counts
 from reliability.harness import FaultStack, Tenant
+from tests.support import error_code
 
 MODEL = "mistral-small-latest"
 SUITE = "attacks: HTTP"
@@ -241,7 +242,7 @@ def test_deeply_nested_bodies_are_400_and_the_worker_lives(
     after = httpx2.get(fstack.url + "/v1/agents", headers=tenant.headers, timeout=15)
     figures.add("attack_inputs")
     assert answer.status_code == 400, answer.text[:200]
-    assert answer.json()["type"] == "invalid_json"
+    assert error_code(answer.json()) == "invalid_json"
     assert "deeper than 100" in answer.json()["message"]
     assert after.status_code == 200
     assert _worker_pids(fstack, function) == pids
@@ -374,4 +375,4 @@ def test_router_refuses_unframeable_and_oversized_requests(
     answer, _, body = _raw(fstack.url, request)
     figures.add("attack_inputs")
     assert answer == status
-    assert json.loads(body)["type"] == kind
+    assert error_code(json.loads(body)) == kind

@@ -376,7 +376,10 @@ def _conversation_insert(
         "INSERT INTO conversations (id, owner_id, api_key_id, agent_id, agent_version, model,"
         " name, description, metadata, instructions, tools, completion_args, guardrails,"
         " parent_conversation_id, parent_entry_id, created_at, updated_at)"
-        " VALUES (:c_id, :c_owner, :c_key, :c_agent, :c_version, :c_model, :c_name,"
+        # No version given: the agent's current one, which is the one Mistral ran.
+        " VALUES (:c_id, :c_owner, :c_key, :c_agent, COALESCE(CAST(:c_version AS text),"
+        " (SELECT a.version::text FROM agents a WHERE a.id = :c_agent AND a.owner_id = :c_owner)),"
+        " :c_model, :c_name,"
         " :c_description, CAST(:c_metadata AS jsonb), :c_instructions, CAST(:c_tools AS jsonb),"
         " CAST(:c_args AS jsonb), CAST(:c_guardrails AS jsonb), :c_parent, :c_parent_entry,"
         " :c_created, greatest(CAST(:c_created AS timestamptz), now()))"

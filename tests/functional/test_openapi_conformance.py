@@ -458,7 +458,13 @@ def test_the_checker_finds_what_the_document_does_not_allow() -> None:
     )
     assert nonconformance("DELETE", "/v1/agents/ag_1", _answer(204, {"deleted": True}))
     assert nonconformance("DELETE", "/v1/agents/ag_1", _answer(204)) == []
-    limited = {"object": "error", "type": "rate_limited", "message": "m", "param": None}
+    limited = {
+        "object": "error",
+        "type": "rate_limit_error",
+        "message": "m",
+        "param": None,
+        "code": "rate_limited",
+    }
     assert nonconformance("GET", "/v1/conversations", _answer(429, limited)) == [
         "required header Retry-After is missing"
     ]

@@ -305,6 +305,10 @@ CODES: dict[str, tuple[int | None, str]] = {
     "malformed_message": (None, "A batch message that is not a valid batch document."),
     "malformed_delivery": (None, "A batch delivery that is not a Pub/Sub message."),
     "batch_conflict": (None, "A batch id already used by a different batch."),
+    "unknown_owner": (None, "A batch message for an owner that has no active key."),
+    "items_failed": (None, "A batch some of whose items failed (each item's `error` says why)."),
+    "reconcile_failed": (None, "An item whose earlier attempt Mistral could not be asked about."),
+    "expired": (None, "A batch message published longer ago than `BATCH_MAX_AGE_S`."),
 }
 
 

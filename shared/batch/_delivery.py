@@ -242,7 +242,8 @@ def _finish(container: Container, message: BatchMessage, run: BatchRun) -> Deliv
     status = "failed" if failed else "succeeded"
     error = (
         {
-            "type": "items_failed",
+            "type": "invalid_request_error",
+            "code": "items_failed",
             "message": f"{failed} of {total} items failed",
             "items_failed": failed,
             "items_total": total,

@@ -254,7 +254,8 @@ class BatchRun:
                 return self._lookup_failed(claim, exc)
         if not self.allow_start:
             error = {
-                "type": "expired",
+                "type": "invalid_request_error",
+                "code": "expired",
                 "message": "the message is older than BATCH_MAX_AGE_S; the item was not run",
             }
             self._write(claim, lambda conn: store.fail(conn, *self._key(claim), error), "failed")
@@ -323,7 +324,8 @@ class BatchRun:
             raise _Stop(exc)
         if claim.token > self.settings.batch_item_max_attempts:
             error = {
-                "type": "reconcile_failed",
+                "type": "api_error",
+                "code": "reconcile_failed",
                 "message": "an earlier attempt may have reached Mistral and Mistral could not"
                 f" be asked about it ({exc.code}); the item was not run again",
                 "marker": {MARKER_KEY: claim.item.marker(self.message.batch_id)},

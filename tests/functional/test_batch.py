@@ -311,7 +311,7 @@ def test_unknown_owner_is_recorded_and_acknowledged(gateway: Container, standin:
     answer = post(push_body(document))
     assert answer.status_code == 200
     row = batch_row(gateway, "b-who")
-    assert (row["status"], row["owner_id"], row["error"]["type"]) == (
+    assert (row["status"], row["owner_id"], row["error"]["code"]) == (
         "rejected",
         "nobody",
         "unknown_owner",
@@ -337,7 +337,7 @@ def test_expired_message_is_recorded_and_dropped(gateway: Container, standin: St
     answer = post(push_body({"batch_id": "b-old", "owner": OWNER, "items": items(2)}, "5", old))
     assert answer.status_code == 200
     row = batch_row(gateway, "b-old")
-    assert (row["status"], row["error"]["type"]) == ("rejected", "expired")
+    assert (row["status"], row["error"]["code"]) == ("rejected", "expired")
     assert row["published_at"] == old
     assert standin.calls()["conversations.start"] == 0
 
@@ -572,7 +572,7 @@ def test_expired_redelivery_finishes_a_started_batch_without_starting_items(
     assert answer.get_json()["status"] == "failed"
     found = item_rows(gateway, "b-late")
     assert [r["status"] for r in found] == ["succeeded", "failed", "failed"]
-    assert [r["error"]["type"] for r in found[1:]] == ["expired", "expired"]
+    assert [r["error"]["code"] for r in found[1:]] == ["expired", "expired"]
     assert sum(standin.calls().values()) == 0
 
 

@@ -613,7 +613,7 @@ def test_token_budget_exceeded_is_429_with_retry_after(
     key = make_key(gateway, "user", OWNER, token_budget_per_minute=100, **NO_LIMIT)
     calls = standin.calls()
     answer = probe("start", key)
-    body = error_body(answer, 429, "rate_limited")
+    body = error_body(answer, 429, "token_budget_exceeded")
     assert "token budget" in body["message"]
     assert 1 <= int(answer.headers["Retry-After"]) <= 60
     assert standin.calls() == calls

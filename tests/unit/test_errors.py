@@ -114,3 +114,16 @@ def test_the_readme_lists_every_code() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     for code, (status, _) in CODES.items():
         assert f"| `{code}` | {status if status is not None else 'batch record'} |" in readme
+
+
+def test_every_batch_rejection_kind_is_listed() -> None:
+    """Each kind a batch message is rejected with is a listed code."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "shared" / "batch"
+    kinds = set()
+    for path in root.glob("*.py"):
+        kinds |= set(re.findall(r'Rejection\(\s*"([a-z_]+)"', path.read_text()))
+    assert kinds
+    assert kinds - set(CODES) == set()

@@ -56,6 +56,7 @@ import pg8000.exceptions
 from shared import cursors
 from shared.db import Conn, Pool
 from shared.errors import (
+    BadRequest,
     Conflict,
     GatewayError,
     NotFound,
@@ -68,10 +69,10 @@ from shared.errors import (
 )
 from shared.mistral import MistralClient, Retry, UpstreamResponse
 from shared.observability import log_event
+from shared.reads import MISTRAL_PAGE_SIZE_CLAMP
 from shared.web import check_storable
 
 __all__ = [
-    "MAX_PAGE_SIZE",
     "AgentFilters",
     "create_agent",
     "delete_agent",
@@ -86,7 +87,6 @@ __all__ = [
     "update_agent",
 ]
 
-MAX_PAGE_SIZE = 1000
 # Page numbers past this would overflow the OFFSET; the history routes use the same cap.
 MAX_PAGE = 1_000_000
 # Database write retries after Mistral succeeded, and the pause before each.
@@ -212,7 +212,8 @@ def parse_filters(query: Query, sources: list[str]) -> AgentFilters:
             check_storable(metadata, ("query", "metadata"))
     return AgentFilters(
         page=_query_int(query, "page", 0, 0, MAX_PAGE),
-        page_size=_query_int(query, "page_size", 20, 1, MAX_PAGE_SIZE),
+        # Any size is served, as Mistral serves it (see MISTRAL_PAGE_SIZE_CLAMP).
+        page_size=min(_query_int(query, "page_size", 20, 1), MISTRAL_PAGE_SIZE_CLAMP),
         page_token=query.get("page_token") or None,
         name=query.get("name"),
         search=query.get("search"),
@@ -275,13 +276,20 @@ def list_agents(pool: Pool, owner: str, filters: AgentFilters) -> list[dict[str,
     return [row["body"] for row in rows]
 
 
+def _page_position(token: str | None) -> tuple[cursors.CursorValue | None, ...]:
+    """Where a page token says the last page ended; 400 for a token the gateway did not
+    hand out, as Mistral answers one it did not."""
+    if not token:
+        return (None, None)
+    try:
+        return cursors.decode(token, "agents", (datetime, str), param="page_token")
+    except ValidationFailed:
+        raise BadRequest(f"Invalid page_token {token!r}", code="invalid_page_token") from None
+
+
 def list_agent_pages(pool: Pool, owner: str, filters: AgentFilters) -> dict[str, Any]:
     """`GET /v1/agents/pages`: a keyset page; `next_page_token` is null on the last page."""
-    after_created, after_id = (
-        cursors.decode(filters.page_token, "agents", (datetime, str), param="page_token")
-        if filters.page_token
-        else (None, None)
-    )
+    after_created, after_id = _page_position(filters.page_token)
     with pool.connection() as conn:
         rows = conn.all(
             _LIST_SQL,

@@ -276,7 +276,7 @@ ERROR_CATEGORIES = (
 CODES: dict[str, tuple[int | None, str]] = {
     "bad_request": (400, "The request cannot be read (a Content-Length that is not a length)."),
     "invalid_json": (400, "The body is not JSON, or nests deeper than 100 levels."),
-    "invalid_page_token": (400, "A `page_token` or `cursor` the gateway did not hand out."),
+    "invalid_page_token": (400, "A `page_token` the gateway did not hand out."),
     "unauthorized": (401, "No key, a malformed Authorization header, or an unknown key."),
     "forbidden": (403, "The key's role may not call the operation."),
     "not_found": (404, "No such object for the caller's tenant (another tenant's is the same)."),

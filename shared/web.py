@@ -8,6 +8,7 @@ a response through `shared.errors.error_response`, the one place that does.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import time
@@ -271,6 +272,8 @@ class FunctionApp:
             response = self.handlers[found.route.operation](ctx)
         except Exception as exc:
             error = exc
+            if ctx is not None and ctx.principal is not None and ctx.decision is None:
+                _count_refused(ctx)
             response = self._error(exc, request_id, ctx)
         if ctx is not None:
             response.headers.update(ctx.headers)
@@ -330,6 +333,15 @@ class FunctionApp:
             content_type=mapped.content_type,
             headers=mapped.headers,
         )
+
+
+def _count_refused(ctx: Context) -> None:
+    """A request refused after its key was known (403, 404, 422 before the handler counted
+    it) still counts against the key's rate limit, and its answer carries the RateLimit-*
+    headers every authenticated answer carries."""
+    # Already over the limit, or Redis away: the refusal stands; headers are set if known.
+    with contextlib.suppress(GatewayError):
+        ctx.check_limits()
 
 
 def _spare_unread_body(request: flask.Request, response: flask.Response) -> None:

@@ -7,6 +7,7 @@ behaviour a program written against Mistral relies on.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -14,9 +15,10 @@ import pytest
 from devstack.standin import StandIn
 from shared.config import Settings
 from shared.container import Container, set_container
+from shared.errors import UpstreamRejected
 from shared.keys import NewKey
 from shared.mistral import MistralClient, build_client
-from tests.support import bearer, client, make_key
+from tests.support import bearer, client, error_code, make_key
 
 MODEL = "mistral-small-latest"
 OWNER = "tenant-fidelity"
@@ -85,3 +87,60 @@ def test_agent_version_is_the_resolved_integer_on_get_and_list(
     ).json()
     assert got["agent_version"] == resolved == upstream["agent_version"]
     assert [c["agent_version"] for c in listed if c["id"] == conversation_id] == [resolved]
+
+
+_RATE_HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
+
+
+@pytest.mark.parametrize(
+    ("function", "method", "path", "body", "status"),
+    [
+        ("admin", "POST", "/v1/agents", {"model": MODEL, "name": "x"}, 403),
+        ("start", "POST", "/v1/conversations", {"inputs": 5}, 422),
+        ("start", "POST", "/v1/conversations/conv_missing", {"inputs": "hi"}, 404),
+        ("history", "GET", "/v1/conversations/conv_missing", None, 404),
+        ("admin", "GET", "/v1/agents/ag_missing", None, 404),
+    ],
+)
+def test_refusals_after_authentication_carry_ratelimit_headers(
+    gateway: Container, function: str, method: str, path: str, body: object, status: int
+) -> None:
+    """403, 422 and 404 answers to a known key carry RateLimit-*, as the document says."""
+    user = make_key(gateway, "user", OWNER, rate_limit_requests=50, rate_limit_window=60)
+    answer = client(function).open(path, method=method, json=body, headers=bearer(user))
+    assert answer.status_code == status
+    assert all(name in answer.headers for name in _RATE_HEADERS), dict(answer.headers)
+    assert answer.headers["RateLimit-Limit"] == "50"
+
+
+@pytest.mark.parametrize(
+    ("function", "path"),
+    [
+        ("admin", "/v1/agents/pages?page_size=5000"),
+        ("admin", "/v1/agents?page_size=5000"),
+        ("history", "/v1/conversations?page_size=5000"),
+        ("history", f"/v1/conversations?page_size={10**30}"),
+    ],
+)
+def test_a_page_size_above_1000_is_served_as_mistral_serves_it(
+    gateway: Container, admin: NewKey, standin: StandIn, function: str, path: str
+) -> None:
+    """page_size above 1000 is 200 on Mistral's lists (the stand-in accepts it too)."""
+    answer = client(function).get(path, headers=bearer(admin))
+    assert answer.status_code == 200, answer.get_json()
+    direct = gateway.mistral.call("list", "GET", path.replace(f"{10**30}", "5000"))
+    assert direct.status == 200
+
+
+def test_a_bad_page_token_is_400_with_mistrals_body(gateway: Container, admin: NewKey) -> None:
+    """An unknown page_token on agents.list_pages is 400 invalid_page_token, as the stand-in's."""
+    path = "/v1/agents/pages?page_token=bm90LWEtdG9rZW4"
+    answer = client("admin").get(path, headers=bearer(admin))
+    assert answer.status_code == 400
+    body = answer.get_json()
+    assert error_code(body) == "invalid_page_token"
+    with pytest.raises(UpstreamRejected) as refused:
+        gateway.mistral.call("agents.list_pages", "GET", path)
+    assert refused.value.status == 400
+    upstream = json.loads(refused.value.raw_body)
+    assert {k: v for k, v in body.items() if k != "request_id"} == upstream

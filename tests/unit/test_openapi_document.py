@@ -13,7 +13,7 @@ import referencing
 from openapi_spec_validator import validate
 from referencing.jsonschema import DRAFT202012
 
-from shared import agents, keyadmin, routes
+from shared import keyadmin, routes
 from shared.auth import OPERATION_PERMISSIONS, PUBLIC_OPERATIONS, ROLE_PERMISSIONS
 from shared.openapi import OPERATIONS, build, document, document_bytes
 from shared.reads import _query
@@ -241,7 +241,6 @@ def test_documented_bounds_are_the_codes() -> None:
     """Page sizes, page numbers and key limits in the document are the code's own bounds."""
     from shared.openapi import _operations
 
-    assert _operations.AGENT_PAGE_MAX == agents.MAX_PAGE_SIZE
     assert _operations.MISTRAL_PAGE_MAX == _query._MAX_PAGE
     assert _operations.KEY_PAGE_MAX == keyadmin._LIST_MAX
     limits = DOC["components"]["schemas"]["CreateKeyRequest"]["properties"]

@@ -252,7 +252,7 @@ def execute_turn(ctx: Context, turn: Turn, key: str | None = None) -> flask.Resp
             owner,
             Idempotency.validate_key(key),
             turn.operation,
-            request_hash(turn.operation, turn.path, turn.raw),
+            request_hash(turn.operation, turn.path, turn.body),
         )
         if claim.replay is not None:
             ctx.access["idempotent_replay"] = True

@@ -144,3 +144,24 @@ def test_a_bad_page_token_is_400_with_mistrals_body(gateway: Container, admin: N
     assert refused.value.status == 400
     upstream = json.loads(refused.value.raw_body)
     assert {k: v for k, v in body.items() if k != "request_id"} == upstream
+
+
+def test_an_idempotent_repeat_with_keys_in_another_order_is_a_replay(
+    gateway: Container, admin: NewKey, standin: StandIn
+) -> None:
+    """The same JSON written with its keys reordered and other spacing replays the first answer."""
+    first = b'{"model": "mistral-small-latest", "inputs": "once", "metadata": {"a": 1, "b": 2}}'
+    again = b'{"metadata":{"b":2,"a":1},"inputs":"once","model":"mistral-small-latest"}'
+    answers = [
+        client("start").post(
+            "/v1/conversations",
+            data=raw,
+            content_type="application/json",
+            headers={**bearer(admin), "Idempotency-Key": "reordered"},
+        )
+        for raw in (first, again)
+    ]
+    assert [a.status_code for a in answers] == [200, 200]
+    assert answers[1].headers["Idempotent-Replayed"] == "true"
+    assert answers[1].get_data() == answers[0].get_data()
+    assert standin.calls()["conversations.start"] == 1

@@ -530,33 +530,4 @@ OPERATIONS: Mapping[str, Operation] = {
             ),
         },
     ),
-    # -- batch ------------------------------------------------------------------------------
-    "gateway.batches.deliver": Operation(
-        "Deliver a batch (Pub/Sub push)",
-        _BATCHES,
-        {
-            "200": Success(
-                "Acknowledged: the message ran, or was refused and recorded (never retried).",
-                ref("BatchDelivery"),
-            ),
-            "503": Success(
-                "Not acknowledged: Pub/Sub delivers the message again (Mistral, the database or"
-                " Redis failed, or the delivery ran out of time).",
-                ref("Error"),
-                headers=("Retry-After",),
-            ),
-        },
-        description=(
-            "Internal: the Pub/Sub push subscription posts each message to the batch function's"
-            " own URL, never through the load balancer; Cloud Run IAM checks the subscription's"
-            " OIDC token, and no gateway key is involved. A binary-mode CloudEvent (ce-*"
-            " headers) or a structured one is accepted too. See docs/batches.md."
-        ),
-        body=ref("PubSubPush"),
-        body_content={
-            "application/json": ref("PubSubPush"),
-            "application/cloudevents+json": ref("CloudEvent"),
-        },
-        derived_errors=False,
-    ),
 }

@@ -1005,46 +1005,6 @@ _HEALTH = _obj(
     },
     ("status", "function", "database", "redis"),
 )
-_PUBSUB_PUSH = _obj(
-    {
-        "message": _obj(
-            {
-                "data": {"type": "string", "contentEncoding": "base64"},
-                "attributes": {"type": "object", "additionalProperties": _STRING},
-                "messageId": _STRING,
-                "publishTime": _TIME,
-            },
-            ("data", "messageId"),
-        ),
-        "subscription": _STRING,
-    },
-    ("message",),
-    description="A Pub/Sub push delivery; `message.data` is one batch document, base64.",
-)
-
-_BATCH_DELIVERY = _obj(
-    {
-        "object": _const("batch.delivery"),
-        "batch_id": _STRING,
-        "status": _enum("succeeded", "failed", "rejected"),
-        "counts": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
-        "error": nullable(_ANY_OBJECT),
-    },
-    ("object", "batch_id", "status", "counts", "error"),
-)
-_CLOUD_EVENT = _obj(
-    {
-        "specversion": _STRING,
-        "id": _STRING,
-        "type": _STRING,
-        "source": _STRING,
-        "data": {},
-        "data_base64": {"type": "string", "contentEncoding": "base64"},
-    },
-    ("specversion", "id", "type", "source"),
-    description="A structured-mode CloudEvent whose data is a Pub/Sub message.",
-)
-
 SCHEMAS: dict[str, Json] = {
     # Mistral: requests
     "ConversationRequest": _CONVERSATION_REQUEST,
@@ -1097,7 +1057,4 @@ SCHEMAS: dict[str, Json] = {
     "Usage": _USAGE_REPORT,
     "Health": _HEALTH,
     "DependencyCheck": _CHECK,
-    "PubSubPush": _PUBSUB_PUSH,
-    "CloudEvent": _CLOUD_EVENT,
-    "BatchDelivery": _BATCH_DELIVERY,
 }

@@ -16,6 +16,7 @@ from referencing.jsonschema import DRAFT202012
 from shared import keyadmin, routes
 from shared.auth import OPERATION_PERMISSIONS, PUBLIC_OPERATIONS, ROLE_PERMISSIONS
 from shared.openapi import OPERATIONS, build, document, document_bytes
+from shared.openapi._build import FRONT_DOOR
 from shared.reads import _query
 
 DOC = document()
@@ -67,14 +68,14 @@ def test_document_is_valid_openapi_3_1() -> None:
     validate(DOC)
 
 
-def test_methods_and_paths_are_the_route_tables() -> None:
-    """The document has exactly the route table's (method, path) pairs."""
-    assert set(by_route()) == {(r.method, r.template) for r in routes.ROUTES}
+def test_methods_and_paths_are_the_front_doors() -> None:
+    """The document has exactly the public routes' (method, path) pairs."""
+    assert set(by_route()) == {(r.method, r.template) for r in routes.ROUTES if r.public}
 
 
 def test_operation_ids_are_the_route_tables_operations() -> None:
     """Each operationId is the route's operation (with the function where several share one)."""
-    for route in routes.ROUTES:
+    for route in FRONT_DOOR:
         operation_id = by_route()[(route.method, route.template)]["operationId"]
         assert operation_id in (route.operation, f"{route.operation}.{route.function}")
     ids = [operation["operationId"] for _, _, operation in operations()]
@@ -97,12 +98,18 @@ def test_an_entry_whose_route_was_removed_fails_the_build() -> None:
     assert "/gateway/v1/usage" not in build(table, specs)["paths"]
 
 
-def test_internal_routes_are_marked_internal() -> None:
-    """Routes the load balancer never reaches carry x-internal; public ones do not."""
-    for route in routes.ROUTES:
-        operation = by_route()[(route.method, route.template)]
-        assert operation.get("x-internal", False) is (not route.public)
-        assert operation["x-function"] == route.function
+def test_routes_the_front_door_does_not_serve_are_not_documented() -> None:
+    """The batch push and batch health routes (the load balancer answers them 404/405) are
+    not in the document; every documented operation names its function."""
+    internal = [r for r in routes.ROUTES if not r.public]
+    assert {r.template for r in internal} == {
+        "/gateway/v1/batches/events",
+        "/gateway/v1/health/batch",
+    }
+    for route in internal:
+        assert (route.method, route.template) not in by_route()
+    for route in FRONT_DOOR:
+        assert by_route()[(route.method, route.template)]["x-function"] == route.function
 
 
 def test_document_is_built_once_and_copies_are_independent() -> None:
@@ -119,7 +126,7 @@ def test_document_is_built_once_and_copies_are_independent() -> None:
 
 def test_key_operations_need_bearer_and_name_their_permission_and_roles() -> None:
     """Every key-checked operation says its permission and the roles holding it; others are open."""
-    for route in routes.ROUTES:
+    for route in FRONT_DOOR:
         operation = by_route()[(route.method, route.template)]
         if route.public and route.operation not in PUBLIC_OPERATIONS:
             permission = OPERATION_PERMISSIONS[route.operation]
@@ -163,7 +170,7 @@ def test_bodies_and_query_parameters_document_their_errors() -> None:
 
 def test_operations_calling_mistral_document_its_failures_and_refusals() -> None:
     """Upstream operations answer 502/503/504, and Mistral's own 4xx relayed; others never."""
-    for route in routes.ROUTES:
+    for route in FRONT_DOOR:
         responses = by_route()[(route.method, route.template)]["responses"]
         if OPERATIONS[route.operation].upstream:
             assert {"502", "503", "504", "4XX"} <= set(responses), route.operation

@@ -19,6 +19,7 @@ from typing import Any
 from shared import routes
 from shared.auth import OPERATION_PERMISSIONS, PUBLIC_OPERATIONS, ROLE_PERMISSIONS
 from shared.keys import KEY_PREFIX
+from shared.openapi._mistral import response_schemas, sdk_version
 from shared.openapi._operations import OPERATIONS, Operation, Success
 from shared.openapi._schemas import SCHEMAS, Json, ref
 
@@ -369,12 +370,18 @@ def build(
             route, specs[route.operation], table
         )
     tags = sorted({spec.tag for spec in specs.values()})
+    derived = response_schemas()
+    clash = sorted(set(derived) & set(SCHEMAS))
+    if clash:
+        raise LookupError(f"schemas both derived from the SDK and written by hand: {clash}")
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "Mistral Agents Gateway",
             "version": "1",
             "description": _DESCRIPTION,
+            # Mistral's response shapes are this SDK version's models.
+            "x-mistral-sdk-version": sdk_version(),
         },
         "tags": [{"name": tag} for tag in tags],
         "security": [{"bearerAuth": []}],
@@ -391,6 +398,6 @@ def build(
             "parameters": _shared_parameters(table),
             "headers": _HEADERS,
             "responses": _error_responses(),
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **derived},
         },
     }

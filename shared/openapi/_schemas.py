@@ -1,6 +1,9 @@
 """The document's schemas: Mistral's wire shapes and the gateway's own, as small pieces.
 
-Mistral's shapes follow shared/reference/mistral-wire-contract.md (sections 3-8).
+Mistral's response shapes are derived from the SDK's models (`_mistral`), not written
+here; the rest of Mistral's shapes still follow shared/reference/mistral-wire-contract.md
+(sections 3-8) by hand: the requests, the stream events and the entry and chunk unions
+the gateway's own shapes and the events refer to.
 Response schemas never forbid unknown fields: the gateway relays fields it does
 not know, so a newer Mistral field must not make a response non-conforming.
 Unions Mistral may grow (entries, chunks, tools, stream events) are *open* on the
@@ -518,74 +521,9 @@ _RESTART_REQUEST = _obj(
 
 # -- conversation responses (contract 6) --------------------------------------------------------
 
-_USAGE = _obj(
-    {
-        "prompt_tokens": _INT,
-        "completion_tokens": _INT,
-        "total_tokens": _INT,
-        "connector_tokens": nullable(_INT),
-        "connectors": nullable({"type": "object", "additionalProperties": _INT}),
-    }
-)
-_CONVERSATION_RESPONSE = _obj(
-    {
-        "object": _const("conversation.response"),
-        "conversation_id": _STRING,
-        "outputs": {"type": "array", "items": ref("Entry")},
-        "usage": ref("ConversationUsageInfo"),
-        "guardrails": nullable({"type": "array", "items": _ANY_OBJECT}),
-    },
-    ("conversation_id", "outputs", "usage"),
-    description="Mistral's answer to a turn, relayed as Mistral sent it.",
-)
-_RECORD_COMMON: Json = {
-    "object": _const("conversation"),
-    "id": _STRING,
-    "created_at": _TIME,
-    "updated_at": _TIME,
-    "name": nullable(_STRING),
-    "description": nullable(_STRING),
-    "metadata": nullable(_METADATA),
-}
-_CONVERSATION = {
-    "description": "A conversation record: with an agent, or with a model (contract 6.4).",
-    "oneOf": [
-        _obj(
-            {**_RECORD_COMMON, "agent_id": _STRING, "agent_version": nullable(_VERSION)},
-            ("id", "created_at", "updated_at", "agent_id"),
-            title="AgentConversation",
-        ),
-        _obj(
-            {
-                **_RECORD_COMMON,
-                "model": _STRING,
-                "instructions": nullable(_STRING),
-                "tools": nullable({"type": "array", "items": ref("AgentTool")}),
-                "completion_args": nullable(_ANY_OBJECT),
-                "guardrails": nullable({"type": "array", "items": _ANY_OBJECT}),
-            },
-            ("id", "created_at", "updated_at", "model"),
-            title="ModelConversation",
-        ),
-    ],
-}
 
-_HISTORY = _obj(
-    {
-        "object": _const("conversation.history"),
-        "conversation_id": _STRING,
-        "entries": {"type": "array", "items": ref("Entry")},
-    },
-    ("conversation_id", "entries"),
-)
-_MESSAGES = _obj(
-    {
-        "object": _const("conversation.messages"),
-        "conversation_id": _STRING,
-        "messages": {"type": "array", "items": ref("Entry")},
-    },
-    ("conversation_id", "messages"),
-)
+# Mistral's responses (ConversationResponse, Conversation, history, messages, agents, usage)
+# are derived from the SDK's models: see _mistral.
 
 # -- stream events (contract 7.3) ---------------------------------------------------------------
 
@@ -692,54 +630,6 @@ _UPDATE_AGENT = _obj(
     },
     description="Only the fields given change; Mistral makes a new version of the agent.",
 )
-_AGENT = _obj(
-    {
-        "object": _const("agent"),
-        "id": _STRING,
-        "model": _STRING,
-        "name": _STRING,
-        "version": _INT,
-        "versions": {"type": "array", "items": _INT},
-        "created_at": _TIME,
-        "updated_at": _TIME,
-        "deployment_chat": _BOOL,
-        "source": _STRING,
-        "instructions": nullable(_STRING),
-        "tools": {"type": "array", "items": ref("AgentTool")},
-        "completion_args": nullable(_ANY_OBJECT),
-        "guardrails": nullable({"type": "array", "items": _ANY_OBJECT}),
-        "description": nullable(_STRING),
-        "handoffs": nullable(_STRINGS),
-        "metadata": nullable(_METADATA),
-        "owner_id": nullable(_STRING),
-        "version_message": nullable(_STRING),
-    },
-    (
-        "id",
-        "model",
-        "name",
-        "version",
-        "versions",
-        "created_at",
-        "updated_at",
-        "deployment_chat",
-        "source",
-    ),
-    description="An agent, as Mistral answered it (fields the gateway does not know included).",
-)
-_AGENT_LIST_PAGE = _obj(
-    {
-        "object": _const("list"),
-        "data": {"type": "array", "items": ref("Agent")},
-        "next_page_token": nullable(_STRING),
-    },
-    ("data",),
-)
-_AGENT_ALIAS = _obj(
-    {"alias": _STRING, "version": _INT, "created_at": _TIME, "updated_at": _TIME},
-    ("alias", "version", "created_at", "updated_at"),
-)
-
 # -- errors (shared/errors.py, contract 8) ------------------------------------------------------
 
 _ERROR = _obj(
@@ -1019,20 +909,11 @@ SCHEMAS: dict[str, Json] = {
     "GuardrailConfig": _GUARDRAIL,
     "CreateAgentRequest": _CREATE_AGENT,
     "UpdateAgentRequest": _UPDATE_AGENT,
-    # Mistral: responses
-    "ConversationResponse": _CONVERSATION_RESPONSE,
-    "ConversationUsageInfo": _USAGE,
+    # Mistral: responses (more in _mistral, derived from the SDK)
     "Entry": _open_union(_OUTPUT_ENTRIES, "A conversation entry (contract 4.1)."),
     "ContentChunk": _open_union(_OUTPUT_CHUNKS, "A content chunk (contract 4.2)."),
-    "AgentTool": _open_union(_TOOLS, "A tool as Mistral answers it (an open union)."),
-    "Conversation": _CONVERSATION,
-    "ConversationHistory": _HISTORY,
-    "ConversationMessages": _MESSAGES,
     "ConversationEvent": _CONVERSATION_EVENT,
     "ServerSentEvent": _SSE_FRAME,
-    "Agent": _AGENT,
-    "AgentListPage": _AGENT_LIST_PAGE,
-    "AgentAliasResponse": _AGENT_ALIAS,
     # errors
     "Error": _ERROR,
     "FieldError": _FIELD_ERROR,

@@ -334,13 +334,59 @@ def test_request_schemas_refuse_what_the_gateway_refuses() -> None:
     assert schema_ok("CreateKeyRequest", {"name": "k", "role": "user", "rate_limit_window": None})
 
 
-def test_conversation_records_are_agent_or_model_shaped() -> None:
-    """A record names an agent or a model, never both and never neither (the SDK's union)."""
-    base = {"id": "c", "created_at": "2025-06-01T12:00:00Z", "updated_at": "2025-06-01T12:00:00Z"}
-    assert schema_ok("Conversation", {**base, "agent_id": "ag", "agent_version": 2})
-    assert schema_ok("Conversation", {**base, "model": "m", "tools": None})
-    assert not schema_ok("Conversation", {**base, "agent_id": "ag", "model": "m"})
-    assert not schema_ok("Conversation", base)
+_RECORD = {"id": "c", "created_at": "2025-06-01T12:00:00Z", "updated_at": "2025-06-01T12:00:00Z"}
+_AGENT = {
+    "object": "agent",
+    "id": "ag_1",
+    "model": "m",
+    "name": "n",
+    "version": 0,
+    "versions": [0],
+    "created_at": "2025-06-01T12:00:00Z",
+    "updated_at": "2025-06-01T12:00:00Z",
+    "deployment_chat": False,
+    "source": "api",
+}
+_SAMPLES: list[tuple[str, Any]] = [
+    ("Conversation", {**_RECORD, "agent_id": "ag", "agent_version": 2}),
+    ("Conversation", {**_RECORD, "model": "m", "tools": None}),
+    ("Conversation", _RECORD),
+    ("Conversation", {**_RECORD, "model": "m", "tools": [{"type": "future_tool"}]}),
+    ("Agent", _AGENT),
+    ("Agent", {**_AGENT, "versions": None}),
+    ("Agent", {k: v for k, v in _AGENT.items() if k != "source"}),
+    ("AgentListPage", {"data": [_AGENT], "next_page_token": None}),
+    ("ConversationUsageInfo", {}),
+    ("ConversationUsageInfo", {"prompt_tokens": "many"}),
+    ("ConversationResponse", {"conversation_id": "c", "outputs": [], "usage": {}}),
+    ("ConversationResponse", {"conversation_id": "c", "outputs": []}),
+    ("ConversationHistory", {"conversation_id": "c", "entries": []}),
+    ("AgentAliasResponse", {"alias": "a", "version": 1, "created_at": "2025-06-01T12:00:00Z"}),
+]
+
+
+@pytest.mark.parametrize(("name", "body"), _SAMPLES)
+def test_mistral_response_shapes_accept_what_the_sdk_parses(name: str, body: Any) -> None:
+    """The document's Mistral response schemas are the SDK's: a body validates against the
+    document exactly when the SDK's model parses it."""
+    from mistralai.client import models
+    from pydantic import TypeAdapter, ValidationError
+
+    from shared.openapi._mistral import RESPONSES
+
+    try:
+        TypeAdapter(getattr(models, RESPONSES[name])).validate_python(body)
+        parses = True
+    except ValidationError:
+        parses = False
+    assert schema_ok(name, body) is parses
+
+
+def test_the_document_names_the_sdk_its_shapes_come_from() -> None:
+    """info.x-mistral-sdk-version is the installed mistralai's version."""
+    import importlib.metadata
+
+    assert DOC["info"]["x-mistral-sdk-version"] == importlib.metadata.version("mistralai")
 
 
 def test_group_by_pattern_matches_what_usage_accepts() -> None:

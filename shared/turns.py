@@ -176,7 +176,9 @@ def build_turn(
         if (body.get("model") is None) == (body.get("agent_id") is None):
             problems.append(
                 field_error(
-                    ("body",), "exactly one of model and agent_id is required", "value_error"
+                    ("body",),
+                    "Value error, exactly one of 'model' or 'agent_id' must be provided",
+                    "value_error",
                 )
             )
     elif operation == "conversations.append":

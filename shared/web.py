@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import flask
+import werkzeug.exceptions
 
 from shared import observability, routes
 from shared.auth import PUBLIC_OPERATIONS, authenticate, authorize
@@ -231,6 +232,13 @@ class FunctionApp:
         self._after = (*after, observability.access_log)
         # Operations whose handler calls `ctx.check_limits(estimate)` itself.
         self._self_limited = frozenset(self_limited)
+        # functions-framework answers /robots.txt and /favicon.ico itself, an HTML 404
+        # without a request id. The function's module runs inside the app context the
+        # framework builds, so the framework's own answers go through the one mapping too.
+        if flask.has_app_context():
+            flask.current_app.register_error_handler(
+                werkzeug.exceptions.HTTPException, _framework_answer
+            )
 
     def __call__(self, request: flask.Request) -> flask.Response:
         started = time.perf_counter()
@@ -342,6 +350,27 @@ def _count_refused(ctx: Context) -> None:
     # Already over the limit, or Redis away: the refusal stands; headers are set if known.
     with contextlib.suppress(GatewayError):
         ctx.check_limits()
+
+
+def _framework_answer(exc: werkzeug.exceptions.HTTPException) -> flask.Response:
+    """An error functions-framework raised before the function ran, in the gateway's shape."""
+    request_id = _request_id(flask.request)
+    error: GatewayError
+    if exc.code == 405:
+        error = MethodNotAllowed(tuple(getattr(exc, "valid_methods", None) or ()))
+    elif exc.code == 404:
+        error = NotFound(f"no route for {flask.request.method} {flask.request.path}")
+        error.code = "route_not_found"
+    else:
+        error = GatewayError(exc.description or "error")
+        error.status = exc.code or 500
+    mapped = error_response(error, request_id)
+    return flask.Response(
+        mapped.body,
+        status=mapped.status,
+        content_type=mapped.content_type,
+        headers={**mapped.headers, "X-Request-Id": request_id},
+    )
 
 
 def _spare_unread_body(request: flask.Request, response: flask.Response) -> None:

@@ -165,3 +165,15 @@ def test_an_idempotent_repeat_with_keys_in_another_order_is_a_replay(
     assert answers[1].headers["Idempotent-Replayed"] == "true"
     assert answers[1].get_data() == answers[0].get_data()
     assert standin.calls()["conversations.start"] == 1
+
+
+@pytest.mark.parametrize("function", ["start", "history", "admin", "batch"])
+@pytest.mark.parametrize("path", ["/favicon.ico", "/robots.txt"])
+def test_the_frameworks_own_404_is_the_gateways_error_with_a_request_id(
+    gateway: Container, function: str, path: str
+) -> None:
+    """Paths functions-framework answers itself get the gateway's 404 and X-Request-Id."""
+    answer = client(function).get(path, headers={"X-Request-Id": "fallback-1"})
+    assert answer.status_code == 404
+    assert answer.headers["X-Request-Id"] == "fallback-1"
+    assert error_code(answer.get_json()) == "route_not_found"

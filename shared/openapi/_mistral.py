@@ -17,12 +17,13 @@ built (`shared.openapi` loads `_build` lazily), never at a function's cold start
 from __future__ import annotations
 
 import importlib.metadata
+import typing
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from pydantic import TypeAdapter
 
-__all__ = ["MISTRAL_PREFIX", "RESPONSES", "sdk_version", "response_schemas"]
+__all__ = ["MISTRAL_PREFIX", "OPEN_UNIONS", "RESPONSES", "sdk_version", "response_schemas"]
 
 Json = dict[str, Any]
 
@@ -36,6 +37,15 @@ RESPONSES: dict[str, str] = {
     "Agent": "Agent",
     "AgentListPage": "AgentListPage",
     "AgentAliasResponse": "AgentAliasResponse",
+}
+# Unions Mistral grows, open in the document: a known `type` has the SDK's shape for it,
+# another passes (the gateway relays what it does not know). Name -> description.
+OPEN_UNIONS: dict[str, str] = {
+    "Entry": "A conversation entry: a known `type` has the SDK's shape, another passes.",
+    "ConversationEvent": (
+        "The JSON in one event's `data`. Clients choose the variant by `type`, not by the SSE"
+        " event name. A stream that breaks ends with `conversation.response.error`."
+    ),
 }
 # The SDK's inner definitions are named `Mistral.<SDK name>` in the document, apart from
 # the gateway's own schemas.
@@ -58,6 +68,12 @@ def response_schemas() -> dict[str, Json]:
         (name, "validation", TypeAdapter(getattr(models, model)))
         for name, model in RESPONSES.items()
     ]
+    variants = {"Entry": _entry_variants(models), "ConversationEvent": _event_variants(models)}
+    keys += [
+        (f"{union}:{tag}", "validation", TypeAdapter(cls))
+        for union, by_tag in variants.items()
+        for tag, cls in by_tag.items()
+    ]
     top, definitions = TypeAdapter.json_schemas(
         keys, ref_template=_REF + MISTRAL_PREFIX + "{model}"
     )
@@ -69,8 +85,39 @@ def response_schemas() -> dict[str, Json]:
             continue
         schemas[MISTRAL_PREFIX + name] = _clean(schema, inline)
     for (name, _), schema in top.items():
-        schemas[name] = _clean(schema, inline)
+        if ":" not in name:
+            schemas[name] = _clean(schema, inline)
+    for union, by_tag in variants.items():
+        schemas[union] = {
+            "type": "object",
+            "description": OPEN_UNIONS[union],
+            "properties": {"type": {"type": "string"}},
+            "allOf": [
+                {
+                    "if": {"properties": {"type": {"const": tag}}, "required": ["type"]},
+                    "then": _clean(top[(f"{union}:{tag}", "validation")], inline),
+                }
+                for tag in by_tag
+            ],
+        }
+    schemas["ConversationEvent"]["required"] = ["type"]
     return schemas
+
+
+def _entry_variants(models: Any) -> dict[str, type]:
+    """The entry classes of a history, by their `type` (the SDK's `Entry` union)."""
+    alias = typing.get_args(models.ConversationHistory.model_fields["entries"].annotation)[0]
+    classes = typing.get_args(alias.__value__)
+    return {cls.model_fields["type"].default: cls for cls in classes}
+
+
+def _event_variants(models: Any) -> dict[str, type]:
+    """The event classes by `type`, as the SDK's open union of event data chooses them."""
+    for meta in typing.get_args(models.ConversationEventsData)[1:]:
+        found = getattr(getattr(meta, "func", None), "keywords", {}).get("variants")
+        if found:
+            return dict(found)
+    raise LookupError("the SDK's ConversationEventsData names no variants")
 
 
 def _clean(node: Any, inline: dict[str, Json]) -> Any:

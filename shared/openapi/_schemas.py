@@ -1,9 +1,9 @@
 """The document's schemas: Mistral's wire shapes and the gateway's own, as small pieces.
 
-Mistral's response shapes are derived from the SDK's models (`_mistral`), not written
-here; the rest of Mistral's shapes still follow shared/reference/mistral-wire-contract.md
-(sections 3-8) by hand: the requests, the stream events and the entry and chunk unions
-the gateway's own shapes and the events refer to.
+Mistral's response shapes (records, entries, stream events, agents) are derived from the
+SDK's models (`_mistral`), not written here. Mistral's request shapes still follow
+shared/reference/mistral-wire-contract.md (sections 3-5) by hand, with what the gateway
+checks beyond Mistral (its input policy, non-blank names): deriving them is still to do.
 Response schemas never forbid unknown fields: the gateway relays fields it does
 not know, so a newer Mistral field must not make a response non-conforming.
 Unions Mistral may grow (entries, chunks, tools, stream events) are *open* on the
@@ -74,22 +74,6 @@ def _const(value: str) -> Json:
 
 def _enum(*values: str) -> Json:
     return {"type": "string", "enum": list(values)}
-
-
-def _open_union(variants: dict[str, Json], description: str) -> Json:
-    """An object whose known `type`s must match their variant; unknown ones pass through."""
-    return {
-        "type": "object",
-        "description": description,
-        "properties": {"type": {"type": "string"}},
-        "allOf": [
-            {
-                "if": {"properties": {"type": {"const": tag}}, "required": ["type"]},
-                "then": schema,
-            }
-            for tag, schema in variants.items()
-        ],
-    }
 
 
 _STRING = {"type": "string"}
@@ -168,21 +152,6 @@ def _chunks(text: Json) -> dict[str, Json]:
         ),
     }
 
-
-_OUTPUT_CHUNKS = {
-    **_chunks(_STRING),
-    "tool_reference": _obj(
-        {
-            "type": _const("tool_reference"),
-            "tool": _STRING,
-            "title": _STRING,
-            "url": nullable(_STRING),
-            "favicon": nullable(_STRING),
-            "description": nullable(_STRING),
-        },
-        ("type", "tool", "title"),
-    ),
-}
 
 # -- entries (contract 4.1) ---------------------------------------------------------------------
 
@@ -280,11 +249,6 @@ _INPUT_CONTENT = {
     "description": "Text, or input chunks. The gateway's input policy checks the text parts.",
 }
 _INPUT_ENTRIES = _entries(_INPUT_TEXT, _INPUT_CONTENT, typed_input=False)
-_OUTPUT_CONTENT = {
-    "anyOf": [_STRING, {"type": "array", "items": ref("ContentChunk")}],
-}
-_OUTPUT_ENTRIES = _entries(_STRING, _OUTPUT_CONTENT, typed_input=True)
-
 # -- tools, completion args, guardrails (contract 4.3-4.5) -------------------------------------
 
 _TOOL_CONFIGURATION = nullable(
@@ -527,63 +491,6 @@ _RESTART_REQUEST = _obj(
 
 # -- stream events (contract 7.3) ---------------------------------------------------------------
 
-_EVENT_COMMON: Json = {"created_at": _TIME, "output_index": _INT}
-_EVENTS: dict[str, tuple[Json, tuple[str, ...]]] = {
-    "conversation.response.started": ({"conversation_id": _STRING}, ("conversation_id",)),
-    "message.output.delta": (
-        {
-            "id": _STRING,
-            "content": {"anyOf": [_STRING, ref("ContentChunk")]},
-            "content_index": _INT,
-            "model": nullable(_STRING),
-            "agent_id": nullable(_STRING),
-            "role": _const("assistant"),
-        },
-        ("id", "content"),
-    ),
-    "function.call.delta": (
-        {
-            "id": _STRING,
-            "name": _STRING,
-            "tool_call_id": _STRING,
-            "arguments": _STRING,
-            "model": nullable(_STRING),
-            "agent_id": nullable(_STRING),
-            "confirmation_status": nullable(_STRING),
-        },
-        ("id", "name", "tool_call_id", "arguments"),
-    ),
-    "tool.execution.started": (
-        {"id": _STRING, "name": _STRING, "arguments": _STRING},
-        ("id", "name", "arguments"),
-    ),
-    "tool.execution.delta": (
-        {"id": _STRING, "name": _STRING, "arguments": _STRING},
-        ("id", "name", "arguments"),
-    ),
-    "tool.execution.done": ({"id": _STRING, "name": _STRING, "info": _ANY_OBJECT}, ("id", "name")),
-    "agent.handoff.started": (
-        {"id": _STRING, "previous_agent_id": _STRING, "previous_agent_name": _STRING},
-        ("id", "previous_agent_id", "previous_agent_name"),
-    ),
-    "agent.handoff.done": (
-        {"id": _STRING, "next_agent_id": _STRING, "next_agent_name": _STRING},
-        ("id", "next_agent_id", "next_agent_name"),
-    ),
-    "conversation.response.done": ({"usage": ref("ConversationUsageInfo")}, ("usage",)),
-    "conversation.response.error": ({"message": _STRING, "code": _INT}, ("message", "code")),
-}
-_CONVERSATION_EVENT = {
-    **_open_union(
-        {
-            tag: _obj({**_EVENT_COMMON, **fields}, required)
-            for tag, (fields, required) in _EVENTS.items()
-        },
-        "The JSON in one event's `data`. Clients choose the variant by `type`, not by the"
-        " SSE event name. A stream that breaks ends with `conversation.response.error`.",
-    ),
-    "required": ["type"],
-}
 _SSE_FRAME = _obj(
     {
         "event": {"type": "string", "description": "The event name: the payload's `type`."},
@@ -910,9 +817,6 @@ SCHEMAS: dict[str, Json] = {
     "CreateAgentRequest": _CREATE_AGENT,
     "UpdateAgentRequest": _UPDATE_AGENT,
     # Mistral: responses (more in _mistral, derived from the SDK)
-    "Entry": _open_union(_OUTPUT_ENTRIES, "A conversation entry (contract 4.1)."),
-    "ContentChunk": _open_union(_OUTPUT_CHUNKS, "A content chunk (contract 4.2)."),
-    "ConversationEvent": _CONVERSATION_EVENT,
     "ServerSentEvent": _SSE_FRAME,
     # errors
     "Error": _ERROR,

@@ -415,3 +415,16 @@ def test_blank_names_agree_with_python_strip() -> None:
     check = jsonschema.Draft202012Validator(schema)
     for value in (" ", "\x1c", "\u2003", "\ufeff", "a", " b ", "\u0085"):
         assert check.is_valid(value) is bool(value.strip()), repr(value)
+
+
+def test_events_and_entries_are_open_unions_of_the_sdks_variants() -> None:
+    """A known event or entry type must have the SDK's shape for it; an unknown one passes."""
+    delta = {"type": "message.output.delta", "id": "m", "content": "Hel"}
+    assert schema_ok("ConversationEvent", delta)
+    assert not schema_ok("ConversationEvent", {k: v for k, v in delta.items() if k != "id"})
+    assert schema_ok("ConversationEvent", {"type": "a.future.event", "anything": 1})
+    assert not schema_ok("ConversationEvent", {"no": "type"})
+    call = {"type": "function.call", "tool_call_id": "c", "name": "f", "arguments": "{}"}
+    assert schema_ok("Entry", call)
+    assert not schema_ok("Entry", {**call, "tool_call_id": 5})
+    assert schema_ok("Entry", {"type": "message.thinking", "content": []})

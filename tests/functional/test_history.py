@@ -369,22 +369,22 @@ def test_archived_conversations_stay_readable_and_deleted_ones_vanish(
     ("query", "expected"),
     [
         ({"page_size": "0"}, [(("query", "page_size"), "greater_than_equal")]),
-        ({"page_size": "1001"}, [(("query", "page_size"), "less_than_equal")]),
         ({"page_size": "ten"}, [(("query", "page_size"), "int_parsing")]),
         ({"page_size": "1.5"}, [(("query", "page_size"), "int_parsing")]),
         ({"page": "-1"}, [(("query", "page"), "greater_than_equal")]),
         ({"page": "-" + "9" * 40}, [(("query", "page"), "greater_than_equal")]),
         ({"page": " 1"}, [(("query", "page"), "int_parsing")]),
         (
-            {"page": "x", "page_size": "9" * 40},
-            [(("query", "page"), "int_parsing"), (("query", "page_size"), "less_than_equal")],
+            {"page": "x", "page_size": "ten"},
+            [(("query", "page"), "int_parsing"), (("query", "page_size"), "int_parsing")],
         ),
     ],
 )
 def test_mistral_list_rejects_bad_paging_with_422(
     container: Container, key: NewKey, query: dict[str, str], expected: list[Any]
 ) -> None:
-    """Bad page or page_size is a 422 whose detail names every bad parameter."""
+    """Bad page or page_size is a 422 whose detail names every bad parameter (a page_size
+    above 1000 is served, as Mistral serves it: see test_fidelity)."""
     assert problems(get(key, "/v1/conversations", **query)) == expected
 
 

@@ -23,6 +23,7 @@ from shared import observability, routes
 from shared.auth import PUBLIC_OPERATIONS, authenticate, authorize
 from shared.container import Container, get_container
 from shared.errors import (
+    ClientError,
     GatewayError,
     InvalidJSON,
     MethodNotAllowed,
@@ -356,14 +357,15 @@ def _framework_answer(exc: werkzeug.exceptions.HTTPException) -> flask.Response:
     """An error functions-framework raised before the function ran, in the gateway's shape."""
     request_id = _request_id(flask.request)
     error: GatewayError
-    if exc.code == 405:
+    status = exc.code or 500
+    if status == 405:
         error = MethodNotAllowed(tuple(getattr(exc, "valid_methods", None) or ()))
-    elif exc.code == 404:
-        error = NotFound(f"no route for {flask.request.method} {flask.request.path}")
-        error.code = "route_not_found"
+    elif status == 404:
+        path = f"{flask.request.method} {flask.request.path}"
+        error = NotFound(f"no route for {path}", code="route_not_found")
     else:
-        error = GatewayError(exc.description or "error")
-        error.status = exc.code or 500
+        error = (ClientError if status < 500 else GatewayError)(exc.description or "error")
+        error.status = status
     mapped = error_response(error, request_id)
     return flask.Response(
         mapped.body,

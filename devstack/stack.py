@@ -127,8 +127,13 @@ class LocalStack:
 
     def _start_standin(self) -> str:
         port = free_port()
+        command = [sys.executable, "-m", "devstack.standin", "--host", "127.0.0.1"]
+        command += ["--port", str(port)]
+        if self.durable:
+            # Mistral keeps what it was given: so does the stand-in, beside the database.
+            command += ["--state-file", str(self.state_dir / "standin-state.json")]
         self.processes["standin"] = spawn(
-            [sys.executable, "-m", "devstack.standin", "--host", "127.0.0.1", "--port", str(port)],
+            command,
             {**os.environ, "PYTHONPATH": str(ROOT)},
             self.state_dir / "standin.log",
         )

@@ -74,7 +74,7 @@ class Pressure:
                     kind = None
                     if answer.status_code >= 400:
                         try:
-                            kind = answer.json().get("type")
+                            kind = answer.json().get("code")
                         except ValueError:
                             kind = "not-json"
                     outcome = Outcome(

@@ -302,4 +302,5 @@ def _error_type(text: str) -> str | None:
         body = json.loads(text)
     except ValueError:
         return "not-json"
-    return body.get("type") if isinstance(body, dict) else "not-json"
+    # The cause: Mistral's error body (the gateway's too) names it in `code`.
+    return body.get("code") if isinstance(body, dict) else "not-json"

@@ -56,6 +56,7 @@ import pg8000.exceptions
 from shared import cursors
 from shared.db import Conn, Pool
 from shared.errors import (
+    BadRequest,
     Conflict,
     GatewayError,
     NotFound,
@@ -68,10 +69,10 @@ from shared.errors import (
 )
 from shared.mistral import MistralClient, Retry, UpstreamResponse
 from shared.observability import log_event
+from shared.reads import MISTRAL_PAGE_SIZE_CLAMP
 from shared.web import check_storable
 
 __all__ = [
-    "MAX_PAGE_SIZE",
     "AgentFilters",
     "create_agent",
     "delete_agent",
@@ -86,7 +87,6 @@ __all__ = [
     "update_agent",
 ]
 
-MAX_PAGE_SIZE = 1000
 # Page numbers past this would overflow the OFFSET; the history routes use the same cap.
 MAX_PAGE = 1_000_000
 # Database write retries after Mistral succeeded, and the pause before each.
@@ -212,7 +212,8 @@ def parse_filters(query: Query, sources: list[str]) -> AgentFilters:
             check_storable(metadata, ("query", "metadata"))
     return AgentFilters(
         page=_query_int(query, "page", 0, 0, MAX_PAGE),
-        page_size=_query_int(query, "page_size", 20, 1, MAX_PAGE_SIZE),
+        # Any size is served, as Mistral serves it (see MISTRAL_PAGE_SIZE_CLAMP).
+        page_size=min(_query_int(query, "page_size", 20, 1), MISTRAL_PAGE_SIZE_CLAMP),
         page_token=query.get("page_token") or None,
         name=query.get("name"),
         search=query.get("search"),
@@ -275,13 +276,20 @@ def list_agents(pool: Pool, owner: str, filters: AgentFilters) -> list[dict[str,
     return [row["body"] for row in rows]
 
 
+def _page_position(token: str | None) -> tuple[cursors.CursorValue | None, ...]:
+    """Where a page token says the last page ended; 400 for a token the gateway did not
+    hand out, as Mistral answers one it did not."""
+    if not token:
+        return (None, None)
+    try:
+        return cursors.decode(token, "agents", (datetime, str), param="page_token")
+    except ValidationFailed:
+        raise BadRequest(f"Invalid page_token {token!r}", code="invalid_page_token") from None
+
+
 def list_agent_pages(pool: Pool, owner: str, filters: AgentFilters) -> dict[str, Any]:
     """`GET /v1/agents/pages`: a keyset page; `next_page_token` is null on the last page."""
-    after_created, after_id = (
-        cursors.decode(filters.page_token, "agents", (datetime, str), param="page_token")
-        if filters.page_token
-        else (None, None)
-    )
+    after_created, after_id = _page_position(filters.page_token)
     with pool.connection() as conn:
         rows = conn.all(
             _LIST_SQL,
@@ -319,6 +327,7 @@ def _waiting_for_locks(conn: Conn) -> Iterator[None]:
         raise Conflict(
             "another change to this agent is in progress; try again",
             headers={"Retry-After": "1"},
+            code="agent_busy",
         ) from None
 
 
@@ -337,7 +346,7 @@ def _owned(conn: Conn, owner: str, agent_id: str, *, lock: bool = False) -> dict
     else:
         row = conn.one(sql, id=agent_id, owner=owner)
     if row is None:
-        raise NotFound(f"no agent {agent_id!r}")
+        raise NotFound.of("Agent", agent_id)
     return row
 
 
@@ -444,18 +453,6 @@ def _lock_name(conn: Conn, name: str) -> None:
         )
 
 
-def _ensure_name_free(conn: Conn, owner: str, name: str, agent_id: str | None) -> None:
-    taken = conn.one(
-        "SELECT id FROM agents WHERE owner_id = :owner AND name = :name AND status = 'active'"
-        " AND id IS DISTINCT FROM :agent_id",
-        owner=owner,
-        name=name,
-        agent_id=agent_id,
-    )
-    if taken is not None:
-        raise Conflict(f"an agent named {name!r} already exists")
-
-
 def _unique_violation(exc: BaseException) -> bool:
     return _sql_state(exc) == _UNIQUE_VIOLATION
 
@@ -503,7 +500,7 @@ def _failed_after_upstream(
             exc = again
     undo()
     if _unique_violation(exc):
-        raise Conflict(f"an agent named {agent['name']!r} already exists") from None
+        raise Conflict("the agent's record conflicts with another; try again") from None
     if isinstance(exc, GatewayError | pg8000.exceptions.Error | OSError):
         raise ServiceUnavailable(
             "the gateway could not record the change, so it was undone; try again"
@@ -580,7 +577,6 @@ def create_agent(
     try:
         with pool.transaction() as conn:
             _lock_name(conn, name)
-            _ensure_name_free(conn, owner, name, None)
             started = datetime.now(UTC)
             try:
                 answer = client.call(
@@ -631,7 +627,6 @@ def _change(
     owner: str,
     agent_id: str,
     send: Callable[[], UpstreamResponse],
-    new_name: str | None = None,
 ) -> dict[str, Any]:
     """An update or a version switch: Mistral first, then the row, under the row's lock."""
     changed: dict[str, Any] | None = None
@@ -641,9 +636,6 @@ def _change(
         with pool.transaction() as conn:
             row = _owned(conn, owner, agent_id, lock=True)
             previous = int(row["version"])
-            if new_name is not None and new_name != row["name"]:
-                _lock_name(conn, new_name)
-                _ensure_name_free(conn, owner, new_name, agent_id)
             try:
                 agent = _read_agent(send())
             except _AMBIGUOUS as exc:
@@ -680,16 +672,13 @@ def update_agent(
 ) -> dict[str, Any]:
     """`PATCH /v1/agents/{id}`: a new version in Mistral, then the stored row."""
     payload = json.dumps(request).encode()
-    name = request.get("name")
 
     def send() -> UpstreamResponse:
         return client.call(
             "agents.update", "PATCH", _agent_path(agent_id), payload, retry=Retry.UNSENT
         )
 
-    return _change(
-        pool, client, owner, agent_id, send, new_name=name if isinstance(name, str) else None
-    )
+    return _change(pool, client, owner, agent_id, send)
 
 
 def switch_version(

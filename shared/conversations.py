@@ -121,7 +121,7 @@ def require_agent(conn: Conn, owner: str, agent_id: str) -> None:
         owner=owner,
     )
     if row is None:
-        raise NotFound(f"agent {agent_id} not found")
+        raise NotFound.of("Agent", agent_id)
 
 
 def load_conversation(conn: Conn, owner: str, conversation_id: str) -> ConversationRef:
@@ -133,9 +133,12 @@ def load_conversation(conn: Conn, owner: str, conversation_id: str) -> Conversat
         owner=owner,
     )
     if row is None:
-        raise NotFound(f"conversation {conversation_id} not found")
+        raise NotFound.of("Conversation", conversation_id)
     if row["status"] == "archived":
-        raise Conflict(f"conversation {conversation_id} is archived; unarchive it to continue")
+        raise Conflict(
+            f"Conversation {conversation_id!r} is archived; unarchive it to continue",
+            code="conversation_archived",
+        )
     return ConversationRef(**row)
 
 
@@ -262,7 +265,7 @@ def record_turn(
         owner=owner,
     )
     if locked is None:
-        raise NotFound(f"conversation {conversation_id} not found")
+        raise NotFound.of("Conversation", conversation_id)
     stored = {
         str(r[0]): str(r[1])
         for r in conn.run(
@@ -443,7 +446,10 @@ def _conversation_insert(
         "INSERT INTO conversations (id, owner_id, api_key_id, agent_id, agent_version, model,"
         " name, description, metadata, instructions, tools, completion_args, guardrails,"
         " parent_conversation_id, parent_entry_id, created_at, updated_at)"
-        " VALUES (:c_id, :c_owner, :c_key, :c_agent, :c_version, :c_model, :c_name,"
+        # No version given: the agent's current one, which is the one Mistral ran.
+        " VALUES (:c_id, :c_owner, :c_key, :c_agent, COALESCE(CAST(:c_version AS text),"
+        " (SELECT a.version::text FROM agents a WHERE a.id = :c_agent AND a.owner_id = :c_owner)),"
+        " :c_model, :c_name,"
         " :c_description, CAST(:c_metadata AS jsonb), :c_instructions, CAST(:c_tools AS jsonb),"
         " CAST(:c_args AS jsonb), CAST(:c_guardrails AS jsonb), :c_parent, :c_parent_entry,"
         " :c_created, greatest(CAST(:c_created AS timestamptz), now()))"

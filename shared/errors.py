@@ -1,13 +1,24 @@
 """The gateway's errors: one tree, the HTTP status on each class, one mapping.
 
-    GatewayError                      500 internal_error
+Every error the gateway makes itself has Mistral's error body (wire contract 8):
+
+    {"object": "error", "message": "...", "type": <category>, "param": null,
+     "code": <cause>, "request_id": "..."}
+
+`type` is the category, as Mistral's: `invalid_request_error` for the caller's
+mistakes, `authentication_error` (401), `permission_error` (403),
+`rate_limit_error` (429), `api_error` for the gateway's or Mistral's failures.
+`code` is stable and machine-readable, one per cause (the README lists them);
+a raise may name a narrower cause than its class's (`code=`).
+
+    GatewayError                      500 api_error / internal_error
     ├── ConfigError                   (startup only: bad or missing settings)
-    ├── ClientError                   4xx, the caller's to fix
-    │   ├── BadRequest                400 invalid_request_error
+    ├── ClientError                   4xx invalid_request_error, the caller's to fix
+    │   ├── BadRequest                400 bad_request
     │   │   └── InvalidJSON           400 invalid_json
     │   ├── Unauthorized              401 unauthorized
     │   ├── Forbidden                 403 forbidden
-    │   ├── NotFound                  404 not_found
+    │   ├── NotFound                  404 not_found (route_not_found for no route)
     │   ├── MethodNotAllowed          405 method_not_allowed
     │   ├── Conflict                  409 conflict
     │   ├── PayloadTooLarge           413 payload_too_large
@@ -34,6 +45,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "CODES",
+    "ERROR_CATEGORIES",
     "BadRequest",
     "CircuitOpen",
     "ClientError",
@@ -64,24 +77,42 @@ class GatewayError(Exception):
     """Root of every error the gateway raises on purpose."""
 
     status = 500
-    type = "internal_error"
+    # Mistral's category, the body's `type`.
+    category = "api_error"
+    # The cause, stable and machine-readable: the body's `code`.
+    code = "internal_error"
 
-    def __init__(self, message: str = "internal error", *, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        message: str = "internal error",
+        *,
+        headers: dict[str, str] | None = None,
+        code: str | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.headers = dict(headers or {})
+        if code is not None:
+            self.code = code
 
     def body(self) -> dict[str, Any]:
-        return {"object": "error", "type": self.type, "message": self.message, "param": None}
+        return {
+            "object": "error",
+            "message": self.message,
+            "type": self.category,
+            "param": None,
+            "code": self.code,
+        }
 
 
 class ConfigError(GatewayError):
-    type = "config_error"
+    code = "config_error"
 
 
 class ClientError(GatewayError):
     status = 400
-    type = "invalid_request_error"
+    category = "invalid_request_error"
+    code = "bad_request"
 
 
 class BadRequest(ClientError):
@@ -89,12 +120,13 @@ class BadRequest(ClientError):
 
 
 class InvalidJSON(BadRequest):
-    type = "invalid_json"
+    code = "invalid_json"
 
 
 class Unauthorized(ClientError):
     status = 401
-    type = "unauthorized"
+    category = "authentication_error"
+    code = "unauthorized"
 
     def __init__(self, message: str = "a valid gateway API key is required") -> None:
         super().__init__(message, headers={"WWW-Authenticate": 'Bearer realm="gateway"'})
@@ -102,17 +134,24 @@ class Unauthorized(ClientError):
 
 class Forbidden(ClientError):
     status = 403
-    type = "forbidden"
+    category = "permission_error"
+    code = "forbidden"
 
 
 class NotFound(ClientError):
+    """404; `NotFound.of(what, ident)` words a missing object the one way Mistral does."""
+
     status = 404
-    type = "not_found"
+    code = "not_found"
+
+    @classmethod
+    def of(cls, what: str, ident: object) -> NotFound:
+        return cls(f"{what} {str(ident)!r} not found")
 
 
 class MethodNotAllowed(ClientError):
     status = 405
-    type = "method_not_allowed"
+    code = "method_not_allowed"
 
     def __init__(self, allowed: tuple[str, ...]) -> None:
         super().__init__(
@@ -123,17 +162,17 @@ class MethodNotAllowed(ClientError):
 
 class Conflict(ClientError):
     status = 409
-    type = "conflict"
+    code = "conflict"
 
 
 class PayloadTooLarge(ClientError):
     status = 413
-    type = "payload_too_large"
+    code = "payload_too_large"
 
 
 class UnsupportedMediaType(ClientError):
     status = 415
-    type = "unsupported_media_type"
+    code = "unsupported_media_type"
 
 
 def field_error(loc: tuple[str | int, ...], msg: str, kind: str) -> dict[str, Any]:
@@ -145,7 +184,7 @@ class ValidationFailed(ClientError):
     """422 with a `detail` list: the only error body the SDK parses into a type."""
 
     status = 422
-    type = "validation_error"
+    code = "validation_error"
 
     def __init__(self, detail: list[dict[str, Any]], message: str | None = None) -> None:
         super().__init__(message or "; ".join(_describe(d) for d in detail))
@@ -162,20 +201,29 @@ def _describe(entry: dict[str, Any]) -> str:
 
 class RateLimited(ClientError):
     status = 429
-    type = "rate_limited"
+    category = "rate_limit_error"
+    code = "rate_limited"
 
-    def __init__(self, message: str, retry_after_s: float, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        message: str,
+        retry_after_s: float,
+        headers: dict[str, str] | None = None,
+        code: str | None = None,
+    ):
         retry = str(max(1, int(retry_after_s + 0.999)))
-        super().__init__(message, headers={**(headers or {}), "Retry-After": retry})
+        super().__init__(message, headers={**(headers or {}), "Retry-After": retry}, code=code)
 
 
 class UpstreamError(GatewayError):
     status = 502
-    type = "upstream_error"
+    code = "upstream_error"
 
 
 class UpstreamRejected(UpstreamError):
     """Mistral answered 4xx: the caller gets the same status and body."""
+
+    code = "upstream_rejected"
 
     def __init__(self, status: int, body: bytes, content_type: str) -> None:
         super().__init__(f"Mistral answered {status}")
@@ -186,17 +234,17 @@ class UpstreamRejected(UpstreamError):
 
 class UpstreamUnavailable(UpstreamError):
     status = 502
-    type = "upstream_unavailable"
+    code = "upstream_unavailable"
 
 
 class UpstreamTimeout(UpstreamError):
     status = 504
-    type = "upstream_timeout"
+    code = "upstream_timeout"
 
 
 class CircuitOpen(UpstreamError):
     status = 503
-    type = "circuit_open"
+    code = "circuit_open"
 
     def __init__(self, retry_after_s: float) -> None:
         super().__init__(
@@ -207,10 +255,61 @@ class CircuitOpen(UpstreamError):
 
 class ServiceUnavailable(GatewayError):
     status = 503
-    type = "service_unavailable"
+    code = "service_unavailable"
 
-    def __init__(self, message: str, retry_after_s: int = 2) -> None:
-        super().__init__(message, headers={"Retry-After": str(retry_after_s)})
+    def __init__(self, message: str, retry_after_s: int = 2, code: str | None = None) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after_s)}, code=code)
+
+
+# Mistral's categories, the body's `type`.
+ERROR_CATEGORIES = (
+    "invalid_request_error",
+    "authentication_error",
+    "permission_error",
+    "rate_limit_error",
+    "api_error",
+)
+
+# Every `code` the gateway's error bodies carry, with its status and cause: the README's
+# table and the API document's `Error.code` enum are this list (a test keeps them equal).
+# A status of None: the code appears only in a batch's or a batch item's `error`.
+CODES: dict[str, tuple[int | None, str]] = {
+    "bad_request": (400, "The request cannot be read (a Content-Length that is not a length)."),
+    "invalid_json": (400, "The body is not JSON, or nests deeper than 100 levels."),
+    "invalid_page_token": (400, "A `page_token` the gateway did not hand out."),
+    "unauthorized": (401, "No key, a malformed Authorization header, or an unknown key."),
+    "forbidden": (403, "The key's role may not call the operation."),
+    "not_found": (404, "No such object for the caller's tenant (another tenant's is the same)."),
+    "route_not_found": (404, "No route has this path."),
+    "method_not_allowed": (405, "The path exists; the method does not (see `Allow`)."),
+    "conflict": (409, "The object changed meanwhile; try again."),
+    "agent_busy": (409, "Another change to this agent is in progress (see `Retry-After`)."),
+    "conversation_archived": (409, "The conversation is archived; unarchive it to continue."),
+    "idempotency_in_progress": (409, "A request with this Idempotency-Key is still running."),
+    "key_revoked": (409, "A revoked key cannot be rotated."),
+    "payload_too_large": (413, "The body is larger than the limit."),
+    "unsupported_media_type": (415, "The body is not `application/json`."),
+    "validation_error": (422, "A field is missing or wrong: `detail` names each."),
+    "rate_limited": (429, "The key's request rate limit (see `Retry-After`)."),
+    "token_budget_exceeded": (429, "The key's token budget (see `Retry-After`)."),
+    "internal_error": (500, "A fault in the gateway; the request id finds it in the logs."),
+    "config_error": (500, "The function's settings are wrong (its logs name each)."),
+    "not_implemented": (501, "The operation is not available yet."),
+    "upstream_unavailable": (502, "Mistral failed or answered something unreadable."),
+    "backend_unavailable": (502, "The function that owns the route did not answer."),
+    "service_unavailable": (503, "The database or Redis is unavailable (see `Retry-After`)."),
+    "circuit_open": (503, "Mistral is failing; the circuit breaker is open."),
+    "upstream_timeout": (504, "Mistral did not answer in time."),
+    "upstream_error": (502, "Mistral failed us in another way."),
+    "upstream_rejected": (None, "A batch item Mistral refused (its status and body beside)."),
+    "malformed_message": (None, "A batch message that is not a valid batch document."),
+    "malformed_delivery": (None, "A batch delivery that is not a Pub/Sub message."),
+    "batch_conflict": (None, "A batch id already used by a different batch."),
+    "unknown_owner": (None, "A batch message for an owner that has no active key."),
+    "items_failed": (None, "A batch some of whose items failed (each item's `error` says why)."),
+    "reconcile_failed": (None, "An item whose earlier attempt Mistral could not be asked about."),
+    "expired": (None, "A batch message published longer ago than `BATCH_MAX_AGE_S`."),
+}
 
 
 @dataclass(frozen=True)

@@ -47,8 +47,13 @@ class Claim:
     replay: StoredResponse | None = None
 
 
-def request_hash(operation: str, path: str, body: bytes) -> bytes:
-    return hashlib.sha256(b"\0".join([operation.encode(), path.encode(), body])).digest()
+def request_hash(operation: str, path: str, body: Any) -> bytes:
+    """The request's fingerprint: its parsed body as canonical JSON (keys sorted, no spaces),
+    so the same JSON written with its keys in another order or other spacing is the same
+    request, as Mistral compares it."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical_bytes = canonical.encode("utf-8", "surrogatepass")
+    return hashlib.sha256(b"\0".join([operation.encode(), path.encode(), canonical_bytes])).digest()
 
 
 class Idempotency:
@@ -112,7 +117,10 @@ class Idempotency:
                     ),
                 )
             if time.monotonic() > deadline:
-                raise Conflict("a request with this Idempotency-Key is still in progress")
+                raise Conflict(
+                    "a request with this Idempotency-Key is still in progress",
+                    code="idempotency_in_progress",
+                )
             self._sleep(wait)
             wait = min(wait * 2, self._max_poll_s)
 

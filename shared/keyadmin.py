@@ -165,7 +165,7 @@ def _load(conn: Conn, owner: str, key_id: str) -> dict[str, Any]:
         owner=owner,
     )
     if row is None:
-        raise NotFound(f"no key {key_id!r}")
+        raise NotFound.of("Key", key_id)
     return _view(row)
 
 
@@ -246,7 +246,7 @@ def revoke(pool: Pool, owner: str, key_id: str) -> dict[str, Any]:
     """Revoke one of the tenant's keys; revoking a revoked key changes nothing."""
     with pool.transaction() as conn:
         if revoke_key(conn, key_id=key_id, owner_id=owner) is None:
-            raise NotFound(f"no key {key_id!r}")
+            raise NotFound.of("Key", key_id)
         return _load(conn, owner, key_id)
 
 
@@ -256,5 +256,5 @@ def rotate(pool: Pool, owner: str, key_id: str) -> dict[str, Any]:
         key = rotate_key(conn, key_id=key_id, owner_id=owner)
         if key is None:
             _load(conn, owner, key_id)  # 404 if it is not the tenant's at all
-            raise Conflict(f"key {key_id!r} is revoked and cannot be rotated")
+            raise Conflict(f"key {key_id!r} is revoked and cannot be rotated", code="key_revoked")
         return _with_secret(conn, key)

@@ -41,7 +41,7 @@ def _owned(conn: Conn, owner: str, conversation_id: str, *, lock: bool = False) 
     )
     row = conn.one(sql + (" FOR UPDATE" if lock else ""), id=conversation_id, owner=owner)
     if row is None:
-        raise NotFound(f"no conversation {conversation_id!r}")
+        raise NotFound.of("Conversation", conversation_id)
 
 
 def _remove(conn: Conn, conversation_id: str) -> None:
@@ -101,5 +101,5 @@ def set_archived(pool: Pool, owner: str, conversation_id: str, archived: bool) -
             owner=owner,
         )
     if row is None:
-        raise NotFound(f"no conversation {conversation_id!r}")
+        raise NotFound.of("Conversation", conversation_id)
     return {"object": "gateway.conversation", "id": row["id"], "status": row["status"]}

@@ -140,8 +140,11 @@ class Decision:
     def raise_if_rejected(self) -> None:
         if self.allowed:
             return
-        what = "request rate limit" if self.outcome == "limited" else "token budget"
-        raise RateLimited(f"{what} exceeded", self.retry_after_s, self.headers())
+        if self.outcome == "limited":
+            what, code = "request rate limit", "rate_limited"
+        else:
+            what, code = "token budget", "token_budget_exceeded"
+        raise RateLimited(f"{what} exceeded", self.retry_after_s, self.headers(), code=code)
 
 
 class RateLimiter:

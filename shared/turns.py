@@ -163,7 +163,9 @@ def build_turn(
         if (body.get("model") is None) == (body.get("agent_id") is None):
             problems.append(
                 field_error(
-                    ("body",), "exactly one of model and agent_id is required", "value_error"
+                    ("body",),
+                    "Value error, exactly one of 'model' or 'agent_id' must be provided",
+                    "value_error",
                 )
             )
     elif operation == "conversations.append":
@@ -236,7 +238,7 @@ def execute_turn(ctx: Context, turn: Turn, key: str | None = None) -> flask.Resp
     digest = b""
     if key is not None:
         idempotency = ctx.container.idempotency
-        digest = request_hash(turn.operation, turn.path, turn.raw)
+        digest = request_hash(turn.operation, turn.path, turn.body)
         claim: Claim = idempotency.claim(
             owner, Idempotency.validate_key(key), turn.operation, digest
         )
@@ -660,6 +662,10 @@ class _TurnRunner:
             if turn.operation == "conversations.restart":
                 new.update(self._source_fields())
                 parent = (str(turn.conversation_id), str(turn.body.get("from_entry_id")))
+            if isinstance(new.get("agent_id"), str):
+                new["agent_version"] = self._resolved_version(
+                    new["agent_id"], new.get("agent_version")
+                )
         incomplete_ids = frozenset(str(o.get("id")) for o in outputs if incomplete and o.get("id"))
         event = store.UsageEvent(
             owner=ctx.owner,
@@ -720,6 +726,33 @@ class _TurnRunner:
         if "metadata" in self.turn.body:
             fields["metadata"] = self.turn.body["metadata"]
         return fields
+
+    def _resolved_version(self, agent_id: str, asked: Any) -> int | None:
+        """The agent version Mistral ran, as it reports it on the conversation: an integer.
+
+        None (the agent's current version) is left to the insert, which reads it from the
+        agents table; an alias is asked of Mistral (one call, only when an alias was sent).
+        """
+        if isinstance(asked, int) and not isinstance(asked, bool):
+            return asked
+        if not isinstance(asked, str):
+            return None
+        if asked.isascii() and asked.isdigit():
+            return int(asked)
+        path = f"/v1/agents/{urllib.parse.quote(agent_id, safe='')}?" + urllib.parse.urlencode(
+            {"agent_version": asked}
+        )
+        try:
+            version = self.mistral.call("agents.get", "GET", path, retry=Retry.IDEMPOTENT).json()
+            version = version.get("version") if isinstance(version, dict) else None
+        except (GatewayError, ValueError, RecursionError):
+            version = None
+        if isinstance(version, int) and not isinstance(version, bool):
+            return version
+        log.warning(
+            "alias %r of agent %s not resolved; storing its current version", asked, agent_id
+        )
+        return None
 
     def _history(
         self, conversation_id: str, outputs: list[dict[str, Any]], incomplete: bool

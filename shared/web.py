@@ -8,6 +8,7 @@ a response through `shared.errors.error_response`, the one place that does.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import secrets
@@ -17,12 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import flask
+import werkzeug.exceptions
 
 from shared import jsonsafe, observability, routes
 from shared.auth import PUBLIC_OPERATIONS, authenticate, authorize
 from shared.container import Container, get_container
 from shared.errors import (
     BadRequest,
+    ClientError,
     GatewayError,
     InvalidJSON,
     MethodNotAllowed,
@@ -44,6 +47,7 @@ __all__ = [
     "FunctionApp",
     "Handler",
     "json_response",
+    "request_id",
 ]
 
 _JSON = "application/json"
@@ -293,6 +297,13 @@ class FunctionApp:
         self._after = (*after, observability.access_log)
         # Operations whose handler calls `ctx.check_limits(estimate)` itself.
         self._self_limited = frozenset(self_limited)
+        # functions-framework answers /robots.txt and /favicon.ico itself, an HTML 404
+        # without a request id. The function's module runs inside the app context the
+        # framework builds, so the framework's own answers go through the one mapping too.
+        if flask.has_app_context():
+            flask.current_app.register_error_handler(
+                werkzeug.exceptions.HTTPException, _framework_answer
+            )
 
     def __call__(self, request: flask.Request) -> flask.Response:
         started = time.perf_counter()
@@ -316,7 +327,9 @@ class FunctionApp:
             if found.route is None:
                 if found.allowed:
                     raise MethodNotAllowed(found.allowed)
-                raise NotFound(f"no route for {request.method} {request.path}")
+                raise NotFound(
+                    f"no route for {request.method} {request.path}", code="route_not_found"
+                )
             ctx = Context(
                 request=request,
                 route=found.route,
@@ -332,6 +345,8 @@ class FunctionApp:
             response = self.handlers[found.route.operation](ctx)
         except Exception as exc:
             error = exc
+            if ctx is not None and ctx.principal is not None and ctx.decision is None:
+                _count_refused(ctx)
             response = self._error(exc, request_id, ctx)
         if ctx is not None:
             response.headers.update(ctx.headers)
@@ -393,6 +408,37 @@ class FunctionApp:
         )
 
 
+def _count_refused(ctx: Context) -> None:
+    """A request refused after its key was known (403, 404, 422 before the handler counted
+    it) still counts against the key's rate limit, and its answer carries the RateLimit-*
+    headers every authenticated answer carries."""
+    # Already over the limit, or Redis away: the refusal stands; headers are set if known.
+    with contextlib.suppress(GatewayError):
+        ctx.check_limits()
+
+
+def _framework_answer(exc: werkzeug.exceptions.HTTPException) -> flask.Response:
+    """An error functions-framework raised before the function ran, in the gateway's shape."""
+    request_id = _request_id(flask.request)
+    error: GatewayError
+    status = exc.code or 500
+    if status == 405:
+        error = MethodNotAllowed(tuple(getattr(exc, "valid_methods", None) or ()))
+    elif status == 404:
+        path = f"{flask.request.method} {flask.request.path}"
+        error = NotFound(f"no route for {path}", code="route_not_found")
+    else:
+        error = (ClientError if status < 500 else GatewayError)(exc.description or "error")
+        error.status = status
+    mapped = error_response(error, request_id)
+    return flask.Response(
+        mapped.body,
+        status=mapped.status,
+        content_type=mapped.content_type,
+        headers={**mapped.headers, "X-Request-Id": request_id},
+    )
+
+
 def _spare_unread_body(request: flask.Request, response: flask.Response) -> None:
     """Keep functions-framework from reading a body the gateway did not read.
 
@@ -409,11 +455,15 @@ def _spare_unread_body(request: flask.Request, response: flask.Response) -> None
 
 
 def _error_type(exc: Exception) -> str:
-    return exc.type if isinstance(exc, GatewayError) else "internal_error"
+    return exc.code if isinstance(exc, GatewayError) else "internal_error"
 
 
 def _request_id(request: flask.Request) -> str:
-    given = request.headers.get("X-Request-Id", "")
+    return request_id(request.headers.get("X-Request-Id", ""))
+
+
+def request_id(given: str) -> str:
+    """The request's id: the caller's `X-Request-Id` if short and plain, else a new one."""
     # Accept a caller's id only if it is short and plain: it ends up in logs.
     if 0 < len(given) <= 64 and given.replace("-", "").replace("_", "").isalnum():
         return given

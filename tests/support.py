@@ -10,6 +10,7 @@ import flask
 import functions_framework
 
 from shared.container import Container
+from shared.errors import CODES, ERROR_CATEGORIES
 from shared.keys import NewKey, create_key
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,3 +46,16 @@ def make_key(
 
 def bearer(key: NewKey) -> dict[str, str]:
     return {"Authorization": f"Bearer {key.secret}"}
+
+
+def error_code(body: Any) -> str:
+    """The `code` of an error the gateway made, once its body is Mistral's error shape."""
+    assert isinstance(body, dict), body
+    assert body["object"] == "error", body
+    assert body["type"] in ERROR_CATEGORIES, body
+    assert body["code"] in CODES, body
+    assert isinstance(body["message"], str), body
+    assert body["message"], body
+    assert body["param"] is None, body
+    assert isinstance(body["code"], str), body
+    return body["code"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
+from pathlib import Path
 
 from ._server import StandIn
 
@@ -21,6 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--fault", help="a fault for every API request, e.g. 'status=503' or 'latency=200'"
     )
+    parser.add_argument(
+        "--state-file",
+        type=Path,
+        help="keep conversations and agents in this JSON file across restarts",
+    )
     args = parser.parse_args(argv)
     try:
         standin = StandIn(
@@ -29,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
             latency_ms=args.latency_ms,
             api_key=args.api_key,
             default_fault=args.fault,
+            state_file=args.state_file,
         )
     except ValueError as error:
         parser.error(str(error))

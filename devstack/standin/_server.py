@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from types import TracebackType
 
 from ._control import State
 from ._faults import parse_fault
 from ._http import Server
+from ._persist import Persister
 
 
 class StandIn:
@@ -15,7 +17,8 @@ class StandIn:
 
     `latency_ms` delays every API answer (a fault's `latency=` replaces it for one request);
     `api_key`, when given, is the only bearer token accepted (otherwise any non-empty one is);
-    `default_fault` applies to every API request that no header or queued fault covers.
+    `default_fault` applies to every API request that no header or queued fault covers;
+    with `state_file`, conversations and agents outlive a restart (see `_persist`).
     """
 
     def __init__(
@@ -25,11 +28,13 @@ class StandIn:
         latency_ms: int = 0,
         api_key: str | None = None,
         default_fault: str | None = None,
+        state_file: Path | None = None,
     ) -> None:
         self.host = host
         self.port = port  # 0 picks a free port; start() replaces it with the real one
         fault = parse_fault(default_fault) if default_fault else None
         self._state = State(latency_ms, api_key, fault)
+        self._persister = Persister(self._state.store, state_file) if state_file else None
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -52,6 +57,8 @@ class StandIn:
         if self._server is not None:
             raise RuntimeError("StandIn is already started")
         self._state.stopping.clear()
+        if self._persister is not None:
+            self._persister.start()
         self._server = Server((self.host, self.port), self._state)
         self.port = self._server.server_port
         self._thread = threading.Thread(
@@ -72,6 +79,8 @@ class StandIn:
         self._server.close_connections()
         self._thread.join()
         self._server = self._thread = None
+        if self._persister is not None:
+            self._persister.stop()
 
     def calls(self) -> dict[str, int]:
         """Requests received per operation, faulted and rejected ones included."""

@@ -7,11 +7,12 @@ looking answer that Mistral never kept.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, TypeVar
 
 from ._replies import Turn, plan_turn
 from ._wire import new_id, not_found, now
@@ -146,17 +147,64 @@ def _matches(metadata: Any, wanted: Mapping[str, Any] | None) -> bool:
     return isinstance(metadata, dict) and all(metadata.get(k) == v for k, v in wanted.items())
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+_SNAPSHOT_VERSION = 1
+
+
+def _mutating(method: F) -> F:
+    """Counts the calls that may change the store, so a persister knows when to write it."""
+
+    @functools.wraps(method)
+    def counted(self: Store, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self.changes += 1
+
+    return counted  # type: ignore[return-value]
+
+
 class Store:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._seq = itertools.count()
         self._conversations: dict[str, _Conversation] = {}
         self._agents: dict[str, _Agent] = {}
+        # Grows with every call that may have changed the store (see _persist).
+        self.changes = 0
 
+    @_mutating
     def reset(self) -> None:
         with self._lock:
             self._conversations.clear()
             self._agents.clear()
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything the store holds, as JSON-ready data."""
+        with self._lock:
+            return {
+                "version": _SNAPSHOT_VERSION,
+                "conversations": [asdict(c) for c in self._conversations.values()],
+                "agents": [
+                    {**asdict(a), "versions": [[n, asdict(v)] for n, v in a.versions.items()]}
+                    for a in self._agents.values()
+                ],
+            }
+
+    def restore(self, snapshot: Mapping[str, Any]) -> None:
+        """Replace what the store holds by a `snapshot()`."""
+        if snapshot.get("version") != _SNAPSHOT_VERSION:
+            raise ValueError(f"unknown stand-in snapshot version {snapshot.get('version')!r}")
+        conversations = [_Conversation(**c) for c in snapshot["conversations"]]
+        agents = [
+            _Agent(**{**a, "versions": {int(n): _Version(**v) for n, v in a["versions"]}})
+            for a in snapshot["agents"]
+        ]
+        with self._lock:
+            self._conversations = {c.id: c for c in conversations}
+            self._agents = {a.id: a for a in agents}
+            seqs = [c.seq for c in conversations] + [a.seq for a in agents]
+            self._seq = itertools.count(max(seqs, default=-1) + 1)
 
     # -- conversations -------------------------------------------------------------------------
 
@@ -194,6 +242,7 @@ class Store:
             conversation.updated_at = now()
         return turn
 
+    @_mutating
     def start(self, request: Mapping[str, Any], commit: bool) -> tuple[str, Turn]:
         stamp = now()
         record = {key: request.get(key) for key in ("name", "description", "metadata")}
@@ -226,6 +275,7 @@ class Store:
                 self._conversations[conversation.id] = conversation
         return conversation.id, turn
 
+    @_mutating
     def append(self, conversation_id: str, request: Mapping[str, Any], commit: bool) -> Turn:
         with self._lock:
             conversation = self._conversation(conversation_id)
@@ -236,6 +286,7 @@ class Store:
                 commit,
             )
 
+    @_mutating
     def restart(
         self, conversation_id: str, request: Mapping[str, Any], commit: bool
     ) -> tuple[str, Turn]:
@@ -305,6 +356,7 @@ class Store:
     def messages(self, conversation_id: str) -> list[Any]:
         return self.entries(conversation_id, _MESSAGE_TYPES)
 
+    @_mutating
     def delete_conversation(self, conversation_id: str, commit: bool) -> None:
         with self._lock:
             self._conversation(conversation_id)
@@ -313,6 +365,7 @@ class Store:
 
     # -- agents --------------------------------------------------------------------------------
 
+    @_mutating
     def create_agent(self, request: Mapping[str, Any], commit: bool) -> dict[str, Any]:
         stamp = now()
         fields = {key: request.get(key) for key in _AGENT_FIELDS}
@@ -364,6 +417,7 @@ class Store:
             agent = self._agent(agent_id)
             return agent.public(agent.resolve(version))
 
+    @_mutating
     def update_agent(
         self, agent_id: str, request: Mapping[str, Any], commit: bool
     ) -> dict[str, Any]:
@@ -380,12 +434,14 @@ class Store:
             target.current = version
             return target.public(version)
 
+    @_mutating
     def delete_agent(self, agent_id: str, commit: bool) -> None:
         with self._lock:
             self._agent(agent_id)
             if commit:
                 del self._agents[agent_id]
 
+    @_mutating
     def set_current_version(self, agent_id: str, version: int, commit: bool) -> dict[str, Any]:
         with self._lock:
             agent = self._agent(agent_id)
@@ -400,6 +456,7 @@ class Store:
             newest_first = sorted(agent.versions, reverse=True)
             return [agent.public(v) for v in _page(newest_first, page, page_size)]
 
+    @_mutating
     def put_alias(self, agent_id: str, alias: str, version: int, commit: bool) -> dict[str, Any]:
         stamp = now()
         with self._lock:
@@ -421,6 +478,7 @@ class Store:
         with self._lock:
             return [dict(a) for a in self._agent(agent_id).aliases.values()]
 
+    @_mutating
     def delete_alias(self, agent_id: str, alias: str, commit: bool) -> None:
         with self._lock:
             agent = self._agent(agent_id)

@@ -104,7 +104,7 @@ def deliver_cloud_event(
             )
     except GatewayError as exc:
         observability.log_event(
-            "batch_delivery", "WARNING", outcome="redeliver", error_type=exc.type, **access
+            "batch_delivery", "WARNING", outcome="redeliver", error_type=exc.code, **access
         )
         raise
     else:
@@ -231,7 +231,7 @@ def _finish(container: Container, message: BatchMessage, run: BatchRun) -> Deliv
             batch_id=message.batch_id,
             items_pending=counts["pending"],
             items_running=counts["running"],
-            reason=cause.type if cause is not None else "time_budget",
+            reason=cause.code if cause is not None else "time_budget",
         )
         if cause is not None:
             raise cause
@@ -242,7 +242,8 @@ def _finish(container: Container, message: BatchMessage, run: BatchRun) -> Deliv
     status = "failed" if failed else "succeeded"
     error = (
         {
-            "type": "items_failed",
+            "type": "invalid_request_error",
+            "code": "items_failed",
             "message": f"{failed} of {total} items failed",
             "items_failed": failed,
             "items_total": total,
@@ -302,7 +303,12 @@ def _reject(container: Container, rejection: Rejection, envelope: Envelope) -> D
 def _reject_envelope(container: Container, bad: BadEnvelope) -> Delivered:
     """A delivery that is not a Pub/Sub message at all: recorded under its digest."""
     batch_id = "bad_" + bad.digest[:40]
-    error = {"type": "malformed_delivery", "message": bad.message, "mode": bad.mode}
+    error = {
+        "type": "invalid_request_error",
+        "code": "malformed_delivery",
+        "message": bad.message,
+        "mode": bad.mode,
+    }
     with container.pool.connection() as conn:
         store.record_rejected(
             conn, batch_id=batch_id, owner="", message_id=None, published_at=None, error=error

@@ -98,7 +98,11 @@ class Rejection(Exception):
         self.detail = detail
 
     def error(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"type": self.kind, "message": self.message}
+        error: dict[str, Any] = {
+            "type": "invalid_request_error",
+            "code": self.kind,
+            "message": self.message,
+        }
         if self.detail:
             error["detail"] = self.detail
         return error

@@ -254,7 +254,8 @@ class BatchRun:
                 return self._lookup_failed(claim, exc)
         if not self.allow_start:
             error = {
-                "type": "expired",
+                "type": "invalid_request_error",
+                "code": "expired",
                 "message": "the message is older than BATCH_MAX_AGE_S; the item was not run",
             }
             self._write(claim, lambda conn: store.fail(conn, *self._key(claim), error), "failed")
@@ -289,7 +290,7 @@ class BatchRun:
                 # 5xx or a timeout: the start may have reached Mistral.
                 if claim.token >= self.settings.batch_item_max_attempts:
                     return self._failed(claim, ctx, exc)
-                self._log_item(claim, ctx, "pending", error_type=exc.type)
+                self._log_item(claim, ctx, "pending", error_type=exc.code)
                 self._release(claim, unsent=False)
                 return _Outcome.RETRY_LATER
             except GatewayError as exc:
@@ -323,9 +324,10 @@ class BatchRun:
             raise _Stop(exc)
         if claim.token > self.settings.batch_item_max_attempts:
             error = {
-                "type": "reconcile_failed",
+                "type": "api_error",
+                "code": "reconcile_failed",
                 "message": "an earlier attempt may have reached Mistral and Mistral could not"
-                f" be asked about it ({exc.type}); the item was not run again",
+                f" be asked about it ({exc.code}); the item was not run again",
                 "marker": {MARKER_KEY: claim.item.marker(self.message.batch_id)},
             }
             self._write(claim, lambda conn: store.fail(conn, *self._key(claim), error), "failed")
@@ -497,7 +499,8 @@ def item_error(exc: GatewayError) -> dict[str, Any]:
         except (ValueError, UnicodeDecodeError):
             upstream = exc.raw_body[:2000].decode("utf-8", "replace")
         return {
-            "type": "upstream_rejected",
+            "type": "invalid_request_error",
+            "code": exc.code,
             "status": exc.status,
             "message": exc.message,
             "upstream": upstream,

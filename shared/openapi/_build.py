@@ -1,4 +1,8 @@
-"""Assemble the document: one path item per route of `shared.routes`, nothing else.
+"""Assemble the document: one path item per public route of `shared.routes`, nothing else.
+
+Only routes served through the front door are documented: the batch function's Pub/Sub
+push route and its health route are reached by Pub/Sub and Cloud Run alone (the load
+balancer answers them 404/405), so a client reading the document never meets them.
 
 The route table gives each operation's method, path, path parameters and function;
 the permission table (`shared.auth`) its security and roles; `_operations` the rest.
@@ -15,10 +19,11 @@ from typing import Any
 from shared import routes
 from shared.auth import OPERATION_PERMISSIONS, PUBLIC_OPERATIONS, ROLE_PERMISSIONS
 from shared.keys import KEY_PREFIX
+from shared.openapi._mistral import response_schemas, sdk_version
 from shared.openapi._operations import OPERATIONS, Operation, Success
 from shared.openapi._schemas import SCHEMAS, Json, ref
 
-__all__ = ["build", "is_authenticated", "operation_id"]
+__all__ = ["FRONT_DOOR", "build", "is_authenticated", "operation_id"]
 
 _JSON = "application/json"
 _SSE = "text/event-stream"
@@ -133,12 +138,16 @@ Every operation but health and this document needs a gateway key (`Authorization
 Bearer mgw_...`); `x-required-permission` names what the key's role must hold and \
 `x-roles` the roles that hold it. Every answer carries `X-Request-Id`; answers to \
 authenticated requests carry `RateLimit-Limit`, `RateLimit-Remaining` and \
-`RateLimit-Reset`. Errors the gateway answers are JSON `{object: "error", type, message, \
-param, request_id}`, and a 422 adds the `detail` list the SDK parses. No string in a body \
-or query may hold a NUL character (U+0000): PostgreSQL cannot store it, so it is refused \
-with 422 everywhere. `x-function` names the Cloud Run function that serves the operation; \
-`x-internal` operations are not reached through the load balancer.
+`RateLimit-Reset`. Errors the gateway answers have Mistral's error body `{object: "error", \
+message, type, param, code, request_id}`: `type` is Mistral's category, `code` the cause \
+(stable, one per cause), and a 422 adds the `detail` list the SDK parses. No string in a \
+body or query may hold a NUL character (U+0000): PostgreSQL cannot store it, so it is \
+refused with 422 everywhere. `x-function` names the Cloud Run function that serves the \
+operation.
 """
+
+# The routes the load balancer serves: the ones the document lists.
+FRONT_DOOR = tuple(r for r in routes.ROUTES if r.public)
 
 
 def operation_id(route: routes.Route, table: tuple[routes.Route, ...] = routes.ROUTES) -> str:
@@ -334,20 +343,20 @@ def _operation(route: routes.Route, spec: Operation, table: tuple[routes.Route, 
     else:
         operation["security"] = []
     operation["x-function"] = route.function
-    if not route.public:
-        operation["x-internal"] = True
     return operation
 
 
 def build(
-    table: tuple[routes.Route, ...] = routes.ROUTES,
+    table: tuple[routes.Route, ...] | None = None,
     specs: Mapping[str, Operation] = OPERATIONS,
 ) -> Json:
-    """The whole document for a route table, as JSON-ready data.
+    """The whole document for a route table (the front door's by default), as JSON-ready data.
 
     Raises LookupError when the table and the operation entries disagree: a route whose
-    operation has no entry, or an entry no route uses any more.
+    operation has no entry, or an entry no route uses any more. Routes that are not public
+    are left out: they have no entry.
     """
+    table = FRONT_DOOR if table is None else tuple(r for r in table if r.public)
     used = {r.operation for r in table}
     missing, stale = sorted(used - set(specs)), sorted(set(specs) - used)
     if missing or stale:
@@ -361,12 +370,18 @@ def build(
             route, specs[route.operation], table
         )
     tags = sorted({spec.tag for spec in specs.values()})
+    derived = response_schemas()
+    clash = sorted(set(derived) & set(SCHEMAS))
+    if clash:
+        raise LookupError(f"schemas both derived from the SDK and written by hand: {clash}")
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "Mistral Agents Gateway",
             "version": "1",
             "description": _DESCRIPTION,
+            # Mistral's response shapes are this SDK version's models.
+            "x-mistral-sdk-version": sdk_version(),
         },
         "tags": [{"name": tag} for tag in tags],
         "security": [{"bearerAuth": []}],
@@ -383,6 +398,6 @@ def build(
             "parameters": _shared_parameters(table),
             "headers": _HEADERS,
             "responses": _error_responses(),
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **derived},
         },
     }

@@ -18,11 +18,8 @@ from shared.reads import MAX_PAGE_SIZE
 from shared.reads._query import BATCH_ITEM_STATUSES, CONVERSATION_STATUSES
 from shared.usage import DIMENSIONS
 
-__all__ = ["AGENT_PAGE_MAX", "MISTRAL_PAGE_MAX", "OPERATIONS", "Operation", "Success"]
+__all__ = ["MISTRAL_PAGE_MAX", "OPERATIONS", "Operation", "Success"]
 
-# shared.agents.MAX_PAGE_SIZE (not imported: it would load the Mistral client into the history
-# function); tests/unit/test_openapi.py checks they agree.
-AGENT_PAGE_MAX = 1000
 # shared.reads._query._MAX_PAGE: the largest page number of the SDK's conversation list.
 MISTRAL_PAGE_MAX = 1_000_000
 KEY_PAGE_MAX = 1000
@@ -138,10 +135,12 @@ _GROUP_BY = f"^{_DIMENSION}(,{_DIMENSION})*$"
 _PAGE_TOKEN = _query(
     "page_token",
     _TOKEN,
-    "The `next_page_token` of the previous page, unchanged; any other token is 422.",
+    "The `next_page_token` of the previous page, unchanged; any other token is 400"
+    " `invalid_page_token`, as Mistral answers it.",
 )
 _AGENT_FILTERS: tuple[Json, ...] = (
-    _query("page_size", _int(1, AGENT_PAGE_MAX, 20)),
+    # Any page size is served, as Mistral serves it (shared.reads.MISTRAL_PAGE_SIZE_CLAMP).
+    _query("page_size", _int(1, default=20)),
     _query("deployment_chat", {"type": "boolean"}),
     _query(
         "sources",
@@ -274,7 +273,7 @@ OPERATIONS: Mapping[str, Operation] = {
         description="Answered from the gateway's database, by page number as the SDK pages.",
         query=(
             _query("page", _or_empty(_int(0, MISTRAL_PAGE_MAX, 0))),
-            _query("page_size", _or_empty(_int(1, MAX_PAGE_SIZE, 100))),
+            _query("page_size", _or_empty(_int(1, default=100))),
             _LENIENT_METADATA,
         ),
     ),
@@ -530,34 +529,5 @@ OPERATIONS: Mapping[str, Operation] = {
                 "One of them does not: it is named.", ref("Health"), headers=("Retry-After",)
             ),
         },
-    ),
-    # -- batch ------------------------------------------------------------------------------
-    "gateway.batches.deliver": Operation(
-        "Deliver a batch (Pub/Sub push)",
-        _BATCHES,
-        {
-            "200": Success(
-                "Acknowledged: the message ran, or was refused and recorded (never retried).",
-                ref("BatchDelivery"),
-            ),
-            "503": Success(
-                "Not acknowledged: Pub/Sub delivers the message again (Mistral, the database or"
-                " Redis failed, or the delivery ran out of time).",
-                ref("Error"),
-                headers=("Retry-After",),
-            ),
-        },
-        description=(
-            "Internal: the Pub/Sub push subscription posts each message to the batch function's"
-            " own URL, never through the load balancer; Cloud Run IAM checks the subscription's"
-            " OIDC token, and no gateway key is involved. A binary-mode CloudEvent (ce-*"
-            " headers) or a structured one is accepted too. See docs/batches.md."
-        ),
-        body=ref("PubSubPush"),
-        body_content={
-            "application/json": ref("PubSubPush"),
-            "application/cloudevents+json": ref("CloudEvent"),
-        },
-        derived_errors=False,
     ),
 }

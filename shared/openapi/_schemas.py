@@ -1,6 +1,9 @@
 """The document's schemas: Mistral's wire shapes and the gateway's own, as small pieces.
 
-Mistral's shapes follow shared/reference/mistral-wire-contract.md (sections 3-8).
+Mistral's response shapes (records, entries, stream events, agents) are derived from the
+SDK's models (`_mistral`), not written here. Mistral's request shapes still follow
+shared/reference/mistral-wire-contract.md (sections 3-5) by hand, with what the gateway
+checks beyond Mistral (its input policy, non-blank names): deriving them is still to do.
 Response schemas never forbid unknown fields: the gateway relays fields it does
 not know, so a newer Mistral field must not make a response non-conforming.
 Unions Mistral may grow (entries, chunks, tools, stream events) are *open* on the
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.errors import CODES, ERROR_CATEGORIES
 from shared.keyadmin import LIMIT_FIELDS
 from shared.keys import KEY_PREFIX, ROLES
 from shared.reads._query import BATCH_ITEM_STATUSES, CONVERSATION_STATUSES
@@ -70,22 +74,6 @@ def _const(value: str) -> Json:
 
 def _enum(*values: str) -> Json:
     return {"type": "string", "enum": list(values)}
-
-
-def _open_union(variants: dict[str, Json], description: str) -> Json:
-    """An object whose known `type`s must match their variant; unknown ones pass through."""
-    return {
-        "type": "object",
-        "description": description,
-        "properties": {"type": {"type": "string"}},
-        "allOf": [
-            {
-                "if": {"properties": {"type": {"const": tag}}, "required": ["type"]},
-                "then": schema,
-            }
-            for tag, schema in variants.items()
-        ],
-    }
 
 
 _STRING = {"type": "string"}
@@ -164,21 +152,6 @@ def _chunks(text: Json) -> dict[str, Json]:
         ),
     }
 
-
-_OUTPUT_CHUNKS = {
-    **_chunks(_STRING),
-    "tool_reference": _obj(
-        {
-            "type": _const("tool_reference"),
-            "tool": _STRING,
-            "title": _STRING,
-            "url": nullable(_STRING),
-            "favicon": nullable(_STRING),
-            "description": nullable(_STRING),
-        },
-        ("type", "tool", "title"),
-    ),
-}
 
 # -- entries (contract 4.1) ---------------------------------------------------------------------
 
@@ -276,11 +249,6 @@ _INPUT_CONTENT = {
     "description": "Text, or input chunks. The gateway's input policy checks the text parts.",
 }
 _INPUT_ENTRIES = _entries(_INPUT_TEXT, _INPUT_CONTENT, typed_input=False)
-_OUTPUT_CONTENT = {
-    "anyOf": [_STRING, {"type": "array", "items": ref("ContentChunk")}],
-}
-_OUTPUT_ENTRIES = _entries(_STRING, _OUTPUT_CONTENT, typed_input=True)
-
 # -- tools, completion args, guardrails (contract 4.3-4.5) -------------------------------------
 
 _TOOL_CONFIGURATION = nullable(
@@ -517,134 +485,12 @@ _RESTART_REQUEST = _obj(
 
 # -- conversation responses (contract 6) --------------------------------------------------------
 
-_USAGE = _obj(
-    {
-        "prompt_tokens": _INT,
-        "completion_tokens": _INT,
-        "total_tokens": _INT,
-        "connector_tokens": nullable(_INT),
-        "connectors": nullable({"type": "object", "additionalProperties": _INT}),
-    }
-)
-_CONVERSATION_RESPONSE = _obj(
-    {
-        "object": _const("conversation.response"),
-        "conversation_id": _STRING,
-        "outputs": {"type": "array", "items": ref("Entry")},
-        "usage": ref("ConversationUsageInfo"),
-        "guardrails": nullable({"type": "array", "items": _ANY_OBJECT}),
-    },
-    ("conversation_id", "outputs", "usage"),
-    description="Mistral's answer to a turn, relayed as Mistral sent it.",
-)
-_RECORD_COMMON: Json = {
-    "object": _const("conversation"),
-    "id": _STRING,
-    "created_at": _TIME,
-    "updated_at": _TIME,
-    "name": nullable(_STRING),
-    "description": nullable(_STRING),
-    "metadata": nullable(_METADATA),
-}
-_CONVERSATION = {
-    "description": "A conversation record: with an agent, or with a model (contract 6.4).",
-    "oneOf": [
-        _obj(
-            {**_RECORD_COMMON, "agent_id": _STRING, "agent_version": nullable(_VERSION)},
-            ("id", "created_at", "updated_at", "agent_id"),
-            title="AgentConversation",
-        ),
-        _obj(
-            {
-                **_RECORD_COMMON,
-                "model": _STRING,
-                "instructions": nullable(_STRING),
-                "tools": nullable({"type": "array", "items": ref("AgentTool")}),
-                "completion_args": nullable(_ANY_OBJECT),
-                "guardrails": nullable({"type": "array", "items": _ANY_OBJECT}),
-            },
-            ("id", "created_at", "updated_at", "model"),
-            title="ModelConversation",
-        ),
-    ],
-}
 
-_HISTORY = _obj(
-    {
-        "object": _const("conversation.history"),
-        "conversation_id": _STRING,
-        "entries": {"type": "array", "items": ref("Entry")},
-    },
-    ("conversation_id", "entries"),
-)
-_MESSAGES = _obj(
-    {
-        "object": _const("conversation.messages"),
-        "conversation_id": _STRING,
-        "messages": {"type": "array", "items": ref("Entry")},
-    },
-    ("conversation_id", "messages"),
-)
+# Mistral's responses (ConversationResponse, Conversation, history, messages, agents, usage)
+# are derived from the SDK's models: see _mistral.
 
 # -- stream events (contract 7.3) ---------------------------------------------------------------
 
-_EVENT_COMMON: Json = {"created_at": _TIME, "output_index": _INT}
-_EVENTS: dict[str, tuple[Json, tuple[str, ...]]] = {
-    "conversation.response.started": ({"conversation_id": _STRING}, ("conversation_id",)),
-    "message.output.delta": (
-        {
-            "id": _STRING,
-            "content": {"anyOf": [_STRING, ref("ContentChunk")]},
-            "content_index": _INT,
-            "model": nullable(_STRING),
-            "agent_id": nullable(_STRING),
-            "role": _const("assistant"),
-        },
-        ("id", "content"),
-    ),
-    "function.call.delta": (
-        {
-            "id": _STRING,
-            "name": _STRING,
-            "tool_call_id": _STRING,
-            "arguments": _STRING,
-            "model": nullable(_STRING),
-            "agent_id": nullable(_STRING),
-            "confirmation_status": nullable(_STRING),
-        },
-        ("id", "name", "tool_call_id", "arguments"),
-    ),
-    "tool.execution.started": (
-        {"id": _STRING, "name": _STRING, "arguments": _STRING},
-        ("id", "name", "arguments"),
-    ),
-    "tool.execution.delta": (
-        {"id": _STRING, "name": _STRING, "arguments": _STRING},
-        ("id", "name", "arguments"),
-    ),
-    "tool.execution.done": ({"id": _STRING, "name": _STRING, "info": _ANY_OBJECT}, ("id", "name")),
-    "agent.handoff.started": (
-        {"id": _STRING, "previous_agent_id": _STRING, "previous_agent_name": _STRING},
-        ("id", "previous_agent_id", "previous_agent_name"),
-    ),
-    "agent.handoff.done": (
-        {"id": _STRING, "next_agent_id": _STRING, "next_agent_name": _STRING},
-        ("id", "next_agent_id", "next_agent_name"),
-    ),
-    "conversation.response.done": ({"usage": ref("ConversationUsageInfo")}, ("usage",)),
-    "conversation.response.error": ({"message": _STRING, "code": _INT}, ("message", "code")),
-}
-_CONVERSATION_EVENT = {
-    **_open_union(
-        {
-            tag: _obj({**_EVENT_COMMON, **fields}, required)
-            for tag, (fields, required) in _EVENTS.items()
-        },
-        "The JSON in one event's `data`. Clients choose the variant by `type`, not by the"
-        " SSE event name. A stream that breaks ends with `conversation.response.error`.",
-    ),
-    "required": ["type"],
-}
 _SSE_FRAME = _obj(
     {
         "event": {"type": "string", "description": "The event name: the payload's `type`."},
@@ -691,54 +537,6 @@ _UPDATE_AGENT = _obj(
     },
     description="Only the fields given change; Mistral makes a new version of the agent.",
 )
-_AGENT = _obj(
-    {
-        "object": _const("agent"),
-        "id": _STRING,
-        "model": _STRING,
-        "name": _STRING,
-        "version": _INT,
-        "versions": {"type": "array", "items": _INT},
-        "created_at": _TIME,
-        "updated_at": _TIME,
-        "deployment_chat": _BOOL,
-        "source": _STRING,
-        "instructions": nullable(_STRING),
-        "tools": {"type": "array", "items": ref("AgentTool")},
-        "completion_args": nullable(_ANY_OBJECT),
-        "guardrails": nullable({"type": "array", "items": _ANY_OBJECT}),
-        "description": nullable(_STRING),
-        "handoffs": nullable(_STRINGS),
-        "metadata": nullable(_METADATA),
-        "owner_id": nullable(_STRING),
-        "version_message": nullable(_STRING),
-    },
-    (
-        "id",
-        "model",
-        "name",
-        "version",
-        "versions",
-        "created_at",
-        "updated_at",
-        "deployment_chat",
-        "source",
-    ),
-    description="An agent, as Mistral answered it (fields the gateway does not know included).",
-)
-_AGENT_LIST_PAGE = _obj(
-    {
-        "object": _const("list"),
-        "data": {"type": "array", "items": ref("Agent")},
-        "next_page_token": nullable(_STRING),
-    },
-    ("data",),
-)
-_AGENT_ALIAS = _obj(
-    {"alias": _STRING, "version": _INT, "created_at": _TIME, "updated_at": _TIME},
-    ("alias", "version", "created_at", "updated_at"),
-)
-
 # -- errors (shared/errors.py, contract 8) ------------------------------------------------------
 
 _ERROR = _obj(
@@ -746,13 +544,19 @@ _ERROR = _obj(
         "object": _const("error"),
         "type": {
             "type": "string",
-            "description": "Stable and machine-readable: unauthorized, not_found, rate_limited...",
+            "enum": list(ERROR_CATEGORIES),
+            "description": "Mistral's category of the error.",
+        },
+        "code": {
+            "type": "string",
+            "enum": [c for c, (status, _) in CODES.items() if status is not None],
+            "description": "The cause, stable and machine-readable (the README lists each).",
         },
         "message": {"type": "string", "description": "What was wrong, for a person."},
         "param": {"type": ["string", "null"]},
         "request_id": {"type": "string", "description": "The X-Request-Id of the request."},
     },
-    ("object", "type", "message", "param"),
+    ("object", "type", "message", "param", "code"),
     description="Every error the gateway itself answers.",
 )
 _FIELD_ERROR = _obj(
@@ -998,46 +802,6 @@ _HEALTH = _obj(
     },
     ("status", "function", "database", "redis"),
 )
-_PUBSUB_PUSH = _obj(
-    {
-        "message": _obj(
-            {
-                "data": {"type": "string", "contentEncoding": "base64"},
-                "attributes": {"type": "object", "additionalProperties": _STRING},
-                "messageId": _STRING,
-                "publishTime": _TIME,
-            },
-            ("data", "messageId"),
-        ),
-        "subscription": _STRING,
-    },
-    ("message",),
-    description="A Pub/Sub push delivery; `message.data` is one batch document, base64.",
-)
-
-_BATCH_DELIVERY = _obj(
-    {
-        "object": _const("batch.delivery"),
-        "batch_id": _STRING,
-        "status": _enum("succeeded", "failed", "rejected"),
-        "counts": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
-        "error": nullable(_ANY_OBJECT),
-    },
-    ("object", "batch_id", "status", "counts", "error"),
-)
-_CLOUD_EVENT = _obj(
-    {
-        "specversion": _STRING,
-        "id": _STRING,
-        "type": _STRING,
-        "source": _STRING,
-        "data": {},
-        "data_base64": {"type": "string", "contentEncoding": "base64"},
-    },
-    ("specversion", "id", "type", "source"),
-    description="A structured-mode CloudEvent whose data is a Pub/Sub message.",
-)
-
 SCHEMAS: dict[str, Json] = {
     # Mistral: requests
     "ConversationRequest": _CONVERSATION_REQUEST,
@@ -1052,20 +816,8 @@ SCHEMAS: dict[str, Json] = {
     "GuardrailConfig": _GUARDRAIL,
     "CreateAgentRequest": _CREATE_AGENT,
     "UpdateAgentRequest": _UPDATE_AGENT,
-    # Mistral: responses
-    "ConversationResponse": _CONVERSATION_RESPONSE,
-    "ConversationUsageInfo": _USAGE,
-    "Entry": _open_union(_OUTPUT_ENTRIES, "A conversation entry (contract 4.1)."),
-    "ContentChunk": _open_union(_OUTPUT_CHUNKS, "A content chunk (contract 4.2)."),
-    "AgentTool": _open_union(_TOOLS, "A tool as Mistral answers it (an open union)."),
-    "Conversation": _CONVERSATION,
-    "ConversationHistory": _HISTORY,
-    "ConversationMessages": _MESSAGES,
-    "ConversationEvent": _CONVERSATION_EVENT,
+    # Mistral: responses (more in _mistral, derived from the SDK)
     "ServerSentEvent": _SSE_FRAME,
-    "Agent": _AGENT,
-    "AgentListPage": _AGENT_LIST_PAGE,
-    "AgentAliasResponse": _AGENT_ALIAS,
     # errors
     "Error": _ERROR,
     "FieldError": _FIELD_ERROR,
@@ -1090,7 +842,4 @@ SCHEMAS: dict[str, Json] = {
     "Usage": _USAGE_REPORT,
     "Health": _HEALTH,
     "DependencyCheck": _CHECK,
-    "PubSubPush": _PUBSUB_PUSH,
-    "CloudEvent": _CLOUD_EVENT,
-    "BatchDelivery": _BATCH_DELIVERY,
 }

@@ -31,6 +31,7 @@ from shared.reads._conversations import (
 )
 from shared.reads._query import (
     MAX_PAGE_SIZE,
+    MISTRAL_PAGE_SIZE_CLAMP,
     BatchesQuery,
     BatchItemsQuery,
     ConversationsQuery,
@@ -40,6 +41,7 @@ from shared.reads._query import (
 
 __all__ = [
     "MAX_PAGE_SIZE",
+    "MISTRAL_PAGE_SIZE_CLAMP",
     "BatchItemsQuery",
     "BatchesQuery",
     "ConversationsQuery",

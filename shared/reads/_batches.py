@@ -116,4 +116,4 @@ def _idx_position(row: dict[str, Any]) -> tuple[int]:
 
 
 def _not_found(batch_id: str) -> NotFound:
-    return NotFound(f"batch {batch_id!r} not found")
+    return NotFound.of("Batch", batch_id)

@@ -208,4 +208,4 @@ def _check_visible(conn: Conn, owner: str, conversation_id: str) -> None:
 
 
 def _not_found(conversation_id: str) -> NotFound:
-    return NotFound(f"conversation {conversation_id!r} not found")
+    return NotFound.of("Conversation", conversation_id)

@@ -21,6 +21,7 @@ __all__ = [
     "BATCH_ITEM_STATUSES",
     "CONVERSATION_STATUSES",
     "MAX_PAGE_SIZE",
+    "MISTRAL_PAGE_SIZE_CLAMP",
     "BatchItemsQuery",
     "BatchesQuery",
     "ConversationsQuery",
@@ -28,9 +29,13 @@ __all__ = [
     "MistralListQuery",
 ]
 
-# The SDK's default page size is 100; a page is one response body, so it is bounded.
+# The SDK's default page size is 100; a page of the gateway's own lists is bounded.
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
+# Mistral's lists accept any page size, and the SDK's `list_pages().next()` stops when a page
+# holds fewer than it asked for, so a smaller page would end the walk early: the page size
+# asked is served (a size past PostgreSQL's integer range is all there is).
+MISTRAL_PAGE_SIZE_CLAMP = 2**31 - 1
 # Page numbers beyond this are no real walk through a tenant's conversations.
 _MAX_PAGE = 1_000_000
 _MAX_TEXT = 256
@@ -71,7 +76,10 @@ class _Args:
         if self._errors:
             raise ValidationFailed(self._errors)
 
-    def integer(self, name: str, default: int, minimum: int, maximum: int) -> int:
+    def integer(
+        self, name: str, default: int, minimum: int, maximum: int, *, clamp: bool = False
+    ) -> int:
+        """A query integer in [minimum, maximum]; with `clamp`, a larger one is `maximum`."""
         raw = self._raw(name)
         if raw is None:
             return default
@@ -90,6 +98,8 @@ class _Args:
                 name, f"Input should be greater than or equal to {minimum}", "greater_than_equal"
             )
         elif value > maximum:
+            if clamp:
+                return maximum
             self._fail(name, f"Input should be less than or equal to {maximum}", "less_than_equal")
         return value
 
@@ -203,7 +213,9 @@ class MistralListQuery:
         read = _Args(args)
         query = cls(
             page=read.integer("page", 0, 0, _MAX_PAGE),
-            page_size=read.integer("page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE),
+            page_size=read.integer(
+                "page_size", DEFAULT_PAGE_SIZE, 1, MISTRAL_PAGE_SIZE_CLAMP, clamp=True
+            ),
             metadata=read.metadata("metadata", lenient=True),
         )
         read.check()

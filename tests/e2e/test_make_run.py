@@ -12,17 +12,15 @@ import urllib.request
 from pathlib import Path
 
 import psutil
+from mistralai.client import Mistral
 
 from tests.support import ROOT
 
 
-def test_run_serves_every_health_url_and_leaves_no_process(tmp_path: Path) -> None:
-    """The stack comes up, every health URL in stack.json answers 200, SIGTERM stops all."""
-    state = tmp_path / "state"
+def _run(state: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
     env = {**os.environ, "PORT": "0", "GATEWAY_STATE_DIR": str(state), "PYTHONPATH": str(ROOT)}
-    env.pop("DATABASE_URL", None)
-    env.pop("REDIS_URL", None)
-    env.pop("MISTRAL_API_KEY", None)
+    for name in ("DATABASE_URL", "REDIS_URL", "MISTRAL_API_KEY"):
+        env.pop(name, None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "devstack.run"],
         cwd=ROOT,
@@ -31,14 +29,27 @@ def test_run_serves_every_health_url_and_leaves_no_process(tmp_path: Path) -> No
         stderr=subprocess.STDOUT,
         text=True,
     )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if "gateway listening on" in line or not line:
+            break
+    return proc, json.loads((state / "stack.json").read_text())
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(60)
+
+
+def test_run_serves_every_health_url_and_leaves_no_process(tmp_path: Path) -> None:
+    """The stack comes up, every health URL in stack.json answers 200, SIGTERM stops all;
+    started again on the same state, what the gateway lists still works (the stand-in keeps
+    its state beside the database's: no 404 on a listed conversation)."""
+    state = tmp_path / "state"
+    proc, info = _run(state)
     try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if "gateway listening on" in line or not line:
-                break
-        info = json.loads((state / "stack.json").read_text())
         assert info["admin_key"].startswith("mgw_")
         assert {"url", "admin_key", "health", "mistral_url", "openapi"} <= set(info)
         assert len(info["health"]) == 4
@@ -47,8 +58,25 @@ def test_run_serves_every_health_url_and_leaves_no_process(tmp_path: Path) -> No
                 assert answer.status == 200, url
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 6  # postgres, valkey, stand-in, four functions
+        sdk = Mistral(api_key=info["admin_key"], server_url=info["url"])
+        agent = sdk.beta.agents.create(model="mistral-small-latest", name="fixed-name")
+        started = sdk.beta.conversations.start(agent_id=agent.id, inputs="hello")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
+        _stop(proc)
     gone, alive = psutil.wait_procs(children, timeout=15)
     assert alive == [], [p.pid for p in alive]
+
+    proc, info = _run(state)
+    try:
+        sdk = Mistral(api_key=info["admin_key"], server_url=info["url"])
+        assert started.conversation_id in [c.id for c in sdk.beta.conversations.list()]
+        appended = sdk.beta.conversations.append(
+            conversation_id=started.conversation_id, inputs="still there?"
+        )
+        assert appended.outputs
+        assert sdk.beta.agents.get(agent_id=agent.id).name == "fixed-name"
+        # A fixed-name script's second run: the same name again is a second agent.
+        again = sdk.beta.agents.create(model="mistral-small-latest", name="fixed-name")
+        assert again.id != agent.id
+    finally:
+        _stop(proc)

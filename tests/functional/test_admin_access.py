@@ -15,7 +15,7 @@ from shared.config import Settings
 from shared.container import Container, set_container
 from shared.keys import ROLES
 from shared.mistral import MistralClient, build_client
-from tests.support import bearer, client, make_key
+from tests.support import bearer, client, error_code, make_key
 
 MODEL = "mistral-small-latest"
 OWNER = "tenant-a"
@@ -150,7 +150,7 @@ def test_permission_matrix(gateway: Container, standin: StandIn, role: str, oper
         assert answer.status_code == success, answer.get_data(as_text=True)
     else:
         assert answer.status_code == 403
-        assert answer.get_json()["type"] == "forbidden"
+        assert error_code(answer.get_json()) == "forbidden"
         assert standin.calls() == calls
         assert snapshot(gateway) == before
 

@@ -26,7 +26,7 @@ from devstack.standin import StandIn
 from shared import batch
 from shared.config import Settings
 from shared.container import Container, set_container
-from tests.support import ROOT, bearer, client, make_key
+from tests.support import ROOT, bearer, client, error_code, make_key
 
 MODEL = "mistral-small-latest"
 OWNER = "tenant-batch"
@@ -224,7 +224,7 @@ def test_unknown_agent_fails_alone(gateway: Container, standin: StandIn) -> None
     assert answer.get_json()["status"] == "failed"
     found = item_rows(gateway, "b-agent")
     assert [r["status"] for r in found] == ["succeeded", "failed", "succeeded"]
-    assert found[1]["error"]["type"] == "not_found"
+    assert found[1]["error"]["code"] == "not_found"
     assert found[1]["error"]["status"] == 404
     assert found[1]["conversation_id"] is None
     assert batch_row(gateway, "b-agent")["error"]["items_failed"] == 1
@@ -241,7 +241,7 @@ def test_mistral_rejection_fails_the_item_with_mistrals_error(
     assert post(push_body(document)).status_code == 200
     found = item_rows(gateway, "b-400")
     assert [r["status"] for r in found] == ["failed", "succeeded", "succeeded"]
-    assert found[0]["error"]["type"] == "upstream_rejected"
+    assert found[0]["error"]["code"] == "upstream_rejected"
     assert found[0]["error"]["status"] == 400
     assert isinstance(found[0]["error"]["upstream"], dict)
 
@@ -258,7 +258,7 @@ def test_history_function_reads_the_batch_and_its_items(gateway: Container) -> N
     data = listed.get_json()["data"]
     assert [d["custom_id"] for d in data] == ["row-0", "row-1", "bad"]
     assert data[0]["result"]["conversation_id"] == data[0]["conversation_id"]
-    assert data[2]["error"]["type"] == "not_found"
+    assert data[2]["error"]["code"] == "not_found"
     other = make_key(gateway, "user", owner="someone-else")
     assert (
         client("history").get("/gateway/v1/batches/b-read", headers=bearer(other)).status_code
@@ -303,7 +303,7 @@ def test_malformed_message_is_recorded_and_acknowledged(
     assert (body["status"], body["batch_id"]) == ("rejected", "msg_3001")
     row = batch_row(gateway, "msg_3001")
     assert row["status"] == "rejected"
-    assert row["error"]["type"] == "malformed_message"
+    assert row["error"]["code"] == "malformed_message"
     assert problem in [".".join(str(p) for p in d["loc"]) for d in row["error"]["detail"]]
     assert sum(standin.calls().values()) == 0
 
@@ -314,7 +314,7 @@ def test_delivery_that_is_not_pubsub_is_recorded_and_acknowledged(gateway: Conta
     assert answer.status_code == 200
     batch_id = answer.get_json()["batch_id"]
     assert batch_id.startswith("bad_")
-    assert batch_row(gateway, batch_id)["error"]["type"] == "malformed_delivery"
+    assert batch_row(gateway, batch_id)["error"]["code"] == "malformed_delivery"
 
 
 def test_unknown_owner_is_recorded_and_acknowledged(gateway: Container, standin: StandIn) -> None:
@@ -323,7 +323,7 @@ def test_unknown_owner_is_recorded_and_acknowledged(gateway: Container, standin:
     answer = post(push_body(document))
     assert answer.status_code == 200
     row = batch_row(gateway, "b-who")
-    assert (row["status"], row["owner_id"], row["error"]["type"]) == (
+    assert (row["status"], row["owner_id"], row["error"]["code"]) == (
         "rejected",
         "nobody",
         "unknown_owner",
@@ -349,7 +349,7 @@ def test_expired_message_is_recorded_and_dropped(gateway: Container, standin: St
     answer = post(push_body({"batch_id": "b-old", "owner": OWNER, "items": items(2)}, "5", old))
     assert answer.status_code == 200
     row = batch_row(gateway, "b-old")
-    assert (row["status"], row["error"]["type"]) == ("rejected", "expired")
+    assert (row["status"], row["error"]["code"]) == ("rejected", "expired")
     assert row["published_at"] == old
     assert standin.calls()["conversations.start"] == 0
 
@@ -365,7 +365,7 @@ def test_batch_id_reused_for_other_items_is_a_conflict(
     other = post(push_body({"batch_id": "b-dup", "owner": OWNER, "items": items(3)}, "63"))
     assert other.status_code == 200
     assert other.get_json()["batch_id"] == "msg_63"
-    assert batch_row(gateway, "msg_63")["error"]["type"] == "batch_conflict"
+    assert batch_row(gateway, "msg_63")["error"]["code"] == "batch_conflict"
     assert batch_row(gateway, "b-dup")["item_count"] == 2
     assert standin.calls()["conversations.start"] == 2
 
@@ -390,7 +390,7 @@ def test_database_outage_makes_both_entry_points_ask_for_redelivery(
         body = push_body({"batch_id": "b-down", "owner": OWNER, "items": items(1)})
         answer = post(body)
         assert answer.status_code == 503
-        assert answer.get_json()["type"] == "service_unavailable"
+        assert error_code(answer.get_json()) == "service_unavailable"
         event = event_app.test_client().post(
             "/",
             json=body,
@@ -422,7 +422,7 @@ def test_open_circuit_answers_503_and_the_redelivery_finishes(
     body = push_body({"batch_id": "b-circuit", "owner": OWNER, "items": items(3)})
     first = post(body)
     assert first.status_code == 503
-    assert first.get_json()["type"] == "circuit_open"
+    assert error_code(first.get_json()) == "circuit_open"
     found = item_rows(gateway, "b-circuit")
     assert [r["status"] for r in found] == ["pending"] * 3
     # Item 0's start may have reached Mistral; the others were never sent.
@@ -584,7 +584,7 @@ def test_expired_redelivery_finishes_a_started_batch_without_starting_items(
     assert answer.get_json()["status"] == "failed"
     found = item_rows(gateway, "b-late")
     assert [r["status"] for r in found] == ["succeeded", "failed", "failed"]
-    assert [r["error"]["type"] for r in found[1:]] == ["expired", "expired"]
+    assert [r["error"]["code"] for r in found[1:]] == ["expired", "expired"]
     assert sum(standin.calls().values()) == 0
 
 

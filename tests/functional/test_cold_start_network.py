@@ -22,7 +22,7 @@ from shared import routes
 from shared.config import Settings
 from shared.container import Container, set_container
 from tests.netrelay import Relay
-from tests.support import bearer, client, make_key
+from tests.support import bearer, client, error_code, make_key
 
 PATH = "/v1/conversations"
 
@@ -105,7 +105,7 @@ def test_network_later_than_the_timeouts_is_a_503_then_healthy_once_connected(
 
     answer = client("history").get(PATH, headers=bearer(key))
     assert answer.status_code == 503
-    assert answer.get_json()["type"] == "service_unavailable"
+    assert error_code(answer.get_json()) == "service_unavailable"
     assert int(answer.headers["Retry-After"]) >= 1
 
     health = client("history").get(routes.health_path("history"))

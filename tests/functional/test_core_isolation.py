@@ -22,7 +22,7 @@ from shared.auth import PUBLIC_OPERATIONS
 from shared.config import Settings
 from shared.container import Container, set_container
 from shared.keys import NewKey
-from tests.support import bearer, client, make_key
+from tests.support import bearer, client, error_code, make_key
 
 TENANT_A, TENANT_B = "tenant-isolation-a", "tenant-isolation-b"
 MODEL = "mistral-small-latest"
@@ -213,7 +213,7 @@ def test_another_tenants_object_is_404(
     assert answer.status_code == 404, answer.get_data(as_text=True)
     error = answer.get_json()
     assert error["object"] == "error"
-    assert error["type"] == "not_found"
+    assert error_code(error) == "not_found"
     assert error["request_id"] == answer.headers["X-Request-Id"]
     text = answer.get_data(as_text=True).lower()
     assert not any(leak in text for leak in ("mgw_", "traceback", "select ", TENANT_A))

@@ -12,7 +12,7 @@ import pytest
 from shared.container import Container
 from shared.errors import Unauthorized
 from shared.keys import KeyCache, create_key, revoke_key, rotate_key
-from tests.support import bearer, client, make_key
+from tests.support import bearer, client, error_code, make_key
 
 OWNER = "tenant-keys"
 NO_LIMIT = {"rate_limit_requests": 100_000, "rate_limit_window": 60}
@@ -170,4 +170,4 @@ def test_each_role_is_refused_exactly_what_it_may_not_do(container: Container, r
             assert answer.status_code < 500, (role, method, path, answer.get_data(as_text=True))
         else:
             assert answer.status_code == 403, (role, method, path)
-            assert answer.get_json()["type"] == "forbidden"
+            assert error_code(answer.get_json()) == "forbidden"

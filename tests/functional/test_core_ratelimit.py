@@ -27,7 +27,7 @@ from shared.config import Settings
 from shared.container import Container, set_container
 from shared.observability import capture_logs
 from shared.ratelimit import Budget, Limit, RateLimiter
-from tests.support import ROOT, bearer, client, make_key
+from tests.support import ROOT, bearer, client, error_code, make_key
 
 RATE_HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
 
@@ -246,7 +246,7 @@ def test_redis_outage_answers_fast_in_the_chosen_mode_and_recovers(
                     assert not any(h in answer.headers for h in RATE_HEADERS)
                 else:
                     assert answer.status_code == 503
-                    assert answer.get_json()["type"] == "service_unavailable"
+                    assert error_code(answer.get_json()) == "service_unavailable"
                     assert int(answer.headers["Retry-After"]) >= 1
                 time.sleep(0.1)
         warnings = [line for line in logs if "rate limiting" in str(line.get("message"))]

@@ -13,7 +13,7 @@ from shared import cursors, routes
 from shared.container import Container, set_container
 from shared.db import Conn
 from shared.keys import NewKey
-from tests.support import bearer, client, make_key
+from tests.support import bearer, client, error_code, make_key
 
 OWNER = "tenant-a"
 OTHER = "tenant-b"
@@ -178,7 +178,7 @@ def problems(answer: Any) -> list[tuple[tuple[Any, ...], str]]:
     """The (loc, type) pairs of a 422 answer, after checking its documented shape."""
     assert answer.status_code == 422
     body = answer.get_json()
-    assert body["type"] == "validation_error"
+    assert error_code(body) == "validation_error"
     assert isinstance(body["detail"], list)
     for entry in body["detail"]:
         assert set(entry) == {"loc", "msg", "type"}
@@ -369,22 +369,22 @@ def test_archived_conversations_stay_readable_and_deleted_ones_vanish(
     ("query", "expected"),
     [
         ({"page_size": "0"}, [(("query", "page_size"), "greater_than_equal")]),
-        ({"page_size": "1001"}, [(("query", "page_size"), "less_than_equal")]),
         ({"page_size": "ten"}, [(("query", "page_size"), "int_parsing")]),
         ({"page_size": "1.5"}, [(("query", "page_size"), "int_parsing")]),
         ({"page": "-1"}, [(("query", "page"), "greater_than_equal")]),
         ({"page": "-" + "9" * 40}, [(("query", "page"), "greater_than_equal")]),
         ({"page": " 1"}, [(("query", "page"), "int_parsing")]),
         (
-            {"page": "x", "page_size": "9" * 40},
-            [(("query", "page"), "int_parsing"), (("query", "page_size"), "less_than_equal")],
+            {"page": "x", "page_size": "ten"},
+            [(("query", "page"), "int_parsing"), (("query", "page_size"), "int_parsing")],
         ),
     ],
 )
 def test_mistral_list_rejects_bad_paging_with_422(
     container: Container, key: NewKey, query: dict[str, str], expected: list[Any]
 ) -> None:
-    """Bad page or page_size is a 422 whose detail names every bad parameter."""
+    """Bad page or page_size is a 422 whose detail names every bad parameter (a page_size
+    above 1000 is served, as Mistral serves it: see test_fidelity)."""
     assert problems(get(key, "/v1/conversations", **query)) == expected
 
 
@@ -393,7 +393,7 @@ def test_unknown_conversation_is_404(container: Container, key: NewKey, suffix: 
     """An id the tenant never had answers 404 in the gateway's error shape."""
     answer = get(key, "/v1/conversations/conv_nope" + suffix)
     assert answer.status_code == 404
-    assert answer.get_json()["type"] == "not_found"
+    assert error_code(answer.get_json()) == "not_found"
 
 
 # -- the gateway's conversation list -------------------------------------------------------------
@@ -694,7 +694,7 @@ def test_another_tenant_gets_404_for_the_first_tenants_objects(
     assert get(key, path).status_code == 200
     answer = get(other_key, path)
     assert answer.status_code == 404
-    assert answer.get_json()["type"] == "not_found"
+    assert error_code(answer.get_json()) == "not_found"
 
 
 def test_lists_never_show_another_tenants_objects(

@@ -234,9 +234,9 @@ def test_sdk_reads_keep_working_with_the_standin_stopped(
 def test_sdk_gets_a_typed_422_for_a_bad_page_size(
     seeded: tuple[Mistral, list[str]], gateway: Mistral
 ) -> None:
-    """page_size above the cap raises HTTPValidationError naming query.page_size."""
+    """A page_size below 1 raises HTTPValidationError naming query.page_size."""
     with pytest.raises(errors.HTTPValidationError) as raised:
-        gateway.beta.conversations.list(page_size=5000)
+        gateway.beta.conversations.list(page_size=0)
     assert raised.value.data.detail is not None
     assert raised.value.data.detail[0].loc == ["query", "page_size"]
 

@@ -8,7 +8,7 @@ import uuid
 from shared.container import Container
 from shared.idempotency import Idempotency, StoredResponse, request_hash
 
-DIGEST = request_hash("conversations.start", "/v1/conversations", b'{"inputs":"hi"}')
+DIGEST = request_hash("conversations.start", "/v1/conversations", {"inputs": "hi"})
 ANSWER = StoredResponse(200, {"Content-Type": "application/json"}, b'{"ok":true}')
 
 

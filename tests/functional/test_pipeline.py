@@ -6,7 +6,7 @@ import pytest
 
 from shared import routes
 from shared.container import Container
-from tests.support import bearer, client, make_key
+from tests.support import bearer, client, error_code, make_key
 
 HTTP_FUNCTIONS = ("start", "history", "admin", "batch")
 
@@ -31,7 +31,7 @@ def test_missing_key_is_401_on_every_function(container: Container, function: st
     answer = client(function).open(path, method=route.method)
     assert answer.status_code == 401
     body = answer.get_json()
-    assert body["type"] == "unauthorized"
+    assert error_code(body) == "unauthorized"
     assert body["request_id"] == answer.headers["X-Request-Id"]
 
 
@@ -61,7 +61,7 @@ def test_role_without_permission_is_403(container: Container) -> None:
         "/v1/conversations", json={"inputs": "hi", "model": "m"}, headers=bearer(key)
     )
     assert answer.status_code == 403
-    assert answer.get_json()["type"] == "forbidden"
+    assert error_code(answer.get_json()) == "forbidden"
 
 
 def test_unknown_path_is_404_and_wrong_method_is_405(container: Container) -> None:
@@ -71,7 +71,7 @@ def test_unknown_path_is_404_and_wrong_method_is_405(container: Container) -> No
     answer = app.put("/v1/conversations")
     assert answer.status_code == 405
     assert answer.headers["Allow"] == "GET"
-    assert answer.get_json()["type"] == "method_not_allowed"
+    assert error_code(answer.get_json()) == "method_not_allowed"
 
 
 def test_answers_carry_rate_limit_headers(container: Container) -> None:

@@ -30,7 +30,7 @@ from reliability.harness import FaultStack, Tenant
 from shared.config import Settings
 from shared.container import Container
 from shared.keys import KeyCache, hash_key
-from tests.support import ROOT
+from tests.support import ROOT, error_code
 
 MODEL = "mistral-small-latest"
 SUITE = "attacks: keys and roles"
@@ -75,7 +75,7 @@ def test_user_and_read_only_keys_cannot_escalate(
             answer = client.request(method, path, json=body, headers=key.headers)
             statuses.append(answer.status_code)
             assert answer.status_code == 403, (key.role, method, path)
-            assert answer.json()["type"] == "forbidden"
+            assert error_code(answer.json()) == "forbidden"
     figures.add("attack_inputs", len(statuses))
     figures.scenario(
         SUITE, "role escalation by user and read-only keys", answers=status_counts(statuses)

@@ -23,6 +23,7 @@ import pytest
 
 from reliability.figures import figures, status_counts
 from reliability.harness import FaultStack, Tenant
+from tests.support import error_code
 
 MODEL = "mistral-small-latest"
 SUITE = "attacks: tenancy"
@@ -151,7 +152,7 @@ def test_guessed_ids_answer_exactly_like_missing_ones_and_change_nothing(
             theirs, missing = answers
             statuses += [theirs.status_code, missing.status_code]
             assert theirs.status_code == missing.status_code == 404, (method, template)
-            assert theirs.json()["type"] == missing.json()["type"], (method, template)
+            assert error_code(theirs.json()) == error_code(missing.json()), (method, template)
             assert world.b_marker not in theirs.text
     figures.add("attack_inputs", len(statuses))
     figures.scenario(
@@ -236,7 +237,7 @@ def test_another_tenants_agent_named_in_a_body_is_refused_before_mistral(
         answers={str(answer.status_code): 1},
     )
     assert answer.status_code == 404
-    assert answer.json()["type"] == "not_found"
+    assert error_code(answer.json()) == "not_found"
     assert fstack.standin.calls() == calls
     assert (
         fstack.rows(

@@ -23,6 +23,7 @@ import pytest
 from reliability.figures import figures, status_counts
 from reliability.harness import FaultStack, Tenant, sse_events
 from reliability.pressure import Pressure
+from tests.support import error_code
 
 MODEL = "mistral-small-latest"
 SUITE = "faults: Mistral"
@@ -130,7 +131,7 @@ def test_start_fault_answers_as_documented_and_stores_nothing(
     _record(fault, [answer.status_code], readers)
 
     assert answer.status_code == status
-    assert answer.json()["type"] == kind
+    assert error_code(answer.json()) == kind
     assert answer.headers.get("Retry-After") == retry_after
     assert elapsed < 5.0  # the timeout is 3 s: nothing waits for the stand-in's 4 or 6 s
     assert fstack.standin.calls()["conversations.start"] == calls + 1
@@ -343,7 +344,7 @@ def test_stream_reset_before_the_first_event_is_a_502_and_stores_nothing(
     readers.stop()
     _record("stream reset_after", [answer.status_code], readers)
     assert answer.status_code == 502
-    assert answer.json()["type"] == "upstream_unavailable"
+    assert error_code(answer.json()) == "upstream_unavailable"
     assert _owned(fstack, tenant) == []
     assert _upstream_conversations(fstack, tenant) == upstream_before + 1
 

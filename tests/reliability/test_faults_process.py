@@ -20,6 +20,7 @@ import httpx2
 from reliability.figures import figures, status_counts
 from reliability.harness import FaultStack, Tenant, sse_events
 from reliability.pressure import Pressure
+from tests.support import error_code
 
 MODEL = "mistral-small-latest"
 SUITE = "faults: processes"
@@ -99,7 +100,7 @@ def test_turn_in_flight_when_start_dies_is_a_502_and_stores_nothing(
     figures.scenario(SUITE, "start SIGKILLed mid-turn", answers={"502": 1})
     answer = result["answer"]
     assert answer.status_code == 502
-    assert answer.json()["type"] == "backend_unavailable"
+    assert error_code(answer.json()) == "backend_unavailable"
     assert result["seconds"] < 3.0
     assert fstack.rows("SELECT id FROM conversations WHERE owner_id = :o", o=tenant.owner) == []
 

@@ -3,6 +3,7 @@
 import json
 
 from shared.errors import (
+    CODES,
     CircuitOpen,
     GatewayError,
     NotFound,
@@ -13,20 +14,28 @@ from shared.errors import (
     error_response,
     field_error,
 )
+from tests.support import error_code
 
 
-def test_client_errors_carry_their_status_and_type() -> None:
-    """A NotFound maps to 404 with a stable type and the message."""
-    mapped = error_response(NotFound("no such conversation"), "req_1")
+def test_client_errors_have_mistrals_shape_with_category_and_code() -> None:
+    """A NotFound maps to 404: Mistral's category in `type`, the cause in `code`."""
+    mapped = error_response(NotFound.of("Conversation", "conv_1"), "req_1")
     body = json.loads(mapped.body)
     assert mapped.status == 404
     assert body == {
         "object": "error",
-        "type": "not_found",
-        "message": "no such conversation",
+        "message": "Conversation 'conv_1' not found",
+        "type": "invalid_request_error",
         "param": None,
+        "code": "not_found",
         "request_id": "req_1",
     }
+
+
+def test_a_raise_may_name_a_narrower_cause() -> None:
+    """`code=` overrides the class's cause; the category stays the class's."""
+    body = json.loads(error_response(RateLimited("x", 1, code="token_budget_exceeded")).body)
+    assert (body["type"], body["code"]) == ("rate_limit_error", "token_budget_exceeded")
 
 
 def test_validation_errors_use_the_detail_list_the_sdk_parses() -> None:
@@ -44,7 +53,7 @@ def test_unexpected_exceptions_reveal_nothing() -> None:
     mapped = error_response(RuntimeError("SELECT secret FROM api_keys"), "req_2")
     assert mapped.status == 500
     assert b"SELECT" not in mapped.body
-    assert json.loads(mapped.body)["type"] == "internal_error"
+    assert error_code(json.loads(mapped.body)) == "internal_error"
 
 
 def test_retry_after_is_whole_seconds_rounded_up() -> None:
@@ -70,3 +79,51 @@ def test_every_error_class_has_a_status() -> None:
 
     for cls in walk(GatewayError):
         assert 400 <= cls.status <= 599, cls
+
+
+def _classes(root: type) -> list[type]:
+    found = [root]
+    for sub in root.__subclasses__():
+        found.extend(_classes(sub))
+    return found
+
+
+def test_every_code_the_gateway_can_answer_is_listed() -> None:
+    """Each error class's code and each `code="..."` raised in the source is in CODES."""
+    import re
+    from pathlib import Path
+
+    import devstack.router  # noqa: F401  (its error class joins the tree)
+    import shared.web  # noqa: F401
+
+    codes = {cls.code for cls in _classes(GatewayError)}
+    root = Path(__file__).resolve().parents[2]
+    for path in [
+        *root.glob("shared/**/*.py"),
+        *root.glob("functions/*/main.py"),
+        *root.glob("devstack/router.py"),
+    ]:
+        codes |= set(re.findall(r'\bcode="([a-z_]+)"', path.read_text()))
+    assert codes - set(CODES) == set()
+
+
+def test_the_readme_lists_every_code() -> None:
+    """The README's error table has one row per code, with its status."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for code, (status, _) in CODES.items():
+        assert f"| `{code}` | {status if status is not None else 'batch record'} |" in readme
+
+
+def test_every_batch_rejection_kind_is_listed() -> None:
+    """Each kind a batch message is rejected with is a listed code."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "shared" / "batch"
+    kinds = set()
+    for path in root.glob("*.py"):
+        kinds |= set(re.findall(r'Rejection\(\s*"([a-z_]+)"', path.read_text()))
+    assert kinds
+    assert kinds - set(CODES) == set()

@@ -13,9 +13,10 @@ import referencing
 from openapi_spec_validator import validate
 from referencing.jsonschema import DRAFT202012
 
-from shared import agents, keyadmin, routes
+from shared import keyadmin, routes
 from shared.auth import OPERATION_PERMISSIONS, PUBLIC_OPERATIONS, ROLE_PERMISSIONS
 from shared.openapi import OPERATIONS, build, document, document_bytes
+from shared.openapi._build import FRONT_DOOR
 from shared.reads import _query
 
 DOC = document()
@@ -67,14 +68,14 @@ def test_document_is_valid_openapi_3_1() -> None:
     validate(DOC)
 
 
-def test_methods_and_paths_are_the_route_tables() -> None:
-    """The document has exactly the route table's (method, path) pairs."""
-    assert set(by_route()) == {(r.method, r.template) for r in routes.ROUTES}
+def test_methods_and_paths_are_the_front_doors() -> None:
+    """The document has exactly the public routes' (method, path) pairs."""
+    assert set(by_route()) == {(r.method, r.template) for r in routes.ROUTES if r.public}
 
 
 def test_operation_ids_are_the_route_tables_operations() -> None:
     """Each operationId is the route's operation (with the function where several share one)."""
-    for route in routes.ROUTES:
+    for route in FRONT_DOOR:
         operation_id = by_route()[(route.method, route.template)]["operationId"]
         assert operation_id in (route.operation, f"{route.operation}.{route.function}")
     ids = [operation["operationId"] for _, _, operation in operations()]
@@ -97,12 +98,18 @@ def test_an_entry_whose_route_was_removed_fails_the_build() -> None:
     assert "/gateway/v1/usage" not in build(table, specs)["paths"]
 
 
-def test_internal_routes_are_marked_internal() -> None:
-    """Routes the load balancer never reaches carry x-internal; public ones do not."""
-    for route in routes.ROUTES:
-        operation = by_route()[(route.method, route.template)]
-        assert operation.get("x-internal", False) is (not route.public)
-        assert operation["x-function"] == route.function
+def test_routes_the_front_door_does_not_serve_are_not_documented() -> None:
+    """The batch push and batch health routes (the load balancer answers them 404/405) are
+    not in the document; every documented operation names its function."""
+    internal = [r for r in routes.ROUTES if not r.public]
+    assert {r.template for r in internal} == {
+        "/gateway/v1/batches/events",
+        "/gateway/v1/health/batch",
+    }
+    for route in internal:
+        assert (route.method, route.template) not in by_route()
+    for route in FRONT_DOOR:
+        assert by_route()[(route.method, route.template)]["x-function"] == route.function
 
 
 def test_document_is_built_once_and_copies_are_independent() -> None:
@@ -119,7 +126,7 @@ def test_document_is_built_once_and_copies_are_independent() -> None:
 
 def test_key_operations_need_bearer_and_name_their_permission_and_roles() -> None:
     """Every key-checked operation says its permission and the roles holding it; others are open."""
-    for route in routes.ROUTES:
+    for route in FRONT_DOOR:
         operation = by_route()[(route.method, route.template)]
         if route.public and route.operation not in PUBLIC_OPERATIONS:
             permission = OPERATION_PERMISSIONS[route.operation]
@@ -163,7 +170,7 @@ def test_bodies_and_query_parameters_document_their_errors() -> None:
 
 def test_operations_calling_mistral_document_its_failures_and_refusals() -> None:
     """Upstream operations answer 502/503/504, and Mistral's own 4xx relayed; others never."""
-    for route in routes.ROUTES:
+    for route in FRONT_DOOR:
         responses = by_route()[(route.method, route.template)]["responses"]
         if OPERATIONS[route.operation].upstream:
             assert {"502", "503", "504", "4XX"} <= set(responses), route.operation
@@ -241,7 +248,6 @@ def test_documented_bounds_are_the_codes() -> None:
     """Page sizes, page numbers and key limits in the document are the code's own bounds."""
     from shared.openapi import _operations
 
-    assert _operations.AGENT_PAGE_MAX == agents.MAX_PAGE_SIZE
     assert _operations.MISTRAL_PAGE_MAX == _query._MAX_PAGE
     assert _operations.KEY_PAGE_MAX == keyadmin._LIST_MAX
     limits = DOC["components"]["schemas"]["CreateKeyRequest"]["properties"]
@@ -328,13 +334,59 @@ def test_request_schemas_refuse_what_the_gateway_refuses() -> None:
     assert schema_ok("CreateKeyRequest", {"name": "k", "role": "user", "rate_limit_window": None})
 
 
-def test_conversation_records_are_agent_or_model_shaped() -> None:
-    """A record names an agent or a model, never both and never neither (the SDK's union)."""
-    base = {"id": "c", "created_at": "2025-06-01T12:00:00Z", "updated_at": "2025-06-01T12:00:00Z"}
-    assert schema_ok("Conversation", {**base, "agent_id": "ag", "agent_version": 2})
-    assert schema_ok("Conversation", {**base, "model": "m", "tools": None})
-    assert not schema_ok("Conversation", {**base, "agent_id": "ag", "model": "m"})
-    assert not schema_ok("Conversation", base)
+_RECORD = {"id": "c", "created_at": "2025-06-01T12:00:00Z", "updated_at": "2025-06-01T12:00:00Z"}
+_AGENT = {
+    "object": "agent",
+    "id": "ag_1",
+    "model": "m",
+    "name": "n",
+    "version": 0,
+    "versions": [0],
+    "created_at": "2025-06-01T12:00:00Z",
+    "updated_at": "2025-06-01T12:00:00Z",
+    "deployment_chat": False,
+    "source": "api",
+}
+_SAMPLES: list[tuple[str, Any]] = [
+    ("Conversation", {**_RECORD, "agent_id": "ag", "agent_version": 2}),
+    ("Conversation", {**_RECORD, "model": "m", "tools": None}),
+    ("Conversation", _RECORD),
+    ("Conversation", {**_RECORD, "model": "m", "tools": [{"type": "future_tool"}]}),
+    ("Agent", _AGENT),
+    ("Agent", {**_AGENT, "versions": None}),
+    ("Agent", {k: v for k, v in _AGENT.items() if k != "source"}),
+    ("AgentListPage", {"data": [_AGENT], "next_page_token": None}),
+    ("ConversationUsageInfo", {}),
+    ("ConversationUsageInfo", {"prompt_tokens": "many"}),
+    ("ConversationResponse", {"conversation_id": "c", "outputs": [], "usage": {}}),
+    ("ConversationResponse", {"conversation_id": "c", "outputs": []}),
+    ("ConversationHistory", {"conversation_id": "c", "entries": []}),
+    ("AgentAliasResponse", {"alias": "a", "version": 1, "created_at": "2025-06-01T12:00:00Z"}),
+]
+
+
+@pytest.mark.parametrize(("name", "body"), _SAMPLES)
+def test_mistral_response_shapes_accept_what_the_sdk_parses(name: str, body: Any) -> None:
+    """The document's Mistral response schemas are the SDK's: a body validates against the
+    document exactly when the SDK's model parses it."""
+    from mistralai.client import models
+    from pydantic import TypeAdapter, ValidationError
+
+    from shared.openapi._mistral import RESPONSES
+
+    try:
+        TypeAdapter(getattr(models, RESPONSES[name])).validate_python(body)
+        parses = True
+    except ValidationError:
+        parses = False
+    assert schema_ok(name, body) is parses
+
+
+def test_the_document_names_the_sdk_its_shapes_come_from() -> None:
+    """info.x-mistral-sdk-version is the installed mistralai's version."""
+    import importlib.metadata
+
+    assert DOC["info"]["x-mistral-sdk-version"] == importlib.metadata.version("mistralai")
 
 
 def test_group_by_pattern_matches_what_usage_accepts() -> None:
@@ -363,3 +415,16 @@ def test_blank_names_agree_with_python_strip() -> None:
     check = jsonschema.Draft202012Validator(schema)
     for value in (" ", "\x1c", "\u2003", "\ufeff", "a", " b ", "\u0085"):
         assert check.is_valid(value) is bool(value.strip()), repr(value)
+
+
+def test_events_and_entries_are_open_unions_of_the_sdks_variants() -> None:
+    """A known event or entry type must have the SDK's shape for it; an unknown one passes."""
+    delta = {"type": "message.output.delta", "id": "m", "content": "Hel"}
+    assert schema_ok("ConversationEvent", delta)
+    assert not schema_ok("ConversationEvent", {k: v for k, v in delta.items() if k != "id"})
+    assert schema_ok("ConversationEvent", {"type": "a.future.event", "anything": 1})
+    assert not schema_ok("ConversationEvent", {"no": "type"})
+    call = {"type": "function.call", "tool_call_id": "c", "name": "f", "arguments": "{}"}
+    assert schema_ok("Entry", call)
+    assert not schema_ok("Entry", {**call, "tool_call_id": 5})
+    assert schema_ok("Entry", {"type": "message.thinking", "content": []})

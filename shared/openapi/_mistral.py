@@ -1,0 +1,165 @@
+"""Mistral's response shapes, derived from the SDK the gateway's users run.
+
+The `mistralai` SDK pinned in requirements.txt is the one source: its pydantic models
+are what a program written against Mistral parses, so the document's response schemas
+are their JSON Schemas (validation mode: what the SDK accepts), not a hand copy that
+could drift. The SDK's own wrappers are turned back into plain JSON Schema:
+
+- `Unset` (a field left out) is not a wire value, so it leaves every union;
+- `Unknown*` variants hold what the SDK keeps of a type it does not know (an open
+  union: a newer tool or event type); on the wire that is any object;
+- `Nullable_*` and `OptionalNullable_*` wrappers are inlined, and titles dropped.
+
+Building this imports the SDK's models (~0.3 s): it runs only when the document is
+built (`shared.openapi` loads `_build` lazily), never at a function's cold start.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import typing
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
+
+__all__ = ["MISTRAL_PREFIX", "OPEN_UNIONS", "RESPONSES", "sdk_version", "response_schemas"]
+
+Json = dict[str, Any]
+
+# The document's name for each response shape -> the SDK model it is.
+RESPONSES: dict[str, str] = {
+    "ConversationResponse": "ConversationResponse",
+    "ConversationUsageInfo": "ConversationUsageInfo",
+    "Conversation": "ResponseV1ConversationsGet",
+    "ConversationHistory": "ConversationHistory",
+    "ConversationMessages": "ConversationMessages",
+    "Agent": "Agent",
+    "AgentListPage": "AgentListPage",
+    "AgentAliasResponse": "AgentAliasResponse",
+}
+# Unions Mistral grows, open in the document: a known `type` has the SDK's shape for it,
+# another passes (the gateway relays what it does not know). Name -> description.
+OPEN_UNIONS: dict[str, str] = {
+    "Entry": "A conversation entry: a known `type` has the SDK's shape, another passes.",
+    "ConversationEvent": (
+        "The JSON in one event's `data`. Clients choose the variant by `type`, not by the SSE"
+        " event name. A stream that breaks ends with `conversation.response.error`."
+    ),
+}
+# The SDK's inner definitions are named `Mistral.<SDK name>` in the document, apart from
+# the gateway's own schemas.
+MISTRAL_PREFIX = "Mistral."
+_REF = "#/components/schemas/"
+_INLINED = ("Nullable_", "OptionalNullable_")
+
+
+def sdk_version() -> str:
+    return importlib.metadata.version("mistralai")
+
+
+def response_schemas() -> dict[str, Json]:
+    """The document's schemas for Mistral's responses: one per RESPONSES name, plus the SDK
+    definitions they refer to (named with MISTRAL_PREFIX)."""
+    from mistralai.client import models
+    from pydantic import TypeAdapter  # noqa: F811 (also imported for the type checker)
+
+    keys: list[tuple[str, Literal["validation"], TypeAdapter[Any]]] = [
+        (name, "validation", TypeAdapter(getattr(models, model)))
+        for name, model in RESPONSES.items()
+    ]
+    variants = {"Entry": _entry_variants(models), "ConversationEvent": _event_variants(models)}
+    keys += [
+        (f"{union}:{tag}", "validation", TypeAdapter(cls))
+        for union, by_tag in variants.items()
+        for tag, cls in by_tag.items()
+    ]
+    top, definitions = TypeAdapter.json_schemas(
+        keys, ref_template=_REF + MISTRAL_PREFIX + "{model}"
+    )
+    defs: dict[str, Json] = definitions.get("$defs", {})
+    inline = {name: schema for name, schema in defs.items() if name.startswith(_INLINED)}
+    schemas: dict[str, Json] = {}
+    for name, schema in defs.items():
+        if name in inline or name == "Unset":
+            continue
+        schemas[MISTRAL_PREFIX + name] = _clean(schema, inline)
+    for (name, _), schema in top.items():
+        if ":" not in name:
+            schemas[name] = _clean(schema, inline)
+    for union, by_tag in variants.items():
+        schemas[union] = {
+            "type": "object",
+            "description": OPEN_UNIONS[union],
+            "properties": {"type": {"type": "string"}},
+            "allOf": [
+                {
+                    "if": {"properties": {"type": {"const": tag}}, "required": ["type"]},
+                    "then": _clean(top[(f"{union}:{tag}", "validation")], inline),
+                }
+                for tag in by_tag
+            ],
+        }
+    schemas["ConversationEvent"]["required"] = ["type"]
+    return schemas
+
+
+def _entry_variants(models: Any) -> dict[str, type]:
+    """The entry classes of a history, by their `type` (the SDK's `Entry` union)."""
+    alias = typing.get_args(models.ConversationHistory.model_fields["entries"].annotation)[0]
+    classes = typing.get_args(alias.__value__)
+    return {cls.model_fields["type"].default: cls for cls in classes}
+
+
+def _event_variants(models: Any) -> dict[str, type]:
+    """The event classes by `type`, as the SDK's open union of event data chooses them."""
+    for meta in typing.get_args(models.ConversationEventsData)[1:]:
+        found = getattr(getattr(meta, "func", None), "keywords", {}).get("variants")
+        if found:
+            return dict(found)
+    raise LookupError("the SDK's ConversationEventsData names no variants")
+
+
+def _clean(node: Any, inline: dict[str, Json]) -> Any:
+    if isinstance(node, list):
+        return [_clean(item, inline) for item in node]
+    if not isinstance(node, dict):
+        return node
+    target = node.get("$ref")
+    if isinstance(target, str):
+        name = target.removeprefix(_REF + MISTRAL_PREFIX)
+        if name in inline:
+            return _clean(inline[name], inline)
+        if name.startswith("Unknown"):
+            return {"type": "object", "description": "A variant this SDK does not know."}
+    cleaned = {key: _clean(value, inline) for key, value in node.items() if key != "title"}
+    for union in ("anyOf", "oneOf"):
+        if union in cleaned:
+            options = _unique(_flatten(union, [o for o in cleaned[union] if not _is_unset(o)]))
+            if len(options) == 1 and len(cleaned) == 1:
+                return options[0]
+            cleaned[union] = options
+    return cleaned
+
+
+def _flatten(union: str, options: list[Any]) -> list[Any]:
+    """`anyOf: [anyOf: [a, b], c]` is `anyOf: [a, b, c]` (the SDK's wrappers nest them)."""
+    flat: list[Any] = []
+    for option in options:
+        if isinstance(option, dict) and set(option) == {union}:
+            flat.extend(option[union])
+        else:
+            flat.append(option)
+    return flat
+
+
+def _is_unset(node: Any) -> bool:
+    return isinstance(node, dict) and node.get("$ref") == _REF + MISTRAL_PREFIX + "Unset"
+
+
+def _unique(options: list[Any]) -> list[Any]:
+    seen: list[Any] = []
+    for option in options:
+        if option not in seen:
+            seen.append(option)
+    return seen

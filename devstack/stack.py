@@ -163,7 +163,8 @@ class LocalStack:
             text=True,
             cwd=ROOT,
         )
-        return out.stdout.strip()
+        # The key is the last line: an audit log line may come before it.
+        return out.stdout.strip().splitlines()[-1]
 
     def _start_function(self, function: str, env: dict[str, str]) -> str:
         port = free_port()

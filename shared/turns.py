@@ -238,6 +238,14 @@ def execute_turn(ctx: Context, turn: Turn, key: str | None = None) -> flask.Resp
         ctx.access["agent_id"] = ref.agent_id
         ctx.access["model"] = ref.model
         agent_id, model = agent_id or ref.agent_id, model or ref.model
+    if turn.operation == "conversations.restart":
+        # The entry must be this conversation's: another tenant's is refused as a missing
+        # one is, before Mistral (behind one API key) is asked.
+        assert turn.conversation_id is not None
+        with ctx.container.pool.connection() as conn:
+            store.require_entry(
+                conn, owner, turn.conversation_id, str(turn.body.get("from_entry_id"))
+            )
     _check_allow_lists(ctx.principal, agent_id, None if agent_id else model)
     # Any turn's body may name an agent (an append or restart body is forwarded as sent):
     # it must be the caller's, since Mistral, behind one API key, cannot tell tenants

@@ -167,3 +167,90 @@ def test_a_grace_window_beyond_seven_days_is_422(gateway: tuple[Container, Stand
         )
         assert answer.status_code == 422
         assert answer.get_json()["detail"][0]["loc"] == ["body", "grace_s"]
+
+
+def _entry(container: Container, conversation_id: str) -> str:
+    with container.pool.connection() as conn:
+        row = conn.one(
+            "SELECT id FROM conversation_entries WHERE conversation_id = :c"
+            " AND type = 'message.output'",
+            c=conversation_id,
+        )
+    assert row is not None
+    return str(row["id"])
+
+
+def test_a_restart_from_another_tenants_entry_is_refused_as_a_missing_one(
+    gateway: tuple[Container, StandIn],
+) -> None:
+    """B restarting its conversation from A's entry gets the 404 of a missing entry, and
+    Mistral is not asked; from its own entry the restart works."""
+    container, standin = gateway
+    keys = {t: make_key(container, "user", t, **NO_LIMIT) for t in (OWNER, "tenant-sdk-b")}
+    started = {
+        t: client("start")
+        .post("/v1/conversations", json={"model": MODEL, "inputs": "hi"}, headers=bearer(k))
+        .get_json()["conversation_id"]
+        for t, k in keys.items()
+    }
+    theirs = _entry(container, started[OWNER])
+    mine = started["tenant-sdk-b"]
+    calls = standin.calls()
+    answers = [
+        client("start").post(
+            f"/v1/conversations/{mine}/restart",
+            json={"inputs": "fork", "from_entry_id": entry},
+            headers=bearer(keys["tenant-sdk-b"]),
+        )
+        for entry in (theirs, "msg_missing")
+    ]
+    assert [a.status_code for a in answers] == [404, 404]
+    assert [a.get_json()["type"] for a in answers] == ["not_found", "not_found"]
+    assert standin.calls() == calls
+    own = client("start").post(
+        f"/v1/conversations/{mine}/restart",
+        json={"inputs": "fork", "from_entry_id": _entry(container, mine)},
+        headers=bearer(keys["tenant-sdk-b"]),
+    )
+    assert own.status_code == 200
+
+
+def test_agent_and_conversation_changes_are_audited(
+    gateway: tuple[Container, StandIn],
+) -> None:
+    """Each agent and conversation change through the admin function appends its row."""
+    container, _ = gateway
+    admin = make_key(container, "admin", OWNER, **NO_LIMIT)
+    app = client("admin")
+    agent = app.post("/v1/agents", json={"model": MODEL, "name": "a"}, headers=bearer(admin))
+    one = f"/v1/agents/{agent.get_json()['id']}"
+    steps = [
+        app.patch(one, json={"instructions": "new"}, headers=bearer(admin)),
+        app.patch(one + "/version?version=0", headers=bearer(admin)),
+        app.put(one + "/aliases?alias=beta&version=0", headers=bearer(admin)),
+        app.delete(one + "/aliases?alias=beta", headers=bearer(admin)),
+        app.delete(one, headers=bearer(admin)),
+    ]
+    conversation = client("start").post(
+        "/v1/conversations", json={"model": MODEL, "inputs": "hi"}, headers=bearer(admin)
+    )
+    conv = conversation.get_json()["conversation_id"]
+    steps += [
+        app.post(f"/gateway/v1/conversations/{conv}/archive", headers=bearer(admin)),
+        app.post(f"/gateway/v1/conversations/{conv}/unarchive", headers=bearer(admin)),
+        app.delete(f"/v1/conversations/{conv}", headers=bearer(admin)),
+    ]
+    assert all(s.status_code < 300 for s in steps), [s.status_code for s in steps]
+    page = app.get("/gateway/v1/audit", headers=bearer(admin)).get_json()
+    assert [e["action"] for e in reversed(page["data"])] == [
+        "agent.create",
+        "agent.update",
+        "agent.version",
+        "agent.alias.create",
+        "agent.alias.delete",
+        "agent.delete",
+        "conversation.archive",
+        "conversation.unarchive",
+        "conversation.delete",
+    ]
+    assert {e["actor_key_id"] for e in page["data"]} == {admin.principal.key_id}

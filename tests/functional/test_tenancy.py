@@ -278,16 +278,19 @@ def test_the_functions_database_user_lacks_update_and_delete_on_audit(
 
 
 def test_the_command_line_makes_an_operator_key(container: Container) -> None:
-    """`python -m shared.keys create-operator` prints a key that acts as an operator."""
+    """`python -m shared.keys create-operator` prints only a key, that acts as an operator;
+    its audit line goes to stderr."""
     import io
-    from contextlib import redirect_stdout
+    import json
+    from contextlib import redirect_stderr, redirect_stdout
 
     from shared.keys import main
 
-    out = io.StringIO()
-    with redirect_stdout(out):
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
         assert main(["create-operator", "--owner", "ops"]) == 0
-    secret = out.getvalue().strip().splitlines()[-1]  # the key is the last line printed
+    secret = out.getvalue().strip()
+    assert json.loads(err.getvalue())["action"] == "key.create"
     principal = container.keys.resolve(secret)
     assert (principal.role, principal.owner_id) == ("operator", "ops")
     with container.pool.connection() as conn:

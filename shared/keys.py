@@ -8,9 +8,9 @@ CPU; a lookup by hash also needs no secret comparison at all.
     python -m shared.keys create-operator --owner <tenant> [--name <name>]
     python -m shared.keys create-admin --owner <tenant> [--name <name>]
 
-prints a new operator (or admin) key once, alone on stdout (its audit line goes to
-stderr): the first key of a deployment, or a break-glass one. Both need database access, not a
-key; the tenant is created if it does not exist yet.
+prints a new operator (or admin) key once, alone on stdout (its audit line goes
+to stderr): the first key of a deployment, or a break-glass one. Both need
+database access, not a key; the tenant is created if it does not exist yet.
 """
 
 from __future__ import annotations

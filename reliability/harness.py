@@ -138,10 +138,10 @@ class FaultStack:
     def tenant(self, owner: str, role: str = "user", **limits: int) -> Tenant:
         """A new key for `owner` (and the tenant, if new), made by the stack's operator key.
 
-        A tenant id is 1 to 64 letters, digits, '.', '_' or '-': a name derived from a
+        A tenant id is 1 to 128 letters, digits, '.', '_' or '-': a name derived from a
         test's id is folded into that (the Tenant returned carries the id used).
         """
-        owner = re.sub(r"[^A-Za-z0-9._-]", "-", owner)[:64]
+        owner = re.sub(r"[^A-Za-z0-9._-]", "-", owner)[:128]
         operator = {"Authorization": f"Bearer {self.info.operator_key}"}
         made = httpx2.post(
             self.url + routes.GATEWAY_PREFIX + "/tenants",

@@ -482,7 +482,7 @@ OPERATIONS: Mapping[str, Operation] = {
         query=(
             _query("limit", _int(1, KEY_PAGE_MAX, 100)),
             _CURSOR,
-            _query("owner_id", {"type": "string"}, "Another tenant (operators only: else 404)."),
+            _query("owner_id", _PRINTABLE, "Another tenant (operators only: else 404)."),
         ),
         errors=frozenset({404}),
     ),
@@ -571,8 +571,8 @@ OPERATIONS: Mapping[str, Operation] = {
         query=(
             _query("limit", _int(1, KEY_PAGE_MAX, 100)),
             _CURSOR,
-            _query("tenant_id", {"type": "string"}),
-            _query("actor_key_id", {"type": "string"}),
+            _query("tenant_id", _PRINTABLE),
+            _query("actor_key_id", _PRINTABLE),
             _query("action", {"type": "string", "enum": list(ACTIONS)}),
             _query("since", _MOMENT, "Entries at or after this time."),
             _query("until", _MOMENT, "Entries before this time."),

@@ -65,8 +65,8 @@ def _problems_text(body: Mapping[str, Any], name: str, *, required: bool) -> lis
     value = body[name]
     if not isinstance(value, str):
         return [field_error(("body", name), "Input should be a valid string", "string_type")]
-    if not value.strip() or len(value) > _NAME_MAX or not value.isprintable():
-        msg = f"String should be printable, with between 1 and {_NAME_MAX} characters"
+    if not value.strip() or len(value) > _NAME_MAX:
+        msg = f"String should have between 1 and {_NAME_MAX} characters"
         return [field_error(("body", name), msg, "string_length")]
     return []
 

@@ -25,6 +25,7 @@ def main() -> int:
         info = stack.start()
         print(f"gateway listening on {info.url}")
         print(f"admin key (owner 'default'): {info.admin_key}")
+        print(f"operator key (tenants, keys, usage, audit): {info.operator_key}")
         print(f"Mistral upstream: {info.mistral_url}")
         print("stack details in .local/stack.json; Ctrl-C stops everything")
         sys.stdout.flush()

@@ -122,6 +122,11 @@ def _routes() -> tuple[Route, ...]:
         Route("POST", gw + "/keys/{key_id}/revoke", "admin", "gateway.keys.revoke"),
         Route("POST", gw + "/keys/{key_id}/rotate", "admin", "gateway.keys.rotate"),
         Route("GET", gw + "/usage", "admin", "gateway.usage"),
+        Route("POST", gw + "/tenants", "admin", "gateway.tenants.create"),
+        Route("GET", gw + "/tenants", "admin", "gateway.tenants.list"),
+        Route("GET", gw + "/tenants/{tenant_id}", "admin", "gateway.tenants.get"),
+        Route("PATCH", gw + "/tenants/{tenant_id}", "admin", "gateway.tenants.update"),
+        Route("GET", gw + "/audit", "admin", "gateway.audit.list"),
         # batch: reached by the Pub/Sub push subscription, not the load balancer
         Route("POST", gw + "/batches/events", "batch", "gateway.batches.deliver", public=False),
     ]

@@ -20,7 +20,7 @@ from typing import Any
 import flask
 import werkzeug.exceptions
 
-from shared import jsonsafe, observability, routes
+from shared import audit, jsonsafe, observability, routes, tenants
 from shared.auth import PUBLIC_OPERATIONS, authenticate, authorize
 from shared.container import Container, get_container
 from shared.errors import (
@@ -37,7 +37,7 @@ from shared.errors import (
     field_error,
 )
 from shared.keys import Principal
-from shared.ratelimit import Budget, Decision, Limit
+from shared.ratelimit import Decision
 
 __all__ = [
     "MAX_JSON_DEPTH",
@@ -132,15 +132,8 @@ class Context:
         the tenant has a token budget.
         """
         principal = self.caller
-        settings = self.container.settings
-        limit = Limit(
-            principal.rate_limit_requests or settings.rate_limit_requests,
-            principal.rate_limit_window or settings.rate_limit_window,
-        )
-        budget = Budget(
-            _or_default(principal.token_budget_per_minute, settings.token_budget_per_minute),
-            _or_default(principal.token_budget_per_day, settings.token_budget_per_day),
-        )
+        # The key's limits within its tenant's: a key narrows them, never widens them.
+        limit, budget = tenants.effective_limits(principal, self.container.settings)
         if callable(estimate):
             estimate = estimate() if budget.active else 0
         decision = self.container.limiter.check(
@@ -246,10 +239,6 @@ def _reject_unstorable_query(request: flask.Request) -> None:
         _check_text(value, ("query", name))
 
 
-def _or_default(value: int | None, default: int) -> int:
-    return default if value is None else value
-
-
 def _json_reason(exc: Exception) -> str:
     if isinstance(exc, json.JSONDecodeError):
         return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
@@ -316,6 +305,7 @@ class FunctionApp:
         finally:
             # A streamed body runs later in its own copy (observability.deferred_stream).
             observability.clear_request()
+            audit.clear_actor()
 
     def _handle(self, request: flask.Request, request_id: str, started: float) -> flask.Response:
         ctx: Context | None = None
@@ -348,6 +338,11 @@ class FunctionApp:
             if ctx is not None and ctx.principal is not None and ctx.decision is None:
                 _count_refused(ctx)
             response = self._error(exc, request_id, ctx)
+        # One audit line per change the request made, once it is known to have held.
+        if response.status_code < 400:
+            audit.flush()
+        else:
+            audit.discard()
         if ctx is not None:
             response.headers.update(ctx.headers)
             for after in self._after:
@@ -388,6 +383,16 @@ class FunctionApp:
         if route.operation in PUBLIC_OPERATIONS or not route.public:
             return
         ctx.principal = authenticate(ctx.request.headers.get("Authorization"), ctx.container.keys)
+        principal = ctx.principal
+        audit.bind_actor(
+            audit.Actor(
+                principal.owner_id,
+                principal.key_id,
+                principal.prefix,
+                principal.role,
+                ctx.request_id,
+            )
+        )
         ctx.access["owner"] = ctx.principal.owner_id
         ctx.access["key_prefix"] = ctx.principal.prefix
         authorize(ctx.principal, route.operation)

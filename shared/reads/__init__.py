@@ -37,6 +37,7 @@ from shared.reads._query import (
     ConversationsQuery,
     EntriesQuery,
     MistralListQuery,
+    QueryArgs,
 )
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "ConversationsQuery",
     "EntriesQuery",
     "MistralListQuery",
+    "QueryArgs",
     "batch",
     "batch_items",
     "batch_page",

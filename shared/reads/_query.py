@@ -27,6 +27,7 @@ __all__ = [
     "ConversationsQuery",
     "EntriesQuery",
     "MistralListQuery",
+    "QueryArgs",
 ]
 
 # The SDK's default page size is 100; a page of the gateway's own lists is bounded.
@@ -177,6 +178,10 @@ class _Args:
         except ValidationFailed as exc:
             self._errors.extend(exc.detail)
             return None
+
+
+# The gateway's own lists outside this package (keys, tenants, audit) parse with it too.
+QueryArgs = _Args
 
 
 def _depth(value: Any) -> int:

@@ -100,7 +100,8 @@ pytestmark = pytest.mark.slow
 # ("cannot import name 'RandomStrategy'"). Importing it once here, single-threaded, avoids that.
 strategies.randoms()
 
-ROLES = ("admin", "user", "read_only")
+# The operator last: its tenant administration (disabling one) cannot disturb the others.
+ROLES = ("admin", "user", "read_only", "operator")
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "mistral-small-latest"
 

@@ -23,8 +23,11 @@ __all__ = [
     "may",
 ]
 
-# Operations anyone may call: liveness for load balancers, the API document.
-PUBLIC_OPERATIONS = frozenset({"gateway.health", "gateway.openapi"})
+# Operations anyone may call: liveness for load balancers, the API document, and the
+# console's static shell (it holds no data: every figure it shows comes from a keyed route).
+PUBLIC_OPERATIONS = frozenset(
+    {"gateway.health", "gateway.openapi", "gateway.console", "gateway.console.asset"}
+)
 
 OPERATION_PERMISSIONS: Mapping[str, str] = {
     # conversations: reading
@@ -64,11 +67,13 @@ OPERATION_PERMISSIONS: Mapping[str, str] = {
     "gateway.keys.revoke": "keys:manage",
     "gateway.keys.rotate": "keys:manage",
     "gateway.usage": "usage:read",
+    # who the caller is and what its role may call (the console and CLI ask it first)
+    "gateway.whoami": "self:read",
     # batches arrive from Pub/Sub with the owner in the message, not from a key
     "gateway.batches.deliver": "batches:deliver",
 }
 
-_READ = frozenset({"conversations:read", "usage:read"})
+_READ = frozenset({"self:read", "conversations:read", "usage:read"})
 _USER = _READ | {"conversations:write", "conversations:archive", "agents:read"}
 _ADMIN = _USER | {
     "conversations:delete",

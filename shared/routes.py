@@ -122,6 +122,10 @@ def _routes() -> tuple[Route, ...]:
         Route("POST", gw + "/keys/{key_id}/revoke", "admin", "gateway.keys.revoke"),
         Route("POST", gw + "/keys/{key_id}/rotate", "admin", "gateway.keys.rotate"),
         Route("GET", gw + "/usage", "admin", "gateway.usage"),
+        Route("GET", gw + "/whoami", "admin", "gateway.whoami"),
+        # the web console: a static shell (public) whose data comes from the routes above
+        Route("GET", gw + "/console", "admin", "gateway.console"),
+        Route("GET", gw + "/console/{asset}", "admin", "gateway.console.asset"),
         # batch: reached by the Pub/Sub push subscription, not the load balancer
         Route("POST", gw + "/batches/events", "batch", "gateway.batches.deliver", public=False),
     ]

@@ -67,11 +67,12 @@ LISTS = {
     "agents.list_pages": "/v1/agents/pages",
     "gateway.keys.list": "/gateway/v1/keys",
     "gateway.usage": "/gateway/v1/usage",
+    "gateway.whoami": "/gateway/v1/whoami",
 }
 
 
 def _parameterised() -> set[str]:
-    return {r.operation for r in routes.ROUTES if r.params}
+    return {r.operation for r in routes.ROUTES if r.params and r.operation not in PUBLIC_OPERATIONS}
 
 
 def _listing() -> set[str]:

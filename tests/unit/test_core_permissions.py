@@ -57,6 +57,8 @@ EXPECTED: dict[str, frozenset[str]] = {
     "gateway.keys.revoke": ADMIN,
     "gateway.keys.rotate": ADMIN,
     "gateway.usage": ALL,
+    # the caller itself: who it is and what it may call
+    "gateway.whoami": ALL,
     # batch: delivered by Pub/Sub (Cloud Run IAM), never by a gateway key
     "gateway.batches.deliver": NOBODY,
 }

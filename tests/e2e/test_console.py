@@ -1,0 +1,338 @@
+"""The web console in a real headless Chromium (Debian's), against the whole local stack.
+
+One browser for the session; each test opens its own tab (so its own sessionStorage,
+where the console keeps the key) and records every request the page makes. Screenshots
+of the main pages go to `CONSOLE_SCREENSHOTS` (default: the session's temporary
+directory); `docs/screenshots/` holds a committed set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from devstack.stack import StackInfo
+from shared.container import Container
+from shared.keys import NewKey, create_key
+
+CHROMIUM = Path("/usr/bin/chromium")
+# The flags of a quiet, offline, throwaway browser: nothing fetched but what a page asks.
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TENANT = "console-co"
+MODEL = "mistral-small-latest"
+CONSOLE = "/gateway/v1/console"
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "lookup_weather",
+        "description": "The weather in a city.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+
+
+def _http(stack: StackInfo, method: str, path: str, key: str, body: Any = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(stack.url + path, data=data, method=method)  # noqa: S310
+    request.add_header("Authorization", f"Bearer {key}")
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - loopback
+        return json.loads(answer.read() or b"null")
+
+
+@dataclass(frozen=True)
+class Tenant:
+    keys: dict[str, NewKey]
+    conversation_id: str
+
+
+@pytest.fixture(scope="session")
+def tenant(stack: StackInfo, stack_container: Container) -> Tenant:
+    """A tenant with a key per role and a conversation holding a tool call and its result."""
+    keys = {}
+    with stack_container.pool.transaction() as conn:
+        for role in ("admin", "user", "read_only"):
+            keys[role] = create_key(conn, owner_id=TENANT, name=f"console {role}", role=role)
+    user = keys["user"].secret
+    started = _http(
+        stack,
+        "POST",
+        "/v1/conversations",
+        user,
+        {"model": MODEL, "inputs": "What is the weather in Lyon?", "tools": [TOOL]},
+    )
+    call = next(o for o in started["outputs"] if o["type"] == "function.call")
+    result = {"type": "function.result", "tool_call_id": call["tool_call_id"], "result": "sunny"}
+    _http(
+        stack, "POST", f"/v1/conversations/{started['conversation_id']}", user, {"inputs": [result]}
+    )
+    _http(
+        stack, "POST", "/v1/conversations", keys["admin"].secret, {"model": "other", "inputs": "hi"}
+    )
+    return Tenant(keys, started["conversation_id"])
+
+
+@pytest.fixture(scope="session")
+def browser_context(tmp_root: Path) -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is not installed: `make chromium` installs it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_root / "chromium-profile"),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=FLAGS,
+            viewport={"width": 1366, "height": 768},
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+@pytest.fixture(scope="session")
+def shots(tmp_root: Path) -> Path:
+    folder = Path(os.environ.get("CONSOLE_SCREENSHOTS") or tmp_root / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@dataclass
+class Console:
+    """One tab of the console, and every URL it asked for."""
+
+    page: Any
+    base: str
+    requests: list[str] = field(default_factory=list)
+
+    def open(self, hash_: str = "") -> None:
+        self.page.goto(self.base + CONSOLE + hash_)
+
+    def sign_in(self, secret: str) -> None:
+        self.page.fill("#key", secret)
+        self.page.press("#key", "Enter")
+
+    def view(self, name: str) -> Any:
+        """Go to a view by its menu link and wait until its data is shown."""
+        self.page.click(f'#nav a[data-view="{name}"]')
+        return self.wait(name)
+
+    def wait(self, name: str) -> Any:
+        return self.page.wait_for_selector(f'#view[data-view="{name}"][aria-busy="false"]')
+
+    def menu(self) -> list[str]:
+        return self.page.eval_on_selector_all("#nav a", "links => links.map(a => a.dataset.view)")
+
+    def outside(self) -> list[str]:
+        """Requests to anywhere but the gateway (data: and blob: URLs are the page's own)."""
+        origin = urlsplit(self.base)
+        return [
+            url
+            for url in self.requests
+            if urlsplit(url).scheme not in ("data", "blob") and urlsplit(url)[:2] != origin[:2]
+        ]
+
+
+@pytest.fixture
+def console(browser_context: Any, stack: StackInfo) -> Iterator[Console]:
+    page = browser_context.new_page()
+    tab = Console(page, stack.url)
+    page.on("request", lambda request: tab.requests.append(request.url))
+    page.on("dialog", lambda dialog: dialog.accept())
+    try:
+        yield tab
+    finally:
+        page.close()
+
+
+# -- signing in ----------------------------------------------------------------------------------
+
+
+def test_a_wrong_key_is_refused(console: Console) -> None:
+    """A key the gateway does not know is refused at sign-in; no view is shown."""
+    console.open()
+    console.sign_in("mgw_" + "x" * 43)
+    error = console.page.wait_for_selector("#signin-error:has-text('not valid')")
+    assert "not valid" in error.inner_text()
+    assert console.page.is_hidden("#nav")
+    assert console.page.is_hidden("#view")
+
+
+# What each role's menu holds, written out by hand (README "API keys and roles").
+MENUS = {
+    "admin": ["usage", "keys", "conversations", "agents", "batches", "health"],
+    "user": ["usage", "conversations", "agents", "batches"],
+    "read_only": ["usage", "conversations", "batches"],
+}
+
+
+@pytest.mark.parametrize("role", sorted(MENUS))
+def test_each_role_sees_only_its_views(console: Console, tenant: Tenant, role: str) -> None:
+    """The menu holds exactly the role's views; a hidden view's address shows the first one."""
+    console.open("#/keys")
+    console.sign_in(tenant.keys[role].secret)
+    console.wait(MENUS[role][0] if role != "admin" else "keys")
+    assert console.menu() == MENUS[role]
+    assert role in console.page.inner_text("#who")
+    assert console.page.is_hidden("#signin")
+    if role != "admin":
+        assert console.page.query_selector("#keys-table") is None
+
+
+def test_the_key_stays_in_the_tab_only(console: Console, tenant: Tenant) -> None:
+    """The key is in sessionStorage, never localStorage or a cookie, and gone on sign-out."""
+    console.open()
+    console.sign_in(tenant.keys["user"].secret)
+    console.wait("usage")
+    stored = console.page.evaluate("() => Object.values(sessionStorage)")
+    assert stored == [tenant.keys["user"].secret]
+    assert console.page.evaluate("() => localStorage.length") == 0
+    assert console.page.context.cookies() == []
+    console.page.click("#signout")
+    assert console.page.evaluate("() => sessionStorage.length") == 0
+    assert console.page.is_visible("#signin")
+
+
+# -- keys ----------------------------------------------------------------------------------------
+
+
+def test_an_admin_creates_and_revokes_a_key(
+    console: Console, tenant: Tenant, stack: StackInfo
+) -> None:
+    """The new key's secret is shown once and works; revoking it marks it revoked in the API."""
+    admin = tenant.keys["admin"].secret
+    console.open("#/keys")
+    console.sign_in(admin)
+    console.wait("keys")
+    console.page.click("summary:has-text('Create a key')")
+    console.page.fill("#key-name", "made in the browser")
+    console.page.select_option("select[name=role]", "read_only")
+    console.page.click("button:has-text('Create key')")
+    secret = console.page.wait_for_selector("#new-secret").inner_text()
+    assert secret.startswith("mgw_")
+    me = _http(stack, "GET", "/gateway/v1/whoami", secret)
+    assert (me["role"], me["owner_id"], me["name"]) == ("read_only", TENANT, "made in the browser")
+
+    console.page.click(f"button[aria-label='Revoke key {me['prefix']}']")
+    console.page.wait_for_selector(f"#key-notice:has-text('{me['prefix']}… revoked')")
+    keys = _http(stack, "GET", "/gateway/v1/keys?limit=1000", admin)["data"]
+    assert next(k for k in keys if k["id"] == me["key_id"])["revoked_at"] is not None
+    row = console.page.locator("#keys-table tr", has_text=me["prefix"])
+    assert "revoked" in row.inner_text()
+
+
+# -- conversations -------------------------------------------------------------------------------
+
+
+def test_a_conversation_reads_with_its_tool_call(
+    console: Console, tenant: Tenant, shots: Path
+) -> None:
+    """The question, the tool call (name and arguments), its result and the answer, in order."""
+    console.open()
+    console.sign_in(tenant.keys["read_only"].secret)
+    console.view("conversations")
+    console.page.click(f"a:has-text('{tenant.conversation_id}')")
+    console.page.wait_for_selector("li.entry[data-type='message.output']")
+    types = console.page.eval_on_selector_all("li.entry", "items => items.map(i => i.dataset.type)")
+    assert types == ["message.input", "function.call", "function.result", "message.output"]
+    call = console.page.inner_text("li.entry[data-type='function.call']")
+    assert "lookup_weather" in call
+    assert "tool call" in call
+    assert "sunny" in console.page.inner_text("li.entry[data-type='function.result']")
+    console.page.screenshot(path=shots / "conversation.png", full_page=True)
+
+
+# -- usage ---------------------------------------------------------------------------------------
+
+
+def test_the_usage_chart_plots_the_usage_apis_figures(
+    console: Console, tenant: Tenant, stack: StackInfo, shots: Path
+) -> None:
+    """Each bar segment's value is the API's figure for its day and model, its height to scale."""
+    console.open()
+    console.sign_in(tenant.keys["admin"].secret)
+    console.wait("usage")
+    console.page.select_option("select[name=split]", "model")
+    console.page.select_option("select[name=measure]", "total_tokens")
+    console.page.click("button:has-text('Show')")
+    console.page.wait_for_selector("figcaption:has-text('by model')")
+    bars = console.page.eval_on_selector_all(
+        "svg.chart rect",
+        "rs => rs.map(r => [r.dataset.period, r.dataset.series, Number(r.dataset.value),"
+        " Number(r.getAttribute('height'))])",
+    )
+    scale = float(console.page.get_attribute("svg.chart", "data-scale") or 0)
+    today = datetime.now(UTC).date()
+    since = today - timedelta(days=6)
+    figures = _http(
+        stack,
+        "GET",
+        f"/gateway/v1/usage?from={since}&to={today}&group_by=day,model",
+        tenant.keys["admin"].secret,
+    )["data"]
+    expected = sorted((r["day"], r["model"], r["total_tokens"]) for r in figures)
+    assert sorted((p, s, v) for p, s, v, _ in bars) == expected
+    assert {r[1] for r in bars} == {MODEL, "other"}
+    for _, _, value, height in bars:
+        assert height == pytest.approx(value * scale)
+    total = sum(r["total_tokens"] for r in figures)
+    assert console.page.inner_text("#total-tokens") == f"{total:,}"
+    console.page.screenshot(path=shots / "usage.png", full_page=True)
+
+
+def test_usage_figures_download_as_csv(console: Console, tenant: Tenant) -> None:
+    """The CSV holds the table's rows: a header and one line per day and model."""
+    console.open()
+    console.sign_in(tenant.keys["user"].secret)
+    console.wait("usage")
+    console.page.select_option("select[name=split]", "model")
+    console.page.click("button:has-text('Show')")
+    console.page.wait_for_selector("figcaption:has-text('by model')")
+    with console.page.expect_download() as download:
+        console.page.click("button:has-text('Download CSV')")
+    lines = Path(download.value.path()).read_text().splitlines()
+    assert lines[0].split(",")[:2] == ["day", "model"]
+    assert len(lines) == 1 + console.page.locator("#usage-table tbody tr").count()
+
+
+# -- every page, from the gateway alone ------------------------------------------------------------
+
+
+def test_every_view_loads_from_the_gateway_alone(
+    console: Console, tenant: Tenant, stack: StackInfo, shots: Path
+) -> None:
+    """Across every admin view, each request the page makes goes to the gateway itself."""
+    console.open()
+    console.sign_in(tenant.keys["admin"].secret)
+    console.wait("usage")
+    for name in MENUS["admin"]:
+        console.view(name)
+        assert console.page.query_selector("#view .error") is None, name
+        console.page.screenshot(path=shots / f"{name}.png", full_page=True)
+    assert any(url.endswith("/gateway/v1/console/chart.js") for url in console.requests)
+    assert console.outside() == []
+    health = console.page.inner_text("#health-table")
+    assert health.count("reachable") == 6
+    assert "closed" in health

@@ -5,22 +5,31 @@ Every route's operation needs one permission; every role holds a set of them.
 cannot) and `authorize` checks the role (403 when it may not). Ownership is
 not decided here: every query is scoped to `principal.owner_id`, and another
 tenant's object answers 404 exactly as a missing one does.
+
+Roles (README "Roles"): `operator` runs the deployment: tenants, keys, usage and
+the audit log of every tenant (the one permission that crosses tenants,
+`tenants:any`), and nothing of conversations or agents. `admin` is everything
+inside its own tenant; `user` and `read_only` as before. `tenant_scope` is where
+a tenant named in a request (`owner_id`, `tenant_id`) is checked against it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from shared.errors import Forbidden
+from shared.errors import Forbidden, NotFound
 from shared.keys import KeyCache, Principal, parse_bearer
 
 __all__ = [
+    "CROSS_TENANT",
     "OPERATION_PERMISSIONS",
     "PUBLIC_OPERATIONS",
     "ROLE_PERMISSIONS",
     "authenticate",
     "authorize",
+    "crosses_tenants",
     "may",
+    "tenant_scope",
 ]
 
 # Operations anyone may call: liveness for load balancers, the API document, and the
@@ -67,6 +76,12 @@ OPERATION_PERMISSIONS: Mapping[str, str] = {
     "gateway.keys.revoke": "keys:manage",
     "gateway.keys.rotate": "keys:manage",
     "gateway.usage": "usage:read",
+    # tenants and the audit log
+    "gateway.tenants.create": "tenants:manage",
+    "gateway.tenants.list": "tenants:manage",
+    "gateway.tenants.get": "tenants:read",
+    "gateway.tenants.update": "tenants:manage",
+    "gateway.audit.list": "audit:read",
     # who the caller is and what its role may call (the console and CLI ask it first)
     "gateway.whoami": "self:read",
     # batches arrive from Pub/Sub with the owner in the message, not from a key
@@ -79,12 +94,26 @@ _ADMIN = _USER | {
     "conversations:delete",
     "agents:manage",
     "keys:manage",
-    # An admin may read another tenant's usage (the operator's view); nothing else
-    # crosses tenants.
-    "usage:read_any",
+    "tenants:read",
+    "audit:read",
 }
+# The one permission that lets a request name another tenant (keys, usage, audit, tenants).
+CROSS_TENANT = "tenants:any"
+# No conversations:* and no agents:*: the platform team is not the tenants' data reader.
+_OPERATOR = frozenset(
+    {
+        "self:read",
+        "keys:manage",
+        "usage:read",
+        "tenants:read",
+        "tenants:manage",
+        "audit:read",
+        CROSS_TENANT,
+    }
+)
 
 ROLE_PERMISSIONS: Mapping[str, frozenset[str]] = {
+    "operator": _OPERATOR,
     "admin": frozenset(_ADMIN),
     "user": frozenset(_USER),
     "read_only": _READ,
@@ -104,3 +133,22 @@ def authenticate(header: str | None, keys: KeyCache) -> Principal:
 def authorize(principal: Principal, operation: str) -> None:
     if not may(principal.role, operation):
         raise Forbidden(f"the {principal.role} role may not call {operation}")
+
+
+def crosses_tenants(role: str) -> bool:
+    """True if the role may act on tenants other than its own key's."""
+    return CROSS_TENANT in ROLE_PERMISSIONS.get(role, frozenset())
+
+
+def tenant_scope(principal: Principal, named: str | None) -> str:
+    """The tenant a request acts on: the one it names, if the caller may act there.
+
+    A tenant the caller may not reach answers 404 exactly as a missing one does
+    (never 403, which would confirm it exists); whether a named tenant exists is
+    the caller's next check.
+    """
+    if not named or named == principal.owner_id:
+        return principal.owner_id
+    if crosses_tenants(principal.role):
+        return named
+    raise NotFound(f"no tenant {named!r}")

@@ -5,9 +5,12 @@ database keeps its SHA-256 and the first 12 characters for listings. A slow
 password hash buys nothing for secrets this long and would cost every request
 CPU; a lookup by hash also needs no secret comparison at all.
 
+    python -m shared.keys create-operator --owner <tenant> [--name <name>]
     python -m shared.keys create-admin --owner <tenant> [--name <name>]
 
-prints a new admin key once (the first key of a deployment, or a break-glass one).
+prints a new operator (or admin) key once: the first key of a deployment, or a
+break-glass one. Both need database access, not a key; the tenant is created
+if it does not exist yet.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from shared.errors import Unauthorized
 
 __all__ = [
     "KEY_PREFIX",
+    "MAX_GRACE_S",
     "ROLES",
     "KeyCache",
     "NewKey",
@@ -40,7 +44,9 @@ __all__ = [
 ]
 
 KEY_PREFIX = "mgw_"
-ROLES = ("admin", "user", "read_only")
+ROLES = ("operator", "admin", "user", "read_only")
+# A rotation's grace window: the old secret keeps working at most this long.
+MAX_GRACE_S = 7 * 24 * 3600
 _VISIBLE = len(KEY_PREFIX) + 8
 _KEY_LENGTH = len(KEY_PREFIX) + 43
 
@@ -58,6 +64,11 @@ class Principal:
     rate_limit_window: int | None = None
     token_budget_per_minute: int | None = None
     token_budget_per_day: int | None = None
+    # The tenant's own limits (null: the deployment's default); the key may only narrow them.
+    tenant_limits: tuple[int | None, int | None, int | None, int | None] = (None,) * 4
+    # Allow-lists: empty means no restriction.
+    allowed_models: tuple[str, ...] = ()
+    allowed_agents: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,19 +107,30 @@ def create_key(
     name: str,
     role: str,
     limits: dict[str, int | None] | None = None,
+    allowed_models: tuple[str, ...] | list[str] = (),
+    allowed_agents: tuple[str, ...] | list[str] = (),
 ) -> NewKey:
-    """Insert a new key; return it with its secret (never stored, never logged)."""
+    """Insert a new key; return it with its secret (never stored, never logged).
+
+    The tenant is created (named after its id) if it does not exist: the command
+    line's first key makes its tenant. The keys API checks the tenant exists first.
+    """
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
     secret = new_secret()
     key_id = "key_" + secrets.token_hex(8)
     limits = limits or {}
+    conn.run(
+        "INSERT INTO tenants (id, name) VALUES (:id, :id) ON CONFLICT (id) DO NOTHING",
+        id=owner_id,
+    )
     row = conn.one(
-        "INSERT INTO api_keys (id, owner_id, name, role, prefix, secret_hash,"
-        " rate_limit_requests, rate_limit_window, token_budget_per_minute, token_budget_per_day)"
-        " VALUES (:id, :owner, :name, :role, :prefix, :hash, :rl, :rw, :tbm, :tbd)"
-        " RETURNING id, owner_id, name, role, prefix, rate_limit_requests, rate_limit_window,"
-        " token_budget_per_minute, token_budget_per_day",
+        "INSERT INTO api_keys (id, owner_id, name, role, prefix, secret_hash,"  # noqa: S608 (constant column list; values are parameters)
+        " rate_limit_requests, rate_limit_window, token_budget_per_minute, token_budget_per_day,"
+        " allowed_models, allowed_agents)"
+        " VALUES (:id, :owner, :name, :role, :prefix, :hash, :rl, :rw, :tbm, :tbd,"
+        " CAST(:models AS text[]), CAST(:agents AS text[]))"
+        " RETURNING " + _PRINCIPAL_COLUMNS,
         id=key_id,
         owner=owner_id,
         name=name,
@@ -119,61 +141,111 @@ def create_key(
         rw=limits.get("rate_limit_window"),
         tbm=limits.get("token_budget_per_minute"),
         tbd=limits.get("token_budget_per_day"),
+        models=list(allowed_models),
+        agents=list(allowed_agents),
     )
     assert row is not None
-    return NewKey(Principal(key_id=row.pop("id"), **_principal_fields(row)), secret)
+    return NewKey(_principal(row), secret)
 
 
-def revoke_key(conn: Conn, *, key_id: str, owner_id: str) -> bool | None:
-    """Revoke the owner's key: True if it was live, False if already revoked, None if unknown.
+def revoke_key(conn: Conn, *, key_id: str, owner_id: str | None) -> bool | None:
+    """Revoke a key of the owner (any tenant's when `owner_id` is None): True if it was
+    live, False if already revoked, None if unknown.
 
     Instances that cached the key keep accepting it until their cache entry
     expires (`KeyCache`, at most its TTL); the caller forgets its own cache.
     """
     row = conn.one(
-        "UPDATE api_keys SET revoked_at = now()"
-        " WHERE id = :id AND owner_id = :owner AND revoked_at IS NULL RETURNING id",
+        "UPDATE api_keys SET revoked_at = now(), previous_secret_hash = NULL,"
+        " previous_secret_expires_at = NULL"
+        " WHERE id = :id AND (CAST(:owner AS text) IS NULL OR owner_id = :owner)"
+        " AND revoked_at IS NULL RETURNING id",
         id=key_id,
         owner=owner_id,
     )
     if row is not None:
         return True
     known = conn.one(
-        "SELECT id FROM api_keys WHERE id = :id AND owner_id = :owner", id=key_id, owner=owner_id
+        "SELECT id FROM api_keys WHERE id = :id"
+        " AND (CAST(:owner AS text) IS NULL OR owner_id = :owner)",
+        id=key_id,
+        owner=owner_id,
     )
     return False if known is not None else None
 
 
-def rotate_key(conn: Conn, *, key_id: str, owner_id: str) -> NewKey | None:
-    """Give the owner's live key a new secret (same id, role and limits); None if unknown
-    or revoked. The old secret stops working as `revoke_key`'s does."""
+def rotate_key(conn: Conn, *, key_id: str, owner_id: str | None, grace_s: int = 0) -> NewKey | None:
+    """Give a live key a new secret (same id, role and limits); None if unknown or revoked.
+
+    With `grace_s` > 0 the old secret keeps working that many seconds more (then
+    stops within the key cache's TTL); with 0 it stops as `revoke_key`'s does.
+    A secret still in an earlier grace window is replaced by this one's.
+    """
+    if not 0 <= grace_s <= MAX_GRACE_S:
+        raise ValueError(f"grace_s must be between 0 and {MAX_GRACE_S}")
     secret = new_secret()
     row = conn.one(
-        "UPDATE api_keys SET secret_hash = :hash, prefix = :prefix, rotated_at = now()"
-        " WHERE id = :id AND owner_id = :owner AND revoked_at IS NULL"
-        " RETURNING id, owner_id, name, role, prefix, rate_limit_requests, rate_limit_window,"
-        " token_budget_per_minute, token_budget_per_day",
+        "UPDATE api_keys SET secret_hash = :hash, prefix = :prefix, rotated_at = now(),"  # noqa: S608 (constant column list; values are parameters)
+        " previous_secret_hash = CASE WHEN CAST(:grace AS integer) > 0 THEN secret_hash END,"
+        " previous_secret_expires_at = CASE WHEN CAST(:grace AS integer) > 0"
+        "   THEN now() + make_interval(secs => CAST(:grace AS integer)) END"
+        " WHERE id = :id AND (CAST(:owner AS text) IS NULL OR owner_id = :owner)"
+        " AND revoked_at IS NULL RETURNING " + _PRINCIPAL_COLUMNS,
         hash=hash_key(secret),
         prefix=secret[:_VISIBLE],
+        grace=grace_s,
         id=key_id,
         owner=owner_id,
     )
     if row is None:
         return None
-    return NewKey(Principal(key_id=row.pop("id"), **_principal_fields(row)), secret)
+    return NewKey(_principal(row), secret)
 
 
-def _principal_fields(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "owner_id": row["owner_id"],
-        "name": row["name"],
-        "role": row["role"],
-        "prefix": row["prefix"],
-        "rate_limit_requests": row["rate_limit_requests"],
-        "rate_limit_window": row["rate_limit_window"],
-        "token_budget_per_minute": row["token_budget_per_minute"],
-        "token_budget_per_day": row["token_budget_per_day"],
-    }
+_PRINCIPAL_COLUMNS = (
+    "id, owner_id, name, role, prefix, rate_limit_requests, rate_limit_window,"
+    " token_budget_per_minute, token_budget_per_day, allowed_models, allowed_agents"
+)
+_TENANT_LIMITS = (
+    "rate_limit_requests",
+    "rate_limit_window",
+    "token_budget_per_minute",
+    "token_budget_per_day",
+)
+
+
+def _principal(row: dict[str, Any], tenant: dict[str, Any] | None = None) -> Principal:
+    tenant_limits: Any = tuple((tenant or {}).get(name) for name in _TENANT_LIMITS)
+    return Principal(
+        key_id=row["id"],
+        owner_id=row["owner_id"],
+        name=row["name"],
+        role=row["role"],
+        prefix=row["prefix"],
+        rate_limit_requests=row["rate_limit_requests"],
+        rate_limit_window=row["rate_limit_window"],
+        token_budget_per_minute=row["token_budget_per_minute"],
+        token_budget_per_day=row["token_budget_per_day"],
+        tenant_limits=tenant_limits,
+        allowed_models=tuple(row.get("allowed_models") or ()),
+        allowed_agents=tuple(row.get("allowed_agents") or ()),
+    )
+
+
+# The key by its current secret, or by its previous one inside the grace window; never
+# a revoked key, never a key of a disabled tenant.
+_RESOLVE_SQL = (
+    "UPDATE api_keys AS k SET last_used_at = now() FROM tenants AS t"
+    " WHERE t.id = k.owner_id AND NOT t.disabled AND k.revoked_at IS NULL"
+    " AND (k.secret_hash = :h"
+    "      OR (k.previous_secret_hash = :h AND k.previous_secret_expires_at > now()))"
+    " RETURNING k.id, k.owner_id, k.name, k.role, k.prefix, k.rate_limit_requests,"
+    " k.rate_limit_window, k.token_budget_per_minute, k.token_budget_per_day,"
+    " k.allowed_models, k.allowed_agents, t.rate_limit_requests AS t_rate_limit_requests,"
+    " t.rate_limit_window AS t_rate_limit_window,"
+    " t.token_budget_per_minute AS t_token_budget_per_minute,"
+    " t.token_budget_per_day AS t_token_budget_per_day"
+)
 
 
 class KeyCache:
@@ -212,16 +284,11 @@ class KeyCache:
 
     def _load(self, digest: bytes) -> Principal | None:
         with self._pool().connection() as conn:
-            row = conn.one(
-                "UPDATE api_keys SET last_used_at = now()"
-                " WHERE secret_hash = :h AND revoked_at IS NULL"
-                " RETURNING id, owner_id, name, role, prefix, rate_limit_requests,"
-                " rate_limit_window, token_budget_per_minute, token_budget_per_day",
-                h=digest,
-            )
+            row = conn.one(_RESOLVE_SQL, h=digest)
         if row is None:
             return None
-        return Principal(key_id=row.pop("id"), **_principal_fields(row))
+        tenant = {name: row["t_" + name] for name in _TENANT_LIMITS}
+        return _principal(row, tenant)
 
     def forget(self) -> None:
         with self._lock:
@@ -231,15 +298,26 @@ class KeyCache:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shared.keys")
     sub = parser.add_subparsers(dest="command", required=True)
-    create = sub.add_parser("create-admin", help="create an admin key and print it once")
-    create.add_argument("--owner", required=True, help="the tenant the key belongs to")
-    create.add_argument("--name", default="bootstrap admin")
+    for role in ("operator", "admin"):
+        create = sub.add_parser(f"create-{role}", help=f"create an {role} key and print it once")
+        create.add_argument("--owner", required=True, help="the tenant the key belongs to")
+        create.add_argument("--name", default=f"bootstrap {role}")
     args = parser.parse_args(argv)
+    role = args.command.removeprefix("create-")
 
+    from shared import audit
     from shared.container import get_container
 
     with get_container().pool.transaction() as conn:
-        key = create_key(conn, owner_id=args.owner, name=args.name, role="admin")
+        key = create_key(conn, owner_id=args.owner, name=args.name, role=role)
+        audit.record(
+            conn,
+            "key.create",
+            key.principal.key_id,
+            tenant_id=args.owner,
+            changes={"name": args.name, "role": role, "via": "command line"},
+        )
+    audit.flush()
     print(key.secret)
     return 0
 

@@ -122,6 +122,11 @@ def _routes() -> tuple[Route, ...]:
         Route("POST", gw + "/keys/{key_id}/revoke", "admin", "gateway.keys.revoke"),
         Route("POST", gw + "/keys/{key_id}/rotate", "admin", "gateway.keys.rotate"),
         Route("GET", gw + "/usage", "admin", "gateway.usage"),
+        Route("POST", gw + "/tenants", "admin", "gateway.tenants.create"),
+        Route("GET", gw + "/tenants", "admin", "gateway.tenants.list"),
+        Route("GET", gw + "/tenants/{tenant_id}", "admin", "gateway.tenants.get"),
+        Route("PATCH", gw + "/tenants/{tenant_id}", "admin", "gateway.tenants.update"),
+        Route("GET", gw + "/audit", "admin", "gateway.audit.list"),
         Route("GET", gw + "/whoami", "admin", "gateway.whoami"),
         # the web console: a static shell (public) whose data comes from the routes above
         Route("GET", gw + "/console", "admin", "gateway.console"),

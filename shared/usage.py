@@ -8,7 +8,8 @@ request that reached Mistral; nothing is counted on the hot path. Days are UTC.
     from, to   inclusive UTC dates; default the 30 days ending today; at most 366 days
     group_by   any of key, agent, model, day, hour, comma-separated (default day;
                empty = totals)
-    owner_id   another tenant: only with the `usage:read_any` permission (admin), else 403
+    owner_id   another tenant: an operator only; anyone else gets 404 (as for a missing
+               tenant), and so does an operator naming a tenant that does not exist
 
     -> 200 {"object": "gateway.usage", "owner_id", "from", "to", "group_by": [...],
             "totals": Counts,
@@ -29,9 +30,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from shared.auth import ROLE_PERMISSIONS
+from shared import tenants
+from shared.auth import tenant_scope
 from shared.db import Pool
-from shared.errors import Forbidden, ValidationFailed, field_error
+from shared.errors import ValidationFailed, field_error
+from shared.keys import Principal
 
 __all__ = ["DIMENSIONS", "MAX_DAYS", "UsageQuery", "parse_query", "usage"]
 
@@ -46,7 +49,6 @@ DIMENSIONS: Mapping[str, str] = {
 MAX_DAYS = 366
 _DEFAULT_DAYS = 30
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_READ_ANY = "usage:read_any"
 _COUNTS = ("requests", "failed_requests", "prompt_tokens", "completion_tokens")
 
 
@@ -71,9 +73,9 @@ def _date(raw: str, name: str) -> date:
 
 
 def parse_query(
-    query: Mapping[str, str], *, owner: str, role: str, today: date | None = None
+    query: Mapping[str, str], *, caller: Principal, today: date | None = None
 ) -> UsageQuery:
-    """The validated query; 403 when another tenant's usage is asked without the right."""
+    """The validated query; 404 when another tenant's usage is asked without the right."""
     today = today or datetime.now(UTC).date()
     raw_from, raw_to = query.get("from"), query.get("to")
     last = _date(raw_to, "to") if raw_to else None
@@ -96,9 +98,7 @@ def parse_query(
         msg = f"unknown group_by {', '.join(unknown)}; use any of {', '.join(DIMENSIONS)}"
         raise ValidationFailed([field_error(("query", "group_by"), msg, "enum")])
 
-    wanted = query.get("owner_id") or owner
-    if wanted != owner and _READ_ANY not in ROLE_PERMISSIONS.get(role, frozenset()):
-        raise Forbidden(f"the {role} role may only read its own tenant's usage")
+    wanted = tenant_scope(caller, query.get("owner_id"))
     ordered = tuple(n for n in DIMENSIONS if n in names)
     return UsageQuery(wanted, first, last, ordered)
 
@@ -140,6 +140,7 @@ def usage(pool: Pool, query: UsageQuery) -> dict[str, Any]:
     start = datetime.combine(query.first_day, time(), UTC)
     end = datetime.combine(query.last_day + timedelta(days=1), time(), UTC)
     with pool.connection() as conn:
+        tenants.require(conn, query.owner_id)
         rows = conn.all(
             _USAGE_SQL,
             owner=query.owner_id,

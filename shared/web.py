@@ -17,7 +17,7 @@ from typing import Any
 
 import flask
 
-from shared import observability, routes
+from shared import audit, observability, routes, tenants
 from shared.auth import PUBLIC_OPERATIONS, authenticate, authorize
 from shared.container import Container, get_container
 from shared.errors import (
@@ -31,7 +31,7 @@ from shared.errors import (
     error_response,
     field_error,
 )
-from shared.ratelimit import Budget, Decision, Limit
+from shared.ratelimit import Decision
 
 __all__ = [
     "MAX_JSON_DEPTH",
@@ -111,15 +111,8 @@ class Context:
         itself (after validating the body) for the ones that spend tokens.
         """
         principal = self.principal
-        settings = self.container.settings
-        limit = Limit(
-            principal.rate_limit_requests or settings.rate_limit_requests,
-            principal.rate_limit_window or settings.rate_limit_window,
-        )
-        budget = Budget(
-            _or_default(principal.token_budget_per_minute, settings.token_budget_per_minute),
-            _or_default(principal.token_budget_per_day, settings.token_budget_per_day),
-        )
+        # The key's limits within its tenant's: a key narrows them, never widens them.
+        limit, budget = tenants.effective_limits(principal, self.container.settings)
         decision = self.container.limiter.check(
             principal.key_id, principal.owner_id, limit, budget, estimate
         )
@@ -176,10 +169,6 @@ def _reject_unstorable_query(request: flask.Request) -> None:
     for name, value in request.args.items(multi=True):
         _check_text(name, ("query", name))
         _check_text(value, ("query", name))
-
-
-def _or_default(value: int | None, default: int) -> int:
-    return default if value is None else value
 
 
 def _json_reason(exc: Exception) -> str:
@@ -241,6 +230,7 @@ class FunctionApp:
         finally:
             # A streamed body runs later in its own copy (observability.deferred_stream).
             observability.clear_request()
+            audit.clear_actor()
 
     def _handle(self, request: flask.Request, request_id: str, started: float) -> flask.Response:
         ctx: Context | None = None
@@ -269,6 +259,11 @@ class FunctionApp:
         except Exception as exc:
             error = exc
             response = self._error(exc, request_id, ctx)
+        # One audit line per change the request made, once it is known to have held.
+        if response.status_code < 400:
+            audit.flush()
+        else:
+            audit.discard()
         if ctx is not None:
             response.headers.update(ctx.headers)
             for after in self._after:
@@ -309,6 +304,16 @@ class FunctionApp:
         if route.operation in PUBLIC_OPERATIONS or not route.public:
             return
         ctx.principal = authenticate(ctx.request.headers.get("Authorization"), ctx.container.keys)
+        principal = ctx.principal
+        audit.bind_actor(
+            audit.Actor(
+                principal.owner_id,
+                principal.key_id,
+                principal.prefix,
+                principal.role,
+                ctx.request_id,
+            )
+        )
         ctx.access["owner"] = ctx.principal.owner_id
         ctx.access["key_prefix"] = ctx.principal.prefix
         authorize(ctx.principal, route.operation)

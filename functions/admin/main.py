@@ -3,7 +3,8 @@
 Mistral's routes (`/v1/agents...`, `DELETE /v1/conversations/{id}`) answer in
 Mistral's shapes, deletes with exactly 204 and no body. The gateway's own routes
 are documented where their logic lives: `shared.keyadmin` (keys), `shared.usage`
-(usage) and `shared.lifecycle` (archive, unarchive). Authentication, roles and
+(usage), `shared.tenants` (tenants), `shared.audit` (the audit log) and
+`shared.lifecycle` (archive, unarchive). Authentication, roles and
 rate limits are applied by `FunctionApp` before a handler runs.
 """
 
@@ -16,8 +17,9 @@ from urllib.parse import quote
 import flask
 import functions_framework
 
-from shared import agents, keyadmin, lifecycle, usage, whoami
-from shared.errors import NotFound
+from shared import agents, audit, keyadmin, lifecycle, tenants, usage, whoami
+from shared.auth import crosses_tenants, tenant_scope
+from shared.errors import Conflict, NotFound
 from shared.health import health
 from shared.mistral import UpstreamResponse
 from shared.web import Context, FunctionApp, Handler, json_response
@@ -145,45 +147,81 @@ def _relay(method: str, suffix: str) -> Handler:
     return handler
 
 
-# -- keys and usage ----------------------------------------------------------------------------
+# -- keys, usage, tenants and the audit log -----------------------------------------------------
 
 
 def create_key(ctx: Context) -> flask.Response:
-    fields = keyadmin.parse_create(ctx.json_body(), ctx.owner)
+    fields = keyadmin.parse_create(ctx.json_body(), ctx.principal)
     return json_response(keyadmin.create(ctx.container.pool, fields))
 
 
 def list_keys(ctx: Context) -> flask.Response:
-    return json_response(
-        keyadmin.list_keys(
-            ctx.container.pool, ctx.owner, ctx.query("limit"), ctx.query("page_token")
-        )
-    )
+    return json_response(keyadmin.list_keys(ctx.container.pool, ctx.principal, ctx.request.args))
 
 
 def update_key(ctx: Context) -> flask.Response:
     fields = keyadmin.parse_update(ctx.json_body())
-    key = keyadmin.update(ctx.container.pool, ctx.owner, ctx.params["key_id"], fields)
+    key = keyadmin.update(ctx.container.pool, ctx.principal, ctx.params["key_id"], fields)
     # New limits apply on this instance at once, on the others within the cache's TTL.
     ctx.container.keys.forget()
     return json_response(key)
 
 
 def revoke_key(ctx: Context) -> flask.Response:
-    key = keyadmin.revoke(ctx.container.pool, ctx.owner, ctx.params["key_id"])
+    key = keyadmin.revoke(ctx.container.pool, ctx.principal, ctx.params["key_id"])
     ctx.container.keys.forget()
     return json_response(key)
 
 
 def rotate_key(ctx: Context) -> flask.Response:
-    rotated = keyadmin.rotate(ctx.container.pool, ctx.owner, ctx.params["key_id"])
+    # The body is optional: a bare POST rotates with no grace window.
+    has_body = bool(ctx.request.content_length) or bool(ctx.request.mimetype)
+    grace_s = keyadmin.parse_rotate(ctx.json_body() if has_body else None)
+    rotated = keyadmin.rotate(ctx.container.pool, ctx.principal, ctx.params["key_id"], grace_s)
     ctx.container.keys.forget()
     return json_response(rotated)
 
 
 def read_usage(ctx: Context) -> flask.Response:
-    query = usage.parse_query(ctx.request.args, owner=ctx.owner, role=ctx.principal.role)
+    query = usage.parse_query(ctx.request.args, caller=ctx.principal)
     return json_response(usage.usage(ctx.container.pool, query))
+
+
+def create_tenant(ctx: Context) -> flask.Response:
+    fields = tenants.parse_create(ctx.json_body())
+    return json_response(tenants.create(ctx.container.pool, fields))
+
+
+def list_tenants(ctx: Context) -> flask.Response:
+    return json_response(tenants.list_tenants(ctx.container.pool, ctx.request.args))
+
+
+def get_tenant(ctx: Context) -> flask.Response:
+    tenant_id = tenant_scope(ctx.principal, ctx.params["tenant_id"])
+    return json_response(tenants.get(ctx.container.pool, tenant_id))
+
+
+def update_tenant(ctx: Context) -> flask.Response:
+    fields = tenants.parse_update(ctx.json_body())
+    tenant_id = ctx.params["tenant_id"]
+    if fields.get("disabled") and tenant_id == ctx.owner:
+        # An operator disabling its own tenant would lock every operator out.
+        raise Conflict("an operator cannot disable its own tenant")
+    tenant = tenants.update(ctx.container.pool, tenant_id, fields)
+    # A disabled tenant's keys stop here at once, on the other instances within the TTL.
+    ctx.container.keys.forget()
+    return json_response(tenant)
+
+
+def list_audit(ctx: Context) -> flask.Response:
+    named = ctx.query("tenant_id") or None
+    tenant_id: str | None
+    if named is None and crosses_tenants(ctx.principal.role):
+        tenant_id = None  # an operator's default view: every tenant
+    else:
+        tenant_id = tenant_scope(ctx.principal, named)
+    query = audit.AuditQuery.from_args(ctx.request.args, tenant_id)
+    return json_response(audit.list_entries(ctx.container.pool, query))
 
 
 def read_whoami(ctx: Context) -> flask.Response:
@@ -260,6 +298,11 @@ _HANDLERS: dict[str, Handler] = {
     "gateway.keys.revoke": revoke_key,
     "gateway.keys.rotate": rotate_key,
     "gateway.usage": read_usage,
+    "gateway.tenants.create": create_tenant,
+    "gateway.tenants.list": list_tenants,
+    "gateway.tenants.get": get_tenant,
+    "gateway.tenants.update": update_tenant,
+    "gateway.audit.list": list_audit,
     "gateway.whoami": read_whoami,
     "gateway.console": console,
     "gateway.console.asset": console_asset,

@@ -36,6 +36,7 @@ from shared.reads._query import (
     ConversationsQuery,
     EntriesQuery,
     MistralListQuery,
+    QueryArgs,
 )
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "ConversationsQuery",
     "EntriesQuery",
     "MistralListQuery",
+    "QueryArgs",
     "batch",
     "batch_items",
     "batch_page",

@@ -26,6 +26,7 @@ __all__ = [
     "ConversationsQuery",
     "EntriesQuery",
     "MistralListQuery",
+    "QueryArgs",
 ]
 
 # The SDK's default page size is 100; a page is one response body, so it is bounded.
@@ -167,6 +168,10 @@ class _Args:
         except ValidationFailed as exc:
             self._errors.extend(exc.detail)
             return None
+
+
+# The gateway's own lists outside this package (keys, tenants, audit) parse with it too.
+QueryArgs = _Args
 
 
 def _depth(value: Any) -> int:

@@ -71,7 +71,7 @@ def tenant(stack: StackInfo, stack_container: Container) -> Tenant:
     """A tenant with a key per role and a conversation holding a tool call and its result."""
     keys = {}
     with stack_container.pool.transaction() as conn:
-        for role in ("admin", "user", "read_only"):
+        for role in ("operator", "admin", "user", "read_only"):
             keys[role] = create_key(conn, owner_id=TENANT, name=f"console {role}", role=role)
     user = keys["user"].secret
     started = _http(
@@ -182,7 +182,9 @@ def test_a_wrong_key_is_refused(console: Console) -> None:
 
 # What each role's menu holds, written out by hand (README "API keys and roles").
 MENUS = {
-    "admin": ["usage", "keys", "conversations", "agents", "batches", "health"],
+    # The operator runs the deployment: no conversation content, no agents.
+    "operator": ["usage", "keys", "audit", "tenants", "health"],
+    "admin": ["usage", "keys", "conversations", "agents", "batches", "audit", "health"],
     "user": ["usage", "conversations", "agents", "batches"],
     "read_only": ["usage", "conversations", "batches"],
 }
@@ -193,11 +195,11 @@ def test_each_role_sees_only_its_views(console: Console, tenant: Tenant, role: s
     """The menu holds exactly the role's views; a hidden view's address shows the first one."""
     console.open("#/keys")
     console.sign_in(tenant.keys[role].secret)
-    console.wait(MENUS[role][0] if role != "admin" else "keys")
+    console.wait("keys" if "keys" in MENUS[role] else MENUS[role][0])
     assert console.menu() == MENUS[role]
     assert role in console.page.inner_text("#who")
     assert console.page.is_hidden("#signin")
-    if role != "admin":
+    if "keys" not in MENUS[role]:
         assert console.page.query_selector("#keys-table") is None
 
 
@@ -221,7 +223,8 @@ def test_the_key_stays_in_the_tab_only(console: Console, tenant: Tenant) -> None
 def test_an_admin_creates_and_revokes_a_key(
     console: Console, tenant: Tenant, stack: StackInfo
 ) -> None:
-    """The new key's secret is shown once and works; revoking it marks it revoked in the API."""
+    """The new key's secret is shown once and works; revoking it marks it revoked in the API,
+    and the audit log shows both."""
     admin = tenant.keys["admin"].secret
     console.open("#/keys")
     console.sign_in(admin)
@@ -241,6 +244,10 @@ def test_an_admin_creates_and_revokes_a_key(
     assert next(k for k in keys if k["id"] == me["key_id"])["revoked_at"] is not None
     row = console.page.locator("#keys-table tr", has_text=me["prefix"])
     assert "revoked" in row.inner_text()
+
+    console.view("audit")
+    actions = console.page.locator("#audit-table tr", has_text=me["key_id"]).all_inner_texts()
+    assert [a.split("\t")[3] for a in actions] == ["key.revoke", "key.create"]
 
 
 # -- conversations -------------------------------------------------------------------------------
@@ -334,5 +341,26 @@ def test_every_view_loads_from_the_gateway_alone(
     assert any(url.endswith("/gateway/v1/console/chart.js") for url in console.requests)
     assert console.outside() == []
     health = console.page.inner_text("#health-table")
+    assert console.page.locator("#audit-table").count() == 0  # the last view is health
     assert health.count("reachable") == 6
     assert "closed" in health
+
+
+def test_an_operator_sees_tenants_and_every_tenants_audit(
+    console: Console, tenant: Tenant, stack: StackInfo, shots: Path
+) -> None:
+    """The operator's tenant list holds the console's tenant; its audit log crosses tenants."""
+    console.open()
+    console.sign_in(tenant.keys["operator"].secret)
+    console.view("tenants")
+    console.page.wait_for_selector("#tenants-table")
+    console.page.screenshot(path=shots / "tenants.png", full_page=True)
+    listed = _http(stack, "GET", "/gateway/v1/tenants?limit=1000", tenant.keys["operator"].secret)
+    shown = console.page.eval_on_selector_all(
+        "#tenants-table tbody tr td:first-child", "cells => cells.map(c => c.innerText)"
+    )
+    assert shown == [t["id"] for t in listed["data"]][:50]
+    console.view("audit")
+    assert console.page.query_selector("#view .error") is None
+    console.page.screenshot(path=shots / "audit.png", full_page=True)
+    assert console.outside() == []

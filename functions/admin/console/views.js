@@ -265,9 +265,23 @@ async function renderKeys(section, { me }) {
     field("Allowed agents", input("allowed_agents"), "comma-separated; empty: any"),
     h("button", { type: "submit" }, "Create key"));
   const listing = h("div", { id: "keys-list" });
-  section.append(h("h2", {}, "Keys"), notice, h("details", {},
-    h("summary", {}, "Create a key"), create), listing);
   const filter = {};
+  const tenantFilter = isOperator(me) ? h("form", { class: "filters", "aria-label": "Keys of" },
+    field("Keys of tenant", input("owner_id", { placeholder: me.owner_id })),
+    h("button", { type: "submit" }, "Show keys")) : null;
+  section.append(h("h2", {}, "Keys"), notice, tenantFilter, h("details", {},
+    h("summary", {}, "Create a key"), create), listing);
+  if (tenantFilter) {
+    tenantFilter.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      filter.owner_id = formData(tenantFilter).owner_id;
+      try {
+        await reload();
+      } catch (error) {
+        listing.replaceChildren(alertBox(error));
+      }
+    });
+  }
   async function reload() {
     listing.replaceChildren();
     await paged(listing, "Keys of the tenant", `${GW}/keys`, { limit: 50, ...filter },

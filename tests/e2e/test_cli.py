@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import urllib.error
@@ -272,3 +273,29 @@ def test_publishing_without_the_pubsub_client_says_what_to_install(
     done = run("batch", "submit", str(path), "--topic", "projects/p/topics/t", ok=False)
     assert done.returncode == 2
     assert "google-cloud-pubsub" in done.stderr
+
+
+# -- the newcomer's first key ----------------------------------------------------------------------
+
+
+def test_readmes_first_key_command_works_beside_make_run(
+    stack: StackInfo, tmp_root: Path, tmp_path: Path
+) -> None:
+    """`python -m shared.keys create-admin` finds the local stack's database by itself."""
+    (tmp_path / ".local").mkdir()
+    shutil.copy(tmp_root / "stack" / "stack.json", tmp_path / ".local" / "stack.json")
+    unset = ("DATABASE_URL", "REDIS_URL", "DB_HOST", "CLOUD_SQL_INSTANCE", "GATEWAY_STATE_DIR")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    done = subprocess.run(
+        [sys.executable, "-m", "shared.keys", "create-admin", "--owner", "newcomer"],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    me = _http(stack, "GET", "/gateway/v1/whoami", done.stdout.strip())
+    assert (me["owner_id"], me["role"]) == ("newcomer", "admin")
+    assert "local stack" in done.stderr

@@ -337,6 +337,9 @@ def test_every_view_loads_from_the_gateway_alone(
     for name in MENUS["admin"]:
         console.view(name)
         assert console.page.query_selector("#view .error") is None, name
+        shown = console.page.inner_text("#view")
+        assert "null" not in shown.split(), name
+        assert "undefined" not in shown, name
         console.page.screenshot(path=shots / f"{name}.png", full_page=True)
     assert any(url.endswith("/gateway/v1/console/chart.js") for url in console.requests)
     assert console.outside() == []

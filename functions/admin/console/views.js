@@ -269,8 +269,8 @@ async function renderKeys(section, { me }) {
   const tenantFilter = isOperator(me) ? h("form", { class: "filters", "aria-label": "Keys of" },
     field("Keys of tenant", input("owner_id", { placeholder: me.owner_id })),
     h("button", { type: "submit" }, "Show keys")) : null;
-  section.append(h("h2", {}, "Keys"), notice, tenantFilter, h("details", {},
-    h("summary", {}, "Create a key"), create), listing);
+  section.append(...[h("h2", {}, "Keys"), notice, tenantFilter, h("details", {},
+    h("summary", {}, "Create a key"), create), listing].filter(Boolean));
   if (tenantFilter) {
     tenantFilter.addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -577,7 +577,8 @@ async function renderAudit(section, { me }) {
         since: f.since ? `${f.since}T00:00:00Z` : "",
       }, [
         ["When", (a) => when(a.created_at)], ["Tenant", (a) => a.tenant_id],
-        ["Actor", (a) => `${a.actor_prefix || ""} (${a.actor_role || ""})`],
+        ["Actor", (a) => (a.actor_prefix ? `${a.actor_prefix}… (${a.actor_role})`
+          : "no key (command line)")],
         ["Action", (a) => h("code", {}, a.action)], ["Target", (a) => a.target_id],
         ["Outcome", (a) => a.outcome], ["Changes", (a) => JSON.stringify(a.changes || {})],
       ], { id: "audit-table" });

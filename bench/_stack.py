@@ -150,11 +150,19 @@ class BenchStack:
 
     def create_key(self, name: str, owner: str | None, role: str = "user") -> str:
         body: dict[str, Any] = {"name": name, "role": role, "rate_limit_requests": BENCH_RATE_LIMIT}
+        key = self.admin_key
         if owner is not None:
+            # Another tenant: the operator makes it (if new) and its key.
+            assert self.info is not None
+            key = self.info.operator_key
+            http(
+                "POST",
+                self.functions["admin"] + "/gateway/v1/tenants",
+                {"id": owner, "name": owner},
+                key=key,
+            )
             body["owner_id"] = owner
-        status, raw = http(
-            "POST", self.functions["admin"] + "/gateway/v1/keys", body, key=self.admin_key
-        )
+        status, raw = http("POST", self.functions["admin"] + "/gateway/v1/keys", body, key=key)
         if status != 200:
             raise RuntimeError(f"could not create a bench key: {status} {raw[:300]!r}")
         return str(json.loads(raw)["secret"])

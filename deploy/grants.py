@@ -57,6 +57,9 @@ def grant_statements(users: Iterable[str], schema: str = "public") -> list[str]:
             f" GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role}",
             f"ALTER DEFAULT PRIVILEGES IN SCHEMA {schema}"
             f" GRANT USAGE, SELECT ON SEQUENCES TO {role}",
+            # The audit log is append-only for the functions (migration 0003's trigger
+            # refuses it too; without the privilege they cannot disable that either).
+            f"REVOKE UPDATE, DELETE, TRUNCATE ON {schema}.audit_log FROM {role}",
         ]
     return statements
 

@@ -39,6 +39,8 @@ __all__ = ["LocalStack", "StackInfo", "function_command", "spawn", "wait_port"]
 ROOT = Path(__file__).resolve().parent.parent
 STANDIN_KEY = "standin-upstream-key"
 BOOTSTRAP_OWNER = "default"
+# The operator key's own tenant: operators administer every tenant from it.
+OPERATOR_OWNER = "operators"
 
 
 @dataclass
@@ -47,6 +49,7 @@ class StackInfo:
 
     url: str
     admin_key: str
+    operator_key: str
     health: list[str]
     mistral_url: str
     openapi: str
@@ -95,7 +98,8 @@ class LocalStack:
             "PYTHONPATH": str(ROOT),
         }
         self._migrate(function_env)
-        admin_key = self._admin_key(function_env)
+        admin_key = self._bootstrap_key(function_env, "admin_key", "admin", BOOTSTRAP_OWNER)
+        operator_key = self._bootstrap_key(function_env, "operator_key", "operator", OPERATOR_OWNER)
         functions = {f: self._start_function(f, function_env) for f in routes.FUNCTIONS}
         for function, url in functions.items():
             _wait_healthy(url + routes.health_path(function), self.processes[function])
@@ -108,6 +112,7 @@ class LocalStack:
         self.info = StackInfo(
             url=url,
             admin_key=admin_key,
+            operator_key=operator_key,
             health=health,
             mistral_url=mistral_url,
             openapi=url + routes.GATEWAY_PREFIX + "/openapi.json",
@@ -146,22 +151,23 @@ class LocalStack:
             cwd=ROOT,
         )
 
-    def _admin_key(self, env: dict[str, str]) -> str:
-        """Reuse the key of the last run if it still works; else make one."""
+    def _bootstrap_key(self, env: dict[str, str], field: str, role: str, owner: str) -> str:
+        """Reuse the `field` key of the last run if it still works; else make one."""
         previous = self.state_dir / "stack.json"
         if previous.exists():
-            key = json.loads(previous.read_text()).get("admin_key", "")
+            key = json.loads(previous.read_text()).get(field, "")
             if key and _key_valid(key, env):
                 return key
         out = subprocess.run(
-            [sys.executable, "-m", "shared.keys", "create-admin", "--owner", BOOTSTRAP_OWNER],
+            [sys.executable, "-m", "shared.keys", f"create-{role}", "--owner", owner],
             env=env,
             check=True,
             capture_output=True,
             text=True,
             cwd=ROOT,
         )
-        return out.stdout.strip()
+        # The key is the last line: an audit log line may come before it.
+        return out.stdout.strip().splitlines()[-1]
 
     def _start_function(self, function: str, env: dict[str, str]) -> str:
         port = free_port()

@@ -53,7 +53,7 @@ from urllib.parse import quote, urlencode
 
 import pg8000.exceptions
 
-from shared import cursors
+from shared import audit, cursors
 from shared.db import Conn, Pool
 from shared.errors import (
     Conflict,
@@ -375,7 +375,19 @@ def relay(
         _owned(conn, owner, agent_id)
     path = _agent_path(agent_id, suffix) + (f"?{query_string}" if query_string else "")
     # Reading, setting an alias (a PUT) and deleting one are all safe to send twice.
-    return client.call(operation, method, path, retry=Retry.IDEMPOTENT)
+    answer = client.call(operation, method, path, retry=Retry.IDEMPOTENT)
+    action = _ALIAS_ACTIONS.get(operation)
+    if action is not None and answer.status < 400:
+        # Mistral holds the alias, not the database: the row records that it was changed.
+        with pool.transaction() as conn:
+            audit.record(conn, action, agent_id, tenant_id=owner, changes={"query": query_string})
+    return answer
+
+
+_ALIAS_ACTIONS = {
+    "agents.create_alias": "agent.alias.create",
+    "agents.delete_alias": "agent.alias.delete",
+}
 
 
 # -- writing -----------------------------------------------------------------------------------
@@ -475,6 +487,17 @@ def _out_of_sync(
     )
 
 
+def _store_audited(conn: Conn, owner: str, agent: Mapping[str, Any], action: str) -> None:
+    """Store Mistral's agent and the change's audit row, in the one transaction."""
+    _store(conn, owner, agent)
+    changes = {
+        "name": agent.get("name"),
+        "model": agent.get("model"),
+        "version": agent.get("version"),
+    }
+    audit.record(conn, action, str(agent["id"]), tenant_id=owner, changes=changes)
+
+
 def _retry_write(pool: Pool, write: Callable[[Conn], T]) -> T:
     """Run `write` in new transactions until one commits; raise the last failure."""
     last: BaseException | None = None
@@ -492,12 +515,17 @@ def _retry_write(pool: Pool, write: Callable[[Conn], T]) -> T:
 
 
 def _failed_after_upstream(
-    pool: Pool, owner: str, agent: Mapping[str, Any], exc: Exception, undo: Callable[[], None]
+    pool: Pool,
+    owner: str,
+    agent: Mapping[str, Any],
+    exc: Exception,
+    undo: Callable[[], None],
+    action: str,
 ) -> dict[str, Any]:
     """The database write failed after Mistral made the change: retry it, else undo upstream."""
     if not _unique_violation(exc):
         try:
-            _retry_write(pool, lambda conn: _store(conn, owner, agent))
+            _retry_write(pool, lambda conn: _store_audited(conn, owner, agent, action))
             return dict(agent)
         except Exception as again:
             exc = again
@@ -592,13 +620,18 @@ def create_agent(
                 failure = exc
             else:
                 created = agent
-                _store(conn, owner, agent)
+                _store_audited(conn, owner, agent, "agent.create")
     except Exception as exc:
         if created is None:
             raise
         agent_id = created["id"]
         return _failed_after_upstream(
-            pool, owner, created, exc, lambda: _undo_create(client, owner, agent_id)
+            pool,
+            owner,
+            created,
+            exc,
+            lambda: _undo_create(client, owner, agent_id),
+            "agent.create",
         )
     if failure is not None:
         raise failure
@@ -632,6 +665,7 @@ def _change(
     agent_id: str,
     send: Callable[[], UpstreamResponse],
     new_name: str | None = None,
+    action: str = "agent.update",
 ) -> dict[str, Any]:
     """An update or a version switch: Mistral first, then the row, under the row's lock."""
     changed: dict[str, Any] | None = None
@@ -653,7 +687,7 @@ def _change(
                     _store(conn, owner, restored)
             else:
                 changed = agent
-                _store(conn, owner, agent)
+                _store_audited(conn, owner, agent, action)
     except Exception as exc:
         if changed is None:
             raise
@@ -668,7 +702,7 @@ def _change(
                 except Exception as ignored:
                     _out_of_sync(agent_id, owner, "store_restored", ignored)
 
-        return _failed_after_upstream(pool, owner, changed, exc, undo)
+        return _failed_after_upstream(pool, owner, changed, exc, undo, action)
     if failure is not None:
         raise failure
     assert changed is not None
@@ -702,11 +736,12 @@ def switch_version(
         # Making a version current twice is the same as once: safe to resend.
         return client.call("agents.update_version", "PATCH", path, retry=Retry.IDEMPOTENT)
 
-    return _change(pool, client, owner, agent_id, send)
+    return _change(pool, client, owner, agent_id, send, action="agent.version")
 
 
-def _mark_deleted(conn: Conn, agent_id: str) -> None:
+def _mark_deleted(conn: Conn, owner: str, agent_id: str) -> None:
     conn.run("UPDATE agents SET status = 'deleted', updated_at = now() WHERE id = :id", id=agent_id)
+    audit.record(conn, "agent.delete", agent_id, tenant_id=owner)
 
 
 def _gone_upstream(client: MistralClient, agent_id: str) -> bool:
@@ -732,12 +767,12 @@ def delete_agent(pool: Pool, client: MistralClient, owner: str, agent_id: str) -
                 if not _gone_upstream(client, agent_id):
                     raise
                 deleted = True
-            _mark_deleted(conn, agent_id)
+            _mark_deleted(conn, owner, agent_id)
     except Exception as exc:
         if not deleted:
             raise
         try:
-            _retry_write(pool, lambda conn: _mark_deleted(conn, agent_id))
+            _retry_write(pool, lambda conn: _mark_deleted(conn, owner, agent_id))
         except Exception as again:
             # Mistral answers 404 from now on, so the caller's next delete completes this one.
             _out_of_sync(agent_id, owner, "mark_deleted", again)

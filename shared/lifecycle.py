@@ -25,6 +25,7 @@ import time
 from typing import Any
 from urllib.parse import quote
 
+from shared import audit
 from shared.db import Conn, Pool
 from shared.errors import NotFound, ServiceUnavailable, UpstreamRejected
 from shared.mistral import MistralClient, Retry
@@ -64,6 +65,7 @@ def delete_conversation(
                     raise
             deleted = True
             _remove(conn, conversation_id)
+            audit.record(conn, "conversation.delete", conversation_id, tenant_id=owner)
     except Exception as exc:
         if not deleted:
             raise
@@ -73,6 +75,7 @@ def delete_conversation(
             try:
                 with pool.transaction() as conn:
                     _remove(conn, conversation_id)
+                    audit.record(conn, "conversation.delete", conversation_id, tenant_id=owner)
                 return
             except Exception as again:
                 last = again
@@ -91,7 +94,7 @@ def delete_conversation(
 
 def set_archived(pool: Pool, owner: str, conversation_id: str, archived: bool) -> dict[str, Any]:
     """Set the status to archived or back to active; entries are untouched."""
-    with pool.connection() as conn:
+    with pool.transaction() as conn:
         row = conn.one(
             "UPDATE conversations SET status = :status"
             " WHERE id = :id AND owner_id = :owner AND status IN ('active', 'archived')"
@@ -100,6 +103,8 @@ def set_archived(pool: Pool, owner: str, conversation_id: str, archived: bool) -
             id=conversation_id,
             owner=owner,
         )
-    if row is None:
-        raise NotFound(f"no conversation {conversation_id!r}")
+        if row is None:
+            raise NotFound(f"no conversation {conversation_id!r}")
+        action = "conversation.archive" if archived else "conversation.unarchive"
+        audit.record(conn, action, conversation_id, tenant_id=owner)
     return {"object": "gateway.conversation", "id": row["id"], "status": row["status"]}

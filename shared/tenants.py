@@ -150,7 +150,7 @@ def _load(conn: Conn, tenant_id: str, *, lock: bool = False) -> dict[str, Any]:
         id=tenant_id,
     )
     if row is None:
-        raise NotFound(f"no tenant {tenant_id!r}")
+        raise NotFound("no such tenant")
     return row
 
 

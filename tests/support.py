@@ -39,8 +39,33 @@ def client(function: str) -> Any:
 def make_key(
     container: Container, role: str = "user", owner: str = "tenant-a", **limits: int | None
 ) -> NewKey:
+    """A key of `owner` (made, with its tenant, if need be). A key only narrows its tenant's
+    limits, so a request rate above the tenant's is first given to the tenant, as an
+    operator would."""
     with container.pool.transaction() as conn:
-        return create_key(conn, owner_id=owner, name=f"{role} key", role=role, limits=limits)
+        key = create_key(conn, owner_id=owner, name=f"{role} key", role=role, limits=limits)
+        requests, window = limits.get("rate_limit_requests"), limits.get("rate_limit_window")
+        if requests is not None:
+            tenant = conn.one(
+                "SELECT rate_limit_requests AS r, rate_limit_window AS w FROM tenants"
+                " WHERE id = :id FOR UPDATE",
+                id=owner,
+            )
+            assert tenant is not None
+            current = (
+                tenant["r"] or container.settings.rate_limit_requests,
+                tenant["w"] or container.settings.rate_limit_window,
+            )
+            asked = (requests, window or current[1])
+            if asked[0] * current[1] > current[0] * asked[1]:
+                conn.run(
+                    "UPDATE tenants SET rate_limit_requests = :r, rate_limit_window = :w"
+                    " WHERE id = :id",
+                    r=asked[0],
+                    w=asked[1],
+                    id=owner,
+                )
+        return key
 
 
 def bearer(key: NewKey) -> dict[str, str]:

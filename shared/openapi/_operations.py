@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from shared.audit import ACTIONS
 from shared.openapi._schemas import WHITESPACE, Json, ref
 from shared.reads import MAX_PAGE_SIZE
 from shared.reads._query import BATCH_ITEM_STATUSES, CONVERSATION_STATUSES
@@ -224,6 +225,8 @@ _STORED = "Stored conversations"
 _BATCHES = "Batches"
 _KEYS = "Keys"
 _USAGE = "Usage"
+_TENANTS = "Tenants"
+_AUDIT = "Audit"
 _SERVICE = "Service"
 _TURN_DESCRIPTION = (
     "The body is forwarded to Mistral as sent (fields the gateway does not know included) and"
@@ -465,7 +468,9 @@ OPERATIONS: Mapping[str, Operation] = {
         "Create an API key",
         _KEYS,
         {"200": Success("The key, and its secret: shown this once.", ref("KeyWithSecret"))},
-        description="In the caller's tenant, or in `owner_id`'s (an admin provisioning one).",
+        description="In the caller's tenant, or in `owner_id`'s (operators only: an admin"
+        " naming another tenant gets 404, as for a missing one). Only an operator makes"
+        " operator keys.",
         body=ref("CreateKeyRequest"),
         links=_KEY_LINKS,
     ),
@@ -475,11 +480,12 @@ OPERATIONS: Mapping[str, Operation] = {
         {"200": Success("The tenant's keys, oldest first, revoked ones included.", ref("KeyPage"))},
         query=(
             _query("limit", _int(1, KEY_PAGE_MAX, 100)),
-            _PAGE_TOKEN,
+            _CURSOR,
+            _query("owner_id", {"type": "string"}, "Another tenant (operators only: else 404)."),
         ),
     ),
     "gateway.keys.update": Operation(
-        "Change a key's name or limits",
+        "Change a key's name, limits or allow-lists",
         _KEYS,
         {"200": Success("The key.", ref("Key"))},
         description="New limits apply at once on the instance that answered, elsewhere soon.",
@@ -495,17 +501,19 @@ OPERATIONS: Mapping[str, Operation] = {
         _KEYS,
         {
             "200": Success(
-                "The key and its new secret; the old one stops working.", ref("KeyWithSecret")
+                "The key and its new secret; the old one works `grace_s` seconds more.",
+                ref("KeyWithSecret"),
             )
         },
-        description="409 for a revoked key.",
+        description="409 for a revoked key. The body is optional (no grace window).",
+        body=ref("RotateKeyRequest"),
         errors=frozenset({409}),
     ),
     "gateway.usage": Operation(
         "Read usage",
         _USAGE,
         {"200": Success("Requests and tokens, grouped as asked.", ref("Usage"))},
-        description="Another tenant's usage (`owner_id`) only with `usage:read_any` (admins).",
+        description="Another tenant's usage (`owner_id`): operators only.",
         query=(
             _query(
                 "from",
@@ -518,9 +526,56 @@ OPERATIONS: Mapping[str, Operation] = {
                 {"type": "string", "pattern": _GROUP_BY},
                 f"Comma-separated, any of {', '.join(DIMENSIONS)} (default `day`; empty: totals).",
             ),
-            _query("owner_id", {"type": "string"}, "Another tenant (admins only: else 403)."),
+            _query("owner_id", {"type": "string"}, "Another tenant (operators only: else 404)."),
         ),
-        errors=frozenset({403}),
+        errors=frozenset({404}),
+    ),
+    # -- admin: tenants and the audit log -----------------------------------------------------
+    "gateway.tenants.create": Operation(
+        "Create a tenant",
+        _TENANTS,
+        {"200": Success("The tenant.", ref("Tenant"))},
+        description="Operators only. 409 if the id is taken.",
+        body=ref("CreateTenantRequest"),
+        errors=frozenset({409}),
+    ),
+    "gateway.tenants.list": Operation(
+        "List tenants",
+        _TENANTS,
+        {"200": Success("Every tenant, by id.", ref("TenantPage"))},
+        query=(_query("limit", _int(1, KEY_PAGE_MAX, 100)), _CURSOR),
+    ),
+    "gateway.tenants.get": Operation(
+        "Read a tenant",
+        _TENANTS,
+        {"200": Success("The tenant.", ref("Tenant"))},
+        description="An admin reads its own tenant only (another is 404); an operator any.",
+    ),
+    "gateway.tenants.update": Operation(
+        "Change a tenant's name, state or limits",
+        _TENANTS,
+        {"200": Success("The tenant.", ref("Tenant"))},
+        description="Operators only. A disabled tenant's keys answer 401 within the key"
+        " cache's TTL; an operator cannot disable its own tenant (409).",
+        body=ref("UpdateTenantRequest"),
+        errors=frozenset({409}),
+    ),
+    "gateway.audit.list": Operation(
+        "Read the audit log",
+        _AUDIT,
+        {"200": Success("Administrative changes, newest first.", ref("AuditPage"))},
+        description="An admin reads its own tenant's (another `tenant_id` is 404); an"
+        " operator any tenant's, or every tenant's without `tenant_id`.",
+        query=(
+            _query("limit", _int(1, KEY_PAGE_MAX, 100)),
+            _CURSOR,
+            _query("tenant_id", {"type": "string"}),
+            _query("actor_key_id", {"type": "string"}),
+            _query("action", {"type": "string", "enum": list(ACTIONS)}),
+            _query("since", _MOMENT, "Entries at or after this time."),
+            _query("until", _MOMENT, "Entries before this time."),
+        ),
+        errors=frozenset({404}),
     ),
     "gateway.whoami": Operation(
         "Who the caller is",

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.audit import ACTIONS
 from shared.keyadmin import LIMIT_FIELDS
-from shared.keys import KEY_PREFIX, ROLES
+from shared.keys import KEY_PREFIX, MAX_GRACE_S, ROLES
 from shared.reads._query import BATCH_ITEM_STATUSES, CONVERSATION_STATUSES
 from shared.usage import DIMENSIONS
 
@@ -888,6 +889,13 @@ def _limit(minimum: int) -> Json:
 
 
 _KEY_NAME = {"type": "string", "pattern": _NOT_BLANK, "maxLength": 200}
+_ALLOW_LIST: Json = {
+    "type": "array",
+    "items": {"type": "string", "minLength": 1, "maxLength": 200},
+    "maxItems": 100,
+    "description": "Empty: no restriction. Agents are ids (aliases and versions are of an"
+    " agent); a start, append or restart outside the list is 403.",
+}
 _LIMITS: Json = {name: _limit(minimum) for name, minimum in LIMIT_FIELDS.items()}
 _KEY = _obj(
     {
@@ -898,9 +906,15 @@ _KEY = _obj(
         "owner_id": _STRING,
         "prefix": {"type": "string", "description": "The key's visible start, for listings."},
         **{name: nullable(_INT) for name in LIMIT_FIELDS},
+        "allowed_models": _ALLOW_LIST,
+        "allowed_agents": _ALLOW_LIST,
         "created_at": _TIME,
         "last_used_at": nullable(_TIME),
         "rotated_at": nullable(_TIME),
+        "previous_secret_expires_at": {
+            **nullable(_TIME),
+            "description": "Until when the secret before the last rotation still works.",
+        },
         "revoked_at": nullable(_TIME),
         "revoked": _BOOL,
     },
@@ -912,9 +926,12 @@ _KEY = _obj(
         "owner_id",
         "prefix",
         *LIMIT_FIELDS,
+        "allowed_models",
+        "allowed_agents",
         "created_at",
         "last_used_at",
         "rotated_at",
+        "previous_secret_expires_at",
         "revoked_at",
         "revoked",
     ),
@@ -937,16 +954,88 @@ _CREATE_KEY = _obj(
         "role": _enum(*ROLES),
         "owner_id": {
             **_KEY_NAME,
-            "description": "Another tenant to make the key for; default the caller's.",
+            "description": "The tenant to make the key in; default the caller's. Another"
+            " tenant: operators only (an admin gets 404).",
         },
         **_LIMITS,
+        "allowed_models": _ALLOW_LIST,
+        "allowed_agents": _ALLOW_LIST,
     },
     ("name", "role"),
     additionalProperties=False,
     description="Unknown fields are refused (422), so a misspelt limit is not ignored.",
 )
+_ROTATE_KEY = _obj(
+    {
+        "grace_s": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": MAX_GRACE_S,
+            "default": 0,
+            "description": "Seconds the old secret keeps working (then it stops everywhere"
+            " within the key cache's TTL).",
+        }
+    },
+    (),
+    additionalProperties=False,
+)
+_TENANT_ID: Json = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}
+_TENANT = _obj(
+    {
+        "object": _const("gateway.tenant"),
+        "id": _STRING,
+        "name": _STRING,
+        "created_at": _TIME,
+        "disabled": _BOOL,
+        **{name: nullable(_INT) for name in LIMIT_FIELDS},
+    },
+    ("object", "id", "name", "created_at", "disabled", *LIMIT_FIELDS),
+    description="A tenant; a null limit is the deployment's default. A key narrows its"
+    " tenant's limits, never widens them.",
+)
+_CREATE_TENANT = _obj(
+    {"id": _TENANT_ID, "name": _KEY_NAME, **_LIMITS},
+    ("id", "name"),
+    additionalProperties=False,
+)
+_UPDATE_TENANT = _obj(
+    {"name": _KEY_NAME, "disabled": _BOOL, **_LIMITS},
+    additionalProperties=False,
+    description="Only the fields given change. A disabled tenant's keys answer 401.",
+)
+_AUDIT_ENTRY = _obj(
+    {
+        "object": _const("gateway.audit_entry"),
+        "id": _STRING,
+        "created_at": _TIME,
+        "tenant_id": _STRING,
+        "actor_key_id": nullable(_STRING),
+        "actor_prefix": nullable(_STRING),
+        "actor_role": nullable(_STRING),
+        "action": _enum(*ACTIONS),
+        "target_id": nullable(_STRING),
+        "request_id": nullable(_STRING),
+        "outcome": _STRING,
+        "changes": {"type": "object", "description": "The changed fields; never a secret."},
+    },
+    (
+        "object",
+        "id",
+        "created_at",
+        "tenant_id",
+        "actor_key_id",
+        "actor_prefix",
+        "actor_role",
+        "action",
+        "target_id",
+        "request_id",
+        "outcome",
+        "changes",
+    ),
+    description="One administrative change. A null actor: the command line.",
+)
 _UPDATE_KEY = _obj(
-    {"name": _KEY_NAME, **_LIMITS},
+    {"name": _KEY_NAME, **_LIMITS, "allowed_models": _ALLOW_LIST, "allowed_agents": _ALLOW_LIST},
     additionalProperties=False,
     description="Only the fields given change; unknown fields are refused (422).",
 )
@@ -1113,9 +1202,16 @@ SCHEMAS: dict[str, Json] = {
     "ConversationStatus": _ARCHIVED,
     "Key": _KEY,
     "KeyWithSecret": _KEY_WITH_SECRET,
-    "KeyPage": _page("Key", "next_page_token"),
+    "KeyPage": _page("Key"),
     "CreateKeyRequest": _CREATE_KEY,
     "UpdateKeyRequest": _UPDATE_KEY,
+    "RotateKeyRequest": _ROTATE_KEY,
+    "Tenant": _TENANT,
+    "TenantPage": _page("Tenant"),
+    "CreateTenantRequest": _CREATE_TENANT,
+    "UpdateTenantRequest": _UPDATE_TENANT,
+    "AuditEntry": _AUDIT_ENTRY,
+    "AuditPage": _page("AuditEntry"),
     "Usage": _USAGE_REPORT,
     "Health": _HEALTH,
     "Principal": _PRINCIPAL,

@@ -178,6 +178,7 @@ def _world(
     keys = {role: make_key(gateway, role, OWNER, **NO_LIMIT) for role in ("admin", "user")}
     keys["read_only"] = make_key(gateway, "read_only", OWNER, **NO_LIMIT)
     keys["limited"] = make_key(gateway, "user", OWNER, rate_limit_requests=1, rate_limit_window=60)
+    keys["operator"] = make_key(gateway, "operator", "operators", **NO_LIMIT)
     return World(gateway, standin, keys)
 
 
@@ -413,10 +414,29 @@ def keys_and_usage(w: World) -> None:
     _start(w, model=MODEL)
     w.call("admin", "GET", "/gateway/v1/usage?group_by=key,agent,model,day", expect=200)
     w.call("admin", "GET", "/gateway/v1/usage?group_by=", role="read_only", expect=200)
-    w.call("admin", "GET", "/gateway/v1/usage?owner_id=tenant-b", role="user", expect=403)
+    w.call("admin", "GET", "/gateway/v1/usage?owner_id=tenant-b", role="user", expect=404)
     w.call("admin", "GET", "/gateway/v1/usage?from=2025-13-01", expect=422)
     w.call("admin", "GET", "/gateway/v1/whoami", role="read_only", expect=200)
     w.call("admin", "GET", "/gateway/v1/whoami", role=None, expect=401)
+
+
+def tenants_and_audit(w: World) -> None:
+    """Tenants (an operator's) and the audit log, succeeding and refusing."""
+    op = "operator"
+    tenants = "/gateway/v1/tenants"
+    w.call("admin", "POST", tenants, role=op, json={"id": "team-x", "name": "X"}, expect=200)
+    w.call("admin", "POST", tenants, role=op, json={"id": "team-x", "name": "X"}, expect=409)
+    w.call("admin", "POST", tenants, role=op, json={"id": "-", "name": "X"}, expect=422)
+    w.call("admin", "GET", tenants + "?limit=1", role=op, expect=200)
+    w.call("admin", "GET", tenants + "/team-x", role=op, expect=200)
+    w.call("admin", "GET", tenants + "/team-x", expect=404)
+    w.call("admin", "PATCH", tenants + "/team-x", role=op, json={"disabled": True}, expect=200)
+    w.call("admin", "PATCH", tenants + "/operators", role=op, json={"disabled": True}, expect=409)
+    w.call("admin", "POST", tenants, json={"id": "team-y", "name": "Y"}, expect=403)
+    w.call("admin", "GET", "/gateway/v1/audit?limit=1", role=op, expect=200)
+    w.call("admin", "GET", "/gateway/v1/audit?action=key.create", expect=200)
+    w.call("admin", "GET", "/gateway/v1/audit?tenant_id=team-x", expect=404)
+    w.call("admin", "GET", "/gateway/v1/audit?since=yesterday", expect=422)
 
 
 def service(w: World) -> None:
@@ -437,6 +457,7 @@ SCENARIOS: dict[str, Callable[[World], None]] = {
     "lifecycle": lifecycle,
     "agents": agents,
     "keys_and_usage": keys_and_usage,
+    "tenants_and_audit": tenants_and_audit,
     "service": service,
 }
 

@@ -235,9 +235,11 @@ def test_no_secret_is_ever_compared_with_an_operator() -> None:
             if isinstance(node, ast.Compare) and _compares_a_secret(node):
                 offenders.append(f"{Path(path).relative_to(ROOT)}:{node.lineno}")
     assert offenders == []
-    # The one lookup: by digest, in SQL.
+    # The one lookup: by digest (the current one, or the previous one in its grace window),
+    # in SQL.
     source = (ROOT / "shared" / "keys.py").read_text()
-    assert "WHERE secret_hash = :h AND revoked_at IS NULL" in source
+    assert "AND (k.secret_hash = :h" in source
+    assert "OR (k.previous_secret_hash = :h AND k.previous_secret_expires_at > now()))" in source
 
 
 def test_the_secret_check_itself_catches_a_string_comparison() -> None:
@@ -255,7 +257,8 @@ def test_the_database_holds_digests_only(fstack: FaultStack, user: Tenant) -> No
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'api_keys'"
         )
     }
-    assert {c for c in columns if "secret" in c or "key" in c} <= {"secret_hash"}
+    digests = {"secret_hash", "previous_secret_hash", "previous_secret_expires_at"}
+    assert {c for c in columns if "secret" in c or "key" in c} <= digests
     row = fstack.rows("SELECT secret_hash, prefix FROM api_keys WHERE id = :id", id=user.key_id)[0]
     assert bytes(row["secret_hash"]) == hashlib.sha256(user.secret.encode()).digest()
     assert row["prefix"] == user.secret[:12]

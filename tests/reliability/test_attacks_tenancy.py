@@ -4,9 +4,8 @@ Tenant B owns an agent, a conversation (with a marker string in it), an entry an
 key. Tenant A, with its own user and admin keys, tries to reach each of them: every
 route answers exactly as for an id that does not exist (404, never 403), lists never
 show them, a body naming them is refused before Mistral is called, and nothing of B's
-changes. The admin role is the deployment's operator: it may provision keys for
-another tenant and read its usage (documented in shared/keyadmin.py and
-shared/usage.py); nothing else crosses tenants, for any role. The per-route
+changes. Only the operator role crosses tenants (keys, usage, tenants, audit: issue
+15), and an admin naming another tenant is answered 404 as for a missing one. The per-route
 isolation tables are tests/functional/test_core_*.py; this is the attacker's view of
 the whole stack.
 """
@@ -165,7 +164,7 @@ def test_guessed_ids_answer_exactly_like_missing_ones_and_change_nothing(
 def test_lists_and_filters_never_show_another_tenants_objects(
     fstack: FaultStack, world: World
 ) -> None:
-    """Lists filtered by another tenant's ids show nothing of it; its usage is 403 to a user."""
+    """Lists filtered by another tenant's ids show nothing of it; its usage is 404 to a user."""
     metadata = json.dumps({"secret": world.b_marker})
     reads = [
         ("user", "/v1/conversations?page_size=100"),
@@ -198,7 +197,7 @@ def test_lists_and_filters_never_show_another_tenants_objects(
     figures.scenario(
         SUITE, "lists filtered by another tenant's ids", answers=status_counts(statuses)
     )
-    assert refused.status_code == 403
+    assert refused.status_code == 404
 
 
 @pytest.mark.parametrize(

@@ -5,19 +5,29 @@ from __future__ import annotations
 import pytest
 
 from shared import routes
-from shared.auth import OPERATION_PERMISSIONS, PUBLIC_OPERATIONS, authorize, may
+from shared.auth import (
+    OPERATION_PERMISSIONS,
+    PUBLIC_OPERATIONS,
+    ROLE_PERMISSIONS,
+    authorize,
+    may,
+)
 from shared.errors import Forbidden
 from shared.keys import ROLES, Principal
 
 ALL = frozenset({"admin", "user", "read_only"})
 WRITERS = frozenset({"admin", "user"})
 ADMIN = frozenset({"admin"})
+OPERATOR = frozenset({"operator"})
+ADMINS = frozenset({"operator", "admin"})
+EVERYONE = ALL | OPERATOR
 NOBODY: frozenset[str] = frozenset()
 
 # Who may call what, as README ("API keys and roles") and DESIGN section 3 say: admin
 # everything in its tenant; user starts, continues, reads and archives conversations and
-# reads agents; read_only reads conversations and usage. Written out, not derived from
-# shared.auth, so a change there has to be a change here too.
+# reads agents; read_only reads conversations and usage; operator (issue 15) keys, usage,
+# tenants and the audit log of any tenant, never conversations or agents. Written out,
+# not derived from shared.auth, so a change there has to be a change here too.
 EXPECTED: dict[str, frozenset[str]] = {
     # history: reading conversations and batches
     "conversations.list": ALL,
@@ -51,14 +61,20 @@ EXPECTED: dict[str, frozenset[str]] = {
     "agents.create_alias": ADMIN,
     "agents.delete_alias": ADMIN,
     # admin: keys and usage
-    "gateway.keys.create": ADMIN,
-    "gateway.keys.list": ADMIN,
-    "gateway.keys.update": ADMIN,
-    "gateway.keys.revoke": ADMIN,
-    "gateway.keys.rotate": ADMIN,
-    "gateway.usage": ALL,
+    "gateway.keys.create": ADMINS,
+    "gateway.keys.list": ADMINS,
+    "gateway.keys.update": ADMINS,
+    "gateway.keys.revoke": ADMINS,
+    "gateway.keys.rotate": ADMINS,
+    "gateway.usage": EVERYONE,
+    # admin: tenants (an operator's) and the audit log
+    "gateway.tenants.create": OPERATOR,
+    "gateway.tenants.list": OPERATOR,
+    "gateway.tenants.get": ADMINS,
+    "gateway.tenants.update": OPERATOR,
+    "gateway.audit.list": ADMINS,
     # the caller itself: who it is and what it may call
-    "gateway.whoami": ALL,
+    "gateway.whoami": EVERYONE,
     # batch: delivered by Pub/Sub (Cloud Run IAM), never by a gateway key
     "gateway.batches.deliver": NOBODY,
 }
@@ -76,12 +92,18 @@ def test_this_table_covers_every_guarded_route() -> None:
     assert set(GUARDED) == set(EXPECTED)
 
 
-def test_the_roles_are_the_three_of_the_design() -> None:
-    """Keys are issued with admin, user or read_only and nothing else."""
-    assert set(ROLES) == ALL
+def test_the_roles_are_the_four_of_the_design() -> None:
+    """Keys are issued with operator, admin, user or read_only and nothing else."""
+    assert set(ROLES) == EVERYONE
 
 
-@pytest.mark.parametrize("role", sorted(ALL))
+def test_an_operator_holds_no_conversation_or_agent_permission() -> None:
+    """The platform team is not the tenants' data reader: no conversations:*, no agents:*."""
+    held = ROLE_PERMISSIONS["operator"]
+    assert not {p for p in held if p.startswith(("conversations:", "agents:"))}
+
+
+@pytest.mark.parametrize("role", sorted(EVERYONE))
 @pytest.mark.parametrize("operation", GUARDED)
 def test_role_may_call_exactly_its_operations(role: str, operation: str) -> None:
     """`may` allows the role exactly where the table above does."""
@@ -95,7 +117,7 @@ def test_unknown_roles_may_call_nothing(operation: str) -> None:
     assert not may("", operation)
 
 
-@pytest.mark.parametrize("role", sorted(ALL))
+@pytest.mark.parametrize("role", sorted(EVERYONE))
 def test_unknown_operations_are_refused(role: str) -> None:
     """An operation missing from the table is refused, not allowed by default."""
     assert not may(role, "agents.teleport")

@@ -234,7 +234,13 @@ def test_mistral_response_schemas_never_forbid_unknown_fields() -> None:
         for name, schema in DOC["components"]["schemas"].items()
         if '"additionalProperties": false' in json.dumps(schema)
     }
-    assert forbidding == {"CreateKeyRequest", "UpdateKeyRequest"}
+    assert forbidding == {
+        "CreateKeyRequest",
+        "UpdateKeyRequest",
+        "RotateKeyRequest",
+        "CreateTenantRequest",
+        "UpdateTenantRequest",
+    }
 
 
 def test_documented_bounds_are_the_codes() -> None:
@@ -340,6 +346,7 @@ def test_conversation_records_are_agent_or_model_shaped() -> None:
 def test_group_by_pattern_matches_what_usage_accepts() -> None:
     """The documented group_by pattern agrees with shared.usage on accepted and refused values."""
     from shared.errors import ValidationFailed
+    from shared.keys import Principal
     from shared.usage import parse_query
 
     schema = next(
@@ -350,7 +357,7 @@ def test_group_by_pattern_matches_what_usage_accepts() -> None:
     check = jsonschema.Draft202012Validator(schema)
     for value in ("", "day", "key, agent ,", ",,", "days", "day;key", "\u3000model", "mo del"):
         try:
-            parse_query({"group_by": value}, owner="t", role="admin")
+            parse_query({"group_by": value}, caller=Principal("k", "t", "n", "admin", "p"))
             accepted = True
         except ValidationFailed:
             accepted = False

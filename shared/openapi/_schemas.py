@@ -1099,6 +1099,8 @@ _PRINCIPAL = _obj(
         "owner_id": _STRING,
         "role": _STRING,
         "operations": {"type": "array", "items": _STRING},
+        "allowed_models": {"type": "array", "items": _STRING},
+        "allowed_agents": {"type": "array", "items": _STRING},
         "limits": _obj(
             {
                 "rate_limit_requests": _INT,
@@ -1116,6 +1118,7 @@ _PRINCIPAL = _obj(
     },
     ("object", "key_id", "prefix", "name", "owner_id", "role", "operations", "limits"),
 )
+
 _PUBSUB_PUSH = _obj(
     {
         "message": _obj(

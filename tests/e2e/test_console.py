@@ -8,9 +8,9 @@ directory); `docs/screenshots/` holds a committed set.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -64,6 +64,29 @@ def _http(stack: StackInfo, method: str, path: str, key: str, body: Any = None) 
 class Tenant:
     keys: dict[str, NewKey]
     conversation_id: str
+    archived_id: str
+    agent_id: str
+    batch_id: str
+
+
+def _deliver_batch(stack: StackInfo, message: dict[str, Any]) -> None:
+    """The batch message, posted to the batch function as the Pub/Sub push would."""
+    envelope = {
+        "message": {
+            "data": base64.b64encode(json.dumps(message).encode()).decode(),
+            "messageId": "console-" + message["batch_id"],
+            "publishTime": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        },
+        "subscription": "projects/local/subscriptions/console-test",
+    }
+    request = urllib.request.Request(  # noqa: S310 - loopback
+        stack.functions["batch"] + "/gateway/v1/batches/events",
+        data=json.dumps(envelope).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=120) as answer:  # noqa: S310 - loopback
+        assert answer.status == 200
 
 
 @pytest.fixture(scope="session")
@@ -86,10 +109,18 @@ def tenant(stack: StackInfo, stack_container: Container) -> Tenant:
     _http(
         stack, "POST", f"/v1/conversations/{started['conversation_id']}", user, {"inputs": [result]}
     )
-    _http(
-        stack, "POST", "/v1/conversations", keys["admin"].secret, {"model": "other", "inputs": "hi"}
-    )
-    return Tenant(keys, started["conversation_id"])
+    admin = keys["admin"].secret
+    _http(stack, "POST", "/v1/conversations", admin, {"model": "other", "inputs": "hi"})
+    blue = {"model": MODEL, "inputs": "archive me", "metadata": {"team": "blue"}}
+    archived = _http(stack, "POST", "/v1/conversations", user, blue)["conversation_id"]
+    _http(stack, "POST", f"/gateway/v1/conversations/{archived}/archive", user)
+    agent = _http(stack, "POST", "/v1/agents", admin, {"model": MODEL, "name": "helper"})
+    _http(stack, "PATCH", f"/v1/agents/{agent['id']}", admin, {"instructions": "Be brief."})
+    _http(stack, "PUT", f"/v1/agents/{agent['id']}/aliases?alias=stable&version=0", admin)
+    items = [{"custom_id": f"ok-{i}", "model": MODEL, "inputs": f"item {i}"} for i in range(2)]
+    items.append({"custom_id": "broken", "agent_id": "ag_nobody", "inputs": "x"})
+    _deliver_batch(stack, {"batch_id": "console-batch", "owner": TENANT, "items": items})
+    return Tenant(keys, started["conversation_id"], archived, agent["id"], "console-batch")
 
 
 @pytest.fixture(scope="session")
@@ -117,6 +148,46 @@ def shots(tmp_root: Path) -> Path:
     folder = Path(os.environ.get("CONSOLE_SCREENSHOTS") or tmp_root / "screenshots")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+# WCAG 2 contrast of every visible text against the background it sits on (SVG aside).
+_LOW_CONTRAST = """() => {
+  const parse = (c) => {
+    const m = c.match(/rgba?\\(([^)]+)\\)/);
+    if (!m) return null;
+    const p = m[1].split(",").map(Number);
+    return { rgb: p.slice(0, 3), a: p.length > 3 ? p[3] : 1 };
+  };
+  const lum = (rgb) => {
+    const [r, g, b] = rgb.map((v) => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const behind = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = parse(getComputedStyle(e).backgroundColor);
+      if (c && c.a > 0.5) return c.rgb;
+    }
+    return [255, 255, 255];
+  };
+  const low = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode;
+    const el = node.parentElement;
+    if (!node.textContent.trim() || el.closest("svg") || !el.offsetParent) continue;
+    const [a, b] = [lum(parse(getComputedStyle(el).color).rgb), lum(behind(el))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 4.5) low.push(`${node.textContent.trim().slice(0, 30)}: ${ratio.toFixed(2)}`);
+  }
+  return low;
+}"""
+# Form controls with neither a <label> nor an aria-label.
+_UNLABELLED = """() => [...document.querySelectorAll("input, select, textarea")]
+  .filter((e) => e.offsetParent && !(e.labels && e.labels.length) && !e.getAttribute("aria-label"))
+  .map((e) => e.name || e.id)"""
 
 
 @dataclass
@@ -330,7 +401,8 @@ def test_usage_figures_download_as_csv(console: Console, tenant: Tenant) -> None
 def test_every_view_loads_from_the_gateway_alone(
     console: Console, tenant: Tenant, stack: StackInfo, shots: Path
 ) -> None:
-    """Across every admin view, each request the page makes goes to the gateway itself."""
+    """Across every admin view, each request the page makes goes to the gateway itself; every
+    text meets WCAG AA contrast and every control has a label."""
     console.open()
     console.sign_in(tenant.keys["admin"].secret)
     console.wait("usage")
@@ -340,7 +412,17 @@ def test_every_view_loads_from_the_gateway_alone(
         shown = console.page.inner_text("#view")
         assert "null" not in shown.split(), name
         assert "undefined" not in shown, name
+        assert console.page.evaluate(_LOW_CONTRAST) == [], name
+        assert console.page.evaluate(_UNLABELLED) == [], name
         console.page.screenshot(path=shots / f"{name}.png", full_page=True)
+    # The checks can fail: a pale text and a bare input are found.
+    console.page.evaluate(
+        """() => { const p = document.createElement("p"); p.textContent = "pale";
+        p.style.color = "#bbbbbb"; const i = document.createElement("input"); i.name = "bare";
+        document.querySelector("#view").append(p, i); }"""
+    )
+    assert console.page.evaluate(_LOW_CONTRAST) == ["pale: 1.92"]
+    assert console.page.evaluate(_UNLABELLED) == ["bare"]
     assert any(url.endswith("/gateway/v1/console/chart.js") for url in console.requests)
     assert console.outside() == []
     health = console.page.inner_text("#health-table")
@@ -367,3 +449,104 @@ def test_an_operator_sees_tenants_and_every_tenants_audit(
     assert console.page.query_selector("#view .error") is None
     console.page.screenshot(path=shots / "audit.png", full_page=True)
     assert console.outside() == []
+
+
+def test_conversations_are_found_by_metadata_and_archived_ones_marked(
+    console: Console, tenant: Tenant
+) -> None:
+    """A metadata search finds the one archived conversation; it is marked in list and reading."""
+    console.open()
+    console.sign_in(tenant.keys["user"].secret)
+    console.view("conversations")
+    console.page.fill("input[name=metadata]", '{"team": "blue"}')
+    console.page.click("button:has-text('Search')")
+    console.page.wait_for_selector(f"#conversations-table a:has-text('{tenant.archived_id}')")
+    rows = console.page.locator("#conversations-table tbody tr").all_inner_texts()
+    assert len(rows) == 1
+    assert "archived" in rows[0]
+    console.page.click(f"a:has-text('{tenant.archived_id}')")
+    console.page.wait_for_selector("li.entry[data-type='message.output']")
+    assert console.page.locator("#view .badge.archived").count() == 1
+
+
+def test_a_search_by_id_opens_the_conversation(console: Console, tenant: Tenant) -> None:
+    """Typing an id in the search opens that conversation's entries."""
+    console.open()
+    console.sign_in(tenant.keys["read_only"].secret)
+    console.view("conversations")
+    console.page.fill("input[name=id]", tenant.conversation_id)
+    console.page.press("input[name=id]", "Enter")
+    console.page.wait_for_selector("li.entry[data-type='function.call']")
+    assert tenant.conversation_id in console.page.inner_text("#view h2")
+
+
+def test_an_agent_shows_its_versions_and_aliases(
+    console: Console, tenant: Tenant, stack: StackInfo
+) -> None:
+    """The agent page lists the versions and the alias Mistral holds for it."""
+    console.open()
+    console.sign_in(tenant.keys["user"].secret)
+    console.view("agents")
+    console.page.click("#agents-table a:has-text('helper')")
+    console.page.wait_for_selector("caption:has-text('Aliases')")
+    versions = _http(
+        stack, "GET", f"/v1/agents/{tenant.agent_id}/versions", tenant.keys["user"].secret
+    )
+    tables = console.page.locator("#view table")
+    assert tables.nth(0).locator("tbody tr").count() == len(versions) == 2
+    assert "stable" in tables.nth(1).inner_text()
+
+
+def test_a_batch_shows_its_progress_and_failed_item(
+    console: Console, tenant: Tenant, shots: Path
+) -> None:
+    """A finished batch of three, one failed: the progress is full and the failure named."""
+    console.open()
+    console.sign_in(tenant.keys["read_only"].secret)
+    console.view("batches")
+    console.page.click(f"#batches-table a:has-text('{tenant.batch_id}')")
+    console.page.wait_for_selector("#batch-items")
+    progress = console.page.locator("#batch-progress")
+    assert (progress.get_attribute("value"), progress.get_attribute("max")) == ("3", "3")
+    assert "1 failed" in console.page.inner_text("label[for=batch-progress]")
+    failed = console.page.locator("#batch-items tr", has_text="broken").inner_text()
+    assert "failed" in failed
+    console.page.screenshot(path=shots / "batch.png", full_page=True)
+
+
+def test_an_admin_rotates_a_key_with_grace(
+    console: Console, tenant: Tenant, stack: StackInfo, stack_container: Container
+) -> None:
+    """Rotating with an hour's grace shows the new secret; old and new both work."""
+    with stack_container.pool.transaction() as conn:
+        old = create_key(conn, owner_id=TENANT, name="to rotate", role="user")
+    console.open("#/keys")
+    console.sign_in(tenant.keys["admin"].secret)
+    console.wait("keys")
+    console.page.click(f"button[aria-label='Rotate key {old.principal.prefix}']")
+    console.page.fill("#rotate-grace", "3600")
+    console.page.click("button:has-text('Rotate now')")
+    secret = console.page.wait_for_selector("#new-secret").inner_text()
+    assert secret != old.secret
+    assert _http(stack, "GET", "/gateway/v1/whoami", secret)["key_id"] == old.principal.key_id
+    assert _http(stack, "GET", "/gateway/v1/whoami", old.secret)["key_id"] == old.principal.key_id
+    keys = _http(stack, "GET", "/gateway/v1/keys?limit=1000", tenant.keys["admin"].secret)["data"]
+    expires = next(k for k in keys if k["id"] == old.principal.key_id)["previous_secret_expires_at"]
+    left = datetime.fromisoformat(expires.replace("Z", "+00:00")) - datetime.now(UTC)
+    assert timedelta(minutes=55) < left <= timedelta(hours=1)
+
+
+def test_the_console_works_from_the_keyboard_alone(console: Console, tenant: Tenant) -> None:
+    """Sign in, then reach a view by Tab and Enter; the view's heading takes the focus."""
+    console.open()
+    console.page.keyboard.type(tenant.keys["admin"].secret)  # the key field has the focus
+    console.page.keyboard.press("Enter")
+    console.wait("usage")
+    for _ in range(30):
+        console.page.keyboard.press("Tab")
+        if console.page.evaluate("() => document.activeElement.dataset.view") == "keys":
+            break
+    console.page.keyboard.press("Enter")
+    console.wait("keys")
+    assert console.page.evaluate("() => document.activeElement.tagName") == "H2"
+    assert console.page.evaluate("() => document.activeElement.textContent") == "Keys"

@@ -328,13 +328,7 @@ function keyColumns(notice, reload) {
     ["Status", (k) => (k.revoked_at ? status("revoked") : status("active"))],
     ["Actions", (k) => (k.revoked_at ? "" : h("div", { class: "actions" },
       h("button", { type: "button", "aria-label": `Rotate key ${k.prefix}`, onclick: () =>
-        act("rotate", async () => {
-          const grace = prompt("Seconds the old secret keeps working (0 to 604800):", "3600");
-          if (grace === null) return;
-          const body = Number(grace) > 0 ? { grace_s: Number(grace) } : undefined;
-          const made = await call("POST", `${GW}/keys/${encodeURIComponent(k.id)}/rotate`, body);
-          notice.replaceChildren(secretPanel(`Key ${made.key.prefix}… rotated.`, made.secret));
-        }) }, "Rotate"),
+        rotateKey(k, notice, reload) }, "Rotate"),
       h("button", { type: "button", "aria-label": `Edit limits of key ${k.prefix}`, onclick: () =>
         editKey(k, notice, reload) }, "Edit"),
       h("button", { type: "button", class: "danger", "aria-label": `Revoke key ${k.prefix}`,
@@ -344,6 +338,30 @@ function keyColumns(notice, reload) {
           notice.replaceChildren(h("p", { role: "status" }, `Key ${k.prefix}… revoked.`));
         }) }, "Revoke")))],
   ];
+}
+
+function rotateKey(k, notice, reload) {
+  const form = h("form", { class: "card", "aria-label": `Rotate key ${k.prefix}` },
+    h("h3", {}, `Rotate key ${k.prefix}…`),
+    field("Grace (seconds the old secret keeps working)", input("grace_s", { type: "number",
+      min: 0, max: 604800, value: 3600, id: "rotate-grace" }), "0: it stops at once"),
+    h("button", { type: "submit" }, "Rotate now"),
+    h("button", { type: "button", onclick: () => form.remove() }, "Cancel"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const grace = Number(formData(form).grace_s || 0);
+    try {
+      const made = await call("POST", `${GW}/keys/${encodeURIComponent(k.id)}/rotate`,
+        { grace_s: grace });
+      notice.replaceChildren(secretPanel(`Key ${made.key.prefix}… rotated; the old secret works`
+        + ` until ${when(made.key.previous_secret_expires_at) || "now"}.`, made.secret));
+      await reload();
+    } catch (error) {
+      notice.replaceChildren(alertBox(error));
+    }
+  });
+  notice.replaceChildren(form);
+  form.elements.grace_s.focus();
 }
 
 function editKey(k, notice, reload) {

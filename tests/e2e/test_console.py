@@ -550,3 +550,31 @@ def test_the_console_works_from_the_keyboard_alone(console: Console, tenant: Ten
     console.wait("keys")
     assert console.page.evaluate("() => document.activeElement.tagName") == "H2"
     assert console.page.evaluate("() => document.activeElement.textContent") == "Keys"
+
+
+def test_the_usage_chart_per_hour_plots_the_apis_hours(
+    console: Console, tenant: Tenant, stack: StackInfo
+) -> None:
+    """Per hour, by key: one bar segment per hour and key the API reports, same requests."""
+    console.open()
+    console.sign_in(tenant.keys["admin"].secret)
+    console.wait("usage")
+    console.page.select_option("select[name=period]", "hour")
+    console.page.select_option("select[name=split]", "key")
+    console.page.click("button:has-text('Show')")
+    console.page.wait_for_selector("figcaption:has-text('per hour, by key')")
+    bars = console.page.eval_on_selector_all(
+        "svg.chart rect",
+        "rs => rs.map(r => [r.dataset.period, r.dataset.series, Number(r.dataset.value)])",
+    )
+    today = datetime.now(UTC).date()
+    figures = _http(
+        stack,
+        "GET",
+        f"/gateway/v1/usage?from={today - timedelta(days=6)}&to={today}&group_by=hour,key",
+        tenant.keys["admin"].secret,
+    )["data"]
+    assert sorted(map(tuple, bars)) == sorted(
+        (r["hour"], r["key_id"], r["requests"]) for r in figures
+    )
+    assert all(p.endswith(":00:00Z") for p, _, _ in bars)

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
+from werkzeug.serving import WSGIRequestHandler
+
 from shared import routes
 from shared.errors import (
     BadRequest,
@@ -27,8 +29,9 @@ from shared.errors import (
     PayloadTooLarge,
     error_response,
 )
+from shared.observability import Redactor
 
-__all__ = ["Router"]
+__all__ = ["RedactingRequestHandler", "Router"]
 
 # Hop-by-hop headers are the connection's own, never forwarded (RFC 9110 7.6.1).
 _HOP_BY_HOP = frozenset(
@@ -60,6 +63,20 @@ class _BackendUnavailable(GatewayError):
 
     status = 502
     type = "backend_unavailable"
+
+
+class RedactingRequestHandler(WSGIRequestHandler):
+    """The development server's request lines (`make run`'s output), secrets scrubbed.
+
+    Werkzeug logs each request line with its query string: a key put in a URL
+    (`?key=mgw_...`) would be printed as sent. The functions' own log lines are
+    redacted by `shared.observability`; this is the same redactor for the router's.
+    """
+
+    _redact = Redactor()
+
+    def log(self, type: str, message: str, *args: Any) -> None:  # noqa: A002 (werkzeug's name)
+        super().log(type, "%s", self._redact(message % args if args else message))
 
 
 class Router:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devstack.router import Router
+from devstack.router import RedactingRequestHandler, Router
 from devstack.servers import (
     EmbeddedPostgres,
     EmbeddedValkey,
@@ -182,7 +182,9 @@ class LocalStack:
         from werkzeug.serving import make_server
 
         router = Router({f: u for f, u in functions.items()})
-        self._server = make_server("127.0.0.1", self.port, router, threaded=True)
+        self._server = make_server(
+            "127.0.0.1", self.port, router, threaded=True, request_handler=RedactingRequestHandler
+        )
         self._server.daemon_threads = True
         port = self._server.server_port
         threading.Thread(target=self._server.serve_forever, daemon=True).start()

@@ -368,11 +368,13 @@ LIMITS = """\
 - **Odd stream events** (an unknown event type, or data that is not JSON) are relayed
   as Mistral sent them; the gateway does not rewrite streams. The official SDK raises
   on an event whose data is not JSON.
-- **The admin role is the operator's.** An admin key may create keys for another
-  tenant (`owner_id`) and read another tenant's usage (documented in
-  `shared/keyadmin.py`, `shared/usage.py`); there is no tenant-scoped admin. Agent
-  bodies (admin only) are forwarded to Mistral unchecked, so an admin could name
-  another tenant's agent in `handoffs`.
+- **Ids the gateway cannot know.** Only the `operator` role crosses tenants; an admin
+  is confined to its own (issue 15). Agent ids (a turn's `agent_id`, an agent's
+  `handoffs`, a key's `allowed_agents`) and a restart's `from_entry_id` are checked
+  against the caller's tenant before Mistral is called. Library and file ids inside
+  tools or input chunks (`document_library`'s `library_ids`, file references) are
+  Mistral objects the gateway does not store, so they are forwarded unchecked; the
+  one Mistral API key behind the gateway can reach every tenant's libraries.
 - **Timing.** Keys are found by their SHA-256 digest in PostgreSQL; no secret is
   compared in Python (asserted by an AST scan of the authentication path). A near-miss
   key's digest shares no more prefix with the real one than a random key's (asserted),

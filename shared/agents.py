@@ -130,10 +130,28 @@ def _string_field(body: Mapping[str, Any], name: str, *, required: bool) -> list
     return []
 
 
+def _handoffs_field(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    value = body.get("handoffs")
+    if value is None or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        return []
+    msg = "Input should be a list of agent ids"
+    return [field_error(("body", "handoffs"), msg, "list_type")]
+
+
+def _require_handoffs(conn: Conn, owner: str, request: Mapping[str, Any]) -> None:
+    """Every agent named in `handoffs` must be the caller's: another tenant's is refused
+    exactly as a missing one is (404), before anything reaches Mistral, which cannot
+    tell tenants apart behind the gateway's one API key."""
+    for agent_id in request.get("handoffs") or ():
+        _owned(conn, owner, agent_id)
+
+
 def parse_create(body: dict[str, Any]) -> dict[str, Any]:
-    """Check the fields the gateway itself relies on (name, model); Mistral checks the rest."""
+    """Check the fields the gateway itself relies on (name, model, handoffs); Mistral checks
+    the rest."""
     problems = _string_field(body, "model", required=True)
     problems += _string_field(body, "name", required=True)
+    problems += _handoffs_field(body)
     if problems:
         raise ValidationFailed(problems)
     return body
@@ -143,6 +161,7 @@ def parse_update(body: dict[str, Any]) -> dict[str, Any]:
     """An update may leave out or null any field; a given name or model must be a string."""
     problems = _string_field(body, "model", required=False)
     problems += _string_field(body, "name", required=False)
+    problems += _handoffs_field(body)
     if problems:
         raise ValidationFailed(problems)
     return body
@@ -609,6 +628,7 @@ def create_agent(
         with pool.transaction() as conn:
             _lock_name(conn, name)
             _ensure_name_free(conn, owner, name, None)
+            _require_handoffs(conn, owner, request)
             started = datetime.now(UTC)
             try:
                 answer = client.call(
@@ -715,6 +735,8 @@ def update_agent(
     """`PATCH /v1/agents/{id}`: a new version in Mistral, then the stored row."""
     payload = json.dumps(request).encode()
     name = request.get("name")
+    with pool.connection() as conn:
+        _require_handoffs(conn, owner, request)
 
     def send() -> UpstreamResponse:
         return client.call(

@@ -32,6 +32,7 @@ __all__ = [
     "record_turn",
     "record_usage",
     "require_agent",
+    "require_entry",
     "save_turn",
 ]
 
@@ -114,6 +115,25 @@ def require_agent(conn: Conn, owner: str, agent_id: str) -> None:
     )
     if row is None:
         raise NotFound(f"agent {agent_id} not found")
+
+
+def require_entry(conn: Conn, owner: str, conversation_id: str, entry_id: str) -> None:
+    """404 unless the entry is one of this conversation's (another tenant's entry, or
+    another conversation's, looks exactly like none). When the gateway's copy holds
+    provisional entries (Mistral's history was unavailable), it cannot tell: Mistral
+    decides, as it would for any id."""
+    row = conn.one(
+        "SELECT EXISTS (SELECT 1 FROM conversation_entries WHERE conversation_id = :c"
+        "   AND owner_id = :owner AND id = :e) AS found,"
+        " EXISTS (SELECT 1 FROM conversation_entries WHERE conversation_id = :c"
+        "   AND owner_id = :owner AND starts_with(id, :provisional)) AS partial",
+        c=conversation_id,
+        owner=owner,
+        e=entry_id,
+        provisional=_PROVISIONAL,
+    )
+    if row is not None and not row["found"] and not row["partial"]:
+        raise NotFound(f"entry {entry_id} not found")
 
 
 def load_conversation(conn: Conn, owner: str, conversation_id: str) -> ConversationRef:

@@ -7,6 +7,7 @@
     │   │   └── InvalidJSON           400 invalid_json
     │   ├── Unauthorized              401 unauthorized
     │   ├── Forbidden                 403 forbidden
+    │   │   └── OutsideAllowList      403 forbidden, `param` names the key's allow-list
     │   ├── NotFound                  404 not_found
     │   ├── MethodNotAllowed          405 method_not_allowed
     │   ├── Conflict                  409 conflict
@@ -30,6 +31,7 @@ an unexpected exception becomes a bare 500 with the request id.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +47,7 @@ __all__ = [
     "InvalidJSON",
     "MethodNotAllowed",
     "NotFound",
+    "OutsideAllowList",
     "PayloadTooLarge",
     "RateLimited",
     "ServiceUnavailable",
@@ -103,6 +106,17 @@ class Unauthorized(ClientError):
 class Forbidden(ClientError):
     status = 403
     type = "forbidden"
+
+
+class OutsideAllowList(Forbidden):
+    """The key's allow-list (`allowed_models`, `allowed_agents`) does not hold what was asked."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+    def body(self) -> dict[str, Any]:
+        return {**super().body(), "param": self.param}
 
 
 class NotFound(ClientError):
@@ -221,6 +235,12 @@ class ErrorResponse:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+# A gateway key (`mgw_` and 43 URL-safe characters, shared.keys): an error message that
+# quotes what the caller sent (a path id, a query value) must never hand a secret back.
+_BEARER_SECRET = re.compile(r"mgw_[A-Za-z0-9_-]{43}[A-Za-z0-9_-]*")
+_HIDDEN_SECRET = "mgw_[REDACTED]"  # noqa: S105 (the placeholder, not a secret)
+
+
 def error_response(exc: BaseException, request_id: str = "") -> ErrorResponse:
     """The one mapping from any exception to what the caller receives."""
     if isinstance(exc, UpstreamRejected):
@@ -232,4 +252,5 @@ def error_response(exc: BaseException, request_id: str = "") -> ErrorResponse:
     body = exc.body()
     if request_id:
         body["request_id"] = request_id
-    return ErrorResponse(exc.status, json.dumps(body).encode(), headers=exc.headers)
+    text = _BEARER_SECRET.sub(_HIDDEN_SECRET, json.dumps(body))
+    return ErrorResponse(exc.status, text.encode(), headers=exc.headers)

@@ -8,8 +8,8 @@ CPU; a lookup by hash also needs no secret comparison at all.
     python -m shared.keys create-operator --owner <tenant> [--name <name>]
     python -m shared.keys create-admin --owner <tenant> [--name <name>]
 
-prints a new operator (or admin) key once, as the last line of its output: the
-first key of a deployment, or a break-glass one. Both need database access, not a
+prints a new operator (or admin) key once, alone on stdout (its audit line goes to
+stderr): the first key of a deployment, or a break-glass one. Both need database access, not a
 key; the tenant is created if it does not exist yet. Run beside `make run` with no
 database settings, they use the local stack's database, as `.local/stack.json` names it.
 """
@@ -322,7 +322,9 @@ def main(argv: list[str] | None = None) -> int:
             tenant_id=args.owner,
             changes={"name": args.name, "role": role, "via": "command line"},
         )
-    audit.flush()
+    # stdout holds the key alone (deploy/admin-key.yaml stores it as is); the audit line
+    # goes to stderr.
+    audit.flush(lambda line: print(json.dumps(line, default=str), file=sys.stderr))
     print(key.secret)
     return 0
 

@@ -29,11 +29,13 @@ from shared.conversations import Usage
 from shared.errors import (
     GatewayError,
     NotFound,
+    OutsideAllowList,
     UpstreamUnavailable,
     ValidationFailed,
     field_error,
 )
 from shared.idempotency import Claim, Idempotency, StoredResponse, request_hash
+from shared.keys import Principal
 from shared.mistral import MistralClient, Retry, UpstreamStream
 from shared.policy import InputPolicy
 from shared.sse import SseParser, format_event
@@ -228,12 +230,23 @@ def execute_turn(ctx: Context, turn: Turn, key: str | None = None) -> flask.Resp
     Mistral, storage. The batch function calls this too, once per item."""
     ctx.access["policy_hits"] = len(turn.policy_hits) or None
     owner = ctx.owner
+    agent_id, model = turn.agent_id, turn.model
     # A start with a model reads nothing before Mistral: no connection is taken for it.
     if turn.operation != "conversations.start":
         assert turn.conversation_id is not None
         ref = _own_conversation(ctx, turn.conversation_id)
         ctx.access["agent_id"] = ref.agent_id
         ctx.access["model"] = ref.model
+        agent_id, model = agent_id or ref.agent_id, model or ref.model
+    if turn.operation == "conversations.restart":
+        # The entry must be this conversation's: another tenant's is refused as a missing
+        # one is, before Mistral (behind one API key) is asked.
+        assert turn.conversation_id is not None
+        with ctx.container.pool.connection() as conn:
+            store.require_entry(
+                conn, owner, turn.conversation_id, str(turn.body.get("from_entry_id"))
+            )
+    _check_allow_lists(ctx.principal, agent_id, None if agent_id else model)
     # Any turn's body may name an agent (an append or restart body is forwarded as sent):
     # it must be the caller's, since Mistral, behind one API key, cannot tell tenants
     # apart and a restart would store it on the new conversation.
@@ -267,6 +280,20 @@ def execute_turn(ctx: Context, turn: Turn, key: str | None = None) -> flask.Resp
     except Exception:
         runner.abandon()
         raise
+
+
+def _check_allow_lists(principal: Principal, agent_id: str | None, model: str | None) -> None:
+    """403 naming the key's list when the turn's agent or model is outside it (an empty
+    list allows everything). An agent's versions and aliases are that agent: the list
+    holds agent ids, and `agent_version` never changes which agent answers."""
+    if agent_id and principal.allowed_agents and agent_id not in principal.allowed_agents:
+        raise OutsideAllowList(
+            "allowed_agents", "this API key may not use this agent (see the key's allowed_agents)"
+        )
+    if model and principal.allowed_models and model not in principal.allowed_models:
+        raise OutsideAllowList(
+            "allowed_models", "this API key may not use this model (see the key's allowed_models)"
+        )
 
 
 def _own_conversation(ctx: Context, conversation_id: str) -> store.ConversationRef:

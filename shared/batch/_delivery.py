@@ -169,7 +169,7 @@ def _admit(
         if fresh and not expired and not store.owner_known(conn, message.owner):
             return Rejection(
                 "unknown_owner",
-                f"owner {message.owner!r} has no active API key",
+                f"owner {message.owner!r} has no active API key, or is disabled",
                 batch_id=message.batch_id,
                 owner=message.owner,
             )

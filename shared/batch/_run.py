@@ -73,17 +73,39 @@ _POLL_S = 0.25
 _GATEWAY_REFUSED = frozenset({401, 403})
 
 
-def batch_principal(owner: str, settings: BatchSettings) -> Principal:
-    """Who a batch's items run as: the owner's tenant, with its own request bucket."""
+def batch_principal(
+    owner: str,
+    settings: BatchSettings,
+    tenant_budgets: tuple[int | None, int | None] = (None, None),
+) -> Principal:
+    """Who a batch's items run as: the owner's tenant, with its own request bucket.
+
+    The batch's request rate is its own setting (not narrowed by the tenant's
+    per-key rate); its token budgets are the tenant's (`tenant_budgets`: per minute
+    and per day, None for the deployment's default), as any key's are.
+    """
+    requests = settings.batch_rate_limit_requests or None
+    window = settings.batch_rate_limit_window or None
     return Principal(
         key_id=f"batch:{owner}",
         owner_id=owner,
         name="batch",
         role="user",
         prefix="batch",
-        rate_limit_requests=settings.batch_rate_limit_requests or None,
-        rate_limit_window=settings.batch_rate_limit_window or None,
+        rate_limit_requests=requests,
+        rate_limit_window=window,
+        tenant_limits=(requests, window, *tenant_budgets),
     )
+
+
+def _tenant_budgets(container: Container, owner: str) -> tuple[int | None, int | None]:
+    with container.pool.connection() as conn:
+        row = conn.one(
+            "SELECT token_budget_per_minute AS m, token_budget_per_day AS d FROM tenants"
+            " WHERE id = :id",
+            id=owner,
+        )
+    return (row["m"], row["d"]) if row is not None else (None, None)
 
 
 class _Outcome(Enum):
@@ -128,7 +150,9 @@ class BatchRun:
         self.request_id = request_id
         # False once the message is past BATCH_MAX_AGE_S: reconcile, never start.
         self.allow_start = allow_start
-        self.principal = batch_principal(message.owner, settings)
+        self.principal = batch_principal(
+            message.owner, settings, _tenant_budgets(container, message.owner)
+        )
         self.route = routes.match("POST", _START_PATH).route
         self.deadline = time.monotonic() + settings.batch_time_budget_s
         self.stop = threading.Event()

@@ -65,9 +65,10 @@ class ItemState:
 
 
 def owner_known(conn: Conn, owner: str) -> bool:
-    """An owner is known while it has at least one key that is not revoked."""
+    """An owner is known while its tenant is enabled and has a key that is not revoked."""
     row = conn.one(
-        "SELECT 1 AS found FROM api_keys WHERE owner_id = :owner AND revoked_at IS NULL LIMIT 1",
+        "SELECT 1 AS found FROM api_keys AS k JOIN tenants AS t ON t.id = k.owner_id"
+        " WHERE k.owner_id = :owner AND k.revoked_at IS NULL AND NOT t.disabled LIMIT 1",
         owner=owner,
     )
     return row is not None

@@ -320,6 +320,18 @@ def test_unknown_owner_is_recorded_and_acknowledged(gateway: Container, standin:
     assert standin.calls()["conversations.start"] == 0
 
 
+def test_a_disabled_tenants_batch_is_refused_like_an_unknown_owner(
+    gateway: Container, standin: StandIn
+) -> None:
+    """Once an operator disables the tenant, its batch is recorded rejected, nothing runs."""
+    with gateway.pool.transaction() as conn:
+        conn.run("UPDATE tenants SET disabled = true WHERE id = :id", id=OWNER)
+    answer = post(push_body({"batch_id": "b-off", "owner": OWNER, "items": items(2)}))
+    assert answer.status_code == 200
+    assert batch_row(gateway, "b-off")["error"]["type"] == "unknown_owner"
+    assert standin.calls()["conversations.start"] == 0
+
+
 def test_rejected_batch_id_can_be_published_again_once_fixed(gateway: Container) -> None:
     """The publisher's batch id of a refused message is free for its corrected republication."""
     post(push_body({"batch_id": "b-fix", "owner": OWNER, "items": [{"custom_id": "x"}]}, "41"))

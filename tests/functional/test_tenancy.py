@@ -278,19 +278,105 @@ def test_the_functions_database_user_lacks_update_and_delete_on_audit(
 
 
 def test_the_command_line_makes_an_operator_key(container: Container) -> None:
-    """`python -m shared.keys create-operator` prints a key that acts as an operator."""
+    """`python -m shared.keys create-operator` prints only a key, that acts as an operator;
+    its audit line goes to stderr."""
     import io
-    from contextlib import redirect_stdout
+    import json
+    from contextlib import redirect_stderr, redirect_stdout
 
     from shared.keys import main
 
-    out = io.StringIO()
-    with redirect_stdout(out):
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
         assert main(["create-operator", "--owner", "ops"]) == 0
-    secret = out.getvalue().strip().splitlines()[-1]  # the key is the last line printed
+    secret = out.getvalue().strip()
+    assert json.loads(err.getvalue())["action"] == "key.create"
     principal = container.keys.resolve(secret)
     assert (principal.role, principal.owner_id) == ("operator", "ops")
     with container.pool.connection() as conn:
         rows = conn.all("SELECT action, actor_key_id FROM audit_log WHERE tenant_id = 'ops'")
     assert rows == [{"action": "key.create", "actor_key_id": None}]
     audit.clear_actor()
+
+
+# -- ids in bodies, and secrets never echoed ---------------------------------------------------
+
+
+def test_handoffs_naming_another_tenants_agent_are_refused_as_missing(
+    container: Container,
+) -> None:
+    """A create or update whose handoffs name A's agent answers as for no such agent (404)."""
+    with container.pool.transaction() as conn:
+        conn.run(
+            "INSERT INTO agents (id, owner_id, name, model, body, created_at, updated_at)"
+            " VALUES ('ag_of_a', :o, 'a', 'm', CAST('{}' AS jsonb), now(), now())",
+            o=A,
+        )
+        conn.run(
+            "INSERT INTO agents (id, owner_id, name, model, body, created_at, updated_at)"
+            " VALUES ('ag_of_b', :o, 'b', 'm', CAST('{}' AS jsonb), now(), now())",
+            o=B,
+        )
+    b_admin = make_key(container, "admin", B, **NO_LIMIT)
+    app = client("admin")
+    answers = {}
+    for target in ("ag_of_a", "ag_missing"):
+        body = {"model": "m", "name": "x", "handoffs": [target]}
+        made = app.post("/v1/agents", json=body, headers=bearer(b_admin))
+        changed = app.patch(
+            "/v1/agents/ag_of_b", json={"handoffs": [target]}, headers=bearer(b_admin)
+        )
+        answers[target] = (made.status_code, changed.status_code, made.get_json()["type"])
+    assert answers["ag_of_a"] == answers["ag_missing"] == (404, 404, "not_found")
+    bad = app.post(
+        "/v1/agents",
+        json={"model": "m", "name": "x", "handoffs": "ag_of_b"},
+        headers=bearer(b_admin),
+    )
+    assert bad.status_code == 422
+
+
+def test_a_key_sent_as_an_id_never_comes_back(container: Container) -> None:
+    """A secret put in a path id or a query value is not echoed in the error body."""
+    admin = make_key(container, "admin", B, **NO_LIMIT)
+    secret = admin.secret
+    answers = [
+        client("admin").patch(f"{KEYS}/{secret}", json={"name": "x"}, headers=bearer(admin)),
+        client("admin").post(f"{KEYS}/{secret}/revoke", headers=bearer(admin)),
+        client("history").get(f"/v1/conversations/{secret}", headers=bearer(admin)),
+        client("history").get(f"/gateway/v1/nothing/{secret}", headers=bearer(admin)),
+        client("admin").get(KEYS, query_string={"owner_id": secret}, headers=bearer(admin)),
+    ]
+    assert [a.status_code for a in answers] == [404] * 5
+    for answer in answers:
+        assert secret not in answer.get_data(as_text=True)
+        assert secret[4:20] not in answer.get_data(as_text=True)
+
+
+def test_the_local_routers_request_lines_hide_a_key_in_the_query(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`make run`'s request line for `?key=mgw_...` shows the path, never the key."""
+    import threading
+    import urllib.request
+
+    from werkzeug.serving import make_server
+
+    from devstack.router import RedactingRequestHandler
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    secret = "mgw_" + "A" * 43
+    server = make_server("127.0.0.1", 0, app, request_handler=RedactingRequestHandler)
+    thread = threading.Thread(target=server.handle_request, daemon=True)
+    thread.start()
+    with caplog.at_level("INFO", logger="werkzeug"):
+        url = f"http://127.0.0.1:{server.server_port}/v1/conversations?key={secret}"
+        urllib.request.urlopen(url, timeout=5).read()  # noqa: S310 (a local test server)
+        thread.join(5)
+    server.server_close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
+    assert any("/v1/conversations?key=mgw_" in line for line in lines)
+    assert not any(secret in line for line in lines)

@@ -4,8 +4,10 @@ Mistral's routes (`/v1/agents...`, `DELETE /v1/conversations/{id}`) answer in
 Mistral's shapes, deletes with exactly 204 and no body. The gateway's own routes
 are documented where their logic lives: `shared.keyadmin` (keys), `shared.usage`
 (usage), `shared.tenants` (tenants), `shared.audit` (the audit log) and
-`shared.lifecycle` (archive, unarchive). Authentication, roles and
-rate limits are applied by `FunctionApp` before a handler runs.
+`shared.lifecycle` (archive, unarchive), `shared.whoami` (the caller). The web
+console (`console/`: static files, open to all, holding no data) is served here, so it
+ships in this function's bundle. Authentication, roles and rate limits are applied by
+`FunctionApp` before a handler runs.
 """
 
 from __future__ import annotations

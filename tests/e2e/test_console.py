@@ -123,7 +123,9 @@ def tenant(stack: StackInfo, stack_container: Container) -> Tenant:
     return Tenant(keys, started["conversation_id"], archived, agent["id"], "console-batch")
 
 
-@pytest.fixture(scope="session")
+# One browser for this module's tests. Not the session's: Playwright's sync API runs an
+# event loop in this thread while it is open, and later tests call asyncio.run().
+@pytest.fixture(scope="module")
 def browser_context(tmp_root: Path) -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.fail("Debian's chromium is not installed: `make chromium` installs it")

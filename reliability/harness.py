@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -135,7 +136,12 @@ class FaultStack:
         return httpx2.Client(base_url=self.info.url, timeout=timeout_s)
 
     def tenant(self, owner: str, role: str = "user", **limits: int) -> Tenant:
-        """A new key for `owner` (and the tenant, if new), made by the stack's operator key."""
+        """A new key for `owner` (and the tenant, if new), made by the stack's operator key.
+
+        A tenant id is 1 to 128 letters, digits, '.', '_' or '-': a name derived from a
+        test's id is folded into that (the Tenant returned carries the id used).
+        """
+        owner = re.sub(r"[^A-Za-z0-9._-]", "-", owner)[:128]
         operator = {"Authorization": f"Bearer {self.info.operator_key}"}
         made = httpx2.post(
             self.url + routes.GATEWAY_PREFIX + "/tenants",

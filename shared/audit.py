@@ -29,6 +29,7 @@ from typing import Any
 
 from shared import cursors
 from shared.db import Conn, Pool
+from shared.errors import ValidationFailed, field_error
 from shared.observability import current_request, log_event
 from shared.reads import QueryArgs
 from shared.timestamps import rfc3339
@@ -194,13 +195,21 @@ class AuditQuery:
         tenant, after checking the caller may read it."""
         reader = QueryArgs(args)
         limit = reader.integer("limit", 100, 1, _MAX_PAGE)
-        position = reader.cursor("cursor", _CURSOR, (int,))
+        # The position is the row's id as text: audit ids are bigint, wider than the
+        # integers cursors carry.
+        position = reader.cursor("cursor", _CURSOR, (str,))
         actor = reader.text("actor_key_id")
         action = reader.choice("action", ACTIONS)
         since = reader.moment("since")
         until = reader.moment("until")
         reader.check()
-        before = int(str(position[0])) if position else None
+        before = None
+        if position:
+            raw = str(position[0])
+            if not (raw.isascii() and raw.isdigit() and len(raw) <= 19):
+                msg = "Invalid cursor: pass the next_cursor of the previous page unchanged"
+                raise ValidationFailed([field_error(("query", "cursor"), msg, "cursor_invalid")])
+            before = int(raw)
         return cls(tenant_id, limit, before, actor, action, since, until)
 
 
@@ -245,5 +254,5 @@ def list_entries(pool: Pool, query: AuditQuery) -> dict[str, Any]:
     page = rows[: query.limit]
     cursor = None
     if len(rows) > query.limit:
-        cursor = cursors.encode(_CURSOR, int(page[-1]["id"]))
+        cursor = cursors.encode(_CURSOR, str(page[-1]["id"]))
     return {"object": "list", "data": [_view(r) for r in page], "next_cursor": cursor}

@@ -151,4 +151,4 @@ def tenant_scope(principal: Principal, named: str | None) -> str:
         return principal.owner_id
     if crosses_tenants(principal.role):
         return named
-    raise NotFound("no such tenant")
+    raise NotFound("tenant not found")

@@ -8,10 +8,11 @@ CPU; a lookup by hash also needs no secret comparison at all.
     python -m shared.keys create-operator --owner <tenant> [--name <name>]
     python -m shared.keys create-admin --owner <tenant> [--name <name>]
 
-prints a new operator (or admin) key once, alone on stdout (its audit line goes to
-stderr): the first key of a deployment, or a break-glass one. Both need database access, not a
-key; the tenant is created if it does not exist yet. Run beside `make run` with no
-database settings, they use the local stack's database, as `.local/stack.json` names it.
+prints a new operator (or admin) key once, alone on stdout (its audit line goes
+to stderr): the first key of a deployment, or a break-glass one. Both need
+database access, not a key; the tenant is created if it does not exist yet.
+Run beside `make run` with no database settings, they use the local stack's
+database, as `.local/stack.json` names it.
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ LIMIT_FIELDS: Mapping[str, int] = {
 }
 _INT_MAX = 2_147_483_647
 _NAME_MAX = 200
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _COLUMNS = (
     "id, name, disabled, rate_limit_requests, rate_limit_window, token_budget_per_minute,"
     " token_budget_per_day, created_at"
@@ -108,7 +108,7 @@ def parse_create(body: Mapping[str, Any]) -> dict[str, Any]:
     if "id" not in body:
         problems.append(field_error(("body", "id"), "Field required", "missing"))
     elif not isinstance(body["id"], str) or not _ID.match(body["id"]):
-        msg = "Input should be 1 to 64 letters, digits, '.', '_' or '-', starting alphanumeric"
+        msg = "Input should be 1 to 128 letters, digits, '.', '_' or '-', starting alphanumeric"
         problems.append(field_error(("body", "id"), msg, "string_pattern_mismatch"))
     problems += _problems_text(body, "name", required=True)
     limits, more = parse_limits(body)
@@ -150,7 +150,7 @@ def _load(conn: Conn, tenant_id: str, *, lock: bool = False) -> dict[str, Any]:
         id=tenant_id,
     )
     if row is None:
-        raise NotFound("no such tenant")
+        raise NotFound("tenant not found")
     return row
 
 

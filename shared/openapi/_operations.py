@@ -473,6 +473,9 @@ OPERATIONS: Mapping[str, Operation] = {
         " operator keys.",
         body=ref("CreateKeyRequest"),
         links=_KEY_LINKS,
+        # A tenant the caller may not reach or that does not exist; an unknown agent in
+        # allowed_agents.
+        errors=frozenset({404}),
     ),
     "gateway.keys.list": Operation(
         "List API keys",
@@ -483,6 +486,7 @@ OPERATIONS: Mapping[str, Operation] = {
             _CURSOR,
             _query("owner_id", {"type": "string"}, "Another tenant (operators only: else 404)."),
         ),
+        errors=frozenset({404}),
     ),
     "gateway.keys.update": Operation(
         "Change a key's name, limits or allow-lists",

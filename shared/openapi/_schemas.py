@@ -979,7 +979,7 @@ _ROTATE_KEY = _obj(
     (),
     additionalProperties=False,
 )
-_TENANT_ID: Json = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}
+_TENANT_ID: Json = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"}
 _TENANT = _obj(
     {
         "object": _const("gateway.tenant"),

@@ -131,6 +131,11 @@ class World:
     entry_id: str
     agent_id: str
     key_id: str
+    # Tenants are an operator's to create and change.
+    operator: NewKey
+
+    def key(self, template: str) -> NewKey:
+        return self.operator if template.startswith("/gateway/v1/tenants") else self.admin
 
     def path(self, template: str) -> str:
         return template.format(
@@ -170,6 +175,7 @@ def world(gateway: Container) -> World:
         )
     return World(
         admin=admin,
+        operator=make_key(gateway, "operator", "operators", **NO_LIMIT),
         conversation_id="conv_core",
         entry_id="msg_core",
         agent_id="ag_core",
@@ -227,6 +233,8 @@ BODY_ROUTES: list[tuple[str, str, str, str, dict[str, Any]]] = [
     ("agents.update", "admin", "PATCH", "/v1/agents/{agent_id}", {"description": "d"}),
     ("gateway.keys.create", "admin", "POST", "/gateway/v1/keys", {"name": "k", "role": "user"}),
     ("gateway.keys.update", "admin", "PATCH", "/gateway/v1/keys/{key_id}", {"name": "k2"}),
+    ("gateway.tenants.create", "admin", "POST", "/gateway/v1/tenants", {"id": "t", "name": "T"}),
+    ("gateway.tenants.update", "admin", "PATCH", "/gateway/v1/tenants/" + OWNER, {"name": "T"}),
 ]
 # Writes that take no body: their input is the path or the query string.
 BODILESS_WRITES = {
@@ -401,7 +409,12 @@ def test_wrong_content_type_is_415(
     calls = standin.calls()
     raw = json.dumps(_fill(world, body)).encode()
     answer = send(
-        function, method, world.path(template), world.admin, data=raw, content_type=content_type
+        function,
+        method,
+        world.path(template),
+        world.key(template),
+        data=raw,
+        content_type=content_type,
     )
     error_body(answer, 415, "unsupported_media_type")
     assert standin.calls() == calls
@@ -452,7 +465,7 @@ def test_body_over_the_limit_is_413(
                 function,
                 method,
                 world.path(template),
-                world.admin,
+                world.key(template),
                 data=raw,
                 content_type="application/json",
             )
@@ -462,7 +475,7 @@ def test_body_over_the_limit_is_413(
                 function,
                 method,
                 world.path(template),
-                world.admin,
+                world.key(template),
                 input_stream=io.BytesIO(raw),
                 headers={"Transfer-Encoding": "chunked"},
                 environ_overrides={"wsgi.input_terminated": True},
@@ -499,7 +512,7 @@ def test_invalid_json_is_400(
         function,
         method,
         world.path(template),
-        world.admin,
+        world.key(template),
         data=raw,
         content_type="application/json",
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -130,7 +131,7 @@ def test_a_key_narrows_but_never_widens_its_tenants_budget(container: Container)
         conn.run("UPDATE tenants SET token_budget_per_day = 1000 WHERE id = :id", id=B)
     principal = container.keys.resolve(key.secret)
     for key_budget, expected in ((0, 1000), (None, 1000), (5000, 1000), (10, 10)):
-        narrowed = principal.__class__(**{**principal.__dict__, "token_budget_per_day": key_budget})
+        narrowed = dataclasses.replace(principal, token_budget_per_day=key_budget)
         assert effective_limits(narrowed, settings)[1].per_day == expected
 
 
@@ -157,10 +158,11 @@ def test_every_key_change_is_audited_with_one_log_line(
     """create, update, rotate, revoke: four rows (actor, action, target) and four log lines."""
     admin = make_key(container, "admin", B, **NO_LIMIT)
     with capture_logs() as logs:
-        made = _post(admin, KEYS, {"name": "w", "role": "user"}).get_json()["key"]
+        created = _post(admin, KEYS, {"name": "w", "role": "user"}).get_json()
+        made = created["key"]
         one = f"{KEYS}/{made['id']}"
         client("admin").patch(one, json={"name": "w2"}, headers=bearer(admin))
-        _post(admin, one + "/rotate", {"grace_s": 60})
+        rotated = _post(admin, one + "/rotate", {"grace_s": 60}).get_json()
         _post(admin, one + "/revoke")
     lines = [line for line in logs if line.get("event") == "audit"]
     assert [line["action"] for line in lines] == [
@@ -182,7 +184,8 @@ def test_every_key_change_is_audited_with_one_log_line(
     assert entries[2]["changes"] == {"name": "w2"}
     assert entries[1]["changes"] == {"grace_s": 60}
     text = str(page) + str(logs)
-    assert "mgw_" + made["prefix"][4:] not in text.replace(made["prefix"], "")
+    assert created["secret"] not in text
+    assert rotated["secret"] not in text
     theirs = client("admin").get("/gateway/v1/audit", headers=bearer(operator)).get_json()
     assert len(theirs["data"]) >= 4
 
@@ -380,3 +383,62 @@ def test_the_local_routers_request_lines_hide_a_key_in_the_query(
     lines = [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
     assert any("/v1/conversations?key=mgw_" in line for line in lines)
     assert not any(secret in line for line in lines)
+
+
+def test_existing_owners_become_tenants_when_0003_migrates(postgres: Any, tmp_path: Any) -> None:
+    """Data written before migration 0003: each owner_id it names becomes a tenant, and
+    the existing keys keep working (as admin, user, read_only)."""
+    import shutil
+
+    from shared.config import Settings
+    from shared.db import Pool, connector_for
+    from shared.db.migrate import MIGRATIONS_DIR, migrate
+    from shared.keys import KeyCache, hash_key
+
+    url = postgres.create_database("migrate_tenancy")
+    before = tmp_path / "before"
+    before.mkdir()
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        if path.name < "0003":
+            shutil.copy(path, before / path.name)
+    pool = Pool(connector_for(Settings(database_url=url)), size=2, timeout_s=5)
+    try:
+        migrate(pool, before)
+        with pool.transaction() as conn:
+            conn.run(
+                "INSERT INTO api_keys (id, owner_id, name, role, prefix, secret_hash)"
+                " VALUES ('key_old', 'team-old', 'old', 'admin', 'mgw_x', :h)",
+                h=hash_key("mgw_" + "o" * 43),
+            )
+            conn.run(
+                "INSERT INTO conversations (id, owner_id, model, created_at, updated_at)"
+                " VALUES ('conv_old', 'team-conv', 'm', now(), now())"
+            )
+            conn.run(
+                "INSERT INTO usage_events (owner_id, operation, status)"
+                " VALUES ('team-usage', 'conversations.start', 200)"
+            )
+        migrate(pool)
+        with pool.connection() as conn:
+            tenants = conn.all("SELECT id, name, disabled FROM tenants ORDER BY id")
+        assert tenants == [
+            {"id": owner, "name": owner, "disabled": False}
+            for owner in ("team-conv", "team-old", "team-usage")
+        ]
+        principal = KeyCache(lambda: pool, ttl_s=5).resolve("mgw_" + "o" * 43)
+        assert (principal.owner_id, principal.role) == ("team-old", "admin")
+    finally:
+        pool.close()
+
+
+def test_an_admin_neither_sees_nor_changes_an_operator_key_of_its_tenant(
+    container: Container,
+) -> None:
+    """An operator key in the admin's tenant is not listed to it and is 404 to rotate."""
+    op = make_key(container, "operator", B, **NO_LIMIT)
+    admin = make_key(container, "admin", B, **NO_LIMIT)
+    listed = client("admin").get(KEYS, headers=bearer(admin)).get_json()["data"]
+    assert op.principal.key_id not in {k["id"] for k in listed}
+    for action in ("rotate", "revoke"):
+        answer = _post(admin, f"{KEYS}/{op.principal.key_id}/{action}")
+        assert answer.status_code == 404

@@ -23,7 +23,7 @@ ADMINS = frozenset({"operator", "admin"})
 EVERYONE = ALL | OPERATOR
 NOBODY: frozenset[str] = frozenset()
 
-# Who may call what, as README ("API keys and roles") and DESIGN section 3 say: admin
+# Who may call what, as README ("API keys, roles and tenants") and DESIGN section 3 say: admin
 # everything in its tenant; user starts, continues, reads and archives conversations and
 # reads agents; read_only reads conversations and usage; operator (issue 15) keys, usage,
 # tenants and the audit log of any tenant, never conversations or agents. Written out,

@@ -580,3 +580,31 @@ def test_the_usage_chart_per_hour_plots_the_apis_hours(
         (r["hour"], r["key_id"], r["requests"]) for r in figures
     )
     assert all(p.endswith(":00:00Z") for p, _, _ in bars)
+
+
+def test_an_operator_creates_and_disables_a_tenant(
+    console: Console, tenant: Tenant, stack: StackInfo
+) -> None:
+    """The tenant form makes the tenant with its budget; Disable marks it disabled in the API."""
+    operator = tenant.keys["operator"].secret
+    console.open("#/tenants")
+    console.sign_in(operator)
+    console.wait("tenants")
+    console.page.click("summary:has-text('Create a tenant')")
+    console.page.fill("input[name=id]", "made-in-console")
+    console.page.fill("input[name=name]", "Made in the console")
+    console.page.fill("#tenant-token_budget_per_day", "5000")
+    console.page.click("button:has-text('Create tenant')")
+    console.page.wait_for_selector("#view [role=status]:has-text('made-in-console created')")
+    made = _http(stack, "GET", "/gateway/v1/tenants/made-in-console", operator)
+    assert (made["name"], made["token_budget_per_day"], made["disabled"]) == (
+        "Made in the console",
+        5000,
+        False,
+    )
+    row = console.page.locator("#tenants-table tr", has_text="made-in-console")
+    row.locator("button:has-text('Disable')").click()
+    console.page.locator("#tenants-table tr", has_text="made-in-console").locator(
+        "button:has-text('Enable')"
+    ).wait_for()
+    assert _http(stack, "GET", "/gateway/v1/tenants/made-in-console", operator)["disabled"] is True

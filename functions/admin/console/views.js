@@ -165,11 +165,20 @@ async function renderUsage(section, { me }) {
   await show();
 }
 
+// Every UTC day of the range, so a quiet day shows as an empty slot, not as no day.
+function everyDay(first, last) {
+  const days = [];
+  for (let t = Date.parse(`${first}T00:00:00Z`); t <= Date.parse(`${last}T00:00:00Z`);
+    t += 86400000) days.push(new Date(t).toISOString().slice(0, 10));
+  return days;
+}
+
 function usageFigures(body, f, me) {
   const periodField = f.period === "hour" ? "hour" : "day";
   const splitField = SPLIT_FIELD[f.split];
   const label = (row) => (splitField ? String(row[splitField] ?? "(none)") : "all");
-  const periods = [...new Set(body.data.map((r) => r[periodField]))].sort();
+  const periods = periodField === "day" ? everyDay(body.from, body.to)
+    : [...new Set(body.data.map((r) => r[periodField]))].sort();
   const series = [...new Set(body.data.map(label))].sort();
   const cells = new Map(body.data.map((r) => [`${r[periodField]}|${label(r)}`, r]));
   const measureName = MEASURES.find(([m]) => m === f.measure)[1];

@@ -608,3 +608,31 @@ def test_an_operator_creates_and_disables_a_tenant(
         "button:has-text('Enable')"
     ).wait_for()
     assert _http(stack, "GET", "/gateway/v1/tenants/made-in-console", operator)["disabled"] is True
+
+
+def test_todays_tokens_are_shown_against_the_tenants_daily_budget(
+    console: Console, tenant: Tenant, stack: StackInfo
+) -> None:
+    """With a tenant budget set by the operator, the meter holds today's tokens out of it."""
+    operator, admin = tenant.keys["operator"].secret, tenant.keys["admin"].secret
+    _http(
+        stack, "PATCH", f"/gateway/v1/tenants/{TENANT}", operator, {"token_budget_per_day": 10**6}
+    )
+    try:
+        console.open()
+        console.sign_in(admin)
+        console.wait("usage")
+        meter = console.page.wait_for_selector("#budget-meter")
+        today = datetime.now(UTC).date()
+        used = _http(stack, "GET", f"/gateway/v1/usage?from={today}&to={today}", admin)
+        assert meter.get_attribute("max") == str(10**6)
+        assert meter.get_attribute("value") == str(used["totals"]["total_tokens"])
+        assert "tenant console-co's budget" in console.page.inner_text("#budget")
+    finally:
+        _http(
+            stack,
+            "PATCH",
+            f"/gateway/v1/tenants/{TENANT}",
+            operator,
+            {"token_budget_per_day": None},
+        )

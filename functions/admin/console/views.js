@@ -148,15 +148,18 @@ async function renderUsage(section, { me }) {
   async function show() {
     const f = formData(form);
     const groupBy = [f.period, f.split].filter(Boolean).join(",");
-    let body;
+    let body, limit;
     try {
-      body = await call("GET", `${GW}/usage${query({ from: f.from, to: f.to, group_by: groupBy,
-        owner_id: f.owner_id })}`);
+      [body, limit] = await Promise.all([
+        call("GET", `${GW}/usage${query({ from: f.from, to: f.to, group_by: groupBy,
+          owner_id: f.owner_id })}`),
+        dailyBudget(me, f.owner_id || me.owner_id),
+      ]);
     } catch (error) {
       out.replaceChildren(alertBox(error));
       return;
     }
-    out.replaceChildren(...usageFigures(body, f, me));
+    out.replaceChildren(...usageFigures(body, f, limit));
   }
   form.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -173,7 +176,7 @@ function everyDay(first, last) {
   return days;
 }
 
-function usageFigures(body, f, me) {
+function usageFigures(body, f, limit) {
   const periodField = f.period === "hour" ? "hour" : "day";
   const splitField = SPLIT_FIELD[f.split];
   const label = (row) => (splitField ? String(row[splitField] ?? "(none)") : "all");
@@ -197,24 +200,40 @@ function usageFigures(body, f, me) {
   const exportCsv = h("button", { type: "button", onclick: () =>
     download(`usage-${body.from}-${body.to}.csv`, csv(body.data, columns), "text/csv") },
   "Download CSV");
-  return [totals, budget(me, body), chart,
+  return [totals, budget(limit, body), chart,
     table("Usage figures", columns.map((c) => [c.replace(/_/g, " "), (r) => r[c]]), body.data,
       { id: "usage-table" }),
     exportCsv];
 }
 
-// Today's tokens against the daily budget in force (whoami's limits; 0 means none).
-function budget(me, body) {
-  const limit = me.limits.token_budget_per_day;
-  if (!limit) return h("p", { class: "budget" }, "No daily token budget is set.");
+// The tenant's daily token budget: its own (read where the role may read tenants), else
+// the one in force for the caller's key (whoami). null: none set.
+async function dailyBudget(me, owner) {
+  if (may(me, "gateway.tenants.get")) {
+    const tenant = await call("GET", `${GW}/tenants/${encodeURIComponent(owner)}`);
+    if (tenant.token_budget_per_day !== null) {
+      return { perDay: tenant.token_budget_per_day, whose: `tenant ${owner}'s` };
+    }
+    return owner === me.owner_id ? { perDay: me.limits.token_budget_per_day, whose: "in force" }
+      : { perDay: null, whose: "the deployment's default" };
+  }
+  return { perDay: me.limits.token_budget_per_day, whose: "in force" };
+}
+
+// Today's tokens against that budget.
+function budget(limit, body) {
+  if (!limit.perDay) {
+    return h("p", { class: "budget", id: "budget" }, `No daily token budget is set`
+      + (limit.perDay === null ? ` (${limit.whose} applies).` : "."));
+  }
   const today = new Date().toISOString().slice(0, 10);
   const used = body.data.filter((r) => (r.day || (r.hour || "").slice(0, 10)) === today)
     .reduce((sum, r) => sum + r.total_tokens, 0);
-  return h("p", { class: "budget" },
+  return h("p", { class: "budget", id: "budget" },
     h("label", { for: "budget-meter" }, `Today's tokens: ${used.toLocaleString("en")} of`
-      + ` ${limit.toLocaleString("en")} a day`),
-    h("meter", { id: "budget-meter", min: 0, max: limit, value: Math.min(used, limit),
-      high: limit * 0.8 }));
+      + ` ${limit.perDay.toLocaleString("en")} a day (${limit.whose} budget)`),
+    h("meter", { id: "budget-meter", min: 0, max: limit.perDay, value: Math.min(used, limit.perDay),
+      high: limit.perDay * 0.8 }));
 }
 
 // -- keys ---------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@
 
 Scenarios: latency (added latency and CPU of a start), concurrency (300
 clients at 1 s), streams (300 concurrent streams, and memory), history,
-ratelimit, batch, coldstart, profile (py-spy, if installed).
+console (first paint of the web console's pages on the history data), ratelimit,
+batch, coldstart, profile (py-spy, if installed).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ SCENARIOS = (
     "concurrency",
     "streams",
     "history",
+    "console",
     "ratelimit",
     "batch",
     "coldstart",
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # The router runs in this process; its per-request lines would drown the progress.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    from bench import _batch, _coldstart, _history, _profile, _requests, _streams
+    from bench import _batch, _coldstart, _console, _history, _profile, _requests, _streams
     from bench._report import load_average, machine_facts, tool_versions, write_report
     from bench._stack import BenchStack
     from bench._wrk import ensure_wrk
@@ -109,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         ("concurrency", lambda: _requests.concurrency_rows(stack, request_settings)),
         ("streams", lambda: _streams.stream_rows(stack, stream_settings, stream_extra)),
         ("history", lambda: _history.history_rows(stack, runs=1 if quick else 3, run_s=2)),
+        ("console", lambda: _console.console_rows(stack, runs=1 if quick else 5)),
         (
             "ratelimit",
             lambda: _ratelimit_rows(

@@ -82,19 +82,26 @@ _SEED = [
 ]
 
 
-def seed(database_url: str) -> dict[str, Any]:
+def seed(
+    database_url: str,
+    conversations: int = CONVERSATIONS,
+    with_entries: int = WITH_ENTRIES,
+    big_entries: int = BIG_ENTRIES,
+) -> dict[str, Any]:
+    """The tenant's data (smaller sizes only for trying a scenario), unless already there."""
     conn = pg_connect(database_url)
     started = time.perf_counter()
     try:
+        there = conn.run("SELECT count(*) FROM conversations WHERE owner_id = :o", o=TENANT)
         params = {
             "tenant": TENANT,
             "big": BIG,
-            "last_conversation": CONVERSATIONS - 1,
-            "with_entries": WITH_ENTRIES,
+            "last_conversation": conversations - 1,
+            "with_entries": with_entries,
             "last_seq": ENTRIES_PER - 1,
-            "last_big_seq": BIG_ENTRIES - 1,
+            "last_big_seq": big_entries - 1,
         }
-        for statement in _SEED:
+        for statement in _SEED if there[0][0] == 0 else ():
             used = {k: v for k, v in params.items() if f":{k}" in statement}
             conn.run(statement, **used)
         entries = conn.run("SELECT count(*) FROM conversation_entries")[0][0]

@@ -26,6 +26,7 @@ def main() -> int:
         print(f"gateway listening on {info.url}")
         print(f"admin key (owner 'default'): {info.admin_key}")
         print(f"operator key (tenants, keys, usage, audit): {info.operator_key}")
+        print(f"console: {info.console} (sign in with the admin key)")
         print(f"Mistral upstream: {info.mistral_url}")
         print("stack details in .local/stack.json; Ctrl-C stops everything")
         sys.stdout.flush()

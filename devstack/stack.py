@@ -57,6 +57,8 @@ class StackInfo:
     functions: dict[str, str]
     database_url: str
     redis_url: str
+    # The web console, signed in with `admin_key`.
+    console: str = ""
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, indent=2)
@@ -115,6 +117,7 @@ class LocalStack:
             health=health,
             mistral_url=mistral_url,
             openapi=url + routes.GATEWAY_PREFIX + "/openapi.json",
+            console=url + routes.GATEWAY_PREFIX + "/console",
             functions=functions,
             database_url=database_url,
             redis_url=redis_url,

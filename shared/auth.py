@@ -32,8 +32,11 @@ __all__ = [
     "tenant_scope",
 ]
 
-# Operations anyone may call: liveness for load balancers, the API document.
-PUBLIC_OPERATIONS = frozenset({"gateway.health", "gateway.openapi"})
+# Operations anyone may call: liveness for load balancers, the API document, and the
+# console's static shell (it holds no data: every figure it shows comes from a keyed route).
+PUBLIC_OPERATIONS = frozenset(
+    {"gateway.health", "gateway.openapi", "gateway.console", "gateway.console.asset"}
+)
 
 OPERATION_PERMISSIONS: Mapping[str, str] = {
     # conversations: reading
@@ -79,11 +82,13 @@ OPERATION_PERMISSIONS: Mapping[str, str] = {
     "gateway.tenants.get": "tenants:read",
     "gateway.tenants.update": "tenants:manage",
     "gateway.audit.list": "audit:read",
+    # who the caller is and what its role may call (the console and CLI ask it first)
+    "gateway.whoami": "self:read",
     # batches arrive from Pub/Sub with the owner in the message, not from a key
     "gateway.batches.deliver": "batches:deliver",
 }
 
-_READ = frozenset({"conversations:read", "usage:read"})
+_READ = frozenset({"self:read", "conversations:read", "usage:read"})
 _USER = _READ | {"conversations:write", "conversations:archive", "agents:read"}
 _ADMIN = _USER | {
     "conversations:delete",
@@ -96,7 +101,15 @@ _ADMIN = _USER | {
 CROSS_TENANT = "tenants:any"
 # No conversations:* and no agents:*: the platform team is not the tenants' data reader.
 _OPERATOR = frozenset(
-    {"keys:manage", "usage:read", "tenants:read", "tenants:manage", "audit:read", CROSS_TENANT}
+    {
+        "self:read",
+        "keys:manage",
+        "usage:read",
+        "tenants:read",
+        "tenants:manage",
+        "audit:read",
+        CROSS_TENANT,
+    }
 )
 
 ROLE_PERMISSIONS: Mapping[str, frozenset[str]] = {

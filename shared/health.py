@@ -23,7 +23,11 @@ def _check(probe: Callable[[], object]) -> dict[str, object]:
 
 
 def health(ctx: Context) -> flask.Response:
-    """200 when PostgreSQL and Redis answer, 503 naming the one that does not."""
+    """200 when PostgreSQL and Redis answer, 503 naming the one that does not.
+
+    The circuit's state (as this instance last saw it) and the rate limiter's failure mode
+    are reported too, for the console's health view; neither changes the status.
+    """
     container = ctx.container
 
     def database() -> None:
@@ -35,6 +39,12 @@ def health(ctx: Context) -> flask.Response:
         "redis": _check(container.redis.ping),
     }
     ok = all(c["ok"] for c in checks.values())
-    body = {"status": "ok" if ok else "unavailable", "function": ctx.route.function, **checks}
+    body = {
+        "status": "ok" if ok else "unavailable",
+        "function": ctx.route.function,
+        **checks,
+        "circuit": container.breaker.current(),
+        "rate_limit_failure_mode": container.settings.rate_limit_failure_mode,
+    }
     headers = {} if ok else {"Retry-After": "5"}
     return json_response(body, 200 if ok else 503, headers)

@@ -11,6 +11,8 @@ CPU; a lookup by hash also needs no secret comparison at all.
 prints a new operator (or admin) key once, alone on stdout (its audit line goes
 to stderr): the first key of a deployment, or a break-glass one. Both need
 database access, not a key; the tenant is created if it does not exist yet.
+Run beside `make run` with no database settings, they use the local stack's
+database, as `.local/stack.json` names it.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import secrets
 import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from shared.db import Conn, Pool
@@ -305,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         create.add_argument("--name", default=f"bootstrap {role}")
     args = parser.parse_args(argv)
     role = args.command.removeprefix("create-")
+    _use_local_stack(os.environ)
 
     from shared import audit
     from shared.container import get_container
@@ -323,6 +328,24 @@ def main(argv: list[str] | None = None) -> int:
     audit.flush(lambda line: print(json.dumps(line, default=str), file=sys.stderr))
     print(key.secret)
     return 0
+
+
+_DATABASE_SETTINGS = ("DATABASE_URL", "CLOUD_SQL_INSTANCE", "DB_HOST")
+
+
+def _use_local_stack(environ: Any) -> None:
+    """With no database settings, use the running `make run` stack's (its stack.json)."""
+    if any(environ.get(name) for name in _DATABASE_SETTINGS):
+        return
+    state = Path(environ.get("GATEWAY_STATE_DIR") or Path.cwd() / ".local")
+    try:
+        stack = json.loads((state / "stack.json").read_text())
+    except (OSError, ValueError):
+        return
+    environ["DATABASE_URL"] = stack["database_url"]
+    if not environ.get("REDIS_URL") and not environ.get("REDIS_HOST"):
+        environ["REDIS_URL"] = stack["redis_url"]
+    print(f"using the local stack's database ({state / 'stack.json'})", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -127,6 +127,10 @@ def _routes() -> tuple[Route, ...]:
         Route("GET", gw + "/tenants/{tenant_id}", "admin", "gateway.tenants.get"),
         Route("PATCH", gw + "/tenants/{tenant_id}", "admin", "gateway.tenants.update"),
         Route("GET", gw + "/audit", "admin", "gateway.audit.list"),
+        Route("GET", gw + "/whoami", "admin", "gateway.whoami"),
+        # the web console: a static shell (public) whose data comes from the routes above
+        Route("GET", gw + "/console", "admin", "gateway.console"),
+        Route("GET", gw + "/console/{asset}", "admin", "gateway.console.asset"),
         # batch: reached by the Pub/Sub push subscription, not the load balancer
         Route("POST", gw + "/batches/events", "batch", "gateway.batches.deliver", public=False),
     ]

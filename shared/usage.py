@@ -6,7 +6,8 @@ request that reached Mistral; nothing is counted on the hot path. Days are UTC.
     GET /gateway/v1/usage?from=YYYY-MM-DD&to=YYYY-MM-DD&group_by=key,agent,model,day&owner_id=
 
     from, to   inclusive UTC dates; default the 30 days ending today; at most 366 days
-    group_by   any of key, agent, model, day, comma-separated (default day; empty = totals)
+    group_by   any of key, agent, model, day, hour, comma-separated (default day;
+               empty = totals)
     owner_id   another tenant: an operator only; anyone else gets 404 (as for a missing
                tenant), and so does an operator naming a tenant that does not exist
 
@@ -17,7 +18,7 @@ request that reached Mistral; nothing is counted on the hot path. Days are UTC.
     Counts: {"requests", "failed_requests", "prompt_tokens", "completion_tokens",
              "total_tokens"}
 
-Rows are ordered by day, then key, agent and model. `failed_requests` counts the
+Rows are ordered by day, hour, then key, agent and model. `failed_requests` counts the
 requests Mistral answered with an error status.
 """
 
@@ -43,6 +44,7 @@ DIMENSIONS: Mapping[str, str] = {
     "agent": "agent_id",
     "model": "model",
     "day": "day",
+    "hour": "hour",
 }
 MAX_DAYS = 366
 _DEFAULT_DAYS = 30
@@ -108,14 +110,16 @@ SELECT CASE WHEN CAST(:by_key AS boolean) THEN api_key_id END AS key_id,
        CASE WHEN CAST(:by_model AS boolean) THEN model END AS model,
        CASE WHEN CAST(:by_day AS boolean)
             THEN CAST(timezone('UTC', created_at) AS date) END AS day,
+       CASE WHEN CAST(:by_hour AS boolean)
+            THEN date_trunc('hour', timezone('UTC', created_at)) END AS hour,
        count(*) AS requests,
        count(*) FILTER (WHERE status >= 400) AS failed_requests,
        CAST(coalesce(sum(prompt_tokens), 0) AS bigint) AS prompt_tokens,
        CAST(coalesce(sum(completion_tokens), 0) AS bigint) AS completion_tokens
 FROM usage_events
 WHERE owner_id = :owner AND created_at >= :start AND created_at < :end
-GROUP BY 1, 2, 3, 4
-ORDER BY 4 NULLS FIRST, 1 NULLS FIRST, 2 NULLS FIRST, 3 NULLS FIRST
+GROUP BY 1, 2, 3, 4, 5
+ORDER BY 4 NULLS FIRST, 5 NULLS FIRST, 1 NULLS FIRST, 2 NULLS FIRST, 3 NULLS FIRST
 """
 
 
@@ -123,6 +127,12 @@ def _counts(values: Mapping[str, Any]) -> dict[str, int]:
     counts = {name: int(values[name]) for name in _COUNTS}
     counts["total_tokens"] = counts["prompt_tokens"] + counts["completion_tokens"]
     return counts
+
+
+def _wire(value: Any) -> Any:
+    if isinstance(value, datetime):  # an hour, as UTC (the column is a naive UTC time)
+        return value.strftime("%Y-%m-%dT%H:00:00Z")
+    return value.isoformat() if isinstance(value, date) else value
 
 
 def usage(pool: Pool, query: UsageQuery) -> dict[str, Any]:
@@ -144,7 +154,7 @@ def usage(pool: Pool, query: UsageQuery) -> dict[str, Any]:
         for name in query.group_by:
             field = DIMENSIONS[name]
             value = row[field]
-            item[field] = value.isoformat() if isinstance(value, date) else value
+            item[field] = _wire(value)
         data.append({**item, **_counts(row)})
     totals = _counts({name: sum(int(r[name]) for r in rows) for name in _COUNTS})
     return {

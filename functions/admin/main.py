@@ -4,20 +4,24 @@ Mistral's routes (`/v1/agents...`, `DELETE /v1/conversations/{id}`) answer in
 Mistral's shapes, deletes with exactly 204 and no body. The gateway's own routes
 are documented where their logic lives: `shared.keyadmin` (keys), `shared.usage`
 (usage), `shared.tenants` (tenants), `shared.audit` (the audit log) and
-`shared.lifecycle` (archive, unarchive). Authentication, roles and
-rate limits are applied by `FunctionApp` before a handler runs.
+`shared.lifecycle` (archive, unarchive), `shared.whoami` (the caller). The web
+console (`console/`: static files, open to all, holding no data) is served here, so it
+ships in this function's bundle. Authentication, roles and rate limits are applied by
+`FunctionApp` before a handler runs.
 """
 
 from __future__ import annotations
 
+from functools import cache
+from pathlib import Path
 from urllib.parse import quote
 
 import flask
 import functions_framework
 
-from shared import agents, audit, keyadmin, lifecycle, tenants, usage
+from shared import agents, audit, keyadmin, lifecycle, tenants, usage, whoami
 from shared.auth import crosses_tenants, tenant_scope
-from shared.errors import Conflict
+from shared.errors import Conflict, NotFound
 from shared.health import health
 from shared.mistral import UpstreamResponse
 from shared.web import Context, FunctionApp, Handler, json_response
@@ -222,6 +226,58 @@ def list_audit(ctx: Context) -> flask.Response:
     return json_response(audit.list_entries(ctx.container.pool, query))
 
 
+def read_whoami(ctx: Context) -> flask.Response:
+    return json_response(whoami.describe(ctx.principal, ctx.container.settings))
+
+
+# -- the console: static files only; its data comes from the keyed routes ---------------------
+
+_CONSOLE = Path(__file__).resolve().parent / "console"
+_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+# Nothing but the gateway itself: no script, style, font or image from elsewhere, and the
+# page may only call the gateway's own API (the key never leaves for another origin).
+_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
+    " connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+@cache
+def _console_files() -> dict[str, tuple[bytes, str]]:
+    """Every shipped console file by name, read once per instance."""
+    return {
+        path.name: (path.read_bytes(), _TYPES[path.suffix])
+        for path in sorted(_CONSOLE.iterdir())
+        if path.suffix in _TYPES
+    }
+
+
+def _console_file(name: str) -> flask.Response:
+    found = _console_files().get(name)
+    if found is None:
+        raise NotFound.of("Console file", name)
+    body, content_type = found
+    response = flask.Response(body, content_type=content_type)
+    response.headers["Content-Security-Policy"] = _CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+def console(ctx: Context) -> flask.Response:
+    return _console_file("index.html")
+
+
+def console_asset(ctx: Context) -> flask.Response:
+    return _console_file(ctx.params["asset"])
+
+
 _HANDLERS: dict[str, Handler] = {
     "conversations.delete": delete_conversation,
     "gateway.conversations.archive": _archiver(True),
@@ -249,6 +305,9 @@ _HANDLERS: dict[str, Handler] = {
     "gateway.tenants.get": get_tenant,
     "gateway.tenants.update": update_tenant,
     "gateway.audit.list": list_audit,
+    "gateway.whoami": read_whoami,
+    "gateway.console": console,
+    "gateway.console.asset": console_asset,
     "gateway.health": health,
 }
 app = FunctionApp("admin", _HANDLERS)

@@ -247,7 +247,7 @@ def _success(success: Success, authenticated: bool) -> Json:
         names += _RATE_LIMIT
     response: Json = {"description": success.description, "headers": _header_refs(*names)}
     if success.schema is not None:
-        response["content"] = {_JSON: {"schema": success.schema}}
+        response["content"] = {m: {"schema": success.schema} for m in success.media_types}
         if success.stream:
             response["content"][_SSE] = {"schema": ref("ServerSentEvent")}
     return response

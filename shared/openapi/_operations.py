@@ -35,6 +35,8 @@ class Success:
     # The answer is an event stream when the request body says `"stream": true`.
     stream: bool = False
     headers: tuple[str, ...] = ()
+    # The media types the body may come as (the console's files are not JSON).
+    media_types: tuple[str, ...] = ("application/json",)
 
 
 @dataclass(frozen=True)
@@ -577,6 +579,36 @@ OPERATIONS: Mapping[str, Operation] = {
             _query("until", _MOMENT, "Entries before this time."),
         ),
         errors=frozenset({404}),
+    ),
+    "gateway.whoami": Operation(
+        "Who the caller is",
+        _KEYS,
+        {
+            "200": Success(
+                "The caller's key, tenant, role, operations and limits.", ref("Principal")
+            )
+        },
+        description="The operations the caller's role may call, from the one permission table.",
+    ),
+    "gateway.console": Operation(
+        "The web console",
+        _SERVICE,
+        {"200": Success("The console's page.", {"type": "string"}, media_types=("text/html",))},
+        description=(
+            "A static page, open to all: it holds no data. Signed in with a gateway key (kept"
+            " in the browser session only), it reads everything from the keyed routes."
+        ),
+    ),
+    "gateway.console.asset": Operation(
+        "A file of the web console",
+        _SERVICE,
+        {
+            "200": Success(
+                "A script, style sheet or image of the console.",
+                {"type": "string"},
+                media_types=("text/javascript", "text/css", "image/svg+xml"),
+            )
+        },
     ),
     # -- every function ---------------------------------------------------------------------
     "gateway.health": Operation(

@@ -870,6 +870,7 @@ _USAGE_REPORT = _obj(
                     "agent_id": nullable(_STRING),
                     "model": nullable(_STRING),
                     "day": {"type": "string", "format": "date"},
+                    "hour": {"type": "string", "format": "date-time"},
                 },
                 tuple(_COUNTS),
             ),
@@ -888,9 +889,40 @@ _HEALTH = _obj(
         "function": _STRING,
         "database": ref("DependencyCheck"),
         "redis": ref("DependencyCheck"),
+        "circuit": _enum("closed", "open", "half_open"),
+        "rate_limit_failure_mode": _enum("fail-open", "fail-closed"),
     },
-    ("status", "function", "database", "redis"),
+    ("status", "function", "database", "redis", "circuit", "rate_limit_failure_mode"),
 )
+_PRINCIPAL = _obj(
+    {
+        "object": _const("gateway.principal"),
+        "key_id": _STRING,
+        "prefix": _STRING,
+        "name": _STRING,
+        "owner_id": _STRING,
+        "role": _STRING,
+        "operations": {"type": "array", "items": _STRING},
+        "allowed_models": {"type": "array", "items": _STRING},
+        "allowed_agents": {"type": "array", "items": _STRING},
+        "limits": _obj(
+            {
+                "rate_limit_requests": _INT,
+                "rate_limit_window": _INT,
+                "token_budget_per_minute": _INT,
+                "token_budget_per_day": _INT,
+            },
+            (
+                "rate_limit_requests",
+                "rate_limit_window",
+                "token_budget_per_minute",
+                "token_budget_per_day",
+            ),
+        ),
+    },
+    ("object", "key_id", "prefix", "name", "owner_id", "role", "operations", "limits"),
+)
+
 SCHEMAS: dict[str, Json] = {
     # Mistral: requests
     "ConversationRequest": _CONVERSATION_REQUEST,
@@ -937,5 +969,6 @@ SCHEMAS: dict[str, Json] = {
     "AuditPage": _page("AuditEntry"),
     "Usage": _USAGE_REPORT,
     "Health": _HEALTH,
+    "Principal": _PRINCIPAL,
     "DependencyCheck": _CHECK,
 }

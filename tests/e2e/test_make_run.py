@@ -17,7 +17,7 @@ from mistralai.client import Mistral
 from tests.support import ROOT
 
 
-def _run(state: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
+def _run(state: Path) -> tuple[subprocess.Popen[str], dict[str, str], list[str]]:
     env = {**os.environ, "PORT": "0", "GATEWAY_STATE_DIR": str(state), "PYTHONPATH": str(ROOT)}
     for name in ("DATABASE_URL", "REDIS_URL", "MISTRAL_API_KEY"):
         env.pop(name, None)
@@ -31,11 +31,13 @@ def _run(state: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
     )
     assert proc.stdout is not None
     deadline = time.monotonic() + 90
+    printed = []
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
-        if "gateway listening on" in line or not line:
+        printed.append(line)
+        if "Ctrl-C" in line or not line:
             break
-    return proc, json.loads((state / "stack.json").read_text())
+    return proc, json.loads((state / "stack.json").read_text()), printed
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
@@ -46,9 +48,10 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 def test_run_serves_every_health_url_and_leaves_no_process(tmp_path: Path) -> None:
     """The stack comes up, every health URL in stack.json answers 200, SIGTERM stops all;
     started again on the same state, what the gateway lists still works (the stand-in keeps
-    its state beside the database's: no 404 on a listed conversation)."""
+    its state beside the database's: no 404 on a listed conversation). The printed console
+    URL serves the console."""
     state = tmp_path / "state"
-    proc, info = _run(state)
+    proc, info, printed = _run(state)
     try:
         assert info["admin_key"].startswith("mgw_")
         assert {"url", "admin_key", "health", "mistral_url", "openapi"} <= set(info)
@@ -56,6 +59,10 @@ def test_run_serves_every_health_url_and_leaves_no_process(tmp_path: Path) -> No
         for url in info["health"]:
             with urllib.request.urlopen(url, timeout=5) as answer:  # noqa: S310 - loopback
                 assert answer.status == 200, url
+        console = next(line for line in printed if line.startswith("console: ")).split()[1]
+        assert console == info["console"] == info["url"] + "/gateway/v1/console"
+        with urllib.request.urlopen(console, timeout=5) as answer:  # noqa: S310 - loopback
+            assert b"Gateway console" in answer.read()
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 6  # postgres, valkey, stand-in, four functions
         sdk = Mistral(api_key=info["admin_key"], server_url=info["url"])
@@ -66,7 +73,7 @@ def test_run_serves_every_health_url_and_leaves_no_process(tmp_path: Path) -> No
     gone, alive = psutil.wait_procs(children, timeout=15)
     assert alive == [], [p.pid for p in alive]
 
-    proc, info = _run(state)
+    proc, info, _ = _run(state)
     try:
         sdk = Mistral(api_key=info["admin_key"], server_url=info["url"])
         assert started.conversation_id in [c.id for c in sdk.beta.conversations.list()]

@@ -10,7 +10,7 @@ import pytest
 
 from devstack.standin import StandIn
 from shared import routes
-from shared.auth import may
+from shared.auth import PUBLIC_OPERATIONS, may
 from shared.config import Settings
 from shared.container import Container, set_container
 from shared.keys import ROLES
@@ -127,6 +127,7 @@ ACTIONS: dict[str, tuple[str, str, dict[str, Any] | None, int]] = {
     "gateway.keys.revoke": ("POST", "/gateway/v1/keys/{key_id}/revoke", None, 200),
     "gateway.keys.rotate": ("POST", "/gateway/v1/keys/{key_id}/rotate", None, 200),
     "gateway.usage": ("GET", "/gateway/v1/usage", None, 200),
+    "gateway.whoami": ("GET", "/gateway/v1/whoami", None, 200),
     "gateway.tenants.create": ("POST", "/gateway/v1/tenants", {"id": "t2", "name": "T2"}, 200),
     "gateway.tenants.list": ("GET", "/gateway/v1/tenants", None, 200),
     "gateway.tenants.get": ("GET", "/gateway/v1/tenants/" + OWNER, None, 200),
@@ -138,8 +139,8 @@ OPERATOR_ONLY = {"gateway.tenants.create", "gateway.tenants.list", "gateway.tena
 
 
 def test_every_admin_route_is_in_the_matrix() -> None:
-    """The matrix below covers each admin operation (health aside) exactly."""
-    operations = {r.operation for r in routes.routes_for("admin")} - {"gateway.health"}
+    """The matrix below covers each keyed admin operation (health, console aside) exactly."""
+    operations = {r.operation for r in routes.routes_for("admin")} - PUBLIC_OPERATIONS
     assert operations == set(ACTIONS)
 
 
@@ -165,7 +166,7 @@ def test_permission_matrix(gateway: Container, standin: StandIn, role: str, oper
 def test_roles_match_the_issue() -> None:
     """admin may do everything in its tenant; user also archives and reads agents; read_only
     reads usage."""
-    assert {op for op in ACTIONS if may("read_only", op)} == {"gateway.usage"}
+    assert {op for op in ACTIONS if may("read_only", op)} == {"gateway.usage", "gateway.whoami"}
     assert {op for op in ACTIONS if may("user", op)} == {
         "agents.get",
         "agents.get_version",
@@ -176,6 +177,7 @@ def test_roles_match_the_issue() -> None:
         "gateway.conversations.archive",
         "gateway.conversations.unarchive",
         "gateway.usage",
+        "gateway.whoami",
     }
     assert {op for op in ACTIONS if not may("admin", op)} == OPERATOR_ONLY
 

@@ -68,6 +68,7 @@ LISTS = {
     "agents.list_pages": "/v1/agents/pages",
     "gateway.keys.list": "/gateway/v1/keys",
     "gateway.usage": "/gateway/v1/usage",
+    "gateway.whoami": "/gateway/v1/whoami",
     "gateway.audit.list": "/gateway/v1/audit",
 }
 

@@ -109,6 +109,8 @@ def nonconformance(method: str, path: str, answer: Any) -> list[str]:
             problems += _errors(check, {"event": event.event, "data": event.data})
             problems += _errors(payload, json.loads(event.data))
         return problems
+    if not answer.mimetype.endswith("json"):
+        return problems + _errors(check, body.decode())
     return problems + _errors(check, json.loads(body))
 
 
@@ -411,6 +413,8 @@ def keys_and_usage(w: World) -> None:
     w.call("admin", "GET", "/gateway/v1/usage?group_by=", role="read_only", expect=200)
     w.call("admin", "GET", "/gateway/v1/usage?owner_id=tenant-b", role="user", expect=404)
     w.call("admin", "GET", "/gateway/v1/usage?from=2025-13-01", expect=422)
+    w.call("admin", "GET", "/gateway/v1/whoami", role="read_only", expect=200)
+    w.call("admin", "GET", "/gateway/v1/whoami", role=None, expect=401)
 
 
 def tenants_and_audit(w: World) -> None:
@@ -438,6 +442,9 @@ def service(w: World) -> None:
     for function in (f for f in routes.FUNCTIONS if f != "batch"):
         w.call(function, "GET", routes.health_path(function), role=None, expect=200)
     w.call("history", "GET", "/gateway/v1/openapi.json", role=None, expect=200)
+    w.call("admin", "GET", "/gateway/v1/console", role=None, expect=200)
+    w.call("admin", "GET", "/gateway/v1/console/app.js", role=None, expect=200)
+    w.call("admin", "GET", "/gateway/v1/console/nothing.js", role=None, expect=404)
 
 
 SCENARIOS: dict[str, Callable[[World], None]] = {

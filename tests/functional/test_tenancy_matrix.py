@@ -88,6 +88,9 @@ REQUESTS: dict[str, tuple[str, str, dict[str, Any] | None]] = {
     "gateway.tenants.get": ("GET", "/gateway/v1/tenants/{tenant}", None),
     "gateway.tenants.update": ("PATCH", "/gateway/v1/tenants/{tenant}", {"name": "Renamed"}),
     "gateway.audit.list": ("GET", "/gateway/v1/audit?tenant_id={tenant}", None),
+    "gateway.whoami": ("GET", "/gateway/v1/whoami", None),
+    "gateway.console": ("GET", "/gateway/v1/console", None),
+    "gateway.console.asset": ("GET", "/gateway/v1/console/app.js", None),
     # Not public: the load balancer never routes it; Cloud Run IAM guards it, not a key.
     # A body that is no Pub/Sub push is acknowledged (400 would be redelivered for ever).
     "gateway.batches.deliver": ("POST", "/gateway/v1/batches/events", {}),
@@ -137,6 +140,9 @@ EXPECTED: dict[str, tuple[str, str, str, str]] = {
     "gateway.tenants.get":             ("200/200", "200/404", "403/403", "403/403"),
     "gateway.tenants.update":          ("200/200", "403/403", "403/403", "403/403"),
     "gateway.audit.list":              ("200/200", "200/404", "403/403", "403/403"),
+    "gateway.whoami":                  ("200/200", "200/200", "200/200", "200/200"),
+    "gateway.console":                 ("200/200", "200/200", "200/200", "200/200"),
+    "gateway.console.asset":           ("200/200", "200/200", "200/200", "200/200"),
     "gateway.batches.deliver":         ("200/200", "200/200", "200/200", "200/200"),
     "gateway.health":                  ("200/200", "200/200", "200/200", "200/200"),
 }

@@ -73,6 +73,8 @@ EXPECTED: dict[str, frozenset[str]] = {
     "gateway.tenants.get": ADMINS,
     "gateway.tenants.update": OPERATOR,
     "gateway.audit.list": ADMINS,
+    # the caller itself: who it is and what it may call
+    "gateway.whoami": EVERYONE,
     # batch: delivered by Pub/Sub (Cloud Run IAM), never by a gateway key
     "gateway.batches.deliver": NOBODY,
 }

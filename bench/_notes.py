@@ -49,6 +49,17 @@ HOW = """
 - **History.** One tenant with 100,000 conversations (99,000 of 10 entries and one of 10,000:
   1,000,000 entries), seeded with `INSERT ... SELECT generate_series`, `VACUUM (ANALYZE)` and a
   `CHECKPOINT`; one wrk client on the stack's history instance, on its own port.
+- **Console.** The history tenant, plus 100,000 usage events over the last week, 100 agents
+  made through the gateway (one with five versions and an alias) and 1,000 batches (the
+  newest of 1,000 items, the others of 10), seeded in SQL with `generate_series` except
+  the agents. One headless Debian `chromium` (Playwright, as the browser tests drive it)
+  opens each page in a new tab, signed in by an admin key of that tenant already in
+  sessionStorage, through the local router: one warm-up round, then 5 rounds. Per page,
+  medians: the first contentful paint (the console's shell), and from the navigation's
+  start to two animation frames after the view's `aria-busy` turns false (its data drawn);
+  the API requests the page made (Playwright's request events; `+` joins those sent at
+  once) and when the first was asked and the last answered (resource timing). The target,
+  first paint under 1 s, is read on the data drawn.
 - **Cold start** is from spawning the instance to the first 200 of a real request, sent as
   soon as the port accepts it (polled every 10 ms); memory is read 1 s later, idle.
 - **The machine is shared**: other engineers' test suites run on the same 2 cores during a
@@ -165,6 +176,23 @@ Cloud SQL connector adds ~0.15 s to the first request. The OpenAPI builder now l
 use. `start` needs ~0.9 s when bytecode caches exist and ~2 s when they must be compiled
 first: this machine sets `PYTHONDONTWRITEBYTECODE=1`, so the suite drops the variable for its
 cold-start instances, as an image build would compile them.
+
+**Console (met).** Every page draws its data in about 0.15-0.35 s on the bench data,
+with the machine's load average at 3-6 from other suites; the shell paints in under 0.1 s.
+What a page waits for is two round trips in a row: `GET /gateway/v1/whoami` (what the key
+may see: the sign-in, on every load) and then its data. Most pages take their data in one
+keyset-paged request (conversations, a conversation's entries, batches, audit, keys). Four
+do not, none of them slower for it here, since a page's requests are sent at once
+(`Promise.all`): the usage page asks for the figures and for the tenant (its daily
+budget); an agent's page asks three (the agent, its versions, its aliases; the last two are
+relayed to Mistral, so in production they cost Mistral's latency, not the stand-in's 0 ms);
+a batch's page asks two (the batch and its first 1,000 items: its progress is counted from
+that page, so a batch of more than 1,000 items shows too few done, though the batch's own
+answer carries its counts); and the agents list is paged by number
+(`/v1/agents?page=0&page_size=100`, OFFSET in SQL), not by the keyset of
+`/v1/agents/pages`. The slowest page is a batch's: drawing 1,000 table rows. Bringing these
+pages to the one-request rule is console work (`functions/admin/console/views.js`), left
+for the console's own issue, not done here.
 
 **Batch.** A wave of 50 items finishing together needs ~50 x 2 ms of the one process's CPU,
 serialised by the GIL, so the batch's margin over its 20 s floor follows the CPU per start.

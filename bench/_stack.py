@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from bench._proc import ROOT, child_env, http, port, spawn, stop, wait_http, wait_port
 from devstack.stack import STANDIN_KEY, LocalStack, StackInfo, function_command
@@ -149,23 +150,40 @@ class BenchStack:
         return self
 
     def create_key(self, name: str, owner: str | None, role: str = "user") -> str:
+        """A key of `role` in `owner`'s tenant (None: the admin key's) that no benchmark
+        limits: a key's rate narrows its tenant's, so the tenant's is raised too."""
+        assert self.info is not None
         body: dict[str, Any] = {"name": name, "role": role, "rate_limit_requests": BENCH_RATE_LIMIT}
         key = self.admin_key
+        admin = self.functions["admin"]
         if owner is not None:
             # Another tenant: the operator makes it (if new) and its key.
-            assert self.info is not None
             key = self.info.operator_key
-            http(
-                "POST",
-                self.functions["admin"] + "/gateway/v1/tenants",
-                {"id": owner, "name": owner},
-                key=key,
-            )
+            http("POST", admin + "/gateway/v1/tenants", {"id": owner, "name": owner}, key=key)
             body["owner_id"] = owner
-        status, raw = http("POST", self.functions["admin"] + "/gateway/v1/keys", body, key=key)
+        self._unlimit_tenant(owner)
+        status, raw = http("POST", admin + "/gateway/v1/keys", body, key=key)
         if status != 200:
             raise RuntimeError(f"could not create a bench key: {status} {raw[:300]!r}")
         return str(json.loads(raw)["secret"])
+
+    def _unlimit_tenant(self, owner: str | None) -> None:
+        """Raise the tenant's request rate (None: the admin key's tenant) to the bench's."""
+        assert self.info is not None
+        admin = self.functions["admin"]
+        if owner is None:
+            status, raw = http("GET", admin + "/gateway/v1/whoami", key=self.admin_key)
+            if status != 200:
+                raise RuntimeError(f"whoami of the admin key: {status} {raw[:300]!r}")
+            owner = str(json.loads(raw)["owner_id"])
+        status, raw = http(
+            "PATCH",
+            admin + "/gateway/v1/tenants/" + quote(owner, safe=""),
+            {"rate_limit_requests": BENCH_RATE_LIMIT},
+            key=self.info.operator_key,
+        )
+        if status != 200:
+            raise RuntimeError(f"could not raise tenant {owner}'s rate: {status} {raw[:300]!r}")
 
     @property
     def functions(self) -> dict[str, str]:

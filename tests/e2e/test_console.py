@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -277,12 +277,16 @@ def test_each_role_sees_only_its_views(console: Console, tenant: Tenant, role: s
 
 
 def test_the_key_stays_in_the_tab_only(console: Console, tenant: Tenant) -> None:
-    """The key is in sessionStorage, never localStorage or a cookie, and gone on sign-out."""
+    """The key and its whoami are in sessionStorage, never localStorage or a cookie, and gone
+    on sign-out."""
     console.open()
     console.sign_in(tenant.keys["user"].secret)
     console.wait("usage")
-    stored = console.page.evaluate("() => Object.values(sessionStorage)")
-    assert stored == [tenant.keys["user"].secret]
+    stored = console.page.evaluate("() => ({...sessionStorage})")
+    assert stored.pop("gateway-console-key") == tenant.keys["user"].secret
+    me = json.loads(stored.pop("gateway-console-whoami"))
+    assert (me["key_id"], me["role"]) == (tenant.keys["user"].principal.key_id, "user")
+    assert stored == {}
     assert console.page.evaluate("() => localStorage.length") == 0
     assert console.page.context.cookies() == []
     console.page.click("#signout")
@@ -627,7 +631,11 @@ def test_todays_tokens_are_shown_against_the_tenants_daily_budget(
         used = _http(stack, "GET", f"/gateway/v1/usage?from={today}&to={today}", admin)
         assert meter.get_attribute("max") == str(10**6)
         assert meter.get_attribute("value") == str(used["totals"]["total_tokens"])
-        assert "tenant console-co's budget" in console.page.inner_text("#budget")
+        assert "in force for this key in tenant console-co" in console.page.inner_text("#budget")
+        # The budget is whoami's, held since sign-in: the page asked only for the usage.
+        assert [u for u in _api(console.requests) if not u.endswith("/whoami")] == [
+            "/gateway/v1/usage"
+        ]
     finally:
         _http(
             stack,
@@ -636,3 +644,157 @@ def test_todays_tokens_are_shown_against_the_tenants_daily_budget(
             operator,
             {"token_budget_per_day": None},
         )
+
+
+# -- one request per page load ---------------------------------------------------------------------
+
+
+def _api(urls: list[str]) -> list[str]:
+    """The API paths (no query) among a page's requests: the console's own assets left out."""
+    paths = [urlsplit(url).path for url in urls]
+    return [p for p in paths if not p.startswith(CONSOLE) and p != "/favicon.ico"]
+
+
+PAGING_TENANT = "console-pages"
+PAGED_AGENTS = 51  # one more than the agents page holds
+BIG_BATCH = "console-many"
+_BIG_BATCH_SQL = [
+    """
+    INSERT INTO batches (id, owner_id, status, item_count, published_at, created_at, updated_at)
+    VALUES (:id, :owner, 'running', 150, now(), now(), now())
+    """,
+    # 150 items: 0-129 finished (every tenth failed), 130-149 pending; the first page (100)
+    # holds only finished ones, so progress counted from it would say 100.
+    """
+    INSERT INTO batch_items (batch_id, idx, owner_id, custom_id, status, request, error,
+                             attempts, finished_at)
+    SELECT :id, i, :owner, 'item-' || i,
+           CASE WHEN i >= 130 THEN 'pending' WHEN i % 10 = 0 THEN 'failed' ELSE 'succeeded' END,
+           jsonb_build_object('model', 'mistral-small-latest', 'inputs', 'hi'),
+           CASE WHEN i < 130 AND i % 10 = 0 THEN jsonb_build_object('message', 'refused') END,
+           CASE WHEN i >= 130 THEN 0 ELSE 1 END,
+           CASE WHEN i >= 130 THEN NULL ELSE now() END
+    FROM generate_series(0, 149) AS i
+    """,
+]
+
+
+@dataclass(frozen=True)
+class Paging:
+    admin: str
+    agent_names: list[str]
+
+
+@pytest.fixture(scope="module")
+def paging(stack: StackInfo, stack_container: Container) -> Paging:
+    """A tenant with one agent more than a page and a batch of more items than a page."""
+    with stack_container.pool.transaction() as conn:
+        admin = create_key(conn, owner_id=PAGING_TENANT, name="paging admin", role="admin")
+        for statement in _BIG_BATCH_SQL:
+            conn.run(statement, id=BIG_BATCH, owner=PAGING_TENANT)
+    names = [f"paged agent {n:02d}" for n in range(PAGED_AGENTS)]
+    for name in names:
+        _http(stack, "POST", "/v1/agents", admin.secret, {"model": MODEL, "name": name})
+    return Paging(admin.secret, names)
+
+
+def test_each_page_load_asks_for_its_data_alone(
+    console: Console, tenant: Tenant, stack: StackInfo
+) -> None:
+    """Signed in, a page load (the tab reloaded) makes exactly its data's requests: no whoami,
+    one keyset-paged request per list, the agent's three and the batch's two sent at once."""
+    conversation = f"/gateway/v1/conversations/{tenant.conversation_id}/entries"
+    agent, batch = f"/v1/agents/{tenant.agent_id}", f"/gateway/v1/batches/{tenant.batch_id}"
+    expected = {
+        "#/usage": ("usage", ["/gateway/v1/usage"]),
+        "#/keys": ("keys", ["/gateway/v1/keys"]),
+        "#/conversations": ("conversations", ["/gateway/v1/conversations"]),
+        f"#/conversation/{tenant.conversation_id}": ("conversations", [conversation]),
+        "#/agents": ("agents", ["/v1/agents/pages"]),
+        f"#/agent/{tenant.agent_id}": ("agents", [agent, f"{agent}/versions", f"{agent}/aliases"]),
+        "#/batches": ("batches", ["/gateway/v1/batches"]),
+        f"#/batch/{tenant.batch_id}": ("batches", [batch, f"{batch}/items"]),
+        "#/audit": ("audit", ["/gateway/v1/audit"]),
+        "#/health": ("health", [f"/gateway/v1/health/{f}" for f in ("start", "history", "admin")]),
+    }
+    console.open()
+    console.sign_in(tenant.keys["admin"].secret)
+    console.wait("usage")
+    assert _api(console.requests) == ["/gateway/v1/whoami", "/gateway/v1/usage"]
+    for fragment, (view, paths) in expected.items():
+        console.page.goto("about:blank")
+        console.requests.clear()
+        console.open(fragment)
+        console.wait(view)
+        assert console.page.query_selector("#view .error") is None, fragment
+        assert sorted(_api(console.requests)) == sorted(paths), fragment
+    # An operator's tenants page likewise.
+    console.page.click("#signout")
+    console.sign_in(tenant.keys["operator"].secret)
+    console.wait("health")  # the address's view, which the operator may see too
+    console.page.goto("about:blank")
+    console.requests.clear()
+    console.open("#/tenants")
+    console.wait("tenants")
+    assert _api(console.requests) == ["/gateway/v1/tenants"]
+
+
+def test_a_refused_kept_key_ends_the_session(console: Console, tenant: Tenant) -> None:
+    """A 401 to a page's data request clears the kept key and whoami and shows the sign-in."""
+    console.open()
+    console.sign_in(tenant.keys["admin"].secret)
+    console.wait("usage")
+    console.page.evaluate(
+        "() => sessionStorage.setItem('gateway-console-key', 'mgw_' + 'x'.repeat(43))"
+    )
+    console.page.goto("about:blank")
+    console.open("#/keys")
+    console.page.wait_for_selector("#signin-error:has-text('sign in again')")
+    assert console.page.evaluate("() => sessionStorage.length") == 0
+    assert console.page.is_hidden("#nav")
+
+
+def test_agents_page_by_page_token(console: Console, paging: Paging) -> None:
+    """The agents list is the keyset route: the first page holds 50, Next asks with the
+    page_token the first answer gave and shows the rest; Previous shows the first again."""
+    console.open("#/agents")
+    console.sign_in(paging.admin)
+    console.wait("agents")
+    names = "#agents-table tbody tr td:first-child"
+    first = console.page.eval_on_selector_all(names, "cells => cells.map(c => c.innerText)")
+    asked = [u for u in console.requests if "/v1/agents" in u]
+    assert len(asked) == 1
+    assert urlsplit(asked[0]).path == "/v1/agents/pages"
+    assert set(parse_qs(urlsplit(asked[0]).query)) == {"page_size"}
+    assert len(first) == 50
+    console.requests.clear()
+    console.page.click("button:has-text('Next page')")
+    console.page.wait_for_selector("button:has-text('Previous page')")
+    second = console.page.eval_on_selector_all(names, "cells => cells.map(c => c.innerText)")
+    [token_asked] = [u for u in console.requests if "/v1/agents" in u]
+    assert urlsplit(token_asked).path == "/v1/agents/pages"
+    token = parse_qs(urlsplit(token_asked).query)
+    assert set(token) == {"page_size", "page_token"}
+    assert sorted(first + second) == paging.agent_names
+    assert console.page.locator("button:has-text('Next page')").count() == 0
+    console.page.click("button:has-text('Previous page')")
+    console.page.wait_for_selector("button:has-text('Next page')")
+    again = console.page.eval_on_selector_all(names, "cells => cells.map(c => c.innerText)")
+    assert again == first
+
+
+def test_a_batch_of_more_items_than_a_page_shows_its_own_counts(
+    console: Console, paging: Paging, stack: StackInfo
+) -> None:
+    """Progress is the batch's counts (130 of 150 finished, 13 failed), not the first page's
+    items (100 drawn, all finished)."""
+    counts = _http(stack, "GET", f"/gateway/v1/batches/{BIG_BATCH}", paging.admin)["counts"]
+    assert (counts["succeeded"], counts["failed"], counts["pending"]) == (117, 13, 20)
+    console.open(f"#/batch/{BIG_BATCH}")
+    console.sign_in(paging.admin)
+    console.wait("batches")
+    assert console.page.locator("#batch-items tbody tr").count() == 100
+    progress = console.page.locator("#batch-progress")
+    assert (progress.get_attribute("value"), progress.get_attribute("max")) == ("130", "150")
+    label = console.page.inner_text("label[for=batch-progress]")
+    assert label == "Finished 130 of 150 (13 failed)"

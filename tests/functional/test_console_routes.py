@@ -108,6 +108,31 @@ def test_whoami_gives_the_limits_in_force(gateway: Container) -> None:
     assert (seen["narrow"]["rate_limit_requests"], seen["narrow"]["rate_limit_window"]) == (5, 60)
 
 
+def test_whoami_holds_the_tenants_daily_budget_unless_the_key_narrows_it(
+    gateway: Container,
+) -> None:
+    """The console's usage page shows whoami's daily budget instead of asking for the tenant:
+    for a key without its own, it is the tenant's figure; a key's lower one is its own."""
+    operator = make_key(gateway, "operator", "operators")
+    made = client("admin").post(
+        "/gateway/v1/tenants",
+        json={"id": "tenant-budgeted", "name": "Budgeted", "token_budget_per_day": 70_000},
+        headers=bearer(operator),
+    )
+    assert made.status_code == 200, made.get_json()
+    plain = make_key(gateway, "admin", "tenant-budgeted")
+    lower = make_key(gateway, "user", "tenant-budgeted", token_budget_per_day=500)
+    tenant = client("admin").get("/gateway/v1/tenants/tenant-budgeted", headers=bearer(plain))
+    day = {
+        name: client("admin")
+        .get("/gateway/v1/whoami", headers=bearer(k))
+        .get_json()["limits"]["token_budget_per_day"]
+        for name, k in (("plain", plain), ("lower", lower))
+    }
+    assert day == {"plain": tenant.get_json()["token_budget_per_day"], "lower": 500}
+    assert day["plain"] == 70_000
+
+
 def test_whoami_without_a_key_is_401(gateway: Container) -> None:
     """whoami is keyed: no key, no answer."""
     answer = client("admin").get("/gateway/v1/whoami")

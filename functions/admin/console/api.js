@@ -1,6 +1,9 @@
-// The gateway's JSON API, called with the key typed at sign-in (sessionStorage only).
+// The gateway's JSON API, called with the key typed at sign-in. The key and the caller's
+// whoami (asked once, at sign-in) are kept for the browser session only (sessionStorage),
+// so a page load asks only for its data; both go on sign-out and on any 401.
 
 const STORE = "gateway-console-key";
+const WHOAMI = "gateway-console-whoami";
 
 export class ApiError extends Error {
   constructor(status, body) {
@@ -14,9 +17,26 @@ export function key() {
   return sessionStorage.getItem(STORE);
 }
 
-export function setKey(value) {
-  if (value) sessionStorage.setItem(STORE, value);
-  else sessionStorage.removeItem(STORE);
+// The signed-in session: the key and its whoami, or null (signed out, or never asked).
+export function session() {
+  const secret = key();
+  let me = null;
+  try {
+    me = JSON.parse(sessionStorage.getItem(WHOAMI) || "null");
+  } catch {
+    me = null;
+  }
+  return secret && me ? { secret, me } : null;
+}
+
+export function keep(secret, me) {
+  sessionStorage.setItem(STORE, secret);
+  sessionStorage.setItem(WHOAMI, JSON.stringify(me));
+}
+
+export function forget() {
+  sessionStorage.removeItem(STORE);
+  sessionStorage.removeItem(WHOAMI);
 }
 
 function messageOf(body) {
@@ -44,6 +64,11 @@ export async function call(method, path, body, secret = key()) {
     parsed = { message: text };
   }
   if (!answer.ok) {
+    // The kept key refused: the session ends (the app shows the sign-in again).
+    if (answer.status === 401 && secret === key()) {
+      forget();
+      window.dispatchEvent(new Event("gateway-signed-out"));
+    }
     const error = new ApiError(answer.status, parsed);
     error.message = messageOf(parsed) || `HTTP ${answer.status}`;
     throw error;
@@ -60,8 +85,9 @@ export function query(params) {
   return text ? `?${text}` : "";
 }
 
-// One keyset page of a gateway list: {data, next} where next is the cursor parameter for
-// the following page (the gateway's one paging vocabulary: limit, cursor, next_cursor).
+// One keyset page of a list: {data, next} where next is the parameter asking for the
+// following page (the gateway's lists: cursor from next_cursor; Mistral's agents pages:
+// page_token from next_page_token).
 export async function page(path, params, cursor) {
   const body = await call("GET", path + query({ ...params, ...(cursor || {}) }));
   let next = null;

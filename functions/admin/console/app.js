@@ -1,8 +1,9 @@
 // The console: sign-in, the views a role may see, and hash routing between them.
 // What a role may see follows GET /gateway/v1/whoami's `operations` (the server's one
-// permission table), never a copy of it here.
+// permission table), never a copy of it here. whoami is asked once, at sign-in, and kept
+// for the browser session beside the key: a page load then asks only for its data.
 
-import { ApiError, call, key, setKey } from "./api.js";
+import { ApiError, call, forget, keep, key, session } from "./api.js";
 import { VIEWS } from "./views.js";
 
 const $ = (selector) => document.querySelector(selector);
@@ -57,7 +58,7 @@ async function route() {
     await view.render(section, { me, arg, detail: name === view.detail });
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) {
-      setKey(null);
+      forget();
       showSignIn("The key was refused: sign in again.");
       return;
     }
@@ -77,15 +78,23 @@ async function route() {
   }
 }
 
+// Sign in with a typed key: its whoami, asked once and kept for the session.
 async function signIn(secret) {
+  let who;
   try {
-    me = await call("GET", "/gateway/v1/whoami", undefined, secret);
+    who = await call("GET", "/gateway/v1/whoami", undefined, secret);
   } catch (error) {
     const refused = error instanceof ApiError && (error.status === 401 || error.status === 403);
     showSignIn(refused ? "This key is not valid for this gateway." : `Sign-in failed: ${error.message}`);
     return false;
   }
-  setKey(secret);
+  keep(secret, who);
+  return enter(who);
+}
+
+// Show the console for a signed-in caller (`who`: its whoami) and route to the page asked.
+async function enter(who) {
+  me = who;
   $("#signin").hidden = true;
   $("#signin").reset();
   $("#signout").hidden = false;
@@ -106,12 +115,17 @@ function start() {
     signIn(secret);
   });
   $("#signout").addEventListener("click", () => {
-    setKey(null);
+    forget();
     showSignIn();
   });
+  // Any 401 to the kept key (api.js has already forgotten the session).
+  window.addEventListener("gateway-signed-out", () => {
+    if (me) showSignIn("The key was refused: sign in again.");
+  });
   window.addEventListener("hashchange", route);
-  const saved = key();
-  if (saved) signIn(saved);
+  const kept = session();
+  if (kept) enter(kept.me);
+  else if (key()) signIn(key()); // a key kept without its whoami: sign in with it once
   else showSignIn();
 }
 

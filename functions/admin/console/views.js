@@ -1,5 +1,6 @@
-// One function per view. Each view's data is one keyed request (a keyset page where the
-// data is a list); DOM is built with text nodes only, never parsed from API strings.
+// One function per view. Each view's data is one keyset-paged request, except where no one
+// answer carries it (an agent: its versions and aliases are Mistral's routes; a batch: its
+// counts and its items; health: one per function), then sent at once; DOM is built with text nodes only, never parsed from API strings.
 
 import { call, page, query } from "./api.js";
 import { stackedBars } from "./chart.js";
@@ -148,12 +149,13 @@ async function renderUsage(section, { me }) {
   async function show() {
     const f = formData(form);
     const groupBy = [f.period, f.split].filter(Boolean).join(",");
+    const owner = f.owner_id || me.owner_id;
     let body, limit;
     try {
       [body, limit] = await Promise.all([
         call("GET", `${GW}/usage${query({ from: f.from, to: f.to, group_by: groupBy,
           owner_id: f.owner_id })}`),
-        dailyBudget(me, f.owner_id || me.owner_id),
+        dailyBudget(me, owner),
       ]);
     } catch (error) {
       out.replaceChildren(alertBox(error));
@@ -206,18 +208,20 @@ function usageFigures(body, f, limit) {
     exportCsv];
 }
 
-// The tenant's daily token budget: its own (read where the role may read tenants), else
-// the one in force for the caller's key (whoami). null: none set.
+// The daily token budget to show. For the caller's own tenant it is whoami's, held since
+// sign-in (no request): the budget in force for this key, which is its tenant's (or the
+// deployment's default) unless the key sets a lower one of its own. Another tenant's
+// (an operator's choice of tenant) is read from that tenant. null: none set.
 async function dailyBudget(me, owner) {
-  if (may(me, "gateway.tenants.get")) {
-    const tenant = await call("GET", `${GW}/tenants/${encodeURIComponent(owner)}`);
-    if (tenant.token_budget_per_day !== null) {
-      return { perDay: tenant.token_budget_per_day, whose: `tenant ${owner}'s` };
-    }
-    return owner === me.owner_id ? { perDay: me.limits.token_budget_per_day, whose: "in force" }
-      : { perDay: null, whose: "the deployment's default" };
+  if (owner === me.owner_id) {
+    return { perDay: me.limits.token_budget_per_day,
+      whose: `the budget in force for this key in tenant ${owner}` };
   }
-  return { perDay: me.limits.token_budget_per_day, whose: "in force" };
+  const tenant = await call("GET", `${GW}/tenants/${encodeURIComponent(owner)}`);
+  if (tenant.token_budget_per_day !== null) {
+    return { perDay: tenant.token_budget_per_day, whose: `tenant ${owner}'s budget` };
+  }
+  return { perDay: null, whose: "the deployment's default" };
 }
 
 // Today's tokens against that budget.
@@ -231,7 +235,7 @@ function budget(limit, body) {
     .reduce((sum, r) => sum + r.total_tokens, 0);
   return h("p", { class: "budget", id: "budget" },
     h("label", { for: "budget-meter" }, `Today's tokens: ${used.toLocaleString("en")} of`
-      + ` ${limit.perDay.toLocaleString("en")} a day (${limit.whose} budget)`),
+      + ` ${limit.perDay.toLocaleString("en")} a day (${limit.whose})`),
     h("meter", { id: "budget-meter", min: 0, max: limit.perDay, value: Math.min(used, limit.perDay),
       high: limit.perDay * 0.8 }));
 }
@@ -538,17 +542,19 @@ async function renderConversation(section, { arg }) {
 async function renderAgents(section, { arg, detail }) {
   if (detail) return renderAgent(section, arg);
   section.append(h("h2", {}, "Agents"));
-  const agents = await call("GET", `/v1/agents${query({ page: 0, page_size: 100 })}`);
-  section.append(table("Agents of the tenant", [
+  // Keyset pages of Mistral's own paging route (page_token, next_page_token).
+  await paged(section, "Agents of the tenant", "/v1/agents/pages", { page_size: 50 }, [
     ["Name", (a) => h("a", { href: `#/agent/${encodeURIComponent(a.id)}` }, a.name)],
     ["Id", (a) => h("code", {}, a.id)],
     ["Model", (a) => a.model],
     ["Version", (a) => a.version],
     ["Updated", (a) => when(a.updated_at)],
-  ], agents, { id: "agents-table" }));
+  ], { id: "agents-table" });
   return undefined;
 }
 
+// The agent, its versions and its aliases: three requests sent at once, since the last two
+// are Mistral's own routes (relayed) and no one answer carries all three.
 async function renderAgent(section, id) {
   const path = `/v1/agents/${encodeURIComponent(id)}`;
   const [agent, versions, aliases] = await Promise.all([
@@ -581,26 +587,28 @@ async function renderBatches(section, { arg, detail }) {
   return undefined;
 }
 
+// The batch (its progress: the batch's own counts of items per status) and its items,
+// keyset-paged: two requests sent at once, as no one answer carries both.
 async function renderBatch(section, id) {
   const path = `${GW}/batches/${encodeURIComponent(id)}`;
-  const [batch, items] = await Promise.all([call("GET", path),
-    page(`${path}/items`, { limit: 1000 })]);
-  const counts = {};
-  for (const item of items.data) counts[item.status] = (counts[item.status] || 0) + 1;
-  const done = (counts.succeeded || 0) + (counts.failed || 0);
-  section.append(h("h2", {}, `Batch ${batch.id}`),
-    h("p", {}, h("a", { href: "#/batches" }, "Back to batches")),
-    h("p", {}, status(batch.status), ` ${batch.item_count} items`),
-    h("p", {}, h("label", { for: "batch-progress" }, `Finished ${done} of ${batch.item_count}`
-      + ` (${counts.failed || 0} failed)`),
-    h("progress", { id: "batch-progress", max: batch.item_count || 1, value: done })),
-    table("Items", [
+  const head = h("div", {});
+  section.append(head);
+  const [batch] = await Promise.all([call("GET", path),
+    paged(section, "Items", `${path}/items`, { limit: 100 }, [
       ["#", (i) => i.index], ["Custom id", (i) => i.custom_id], ["Status", (i) => status(i.status)],
       ["Conversation", (i) => (i.conversation_id ? h("a", { href:
         `#/conversation/${encodeURIComponent(i.conversation_id)}` }, i.conversation_id) : "")],
       ["Attempts", (i) => i.attempts],
       ["Error", (i) => i.error && (i.error.message || JSON.stringify(i.error))],
-    ], items.data, { id: "batch-items" }));
+    ], { id: "batch-items" })]);
+  const counts = batch.counts || {};
+  const done = (counts.succeeded || 0) + (counts.failed || 0);
+  head.append(h("h2", {}, `Batch ${batch.id}`),
+    h("p", {}, h("a", { href: "#/batches" }, "Back to batches")),
+    h("p", {}, status(batch.status), ` ${batch.item_count} items`),
+    h("p", {}, h("label", { for: "batch-progress" }, `Finished ${done} of ${batch.item_count}`
+      + ` (${counts.failed || 0} failed)`),
+    h("progress", { id: "batch-progress", max: batch.item_count || 1, value: done })));
 }
 
 // -- audit, tenants, health ----------------------------------------------------------------------

@@ -53,10 +53,11 @@ HOW = """
   made through the gateway (one with five versions and an alias) and 1,000 batches (the
   newest of 1,000 items, the others of 10), seeded in SQL with `generate_series` except
   the agents. One headless Debian `chromium` (Playwright, as the browser tests drive it)
-  opens each page in a new tab, signed in by an admin key of that tenant already in
-  sessionStorage, through the local router: one warm-up round, then 5 rounds. Per page,
-  medians: the first contentful paint (the console's shell), and from the navigation's
-  start to two animation frames after the view's `aria-busy` turns false (its data drawn);
+  opens each page in a new tab, signed in as sign-in leaves a tab (an admin key of that
+  tenant and its whoami already in sessionStorage), through the local router: one warm-up
+  round, then 5 rounds. Per page, medians: the first contentful paint (the console's
+  shell), and from the navigation's start to two animation frames after the view's
+  `aria-busy` turns false (its data drawn);
   the API requests the page made (Playwright's request events; `+` joins those sent at
   once) and when the first was asked and the last answered (resource timing). The target,
   first paint under 1 s, is read on the data drawn.
@@ -177,22 +178,23 @@ use. `start` needs ~0.9 s when bytecode caches exist and ~2 s when they must be 
 first: this machine sets `PYTHONDONTWRITEBYTECODE=1`, so the suite drops the variable for its
 cold-start instances, as an image build would compile them.
 
-**Console (met).** Every page draws its data in about 0.15-0.35 s on the bench data,
-with the machine's load average at 3-6 from other suites; the shell paints in under 0.1 s.
-What a page waits for is two round trips in a row: `GET /gateway/v1/whoami` (what the key
-may see: the sign-in, on every load) and then its data. Most pages take their data in one
-keyset-paged request (conversations, a conversation's entries, batches, audit, keys). Four
-do not, none of them slower for it here, since a page's requests are sent at once
-(`Promise.all`): the usage page asks for the figures and for the tenant (its daily
-budget); an agent's page asks three (the agent, its versions, its aliases; the last two are
-relayed to Mistral, so in production they cost Mistral's latency, not the stand-in's 0 ms);
-a batch's page asks two (the batch and its first 1,000 items: its progress is counted from
-that page, so a batch of more than 1,000 items shows too few done, though the batch's own
-answer carries its counts); and the agents list is paged by number
-(`/v1/agents?page=0&page_size=100`, OFFSET in SQL), not by the keyset of
-`/v1/agents/pages`. The slowest page is a batch's: drawing 1,000 table rows. Bringing these
-pages to the one-request rule is console work (`functions/admin/console/views.js`), left
-for the console's own issue, not done here.
+**Console (met).** Every page draws its data in about 0.14-0.21 s on the bench data,
+with the machine's load average at 4-6 from other suites; the shell paints in under 0.1 s.
+A page load is one round trip: `GET /gateway/v1/whoami` is asked once, at sign-in, and kept
+for the browser session beside the key (cleared on sign-out and on any 401), so a load asks
+only for its data. Seven pages take it in one keyset-paged request (usage, keys,
+conversations, a conversation's entries, agents on `/v1/agents/pages` by `page_token`,
+batches, audit). The usage page's daily budget is whoami's (the budget in force for the
+key: its tenant's unless the key sets a lower one), held since sign-in, so the tenant is
+no longer asked. Two pages send more than one request, at once (`Promise.all`), because
+no one answer carries their data with today's API: an agent's page asks three (the agent,
+its versions, its aliases; the last two are relayed to Mistral, so in production they cost
+Mistral's latency, not the stand-in's 0 ms), and a batch's page two (the batch, whose
+`counts` give its progress, and its first 100 items, keyset-paged). Before this change
+(the 16:35 run: 145-314 ms) every load first asked whoami, the agents list was paged by
+number (OFFSET), and a batch's progress was counted from its first 1,000 items (too few
+done for a larger batch); the 1,000-item batch page, then the slowest at 314 ms (1,000
+rows drawn), now draws 100 rows in 178 ms.
 
 **Batch.** A wave of 50 items finishing together needs ~50 x 2 ms of the one process's CPU,
 serialised by the GIL, so the batch's margin over its 20 s floor follows the CPU per start.

@@ -67,10 +67,10 @@ from shared.errors import (
     ValidationFailed,
     field_error,
 )
+from shared.jsonsafe import check_storable
 from shared.mistral import MistralClient, Retry, UpstreamResponse
 from shared.observability import log_event
 from shared.reads import MISTRAL_PAGE_SIZE_CLAMP
-from shared.web import check_storable
 
 __all__ = [
     "AgentFilters",

@@ -48,7 +48,7 @@ def _query_string(ctx: Context) -> str:
 
 def _agent_id(ctx: Context) -> str:
     agent_id = ctx.params["agent_id"]
-    ctx.access["agent_id"] = agent_id
+    ctx.access.agent_id = agent_id
     return agent_id
 
 
@@ -57,7 +57,7 @@ def _agent_id(ctx: Context) -> str:
 
 def delete_conversation(ctx: Context) -> flask.Response:
     conversation_id = ctx.params["conversation_id"]
-    ctx.access["conversation_id"] = conversation_id
+    ctx.access.conversation_id = conversation_id
     lifecycle.delete_conversation(
         ctx.container.pool, ctx.container.mistral, ctx.owner, conversation_id
     )
@@ -67,7 +67,7 @@ def delete_conversation(ctx: Context) -> flask.Response:
 def _archiver(archived: bool) -> Handler:
     def handler(ctx: Context) -> flask.Response:
         conversation_id = ctx.params["conversation_id"]
-        ctx.access["conversation_id"] = conversation_id
+        ctx.access.conversation_id = conversation_id
         return json_response(
             lifecycle.set_archived(ctx.container.pool, ctx.owner, conversation_id, archived)
         )
@@ -85,7 +85,7 @@ def _filters(ctx: Context) -> agents.AgentFilters:
 def create_agent(ctx: Context) -> flask.Response:
     request = agents.parse_create(ctx.json_body())
     agent = agents.create_agent(ctx.container.pool, ctx.container.mistral, ctx.owner, request)
-    ctx.access["agent_id"] = agent["id"]
+    ctx.access.agent_id = agent["id"]
     return json_response(agent)
 
 

@@ -28,7 +28,7 @@ def _answer(ctx: Context, read: Callable[[Conn], Any]) -> flask.Response:
 
 def _conversation_id(ctx: Context) -> str:
     conversation_id = ctx.params["conversation_id"]
-    ctx.access["conversation_id"] = conversation_id
+    ctx.access.conversation_id = conversation_id
     return conversation_id
 
 

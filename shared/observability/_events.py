@@ -8,6 +8,7 @@ import traceback
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from shared.observability._access import LINE_FIELDS, AccessFields
 from shared.observability._state import STATE
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ ACCESS_LINE_FIELDS: frozenset[str] = frozenset(
         "request_id",
     }
 )
-# Fields a handler may put in `ctx.access`; the rest of the line is computed here.
+# `AccessFields` a handler may fill in; the rest of the line is computed here.
 _INTEGER = frozenset({"tokens_in", "tokens_out"})
 _FLOAT = frozenset({"upstream_latency_ms"})
 _BOOLEAN = frozenset({"idempotent_replay"})
@@ -66,8 +67,6 @@ _TEXT = frozenset(
         "error_type",
     }
 )
-# Set in `ctx.access` once the line is written: a second call writes nothing.
-_EMITTED = "_access_emitted"
 _BODY_LIMIT = 4096  # characters of a logged body
 
 _SEVERITIES: Mapping[str, int] = {
@@ -103,7 +102,7 @@ class AccessContext(Protocol):
     def route(self) -> _Route: ...
 
     @property
-    def access(self) -> dict[str, Any]: ...
+    def access(self) -> AccessFields: ...
 
     @property
     def request_id(self) -> str: ...
@@ -124,11 +123,11 @@ def severity_for_status(status: int) -> str:
 def access_log(ctx: AccessContext, response: flask.Response) -> None:
     """`FunctionApp` after hook: the request's one access line.
 
-    When `ctx.access["deferred"]` is set (`deferred_stream` sets it for a streamed body)
+    When `ctx.access.deferred` is set (`deferred_stream` sets it for a streamed body)
     the hook writes nothing: the stream calls `emit_access(ctx, status)` when the last
     chunk is sent or the client goes away.
     """
-    if ctx.access.get("deferred"):
+    if ctx.access.deferred:
         return
     emit_access(ctx, response.status_code, response_bytes=response.calculate_content_length())
 
@@ -136,16 +135,16 @@ def access_log(ctx: AccessContext, response: flask.Response) -> None:
 def emit_access(ctx: AccessContext, status: int, *, response_bytes: int | None = None) -> None:
     """Write the access line for `ctx` now; at most once per request, whatever calls it.
 
-    An unexpected exception the app stored in `ctx.access["exception"]` is logged first,
+    An unexpected exception the app stored in `ctx.access.exception` is logged first,
     once, at ERROR with its traceback. Never raises: a logging fault must not fail a request.
     """
     access = ctx.access
-    if access.get(_EMITTED):
+    if access.emitted:
         return
-    access[_EMITTED] = True
+    access.emitted = True
     try:
-        exc = access.pop("exception", None)
-        if isinstance(exc, BaseException):
+        exc, access.exception = access.exception, None
+        if exc is not None:
             log_exception(exc)
         _write_access(
             ctx.request,
@@ -154,7 +153,7 @@ def emit_access(ctx: AccessContext, status: int, *, response_bytes: int | None =
             status=status,
             started=ctx.started,
             request_id=ctx.request_id,
-            fields=access,
+            fields={name: getattr(access, name) for name in LINE_FIELDS},
             response_bytes=response_bytes,
         )
     except Exception:

@@ -68,7 +68,7 @@ _DRAWN = """async (view) => {
 def _admin_key(database_url: str, redis_url: str) -> str:
     from shared.config import Settings
     from shared.container import Container
-    from shared.keys import create_key
+    from shared.tenancy.keys import create_key
 
     container = Container(Settings(database_url=database_url, redis_url=redis_url))
     try:

@@ -1,6 +1,6 @@
 """`Call`: one authenticated operation as the domain sees it, whoever carries it.
 
-An HTTP request (`shared.web.Context` is a Call with the request attached) and a
+An HTTP request (`shared.http.web.Context` is a Call with the request attached) and a
 batch item (a Pub/Sub delivery's) are both Calls: the same turn function runs for
 either, and nothing in it knows which.
 """
@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from shared import tenants
 from shared.container import Container
-from shared.keys import Principal
+from shared.limits.ratelimit import Decision
 from shared.observability import AccessFields
-from shared.ratelimit import Decision
+from shared.tenancy import tenants
+from shared.tenancy.keys import Principal
 
 __all__ = ["Call"]
 
@@ -52,7 +52,7 @@ class Call:
 
         Called once per call: by the HTTP app for most operations, by the turn itself
         (after validating the body) for the ones that spend tokens. A callable
-        `estimate` (`shared.estimate`, which reads the database) is asked only when
+        `estimate` (`shared.limits.estimate`, which reads the database) is asked only when
         the tenant has a token budget.
         """
         principal = self.caller

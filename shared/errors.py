@@ -334,7 +334,7 @@ class ErrorResponse:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-# A gateway key (`mgw_` and 43 URL-safe characters, shared.keys): an error message that
+# A gateway key (`mgw_` and 43 URL-safe characters, shared.tenancy.keys): an error message that
 # quotes what the caller sent (a path id, a query value) must never hand a secret back.
 _BEARER_SECRET = re.compile(r"mgw_[A-Za-z0-9_-]{43}[A-Za-z0-9_-]*")
 _HIDDEN_SECRET = "mgw_[REDACTED]"  # noqa: S105 (the placeholder, not a secret)

@@ -2,12 +2,12 @@
 
 Mistral's routes (`/v1/agents...`, `DELETE /v1/conversations/{id}`) answer in
 Mistral's shapes, deletes with exactly 204 and no body. The gateway's own routes
-are documented where their logic lives: `shared.keyadmin` (keys), `shared.usage`
-(usage), `shared.tenants` (tenants), `shared.audit` (the audit log) and
-`shared.lifecycle` (archive, unarchive), `shared.whoami` (the caller). The web
-console (`console/`: static files, open to all, holding no data) is served here, so it
-ships in this function's bundle. Authentication, roles and rate limits are applied by
-`FunctionApp` before a handler runs.
+are documented where their logic lives: `shared.tenancy.keyadmin` (keys),
+`shared.tenancy.usage` (usage), `shared.tenancy.tenants` (tenants), `shared.tenancy.audit`
+(the audit log), `shared.conversations.archive_delete` (archive, unarchive) and
+`shared.tenancy.whoami` (the caller). The web console (`console/`: static files, open
+to all, holding no data) is served here, so it ships in this function's bundle.
+Authentication, roles and rate limits are applied by `FunctionApp` before a handler runs.
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ from urllib.parse import quote
 import flask
 import functions_framework
 
-from shared import agents, audit, keyadmin, lifecycle, tenants, usage, whoami
-from shared.auth import crosses_tenants, tenant_scope
+from shared import agents
+from shared.conversations import archive_delete
 from shared.errors import Conflict, NotFound
-from shared.health import health
+from shared.http.health import health
+from shared.http.web import Context, FunctionApp, Handler, json_response
 from shared.mistral import UpstreamResponse
-from shared.web import Context, FunctionApp, Handler, json_response
+from shared.tenancy import audit, keyadmin, tenants, usage, whoami
+from shared.tenancy.auth import crosses_tenants, tenant_scope
 
 
 def _no_content() -> flask.Response:
@@ -58,7 +60,7 @@ def _agent_id(ctx: Context) -> str:
 def delete_conversation(ctx: Context) -> flask.Response:
     conversation_id = ctx.params["conversation_id"]
     ctx.access.conversation_id = conversation_id
-    lifecycle.delete_conversation(
+    archive_delete.delete_conversation(
         ctx.container.pool, ctx.container.mistral, ctx.owner, conversation_id
     )
     return _no_content()
@@ -69,7 +71,7 @@ def _archiver(archived: bool) -> Handler:
         conversation_id = ctx.params["conversation_id"]
         ctx.access.conversation_id = conversation_id
         return json_response(
-            lifecycle.set_archived(ctx.container.pool, ctx.owner, conversation_id, archived)
+            archive_delete.set_archived(ctx.container.pool, ctx.owner, conversation_id, archived)
         )
 
     return handler

@@ -9,7 +9,7 @@ Two entry points share the same processing:
   `google.cloud.pubsub.topic.v1.messagePublished`. Returning acknowledges;
   raising asks for redelivery.
 
-Each item runs `shared.turns.run_turn`, the start function's own domain operation.
+Each item runs `shared.conversations.turns.run_turn`, the start function's own domain operation.
 """
 
 from typing import Any
@@ -18,8 +18,8 @@ import flask
 import functions_framework
 
 from shared import batch, observability
-from shared.health import health
-from shared.web import Context, FunctionApp, json_response, request_id
+from shared.http.health import health
+from shared.http.web import Context, FunctionApp, json_response, request_id
 
 
 def deliver(ctx: Context) -> flask.Response:

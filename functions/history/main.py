@@ -15,9 +15,9 @@ import functions_framework
 
 from shared import reads
 from shared.db import Conn
-from shared.health import health
-from shared.openapi import serve_openapi
-from shared.web import Context, FunctionApp, json_response
+from shared.http.document import serve_openapi
+from shared.http.health import health
+from shared.http.web import Context, FunctionApp, json_response
 
 
 def _answer(ctx: Context, read: Callable[[Conn], Any]) -> flask.Response:

@@ -1,6 +1,6 @@
 """The start function: the conversations write path (start, append, restart, streaming).
 
-Each request is parsed (`parse_turn`), run (`shared.turns.run_turn`, the domain
+Each request is parsed (`parse_turn`), run (`shared.conversations.turns.run_turn`, the domain
 operation the batch function runs too) and its result mapped to a response.
 """
 
@@ -8,9 +8,9 @@ import flask
 import functions_framework
 
 from shared import observability
-from shared.health import health
-from shared.turns import Turn, TurnResult, TurnStream, build_turn, run_turn
-from shared.web import Context, FunctionApp
+from shared.conversations.turns import Turn, TurnResult, TurnStream, build_turn, run_turn
+from shared.http.health import health
+from shared.http.web import Context, FunctionApp
 
 TURNS = ("conversations.start", "conversations.append", "conversations.restart")
 

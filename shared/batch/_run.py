@@ -38,14 +38,15 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from shared import conversations as conversation_store
 from shared import observability
 from shared.batch import _store as store
 from shared.batch._config import BatchSettings
 from shared.batch._message import MARKER_KEY, BatchMessage, Item
 from shared.calls import Call
 from shared.container import Container
-from shared.conversations import OUTPUT_TYPES, Usage
+from shared.conversations import store as conversation_store
+from shared.conversations.store import OUTPUT_TYPES, Usage
+from shared.conversations.turns import TurnResult, build_turn, run_turn, store_from_history
 from shared.db import Conn
 from shared.errors import (
     CircuitOpen,
@@ -55,10 +56,9 @@ from shared.errors import (
     UpstreamError,
     UpstreamRejected,
 )
-from shared.keys import Principal
 from shared.mistral import Retry
 from shared.observability import AccessFields
-from shared.turns import TurnResult, build_turn, run_turn, store_from_history
+from shared.tenancy.keys import Principal
 
 __all__ = ["BatchRun", "batch_principal"]
 

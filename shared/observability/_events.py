@@ -6,13 +6,11 @@ import logging
 import time
 import traceback
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from shared.observability._access import LINE_FIELDS, AccessFields
+from shared.observability._http import HttpRequest, HttpResponse
 from shared.observability._state import STATE
-
-if TYPE_CHECKING:
-    import flask
 
 __all__ = [
     "ACCESS_LINE_FIELDS",
@@ -93,10 +91,10 @@ class _Route(Protocol):
 
 
 class AccessContext(Protocol):
-    """What the access line reads from a request: `shared.web.Context` fits."""
+    """What the access line reads from a request: `shared.http.web.Context` fits."""
 
     @property
-    def request(self) -> flask.Request: ...
+    def request(self) -> HttpRequest: ...
 
     @property
     def route(self) -> _Route: ...
@@ -120,7 +118,7 @@ def severity_for_status(status: int) -> str:
     return "INFO"
 
 
-def access_log(ctx: AccessContext, response: flask.Response) -> None:
+def access_log(ctx: AccessContext, response: HttpResponse) -> None:
     """`FunctionApp` after hook: the request's one access line.
 
     When `ctx.access.deferred` is set (`deferred_stream` sets it for a streamed body)
@@ -161,7 +159,7 @@ def emit_access(ctx: AccessContext, status: int, *, response_bytes: int | None =
 
 
 def emit_unrouted_access(
-    request: flask.Request,
+    request: HttpRequest,
     *,
     function: str,
     status: int,
@@ -188,7 +186,7 @@ def emit_unrouted_access(
 
 
 def _write_access(
-    request: flask.Request,
+    request: HttpRequest,
     *,
     function: str,
     route: str | None,
@@ -248,7 +246,7 @@ def _coerce(name: str, value: Any) -> Any:
 
 
 def _http_request(
-    request: flask.Request, status: int, elapsed_s: float, response_bytes: int | None
+    request: HttpRequest, status: int, elapsed_s: float, response_bytes: int | None
 ) -> dict[str, Any]:
     """Cloud Logging's HttpRequest: https://cloud.google.com/logging/docs/reference/v2/rest/v2/LogEntry#HttpRequest"""
     http: dict[str, Any] = {
@@ -267,7 +265,7 @@ def _http_request(
     if referer:
         http["referer"] = referer
     # Behind the load balancer the caller is the first X-Forwarded-For entry.
-    forwarded = request.headers.get("X-Forwarded-For", "")
+    forwarded = request.headers.get("X-Forwarded-For") or ""
     remote = forwarded.split(",")[0].strip() or request.remote_addr
     if remote:
         http["remoteIp"] = remote

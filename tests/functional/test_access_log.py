@@ -10,9 +10,10 @@ from typing import Any
 import flask
 import pytest
 
-from shared import routes
 from shared.config import Settings
 from shared.container import Container
+from shared.http import routes
+from shared.http.web import Context, FunctionApp, Handler, json_response
 from shared.observability import (
     ACCESS_LINE_FIELDS,
     bind_http_request,
@@ -26,7 +27,6 @@ from shared.observability import (
     reset_logging,
 )
 from shared.observability import access_log as access_hook
-from shared.web import Context, FunctionApp, Handler, json_response
 
 PROJECT = "test-proj"
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -21,8 +21,8 @@ from devstack.standin import StandIn
 from shared.config import Settings
 from shared.container import Container, set_container
 from shared.db import Pool
-from shared.keys import NewKey
 from shared.mistral import MistralClient, build_client
+from shared.tenancy.keys import NewKey
 from tests.support import WEATHER_TOOL, bearer, client, function_app, make_key
 
 MODEL = "mistral-small-latest"

@@ -22,11 +22,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared import conversations as store
-from shared import estimate, resync
 from shared.calls import Call
 from shared.container import Container
-from shared.conversations import Usage
+from shared.conversations import store
+from shared.conversations import unstored as unstored_turns
+from shared.conversations.policy import InputPolicy
+from shared.conversations.sse import SseParser, format_event
+from shared.conversations.store import Usage
 from shared.errors import (
     GatewayError,
     NotFound,
@@ -35,11 +37,10 @@ from shared.errors import (
     ValidationFailed,
     field_error,
 )
-from shared.idempotency import Claim, Idempotency, StoredResponse, request_hash
-from shared.keys import Principal
+from shared.limits import estimate
+from shared.limits.idempotency import Claim, Idempotency, StoredResponse, request_hash
 from shared.mistral import MistralClient, Retry, UpstreamStream
-from shared.policy import InputPolicy
-from shared.sse import SseParser, format_event
+from shared.tenancy.keys import Principal
 from shared.timestamps import now_rfc3339
 
 __all__ = [
@@ -275,7 +276,7 @@ def run_turn(ctx: Call, turn: Turn, key: str | None = None) -> TurnResult | Turn
             return _replay(claim.replay)
         made = None
         if turn.operation != "conversations.append":
-            made = resync.started(ctx.container.redis, owner, key, digest)
+            made = unstored_turns.started(ctx.container.redis, owner, key, digest)
         if made is not None:
             ctx.container.limiter.settle(decision, 0)
             return _recover_start(ctx, turn, idempotency, key, made)
@@ -292,7 +293,7 @@ def run_turn(ctx: Call, turn: Turn, key: str | None = None) -> TurnResult | Turn
 
 
 def _reservation(ctx: Call, turn: Turn) -> int:
-    """The turn's token reservation (`shared.estimate`), asked only when a budget is on."""
+    """The turn's token reservation (`shared.limits.estimate`), asked only when a budget is on."""
     with ctx.container.pool.connection() as conn:
         return estimate.turn_reservation(
             conn, ctx.container.settings, ctx.owner, turn.body, turn.conversation_id
@@ -310,7 +311,7 @@ def _recover_start(
     owner = ctx.owner
     try:
         if not _stored(ctx, conversation_id):
-            unstored = resync.take(ctx.container.redis, conversation_id, owner)
+            unstored = unstored_turns.take(ctx.container.redis, conversation_id, owner)
             if unstored is not None:
                 _store_unstored(ctx, conversation_id, unstored)
             else:
@@ -435,24 +436,24 @@ def _check_allow_lists(principal: Principal, agent_id: str | None, model: str | 
 
 def _own_conversation(ctx: Call, conversation_id: str) -> store.ConversationRef:
     """The caller's stored conversation; one whose first write failed after Mistral made
-    it (`shared.resync`) is stored from Mistral's history first. 404 otherwise."""
+    it (`shared.conversations.unstored`) is stored from Mistral's history first. 404 otherwise."""
     try:
         with ctx.container.pool.connection() as conn:
             return store.load_conversation(conn, ctx.owner, conversation_id)
     except NotFound:
-        unstored = resync.take(ctx.container.redis, conversation_id, ctx.owner)
+        unstored = unstored_turns.take(ctx.container.redis, conversation_id, ctx.owner)
         if unstored is None:
             raise
     try:
         _store_unstored(ctx, conversation_id, unstored)
     except Exception:
-        resync.remember(ctx.container.redis, conversation_id, unstored)
+        unstored_turns.remember(ctx.container.redis, conversation_id, unstored)
         raise
     with ctx.container.pool.connection() as conn:
         return store.load_conversation(conn, ctx.owner, conversation_id)
 
 
-def _store_unstored(ctx: Call, conversation_id: str, unstored: resync.Unstored) -> None:
+def _store_unstored(ctx: Call, conversation_id: str, unstored: unstored_turns.Unstored) -> None:
     store_from_history(
         ctx.container,
         conversation_id,
@@ -683,7 +684,7 @@ class _TurnRunner:
         self._remembered = True
         if self.key is None or not self.digest or self.turn.operation == "conversations.append":
             return
-        resync.remember_start(
+        unstored_turns.remember_start(
             self.ctx.container.redis,
             self.ctx.owner,
             self.key,
@@ -752,7 +753,7 @@ class _TurnRunner:
             if new is not None and turn.stores:
                 # The caller knows a conversation the database does not: keep what storing
                 # it needs, so the next turn on it stores it rather than answering 404.
-                unstored = resync.Unstored(
+                unstored = unstored_turns.Unstored(
                     owner=event.owner,
                     key_id=event.key_id,
                     operation=event.operation,
@@ -763,7 +764,7 @@ class _TurnRunner:
                     agent_id=event.agent_id,
                     model=event.model,
                 )
-                resync.remember(ctx.container.redis, conversation_id, unstored)
+                unstored_turns.remember(ctx.container.redis, conversation_id, unstored)
             return False
         return True
 

@@ -25,11 +25,11 @@ import time
 from typing import Any
 from urllib.parse import quote
 
-from shared import audit
 from shared.db import Conn, Pool
 from shared.errors import NotFound, ServiceUnavailable, UpstreamRejected
 from shared.mistral import MistralClient, Retry
 from shared.observability import log_event
+from shared.tenancy import audit
 
 __all__ = ["delete_conversation", "set_archived"]
 

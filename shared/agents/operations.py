@@ -53,7 +53,7 @@ from urllib.parse import quote, urlencode
 
 import pg8000.exceptions
 
-from shared import audit, cursors
+from shared import cursors
 from shared.db import Conn, Pool
 from shared.errors import (
     BadRequest,
@@ -71,6 +71,7 @@ from shared.jsonsafe import check_storable
 from shared.mistral import MistralClient, Retry, UpstreamResponse
 from shared.observability import log_event
 from shared.reads import MISTRAL_PAGE_SIZE_CLAMP
+from shared.tenancy import audit
 
 __all__ = [
     "AgentFilters",

@@ -19,8 +19,7 @@ from typing import Any
 import flask
 import werkzeug.exceptions
 
-from shared import audit, jsonsafe, observability, routes
-from shared.auth import PUBLIC_OPERATIONS, authenticate, authorize
+from shared import jsonsafe, observability
 from shared.calls import Call
 from shared.container import Container, get_container
 from shared.errors import (
@@ -36,7 +35,10 @@ from shared.errors import (
     error_response,
     field_error,
 )
+from shared.http import routes
 from shared.jsonsafe import MAX_JSON_DEPTH, TOO_DEEP, check_storable, check_text
+from shared.tenancy import audit
+from shared.tenancy.auth import PUBLIC_OPERATIONS, authenticate, authorize
 
 __all__ = [
     "MAX_JSON_DEPTH",

@@ -65,6 +65,7 @@ __all__ = [
     "RateLimited",
     "ServiceUnavailable",
     "Unauthorized",
+    "UniqueViolation",
     "UnsupportedMediaType",
     "UpstreamError",
     "UpstreamRejected",
@@ -177,6 +178,14 @@ class MethodNotAllowed(ClientError):
 class Conflict(ClientError):
     status = 409
     code = "conflict"
+
+
+class UniqueViolation(Conflict):
+    """A write PostgreSQL refused as a duplicate of a row (SQLSTATE 23505); `shared.db`
+    raises it, so no caller reads the database's error codes."""
+
+    def __init__(self, message: str = "the record conflicts with another; try again") -> None:
+        super().__init__(message)
 
 
 class PayloadTooLarge(ClientError):

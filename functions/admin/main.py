@@ -61,7 +61,11 @@ def delete_conversation(ctx: Context) -> flask.Response:
     conversation_id = ctx.params["conversation_id"]
     ctx.access.conversation_id = conversation_id
     archive_delete.delete_conversation(
-        ctx.container.pool, ctx.container.mistral, ctx.owner, conversation_id
+        ctx.container.pool,
+        ctx.container.mistral,
+        ctx.owner,
+        conversation_id,
+        request_id=ctx.request_id,
     )
     return _no_content()
 
@@ -86,7 +90,9 @@ def _filters(ctx: Context) -> agents.AgentFilters:
 
 def create_agent(ctx: Context) -> flask.Response:
     request = agents.parse_create(ctx.json_body())
-    agent = agents.create_agent(ctx.container.pool, ctx.container.mistral, ctx.owner, request)
+    agent = agents.create_agent(
+        ctx.container.pool, ctx.container.mistral, ctx.owner, request, request_id=ctx.request_id
+    )
     ctx.access.agent_id = agent["id"]
     return json_response(agent)
 
@@ -114,19 +120,37 @@ def update_agent(ctx: Context) -> flask.Response:
     agent_id = _agent_id(ctx)
     request = agents.parse_update(ctx.json_body())
     return json_response(
-        agents.update_agent(ctx.container.pool, ctx.container.mistral, ctx.owner, agent_id, request)
+        agents.update_agent(
+            ctx.container.pool,
+            ctx.container.mistral,
+            ctx.owner,
+            agent_id,
+            request,
+            request_id=ctx.request_id,
+        )
     )
 
 
 def delete_agent(ctx: Context) -> flask.Response:
-    agents.delete_agent(ctx.container.pool, ctx.container.mistral, ctx.owner, _agent_id(ctx))
+    agents.delete_agent(
+        ctx.container.pool,
+        ctx.container.mistral,
+        ctx.owner,
+        _agent_id(ctx),
+        request_id=ctx.request_id,
+    )
     return _no_content()
 
 
 def switch_version(ctx: Context) -> flask.Response:
     return json_response(
         agents.switch_version(
-            ctx.container.pool, ctx.container.mistral, ctx.owner, _agent_id(ctx), _query_string(ctx)
+            ctx.container.pool,
+            ctx.container.mistral,
+            ctx.owner,
+            _agent_id(ctx),
+            _query_string(ctx),
+            request_id=ctx.request_id,
         )
     )
 

@@ -79,7 +79,7 @@ NOTES = """
    line, 97 us per access line (4% of a start). Each pattern now names the words any match
    must contain; a line without them skips that pattern. 97 -> 7 us per line;
    `tests/unit/test_redact_words.py` checks the output against running every pattern.
-3. `shared/conversations.py`: a turn that creates its conversation (start, restart) is stored
+3. `shared/conversations/store.py`: a turn that creates its conversation (start, restart) is stored
    in **one statement** (the conversation, its entries in one multi-row insert and the usage
    event, as data-modifying `WITH` clauses: all or nothing, no transaction to open and
    commit); an append in one transaction of five statements instead of ten; a start with a
@@ -101,7 +101,7 @@ NOTES = """
    instance is mostly idle and Cloud Run starts (and bills) more of them; at 300 one
    instance carried 300 clients at 0.6 of a core in these runs. The Redis client's pool
    follows THREADS.
-6. `shared/container.py` (`settle_heap`), `shared/observability/_setup.py`: full garbage
+6. `shared/heap.py` (`settle_heap`), `shared/observability/_setup.py`: full garbage
    collections walked every object of the process, most of them from the SDK's and
    google-cloud-logging's imports, and paused all 300 threads for up to 88 ms (gen 1: 26 ms;
    `gc.callbacks`, a profiling run). The heap is now frozen (`gc.freeze()`) the first time

@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 from bench._proc import ROOT, child_env, http, port, spawn, stop, wait_http, wait_port
 from devstack.stack import STANDIN_KEY, LocalStack, StackInfo, function_command
-from shared import routes
+from shared.http import routes
 
 __all__ = ["BenchStack", "Instance", "StandIn"]
 

@@ -12,7 +12,7 @@ item succeeded with exactly one upstream start.
 
 `--latency-on start` (the default) makes the conversation start answer in
 `--latency-ms`; `all` delays every stand-in answer, including the history
-fetch the start path makes after each turn (`shared.turns`), which doubles
+fetch the start path makes after each turn (`shared.conversations.turns`), which doubles
 the time per item. Not a timed test: a benchmark, run by hand.
 """
 
@@ -39,8 +39,8 @@ from devstack.servers import EmbeddedPostgres, EmbeddedValkey, free_port
 from devstack.standin import StandIn
 from shared.config import Settings
 from shared.db import Pool, connector_for
-from shared.db.migrate import migrate
-from shared.keys import create_key
+from shared.db.schema import migrate
+from shared.tenancy.keys import create_key
 
 ROOT = Path(__file__).resolve().parents[1]
 OWNER = "bench"

@@ -15,7 +15,7 @@ import time
 
 from shared.config import Settings
 from shared.container import Container
-from shared.ratelimit import Limit
+from shared.limits.ratelimit import Limit
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from shared.routes import FUNCTIONS
+from shared.http.routes import FUNCTIONS
 
 __all__ = ["ROOT", "bundle_entries", "build_bundle", "main"]
 

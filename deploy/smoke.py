@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.routes import PUBLIC_FUNCTIONS
-from shared.routes import health_path
+from shared.http.routes import health_path
 
 __all__ = ["Check", "Result", "checks_for", "main", "run_checks"]
 

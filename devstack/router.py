@@ -1,6 +1,6 @@
 """The local router: the load balancer's job, done the same way on one machine.
 
-It matches each request against the route table (`shared.routes`), exactly as
+It matches each request against the route table (`shared.http.routes`), exactly as
 the Terraform URL map does, and forwards it to the function that owns it,
 streaming the answer back unbuffered so server-sent events arrive as they are
 sent. Requests no route owns get the gateway's 404 or 405 error body, which is
@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 
 from werkzeug.serving import WSGIRequestHandler
 
-from shared import routes
 from shared.errors import (
     BadRequest,
     GatewayError,
@@ -29,8 +28,9 @@ from shared.errors import (
     PayloadTooLarge,
     error_response,
 )
+from shared.http import routes
+from shared.http.web import request_id
 from shared.observability import Redactor
-from shared.web import request_id
 
 __all__ = ["RedactingRequestHandler", "Router"]
 

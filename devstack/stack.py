@@ -32,8 +32,8 @@ from devstack.servers import (
     free_port,
     stop_process,
 )
-from shared import routes
 from shared.config import Settings
+from shared.http import routes
 
 __all__ = ["LocalStack", "StackInfo", "function_command", "spawn", "wait_port"]
 
@@ -165,7 +165,7 @@ class LocalStack:
             if key and _key_valid(key, env):
                 return key
         out = subprocess.run(
-            [sys.executable, "-m", "shared.keys", f"create-{role}", "--owner", owner],
+            [sys.executable, "-m", "shared.tenancy", f"create-{role}", "--owner", owner],
             env=env,
             check=True,
             capture_output=True,

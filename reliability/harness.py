@@ -32,7 +32,7 @@ from devstack.servers import die_with_parent, free_port
 from devstack.stack import ROOT, LocalStack, StackInfo, function_command
 from devstack.standin import StandIn
 from reliability.proxy import TcpProxy
-from shared import routes
+from shared.http import routes
 
 __all__ = ["DEFAULT_ENV", "FaultStack", "Tenant"]
 

@@ -259,43 +259,43 @@ gets: 429 + Retry-After; nothing sent upstream
 DEFECTS = _records(
     """
 defect: Mistral answering 200 with a body that is not JSON gave a 500 (`internal_error`)
-fix: `shared/turns.py`: `_answer_body` reads the answer; anything but a JSON object (or
-  one naming no conversation) is a 502 `upstream_unavailable`, and nothing is stored
+fix: `shared/conversations/turns.py`: `_answer_body` reads the answer; anything but a JSON
+  object (or one naming no conversation) is a 502 `upstream_unavailable`, and nothing is stored
 test: `test_faults_mistral.py::test_start_fault_answers_as_documented_and_stores_nothing`
   [malformed], `test_failed_appends_leave_the_stored_history_as_it_was`
 
 defect: A body nested 10,000 levels deep (or about 1,000 inside a field) gave a 500:
   Python's JSON parser raised RecursionError
-fix: `shared/web.py`: `json_body` answers 400 `invalid_json` for RecursionError and for
-  any body nested deeper than `MAX_JSON_DEPTH` (100); `shared/agents.py`: the agents
+fix: `shared/http/web.py`: `json_body` answers 400 `invalid_json` for RecursionError and for
+  any body nested deeper than `MAX_JSON_DEPTH` (100); `shared/agents/operations.py`: the agents
   list's `metadata` query parameter tolerates RecursionError too
 test: `test_attacks_http.py::test_deeply_nested_bodies_are_400_and_the_worker_lives`
 
 defect: A NUL character (`\\u0000`) in a name, model, metadata or an unknown input field
   was answered 200 `Gateway-Stored: false` (PostgreSQL cannot store it: the turn was
   lost); in an agent id, a key name, an agent name or a query parameter it was a 500
-fix: `shared/web.py`: NUL in any body string or key, or in any query parameter, is a
+fix: `shared/http/web.py`: NUL in any body string or key, or in any query parameter, is a
   422 (`string`, naming where) before anything reaches Mistral
 test: `test_attacks_injection.py::test_nul_characters_are_refused_with_422_not_stored_half`
 
 defect: An append or restart body naming another tenant's `agent_id` was forwarded to
   Mistral (one API key for all tenants), and a restart stored that agent on the
   caller's new conversation
-fix: `shared/turns.py`: any turn's `agent_id` must be the caller's (404 otherwise),
+fix: `shared/conversations/turns.py`: any turn's `agent_id` must be the caller's (404 otherwise),
   checked before Mistral; append and restart bodies type-check `agent_id`
 test: `test_another_tenants_agent_named_in_a_body_is_refused_before_mistral`
   (test_attacks_tenancy.py)
 
 defect: A streamed turn whose write failed after Mistral finished ended exactly like a
   stored one: the caller was never told
-fix: `shared/turns.py`: the stream then ends with a `: gateway-stored: false` SSE
+fix: `shared/conversations/turns.py`: the stream then ends with a `: gateway-stored: false` SSE
   comment (SSE parsers skip comments; an idempotent replay carries it too)
 test: `test_faults_postgres.py::test_stream_that_cannot_be_stored_ends_by_saying_so`
 
 defect: With an Idempotency-Key, a turn whose idempotency record could not be completed
   (the database gone after Mistral answered) became a 503, hiding a turn Mistral had
   made (which a retry would then run again)
-fix: `shared/turns.py`: `_finish` logs the failed completion and still answers with
+fix: `shared/conversations/turns.py`: `_finish` logs the failed completion and still answers with
   Mistral's answer
 test: `test_faults_postgres.py::test_start_that_cannot_be_stored_is_told_plainly`
   [rel-pg-k1]
@@ -303,20 +303,20 @@ test: `test_faults_postgres.py::test_start_that_cannot_be_stored_is_told_plainly
 defect: When Mistral's history could not be read after a turn, its inputs were stored
   under gateway ids, and the next turn stored the same inputs again under Mistral's
   ids (a duplicated turn)
-fix: `shared/conversations.py`: `record_turn` gives a stored provisional input the id
+fix: `shared/conversations/store.py`: `record_turn` gives a stored provisional input the id
   and body of Mistral's entry of the same content (the row keeps its place and
   tokens); the inputs of a broken stream are marked incomplete, so never adopted
 test: `test_faults_mistral.py::test_history_unreadable_after_a_turn_is_reconciled_by_the_next_turn`
 
 defect: With Redis down, the local breaker opened but calls kept reaching Mistral for up
   to 250 ms: the cached `closed` state hid it
-fix: `shared/breaker.py`: opening the local breaker updates the cached state
+fix: `shared/limits/breaker.py`: opening the local breaker updates the cached state
 test: `test_faults_redis.py::test_breaker_falls_back_to_a_local_circuit_while_redis_is_down`
 
 defect: functions-framework reads every request's whole body before answering: a 413
   or a 401 first read the body it refused into memory, and a Content-Length that lied
   held a worker thread for ever
-fix: `shared/web.py`: an answer to a request whose body the gateway did not read is
+fix: `shared/http/web.py`: an answer to a request whose body the gateway did not read is
   sent as a stream, which the framework leaves alone (gunicorn then drains at most
   5 s and closes)
 test: `test_attacks_http.py::test_oversized_and_lying_bodies_are_413_at_once`
@@ -340,7 +340,7 @@ defect: (issue 16, a held-out attack run) A body holding `NaN`, `Infinity` or `1
   reached Mistral and was answered, then could not be stored (jsonb refuses them), and
   every later turn failed on the same value: Mistral held the turns, the gateway none
 fix: `shared/jsonsafe.py`: bodies are read with non-finite numbers marked, and
-  `shared/web.py`'s `check_storable` answers 422 naming the field, on every JSON route
+  `shared/http/web.py`'s `check_storable` answers 422 naming the field, on every JSON route
   and in batch messages; an entry the database cannot hold is stored with the value
   replaced and marked `unstorable` (migration 0004), so one value never stops a
   conversation being stored
@@ -352,9 +352,9 @@ defect: (issue 16) A caller that left a stream mid-way spent nothing: the usage 
   said 0 and the reservation was handed back (32,771 tokens produced); the entry stored
   from the cut stream kept Mistral's id, so the next turn skipped it and the stored
   conversation never equalled Mistral's
-fix: `shared/turns.py`: a stream the caller left is read on to its end, within
+fix: `shared/conversations/turns.py`: a stream the caller left is read on to its end, within
   ABANDONED_STREAM_READ_S and _BYTES, and settled with Mistral's usage; a turn that
-  never finished keeps its reservation; `shared/conversations.py`: an entry stored
+  never finished keeps its reservation; `shared/conversations/store.py`: an entry stored
   `incomplete` is replaced by Mistral's whole entry on the next turn
 test: `tests/e2e/test_abandoned_stream_reset.py`, `test_abandoned_stream.py`
 
@@ -362,7 +362,7 @@ defect: (issue 16) Budgets overspent under concurrency: 50 streaming starts over
   under a day budget of 1,000 spent 1,550 (1,860 here): a turn was reserved as
   characters / 4 + max_tokens, which undercounts word-dense text and sees nothing
   Mistral adds (instructions, history)
-fix: `shared/estimate.py`: the reservation counts inputs high (a token per word or
+fix: `shared/limits/estimate.py`: the reservation counts inputs high (a token per word or
   mark), the body's and agent's instructions and tools, the conversation's last stored
   prompt and completions since, and max_tokens, capped by MODEL_CONTEXT_TOKENS
 test: `tests/e2e/test_sdk_budgets.py`, `test_reservation.py`
@@ -370,7 +370,8 @@ test: `tests/e2e/test_sdk_budgets.py`, `test_reservation.py`
 defect: (issue 16) An Idempotency-Key repeat after Mistral made the conversation and the
   gateway then failed started a second conversation; a key record that could not be
   completed turned Mistral's answer into a 500
-fix: `shared/resync.py`, `shared/turns.py`: the conversation an idempotent start made
+fix: `shared/conversations/unstored.py`, `shared/conversations/turns.py`: the conversation
+  an idempotent start made
   is remembered in Redis as soon as Mistral names it; the repeat stores it if need be
   and answers with it, plain or streamed
 test: `test_idempotent_recovery.py::`
@@ -380,7 +381,7 @@ defect: (issue 16) A 10 MB body through the router was a 502 `backend_unavailabl
   the function answered 413 and closed while the body was still coming; a chunked body
   with broken framing was a 500; the router dropped chunked bodies (and its server's
   dechunker crashed the process on a huge chunk size)
-fix: `shared/web.py`: a body past the limit is read and discarded up to
+fix: `shared/http/web.py`: a body past the limit is read and discarded up to
   MAX_DISCARD_BYTES before the 413; broken framing is a 400; `devstack/router.py`
   reads chunked framing itself and relays the body
 test: `test_attacks_http.py::test_a_10_mb_body_is_a_413_the_caller_reads`,
@@ -398,7 +399,7 @@ turn's entries and its usage event are written together or not at all. What happ
 - an **append** is written later: the next successful turn of that conversation stores
   Mistral's whole history, including the missed entries
   (`test_append_that_cannot_be_stored_is_told_plainly_and_written_with_the_next_turn`);
-- a **start** or **restart** is remembered in Redis for a week (`shared.resync`: the
+- a **start** or **restart** is remembered in Redis for a week (`shared.conversations.unstored`: the
   tenant, the key, the conversation's request fields, the turn's usage); the next append
   or restart naming it, by the same tenant, first stores it from Mistral's history, with
   the lost turn's usage event (`test_start_that_cannot_be_stored_is_told_plainly`,
@@ -447,7 +448,7 @@ LIMITS = """\
   and Mistral offers no way to ask whether a given input was appended, so Mistral may
   hold that turn twice, and the gateway stores what Mistral holds.
 - **Token budgets** hold to the budget plus one turn when turns set `max_tokens`: the
-  reservation (`shared/estimate.py`) counts prompts high but is an estimate, and a turn
+  reservation (`shared/limits/estimate.py`) counts prompts high but is an estimate, and a turn
   without `max_tokens` reserves TOKEN_RESERVE_COMPLETION for its completion, which it
   may exceed. A turn whose stream never finished keeps its reservation, as Mistral's
   usage for it is not known.

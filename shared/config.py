@@ -119,13 +119,13 @@ class Settings:
     # charged what Mistral produced and stored whole.
     abandoned_stream_read_s: int = 300
     abandoned_stream_read_bytes: int = 16_777_216
-    # A turn's token reservation (shared.estimate): the completion it reserves when the
+    # A turn's token reservation (shared.limits.estimate): the completion it reserves when the
     # body sets no max_tokens, and the model's context window, which caps any turn.
     token_reserve_completion: int = 1024
     model_context_tokens: int = 131_072
     max_input_chars: int = 100_000
     # JSON list of {"pattern": "<phrase>", "action": "log" | "redact" | "reject"};
-    # empty means the default watch list (shared.policy.DEFAULT_PATTERNS).
+    # empty means the default watch list (shared.conversations.policy.DEFAULT_PATTERNS).
     input_policy_patterns: str = ""
     input_control_chars: str = "reject"
 
@@ -196,7 +196,7 @@ class Settings:
         if self.db_iam_auth and not self.cloud_sql_instance:
             problems.append("DB_IAM_AUTH: needs CLOUD_SQL_INSTANCE")
         if self.input_policy_patterns:
-            from shared.policy import InputPolicy
+            from shared.conversations.policy import InputPolicy
 
             try:
                 InputPolicy.from_config(

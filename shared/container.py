@@ -8,46 +8,28 @@ with `set_container`; nothing patches module globals.
 
 from __future__ import annotations
 
-import gc
 import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.config import Settings
+from shared.heap import settle_heap
 
 if TYPE_CHECKING:
     import redis
 
-    from shared.breaker import Breaker, Circuit
+    from shared.conversations.policy import InputPolicy
     from shared.db import Pool
-    from shared.idempotency import Idempotency
-    from shared.keys import KeyCache
+    from shared.limits.breaker import Breaker, Circuit
+    from shared.limits.idempotency import Idempotency
+    from shared.limits.ratelimit import RateLimiter
     from shared.mistral import MistralClient
-    from shared.policy import InputPolicy
-    from shared.ratelimit import RateLimiter
+    from shared.tenancy.keys import KeyCache
 
 __all__ = ["Container", "get_container", "set_container"]
 
 T = TypeVar("T")
-
-
-_settled: set[str] = set()
-
-
-def settle_heap(what: str) -> None:
-    """Put every object alive now out of the garbage collector's reach (`gc.freeze()`),
-    the first time `what` (a service, the log handler) is built in this process.
-
-    What exists once a process-lifetime thing is built lives as long as the process, and
-    a full collection would otherwise walk all of it again and again, pausing every request
-    thread (most objects come from the SDK's and google-cloud-logging's imports; figures in
-    bench/RESULTS.md, note 6). Objects of requests in flight at that moment are frozen
-    too, once per kind of service: a bounded cost.
-    """
-    if what not in _settled:
-        _settled.add(what)
-        gc.freeze()
 
 
 class Container:
@@ -124,7 +106,7 @@ class Container:
     @property
     def breaker(self) -> Breaker:
         def build() -> Breaker:
-            from shared.breaker import Breaker
+            from shared.limits.breaker import Breaker
 
             return Breaker(
                 lambda: self.redis,
@@ -138,7 +120,7 @@ class Container:
     @property
     def keys(self) -> KeyCache:
         def build() -> KeyCache:
-            from shared.keys import KeyCache
+            from shared.tenancy.keys import KeyCache
 
             return KeyCache(lambda: self.pool, ttl_s=self.settings.revocation_cache_s)
 
@@ -147,7 +129,7 @@ class Container:
     @property
     def limiter(self) -> RateLimiter:
         def build() -> RateLimiter:
-            from shared.ratelimit import RateLimiter
+            from shared.limits.ratelimit import RateLimiter
 
             return RateLimiter(
                 lambda: self.redis, failure_mode=self.settings.rate_limit_failure_mode
@@ -164,7 +146,7 @@ class Container:
     @property
     def policy(self) -> InputPolicy:
         def build() -> InputPolicy:
-            from shared.policy import InputPolicy
+            from shared.conversations.policy import InputPolicy
 
             s = self.settings
             return InputPolicy.from_config(
@@ -178,7 +160,7 @@ class Container:
     @property
     def idempotency(self) -> Idempotency:
         def build() -> Idempotency:
-            from shared.idempotency import Idempotency
+            from shared.limits.idempotency import Idempotency
 
             s = self.settings
             # The first request holds a key for as long as a call to Mistral may take.

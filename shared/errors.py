@@ -65,6 +65,7 @@ __all__ = [
     "RateLimited",
     "ServiceUnavailable",
     "Unauthorized",
+    "UniqueViolation",
     "UnsupportedMediaType",
     "UpstreamError",
     "UpstreamRejected",
@@ -177,6 +178,14 @@ class MethodNotAllowed(ClientError):
 class Conflict(ClientError):
     status = 409
     code = "conflict"
+
+
+class UniqueViolation(Conflict):
+    """A write PostgreSQL refused as a duplicate of a row (SQLSTATE 23505); `shared.db`
+    raises it, so no caller reads the database's error codes."""
+
+    def __init__(self, message: str = "the record conflicts with another; try again") -> None:
+        super().__init__(message)
 
 
 class PayloadTooLarge(ClientError):
@@ -334,7 +343,7 @@ class ErrorResponse:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-# A gateway key (`mgw_` and 43 URL-safe characters, shared.keys): an error message that
+# A gateway key (`mgw_` and 43 URL-safe characters, shared.tenancy.keys): an error message that
 # quotes what the caller sent (a path id, a query value) must never hand a secret back.
 _BEARER_SECRET = re.compile(r"mgw_[A-Za-z0-9_-]{43}[A-Za-z0-9_-]*")
 _HIDDEN_SECRET = "mgw_[REDACTED]"  # noqa: S105 (the placeholder, not a secret)

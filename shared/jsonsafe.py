@@ -16,7 +16,17 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["NonFinite", "loads", "storable"]
+from shared.errors import InvalidJSON, ValidationFailed, field_error
+
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "TOO_DEEP",
+    "NonFinite",
+    "check_storable",
+    "check_text",
+    "loads",
+    "storable",
+]
 
 _REPLACEMENT = "\ufffd"
 
@@ -91,3 +101,52 @@ def storable(value: Any) -> tuple[Any, bool]:
         else:
             parent[slot] = fix(item)
     return root[0], changed
+
+
+# Deeper bodies are refused before anything walks them recursively (the input policy,
+# json.dumps on the way to Mistral and into PostgreSQL, the reads), all of which would
+# hit Python's recursion limit near 1,000 levels. Tool schemas nest a dozen levels.
+MAX_JSON_DEPTH = 100
+TOO_DEEP = f"the request body nests deeper than {MAX_JSON_DEPTH} levels"
+
+
+def check_storable(body: Any, where: tuple[str | int, ...] = ("body",)) -> None:
+    """400 beyond MAX_JSON_DEPTH; 422 for a value PostgreSQL cannot store: a string or
+    key with a NUL character or a lone surrogate (`\\ud800` is valid JSON but not UTF-8),
+    or a number that is not finite (`NaN`, `Infinity`, `1e400`, read by
+    `jsonsafe.loads`). Any would otherwise be answered by Mistral, then fail to be stored."""
+    # loc grows by one per level: the value itself is level 1.
+    pending: list[tuple[Any, tuple[str | int, ...]]] = [(body, where)]
+    while pending:
+        value, loc = pending.pop()
+        if isinstance(value, dict | list) and len(loc) > MAX_JSON_DEPTH:
+            raise InvalidJSON(TOO_DEEP)
+        if isinstance(value, str):
+            check_text(value, loc)
+        elif isinstance(value, NonFinite | float) and not _finite(value):
+            raise ValidationFailed([field_error(loc, _NON_FINITE_MESSAGE, "finite_number")])
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                check_text(key, loc)
+                pending.append((item, (*loc, key)))
+        elif isinstance(value, list):
+            pending.extend((item, (*loc, i)) for i, item in enumerate(value))
+
+
+_NON_FINITE_MESSAGE = "Input should be a finite number"
+_NUL_MESSAGE = "NUL characters (\\u0000) are not accepted"
+_SURROGATE_MESSAGE = "lone surrogates (\\ud800-\\udfff) are not valid Unicode text"
+
+
+def _finite(value: float | NonFinite) -> bool:
+    return isinstance(value, float) and math.isfinite(value)
+
+
+def check_text(value: str, loc: tuple[str | int, ...]) -> None:
+    if "\x00" in value:
+        raise ValidationFailed([field_error(loc, _NUL_MESSAGE, "string")])
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationFailed([field_error(loc, _SURROGATE_MESSAGE, "string")]) from None

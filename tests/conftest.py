@@ -20,7 +20,7 @@ from devstack.servers import EmbeddedPostgres, EmbeddedValkey
 from shared.config import Settings
 from shared.container import Container, set_container
 from shared.db import Pool, connector_for
-from shared.db.migrate import migrate
+from shared.db.schema import migrate
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import functions_framework
 
 from shared.container import Container
 from shared.errors import CODES, ERROR_CATEGORIES
-from shared.keys import NewKey, create_key
+from shared.tenancy.keys import NewKey, create_key
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -2,12 +2,12 @@
 
 Mistral's routes (`/v1/agents...`, `DELETE /v1/conversations/{id}`) answer in
 Mistral's shapes, deletes with exactly 204 and no body. The gateway's own routes
-are documented where their logic lives: `shared.keyadmin` (keys), `shared.usage`
-(usage), `shared.tenants` (tenants), `shared.audit` (the audit log) and
-`shared.lifecycle` (archive, unarchive), `shared.whoami` (the caller). The web
-console (`console/`: static files, open to all, holding no data) is served here, so it
-ships in this function's bundle. Authentication, roles and rate limits are applied by
-`FunctionApp` before a handler runs.
+are documented where their logic lives: `shared.tenancy.keyadmin` (keys),
+`shared.tenancy.usage` (usage), `shared.tenancy.tenants` (tenants), `shared.tenancy.audit`
+(the audit log), `shared.conversations.archive_delete` (archive, unarchive) and
+`shared.tenancy.whoami` (the caller). The web console (`console/`: static files, open
+to all, holding no data) is served here, so it ships in this function's bundle.
+Authentication, roles and rate limits are applied by `FunctionApp` before a handler runs.
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ from urllib.parse import quote
 import flask
 import functions_framework
 
-from shared import agents, audit, keyadmin, lifecycle, tenants, usage, whoami
-from shared.auth import crosses_tenants, tenant_scope
+from shared import agents
+from shared.conversations import archive_delete
 from shared.errors import Conflict, NotFound
-from shared.health import health
+from shared.http.health import health
+from shared.http.web import Context, FunctionApp, Handler, json_response
 from shared.mistral import UpstreamResponse
-from shared.web import Context, FunctionApp, Handler, json_response
+from shared.tenancy import audit, keyadmin, tenants, usage, whoami
+from shared.tenancy.auth import crosses_tenants, tenant_scope
 
 
 def _no_content() -> flask.Response:
@@ -48,7 +50,7 @@ def _query_string(ctx: Context) -> str:
 
 def _agent_id(ctx: Context) -> str:
     agent_id = ctx.params["agent_id"]
-    ctx.access["agent_id"] = agent_id
+    ctx.access.agent_id = agent_id
     return agent_id
 
 
@@ -57,9 +59,13 @@ def _agent_id(ctx: Context) -> str:
 
 def delete_conversation(ctx: Context) -> flask.Response:
     conversation_id = ctx.params["conversation_id"]
-    ctx.access["conversation_id"] = conversation_id
-    lifecycle.delete_conversation(
-        ctx.container.pool, ctx.container.mistral, ctx.owner, conversation_id
+    ctx.access.conversation_id = conversation_id
+    archive_delete.delete_conversation(
+        ctx.container.pool,
+        ctx.container.mistral,
+        ctx.owner,
+        conversation_id,
+        request_id=ctx.request_id,
     )
     return _no_content()
 
@@ -67,9 +73,9 @@ def delete_conversation(ctx: Context) -> flask.Response:
 def _archiver(archived: bool) -> Handler:
     def handler(ctx: Context) -> flask.Response:
         conversation_id = ctx.params["conversation_id"]
-        ctx.access["conversation_id"] = conversation_id
+        ctx.access.conversation_id = conversation_id
         return json_response(
-            lifecycle.set_archived(ctx.container.pool, ctx.owner, conversation_id, archived)
+            archive_delete.set_archived(ctx.container.pool, ctx.owner, conversation_id, archived)
         )
 
     return handler
@@ -84,8 +90,10 @@ def _filters(ctx: Context) -> agents.AgentFilters:
 
 def create_agent(ctx: Context) -> flask.Response:
     request = agents.parse_create(ctx.json_body())
-    agent = agents.create_agent(ctx.container.pool, ctx.container.mistral, ctx.owner, request)
-    ctx.access["agent_id"] = agent["id"]
+    agent = agents.create_agent(
+        ctx.container.pool, ctx.container.mistral, ctx.owner, request, request_id=ctx.request_id
+    )
+    ctx.access.agent_id = agent["id"]
     return json_response(agent)
 
 
@@ -112,19 +120,37 @@ def update_agent(ctx: Context) -> flask.Response:
     agent_id = _agent_id(ctx)
     request = agents.parse_update(ctx.json_body())
     return json_response(
-        agents.update_agent(ctx.container.pool, ctx.container.mistral, ctx.owner, agent_id, request)
+        agents.update_agent(
+            ctx.container.pool,
+            ctx.container.mistral,
+            ctx.owner,
+            agent_id,
+            request,
+            request_id=ctx.request_id,
+        )
     )
 
 
 def delete_agent(ctx: Context) -> flask.Response:
-    agents.delete_agent(ctx.container.pool, ctx.container.mistral, ctx.owner, _agent_id(ctx))
+    agents.delete_agent(
+        ctx.container.pool,
+        ctx.container.mistral,
+        ctx.owner,
+        _agent_id(ctx),
+        request_id=ctx.request_id,
+    )
     return _no_content()
 
 
 def switch_version(ctx: Context) -> flask.Response:
     return json_response(
         agents.switch_version(
-            ctx.container.pool, ctx.container.mistral, ctx.owner, _agent_id(ctx), _query_string(ctx)
+            ctx.container.pool,
+            ctx.container.mistral,
+            ctx.owner,
+            _agent_id(ctx),
+            _query_string(ctx),
+            request_id=ctx.request_id,
         )
     )
 

@@ -8,6 +8,8 @@ Two entry points share the same processing:
 - `handle_event` (CloudEvent): for an Eventarc trigger on
   `google.cloud.pubsub.topic.v1.messagePublished`. Returning acknowledges;
   raising asks for redelivery.
+
+Each item runs `shared.conversations.turns.run_turn`, the start function's own domain operation.
 """
 
 from typing import Any
@@ -15,14 +17,20 @@ from typing import Any
 import flask
 import functions_framework
 
-from shared import batch
-from shared.health import health
-from shared.web import Context, FunctionApp, json_response
+from shared import batch, observability
+from shared.http.health import health
+from shared.http.web import Context, FunctionApp, json_response, request_id
 
 
 def deliver(ctx: Context) -> flask.Response:
+    """Parse (the delivery's headers and bounded body), deliver, map."""
+    raw = ctx.request.stream.read(batch.MAX_DELIVERY_BYTES + 1)
     delivered = batch.deliver_http(
-        ctx.container, ctx.request, request_id=ctx.request_id, access=ctx.access
+        ctx.container,
+        ctx.request.headers,
+        raw,
+        request_id=ctx.request_id,
+        access=ctx.access,
     )
     return json_response(delivered.body())
 
@@ -37,6 +45,12 @@ def handle(request: flask.Request) -> flask.Response:
 
 @functions_framework.cloud_event
 def handle_event(cloud_event: Any) -> None:
-    # Worker threads need the request itself: the `flask.request` proxy is thread-bound.
-    request = flask.request._get_current_object()  # type: ignore[attr-defined]
-    batch.deliver_cloud_event(dict(cloud_event.get_attributes()), cloud_event.data, request)
+    event_request_id = request_id("")
+    # The log context (trace, request id) is the HTTP request's that carried the event.
+    observability.bind_http_request(flask.request, request_id=event_request_id, function="batch")
+    try:
+        batch.deliver_cloud_event(
+            dict(cloud_event.get_attributes()), cloud_event.data, request_id=event_request_id
+        )
+    finally:
+        observability.clear_request()

@@ -15,9 +15,9 @@ import functions_framework
 
 from shared import reads
 from shared.db import Conn
-from shared.health import health
-from shared.openapi import serve_openapi
-from shared.web import Context, FunctionApp, json_response
+from shared.http.document import serve_openapi
+from shared.http.health import health
+from shared.http.web import Context, FunctionApp, json_response
 
 
 def _answer(ctx: Context, read: Callable[[Conn], Any]) -> flask.Response:
@@ -28,7 +28,7 @@ def _answer(ctx: Context, read: Callable[[Conn], Any]) -> flask.Response:
 
 def _conversation_id(ctx: Context) -> str:
     conversation_id = ctx.params["conversation_id"]
-    ctx.access["conversation_id"] = conversation_id
+    ctx.access.conversation_id = conversation_id
     return conversation_id
 
 

@@ -8,13 +8,19 @@ acknowledges or asks for redelivery (`_delivery`). docs/batches.md has the
 message format, the state machine, the ack/retry table and the exactly-once
 argument.
 
-    delivered = deliver_http(container, request, request_id=..., access=...)   # push / CE
-    delivered = deliver_cloud_event(attributes, data, request)                 # Eventarc
+    delivered = deliver_http(container, headers, body, request_id=..., access=...)  # push / CE
+    delivered = deliver_cloud_event(attributes, data, request_id=...)              # Eventarc
     # returning acknowledges; a GatewayError (503) asks Pub/Sub to redeliver
 """
 
 from shared.batch._config import BatchSettings
-from shared.batch._delivery import Delivered, deliver, deliver_cloud_event, deliver_http
+from shared.batch._delivery import (
+    MAX_DELIVERY_BYTES,
+    Delivered,
+    deliver,
+    deliver_cloud_event,
+    deliver_http,
+)
 from shared.batch._envelope import (
     MESSAGE_PUBLISHED,
     BadEnvelope,
@@ -38,6 +44,7 @@ from shared.batch._run import batch_principal
 __all__ = [
     "ITEM_FIELDS",
     "MARKER_KEY",
+    "MAX_DELIVERY_BYTES",
     "MAX_ITEMS",
     "MESSAGE_FIELDS",
     "MESSAGE_PUBLISHED",

@@ -13,12 +13,10 @@ it can; items already finished stay finished, and the redelivery runs the rest.
 
 from __future__ import annotations
 
-import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-
-import flask
 
 from shared import observability
 from shared.batch import _store as store
@@ -33,11 +31,12 @@ from shared.batch._message import BatchMessage, Rejection, derived_batch_id, par
 from shared.batch._run import BatchRun
 from shared.container import Container, get_container
 from shared.errors import GatewayError, ServiceUnavailable
+from shared.observability import AccessFields
 
-__all__ = ["Delivered", "deliver", "deliver_cloud_event", "deliver_http"]
+__all__ = ["MAX_DELIVERY_BYTES", "Delivered", "deliver", "deliver_cloud_event", "deliver_http"]
 
 # Pub/Sub's largest message (10 MB of data) as base64 in its envelope, with room to spare.
-_MAX_DELIVERY_BYTES = 16 * 1024 * 1024
+MAX_DELIVERY_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -61,50 +60,56 @@ class Delivered:
 
 
 def deliver_http(
-    container: Container, request: flask.Request, *, request_id: str, access: dict[str, Any]
+    container: Container,
+    headers: Mapping[str, str],
+    raw: bytes,
+    *,
+    request_id: str,
+    access: AccessFields,
 ) -> Delivered:
-    """A push delivery, or a CloudEvent over HTTP in binary or structured mode."""
-    raw = request.stream.read(_MAX_DELIVERY_BYTES + 1)
+    """A push delivery, or a CloudEvent over HTTP in binary or structured mode: its
+    headers and body, read up to `MAX_DELIVERY_BYTES` + 1 bytes."""
     try:
-        if len(raw) > _MAX_DELIVERY_BYTES:
+        if len(raw) > MAX_DELIVERY_BYTES:
             raise BadEnvelope(
-                f"the delivery is larger than {_MAX_DELIVERY_BYTES} bytes", raw, "http"
+                f"the delivery is larger than {MAX_DELIVERY_BYTES} bytes", raw, "http"
             )
-        envelope = envelope_from_http(request.headers, raw)
+        envelope = envelope_from_http(headers, raw)
     except BadEnvelope as bad:
         return _reject_envelope(container, bad)
-    return deliver(container, envelope, request=request, request_id=request_id, access=access)
+    return deliver(container, envelope, request_id=request_id, access=access)
 
 
 def deliver_cloud_event(
     attributes: dict[str, Any],
     data: Any,
-    request: flask.Request,
     *,
+    request_id: str,
     container: Container | None = None,
 ) -> Delivered:
-    """The `@functions_framework.cloud_event` entry point's work, with its own log context.
+    """The `@functions_framework.cloud_event` entry point's work.
 
-    It is not behind `FunctionApp`, so it binds the request's log context and writes a
-    `batch_delivery` line itself. Raises to have the event redelivered.
+    It is not behind `FunctionApp`, so it writes a `batch_delivery` line itself (the
+    caller binds the log context, under `request_id`). Raises to have the event
+    redelivered.
     """
     container = container or get_container()
     observability.configure_logging(container.settings)
-    request_id = "req_" + secrets.token_hex(12)
-    observability.bind_http_request(request, request_id=request_id, function="batch")
-    access: dict[str, Any] = {}
+    access = AccessFields()
     try:
         try:
             envelope = envelope_from_cloudevent(attributes, data)
         except BadEnvelope as bad:
             delivered = _reject_envelope(container, bad)
         else:
-            delivered = deliver(
-                container, envelope, request=request, request_id=request_id, access=access
-            )
+            delivered = deliver(container, envelope, request_id=request_id, access=access)
     except GatewayError as exc:
         observability.log_event(
-            "batch_delivery", "WARNING", outcome="redeliver", error_type=exc.code, **access
+            "batch_delivery",
+            "WARNING",
+            outcome="redeliver",
+            error_type=exc.code,
+            owner=access.owner,
         )
         raise
     else:
@@ -112,17 +117,14 @@ def deliver_cloud_event(
             "batch_delivery", outcome="ack", batch_id=delivered.batch_id, status=delivered.status
         )
         return delivered
-    finally:
-        observability.clear_request()
 
 
 def deliver(
     container: Container,
     envelope: Envelope,
     *,
-    request: flask.Request,
     request_id: str,
-    access: dict[str, Any],
+    access: AccessFields,
 ) -> Delivered:
     """Run one delivery of a message: return to acknowledge, raise to be redelivered."""
     settings = BatchSettings.load(container.settings)
@@ -130,7 +132,7 @@ def deliver(
         message = parse_message(envelope)
     except Rejection as rejection:
         return _reject(container, rejection, envelope)
-    access["owner"] = message.owner
+    access.owner = message.owner
     expired = _expired(envelope, settings)
     existing = _admit(container, message, envelope, expired)
     if isinstance(existing, Rejection):
@@ -140,7 +142,6 @@ def deliver(
         container,
         settings,
         message,
-        request=request,
         request_id=request_id,
         allow_start=not expired,
     )

@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from werkzeug.datastructures import Headers
-
 __all__ = [
     "MESSAGE_PUBLISHED",
     "BadEnvelope",
@@ -66,8 +64,11 @@ class Envelope:
     subscription: str | None = None
 
 
-def envelope_from_http(headers: Headers | Mapping[str, str], body: bytes) -> Envelope:
-    """The envelope of an HTTP delivery: push body, binary or structured CloudEvent."""
+def envelope_from_http(headers: Mapping[str, str], body: bytes) -> Envelope:
+    """The envelope of an HTTP delivery: push body, binary or structured CloudEvent.
+
+    `headers` looks names up as HTTP does, whatever their case (werkzeug's do).
+    """
     content_type = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
     if content_type == _STRUCTURED:
         event = _json_object(body, "structured", "the CloudEvent")

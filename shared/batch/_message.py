@@ -26,7 +26,7 @@ from typing import Any
 from shared import jsonsafe
 from shared.batch._envelope import Envelope
 from shared.errors import InvalidJSON, ValidationFailed, field_error
-from shared.web import check_storable
+from shared.jsonsafe import check_storable
 
 __all__ = [
     "ITEM_FIELDS",

@@ -1,7 +1,7 @@
 """One delivery's work on a batch's items: bounded concurrency, leases, outcomes.
 
-Each item goes through the start function's own code path (`build_turn` and
-`execute_turn`: ownership, the owner's rate limit and token budget, the circuit
+Each item goes through the start function's own domain operation (`build_turn` and
+`run_turn`: ownership, the owner's rate limit and token budget, the circuit
 breaker, Mistral, storage) as the batch's principal. What happens next depends
 on how it ended:
 
@@ -38,15 +38,15 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-import flask
-
-from shared import conversations as conversation_store
-from shared import observability, routes
+from shared import observability
 from shared.batch import _store as store
 from shared.batch._config import BatchSettings
 from shared.batch._message import MARKER_KEY, BatchMessage, Item
+from shared.calls import Call
 from shared.container import Container
-from shared.conversations import OUTPUT_TYPES, Usage
+from shared.conversations import store as conversation_store
+from shared.conversations.store import OUTPUT_TYPES, Usage
+from shared.conversations.turns import TurnResult, build_turn, run_turn, store_from_history
 from shared.db import Conn
 from shared.errors import (
     CircuitOpen,
@@ -56,10 +56,9 @@ from shared.errors import (
     UpstreamError,
     UpstreamRejected,
 )
-from shared.keys import Principal
 from shared.mistral import Retry
-from shared.turns import build_turn, execute_turn, store_from_history
-from shared.web import Context
+from shared.observability import AccessFields
+from shared.tenancy.keys import Principal
 
 __all__ = ["BatchRun", "batch_principal"]
 
@@ -139,21 +138,18 @@ class BatchRun:
         settings: BatchSettings,
         message: BatchMessage,
         *,
-        request: flask.Request,
         request_id: str,
         allow_start: bool,
     ) -> None:
         self.container = container
         self.settings = settings
         self.message = message
-        self.request = request
         self.request_id = request_id
         # False once the message is past BATCH_MAX_AGE_S: reconcile, never start.
         self.allow_start = allow_start
         self.principal = batch_principal(
             message.owner, settings, _tenant_budgets(container, message.owner)
         )
-        self.route = routes.match("POST", _START_PATH).route
         self.deadline = time.monotonic() + settings.batch_time_budget_s
         self.stop = threading.Event()
         # The first transient failure that stopped the delivery, for its 503.
@@ -288,11 +284,11 @@ class BatchRun:
 
     def _start(self, claim: _Claim) -> _Outcome:
         while True:
-            ctx = self._context(claim.item)
+            ctx = self._call(claim.item)
             try:
                 body = claim.item.start_body(self.message.batch_id)
                 turn = build_turn(self.container.policy, _START, _START_PATH, body, None)
-                response = execute_turn(ctx, turn)
+                result = run_turn(ctx, turn)
             except (RateLimited, UpstreamRejected) as exc:
                 if isinstance(exc, RateLimited) or exc.status == 429:
                     # Nothing was created: wait as asked, then try again.
@@ -319,12 +315,14 @@ class BatchRun:
                 return _Outcome.RETRY_LATER
             except GatewayError as exc:
                 return self._failed(claim, ctx, exc)
-            return self._answered(claim, ctx, response)
+            if not isinstance(result, TurnResult):  # items never stream (`_message`)
+                raise TypeError("a batch item's turn streamed")
+            return self._answered(claim, ctx, result)
 
-    def _answered(self, claim: _Claim, ctx: Context, response: flask.Response) -> _Outcome:
-        result: dict[str, Any] = json.loads(response.get_data())
-        conversation_id = str(result.get("conversation_id") or "")
-        if response.headers.get("Gateway-Stored") == "false" or not conversation_id:
+    def _answered(self, claim: _Claim, ctx: Call, turn: TurnResult) -> _Outcome:
+        result: dict[str, Any] = turn.answer or {}
+        conversation_id = turn.conversation_id or ""
+        if not turn.stored or not conversation_id:
             # Mistral made the conversation but the gateway could not store it: leave the
             # item running; the claim after its lease reconciles it from Mistral.
             raise _Stop(ServiceUnavailable("a batch item's conversation could not be stored"))
@@ -336,7 +334,7 @@ class BatchRun:
         self._log_item(claim, ctx, "succeeded")
         return _Outcome.DONE
 
-    def _failed(self, claim: _Claim, ctx: Context | None, exc: GatewayError) -> _Outcome:
+    def _failed(self, claim: _Claim, ctx: Call | None, exc: GatewayError) -> _Outcome:
         error = item_error(exc)
         self._write(claim, lambda conn: store.fail(conn, *self._key(claim), error), "failed")
         self._log_item(claim, ctx, "failed", error_type=error["type"])
@@ -440,12 +438,8 @@ class BatchRun:
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _context(self, item: Item) -> Context:
-        assert self.route is not None
-        return Context(
-            request=self.request,
-            route=self.route,
-            params={},
+    def _call(self, item: Item) -> Call:
+        return Call(
             container=self.container,
             request_id=f"{self.request_id}:{item.idx}",
             started=time.perf_counter(),
@@ -493,9 +487,9 @@ class BatchRun:
             raise _Stop(exc) from exc
 
     def _log_item(
-        self, claim: _Claim, ctx: Context | None, status: str, error_type: str | None = None
+        self, claim: _Claim, ctx: Call | None, status: str, error_type: str | None = None
     ) -> None:
-        access = ctx.access if ctx is not None else {}
+        access = ctx.access if ctx is not None else AccessFields()
         observability.log_event(
             "batch_item",
             "WARNING" if status != "succeeded" else "INFO",
@@ -504,12 +498,12 @@ class BatchRun:
             status=status,
             attempts=claim.token,
             owner=self.message.owner,
-            agent_id=access.get("agent_id"),
-            model=access.get("model"),
-            conversation_id=access.get("conversation_id"),
-            tokens_in=access.get("tokens_in"),
-            tokens_out=access.get("tokens_out"),
-            upstream_latency_ms=access.get("upstream_latency_ms"),
+            agent_id=access.agent_id,
+            model=access.model,
+            conversation_id=access.conversation_id,
+            tokens_in=access.tokens_in,
+            tokens_out=access.tokens_out,
+            upstream_latency_ms=access.upstream_latency_ms,
             latency_ms=round((time.perf_counter() - claim.started) * 1000, 3),
             error_type=error_type,
         )

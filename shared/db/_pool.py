@@ -23,9 +23,19 @@ import pg8000.exceptions
 from pg8000.core import CoreConnection
 from pg8000.native import to_statement
 
-from shared.errors import ServiceUnavailable
+from shared.errors import ServiceUnavailable, UniqueViolation
 
-__all__ = ["Conn", "Pool", "db_unavailable"]
+__all__ = ["DATABASE_ERRORS", "Conn", "Pool", "db_unavailable"]
+
+# The driver's errors, for a caller that must tell a database failure from a bug.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (pg8000.exceptions.Error,)
+_UNIQUE_VIOLATION = "23505"
+
+
+def _sql_state(exc: pg8000.exceptions.DatabaseError) -> str | None:
+    detail = exc.args[0] if exc.args else None
+    return str(detail.get("C")) if isinstance(detail, dict) else None
+
 
 # A connection idle longer than this is pinged before it is handed out.
 _PING_AFTER_IDLE_S = 10.0
@@ -102,8 +112,12 @@ class Conn:
                 context = self.raw.execute_unnamed(statement, make_vals(params))
             else:
                 context = self.raw.execute_simple(sql)
-        except pg8000.exceptions.DatabaseError:
-            raise  # the server answered: the protocol is in step, the connection reusable
+        except pg8000.exceptions.DatabaseError as exc:
+            # The server answered: the protocol is in step, the connection reusable. What
+            # the domain acts on gets its name here (`shared.errors`), not a SQLSTATE.
+            if _sql_state(exc) == _UNIQUE_VIOLATION:
+                raise UniqueViolation() from exc
+            raise
         except Exception:
             # Failed mid-message (a value pg8000 cannot encode, a dropped socket): whatever
             # the server reads next is not ours. Never hand this connection out again.

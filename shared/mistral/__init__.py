@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.breaker import Breaker
 from shared.config import HttpClientName, Settings
+from shared.limits.breaker import Breaker
 from shared.mistral._client import (
     MistralClient,
     Retry,

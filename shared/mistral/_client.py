@@ -14,13 +14,13 @@ from typing import Any
 
 import httpx2
 
-from shared.breaker import Breaker, BreakerState, Circuit
 from shared.errors import (
     GatewayError,
     UpstreamRejected,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from shared.limits.breaker import Breaker, BreakerState, Circuit
 from shared.mistral._transport import SdkTransport
 
 __all__ = ["MistralClient", "Retry", "UpstreamResponse", "UpstreamStream"]

@@ -12,7 +12,7 @@ Per request::
     clear_request()                        # at the very end
 
 A streamed response returns ``deferred_stream(ctx, chunks)`` as its body: it sets
-``ctx.access["deferred"] = True`` (so `access_log` writes nothing) and calls
+``ctx.access.deferred = True`` (so `access_log` writes nothing) and calls
 ``emit_access(ctx, status)`` when the last chunk is sent or the client goes away,
 inside the request's log context. A request
 that matched no route has no `ctx`: `emit_unrouted_access` writes its line.
@@ -25,6 +25,7 @@ credentials and the secret settings before it is written.
 Tests use `capture_logs()` to get the written lines back as dicts.
 """
 
+from shared.observability._access import AccessFields
 from shared.observability._capture import capture_logs
 from shared.observability._context import (
     RequestContext,
@@ -54,6 +55,7 @@ from shared.observability._setup import configure_logging, reset_logging
 from shared.observability._stream import deferred_stream
 
 __all__ = [
+    "AccessFields",
     "ACCESS_LINE_FIELDS",
     "REDACTED",
     "AccessContext",

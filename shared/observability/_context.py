@@ -11,10 +11,8 @@ from __future__ import annotations
 import re
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import flask
+from shared.observability._http import HttpRequest
 
 __all__ = [
     "RequestContext",
@@ -123,7 +121,7 @@ def bind_request(
 
 
 def bind_http_request(
-    request: flask.Request, *, request_id: str, function: str | None = None
+    request: HttpRequest, *, request_id: str, function: str | None = None
 ) -> RequestContext:
     """`bind_request` with the trace read from the request's headers."""
     headers = request.headers

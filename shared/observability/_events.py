@@ -6,12 +6,11 @@ import logging
 import time
 import traceback
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
+from shared.observability._access import LINE_FIELDS, AccessFields
+from shared.observability._http import HttpRequest, HttpResponse
 from shared.observability._state import STATE
-
-if TYPE_CHECKING:
-    import flask
 
 __all__ = [
     "ACCESS_LINE_FIELDS",
@@ -50,7 +49,7 @@ ACCESS_LINE_FIELDS: frozenset[str] = frozenset(
         "request_id",
     }
 )
-# Fields a handler may put in `ctx.access`; the rest of the line is computed here.
+# `AccessFields` a handler may fill in; the rest of the line is computed here.
 _INTEGER = frozenset({"tokens_in", "tokens_out"})
 _FLOAT = frozenset({"upstream_latency_ms"})
 _BOOLEAN = frozenset({"idempotent_replay"})
@@ -66,8 +65,6 @@ _TEXT = frozenset(
         "error_type",
     }
 )
-# Set in `ctx.access` once the line is written: a second call writes nothing.
-_EMITTED = "_access_emitted"
 _BODY_LIMIT = 4096  # characters of a logged body
 
 _SEVERITIES: Mapping[str, int] = {
@@ -94,16 +91,16 @@ class _Route(Protocol):
 
 
 class AccessContext(Protocol):
-    """What the access line reads from a request: `shared.web.Context` fits."""
+    """What the access line reads from a request: `shared.http.web.Context` fits."""
 
     @property
-    def request(self) -> flask.Request: ...
+    def request(self) -> HttpRequest: ...
 
     @property
     def route(self) -> _Route: ...
 
     @property
-    def access(self) -> dict[str, Any]: ...
+    def access(self) -> AccessFields: ...
 
     @property
     def request_id(self) -> str: ...
@@ -121,14 +118,14 @@ def severity_for_status(status: int) -> str:
     return "INFO"
 
 
-def access_log(ctx: AccessContext, response: flask.Response) -> None:
+def access_log(ctx: AccessContext, response: HttpResponse) -> None:
     """`FunctionApp` after hook: the request's one access line.
 
-    When `ctx.access["deferred"]` is set (`deferred_stream` sets it for a streamed body)
+    When `ctx.access.deferred` is set (`deferred_stream` sets it for a streamed body)
     the hook writes nothing: the stream calls `emit_access(ctx, status)` when the last
     chunk is sent or the client goes away.
     """
-    if ctx.access.get("deferred"):
+    if ctx.access.deferred:
         return
     emit_access(ctx, response.status_code, response_bytes=response.calculate_content_length())
 
@@ -136,16 +133,16 @@ def access_log(ctx: AccessContext, response: flask.Response) -> None:
 def emit_access(ctx: AccessContext, status: int, *, response_bytes: int | None = None) -> None:
     """Write the access line for `ctx` now; at most once per request, whatever calls it.
 
-    An unexpected exception the app stored in `ctx.access["exception"]` is logged first,
+    An unexpected exception the app stored in `ctx.access.exception` is logged first,
     once, at ERROR with its traceback. Never raises: a logging fault must not fail a request.
     """
     access = ctx.access
-    if access.get(_EMITTED):
+    if access.emitted:
         return
-    access[_EMITTED] = True
+    access.emitted = True
     try:
-        exc = access.pop("exception", None)
-        if isinstance(exc, BaseException):
+        exc, access.exception = access.exception, None
+        if exc is not None:
             log_exception(exc)
         _write_access(
             ctx.request,
@@ -154,7 +151,7 @@ def emit_access(ctx: AccessContext, status: int, *, response_bytes: int | None =
             status=status,
             started=ctx.started,
             request_id=ctx.request_id,
-            fields=access,
+            fields={name: getattr(access, name) for name in LINE_FIELDS},
             response_bytes=response_bytes,
         )
     except Exception:
@@ -162,7 +159,7 @@ def emit_access(ctx: AccessContext, status: int, *, response_bytes: int | None =
 
 
 def emit_unrouted_access(
-    request: flask.Request,
+    request: HttpRequest,
     *,
     function: str,
     status: int,
@@ -189,7 +186,7 @@ def emit_unrouted_access(
 
 
 def _write_access(
-    request: flask.Request,
+    request: HttpRequest,
     *,
     function: str,
     route: str | None,
@@ -249,7 +246,7 @@ def _coerce(name: str, value: Any) -> Any:
 
 
 def _http_request(
-    request: flask.Request, status: int, elapsed_s: float, response_bytes: int | None
+    request: HttpRequest, status: int, elapsed_s: float, response_bytes: int | None
 ) -> dict[str, Any]:
     """Cloud Logging's HttpRequest: https://cloud.google.com/logging/docs/reference/v2/rest/v2/LogEntry#HttpRequest"""
     http: dict[str, Any] = {
@@ -268,7 +265,7 @@ def _http_request(
     if referer:
         http["referer"] = referer
     # Behind the load balancer the caller is the first X-Forwarded-For entry.
-    forwarded = request.headers.get("X-Forwarded-For", "")
+    forwarded = request.headers.get("X-Forwarded-For") or ""
     remote = forwarded.split(",")[0].strip() or request.remote_addr
     if remote:
         http["remoteIp"] = remote

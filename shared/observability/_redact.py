@@ -26,7 +26,7 @@ _MIN_SECRET_LENGTH = 8
 # running every pattern on every line was a visible share of a start request's CPU
 # (bench/RESULTS.md, note 2). The patterns themselves decide what is redacted.
 _PATTERNS: tuple[tuple[re.Pattern[str], str, tuple[str, ...]], ...] = (
-    # A gateway key: `mgw_` and 43 URL-safe characters (shared.keys).
+    # A gateway key: `mgw_` and 43 URL-safe characters (shared.tenancy.keys).
     (re.compile(r"mgw_[A-Za-z0-9_-]{43}[A-Za-z0-9_-]*"), "mgw_" + REDACTED, ("mgw_",)),
     # An Authorization header value.
     (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\g<1>" + REDACTED, ("bearer",)),

@@ -56,7 +56,7 @@ def configure_logging(settings: Settings) -> None:
             root.addHandler(handler)
             STATE.handler = handler
             # Its import (google-cloud-logging) brought most of the process's modules.
-            from shared.container import settle_heap
+            from shared.heap import settle_heap
 
             settle_heap("log handler")
         STATE.project = settings.gcp_project

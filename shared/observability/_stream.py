@@ -22,11 +22,11 @@ def deferred_stream(
 ) -> Iterator[_Chunk]:
     """Wrap a response body so the access line is written when it has been sent.
 
-    Marks `ctx.access["deferred"]`, so the after hook writes nothing; the line comes
+    Marks `ctx.access.deferred`, so the after hook writes nothing; the line comes
     when `chunks` is exhausted, raises, or is closed because the client went away.
     Fields the stream sets on `ctx.access` meanwhile (tokens, error_type) are on it.
     """
-    ctx.access["deferred"] = True
+    ctx.access.deferred = True
     return _DeferredStream(ctx, iter(chunks), status, contextvars.copy_context())
 
 
@@ -58,8 +58,11 @@ class _DeferredStream:
             raise
         except Exception as exc:
             # The status line is gone already: the failure shows in the line's error_type.
-            self._ctx.access.setdefault("error_type", "internal_error")
-            self._ctx.access.setdefault("exception", exc)
+            access = self._ctx.access
+            if access.error_type is None:
+                access.error_type = "internal_error"
+            if access.exception is None:
+                access.exception = exc
             self._finish()
             raise
         self._sent += len(chunk)

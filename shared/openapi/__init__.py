@@ -2,7 +2,6 @@
 
     document()        the document, as a fresh dict
     document_bytes()  its JSON, built once per process
-    serve_openapi     the `gateway.openapi` handler: GET /gateway/v1/openapi.json, no key
     build(table, specs)  the document of any route table (what tests check drift with)
 
 How the pieces fit:
@@ -11,8 +10,9 @@ How the pieces fit:
                   gateway's own, as small named JSON Schemas
     _operations   per operation id (= `Route.operation`): summary, query and header
                   parameters, request body, success responses, particular errors
-    _build        one path item per route of `shared.routes.ROUTES`; security and roles from
-                  `shared.auth`; errors every operation of a kind shares derived from the route
+    _build        one path item per route of `shared.http.routes.ROUTES`; security and roles from
+                  `shared.tenancy.auth`; errors every operation of a kind shares derived
+                  from the route
 
 Because `_build` walks the route table, the document's methods and paths are the table's;
 a route whose operation has no `_operations` entry fails the build (and
@@ -26,10 +26,6 @@ import json
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-import flask
-
-from shared.web import Context
-
 if TYPE_CHECKING:
     from shared.openapi._build import build, is_authenticated, operation_id
     from shared.openapi._operations import OPERATIONS, Operation
@@ -42,10 +38,10 @@ __all__ = [
     "document_bytes",
     "is_authenticated",
     "operation_id",
-    "serve_openapi",
 ]
 
-# The builder and its tables (with `shared.usage` and `shared.keyadmin`) are needed only
+# The builder and its tables (with `shared.tenancy.usage` and `shared.tenancy.keyadmin`) are
+# needed only
 # when the document is asked for: the history function serves it, and must not import
 # them at cold start. They load on first use, through the module `__getattr__` (PEP 562);
 # the import system's per-module locks make a concurrent first use safe.
@@ -77,14 +73,3 @@ def document() -> dict[str, Any]:
     """The document as data; a copy, so callers may change it freely."""
     parsed: dict[str, Any] = json.loads(document_bytes())
     return parsed
-
-
-def serve_openapi(ctx: Context) -> flask.Response:
-    """`GET /gateway/v1/openapi.json`: the document, to anyone (no key needed)."""
-    return flask.Response(
-        document_bytes(),
-        status=200,
-        content_type="application/json",
-        # The document changes only with a deploy.
-        headers={"Cache-Control": "public, max-age=300"},
-    )

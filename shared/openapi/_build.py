@@ -1,11 +1,11 @@
-"""Assemble the document: one path item per public route of `shared.routes`, nothing else.
+"""Assemble the document: one path item per public route of `shared.http.routes`, nothing else.
 
 Only routes served through the front door are documented: the batch function's Pub/Sub
 push route and its health route are reached by Pub/Sub and Cloud Run alone (the load
 balancer answers them 404/405), so a client reading the document never meets them.
 
 The route table gives each operation's method, path, path parameters and function;
-the permission table (`shared.auth`) its security and roles; `_operations` the rest.
+the permission table (`shared.tenancy.auth`) its security and roles; `_operations` the rest.
 A route whose operation has no entry in `_operations.OPERATIONS` fails the build,
 so a route cannot be added without being documented.
 """
@@ -16,12 +16,12 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from shared import routes
-from shared.auth import OPERATION_PERMISSIONS, PUBLIC_OPERATIONS, ROLE_PERMISSIONS
-from shared.keys import KEY_PREFIX
+from shared.http import routes
 from shared.openapi._mistral import response_schemas, sdk_version
 from shared.openapi._operations import OPERATIONS, Operation, Success
 from shared.openapi._schemas import SCHEMAS, Json, ref
+from shared.tenancy.auth import OPERATION_PERMISSIONS, PUBLIC_OPERATIONS, ROLE_PERMISSIONS
+from shared.tenancy.keys import KEY_PREFIX
 
 __all__ = ["FRONT_DOOR", "build", "is_authenticated", "operation_id"]
 

@@ -5,7 +5,7 @@ summary, the query and header parameters, the request body, the success
 responses and the errors particular to the operation. Methods, paths, path
 parameters, security, roles and the errors every operation of a kind shares
 (401/403/429 for authenticated ones, 404 for paths with ids, 400/413/415/422
-for bodies) are derived by `_build` from `shared.routes` and `shared.auth`.
+for bodies) are derived by `_build` from `shared.http.routes` and `shared.tenancy.auth`.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from shared.audit import ACTIONS
 from shared.openapi._schemas import WHITESPACE, Json, ref
 from shared.reads import MAX_PAGE_SIZE
 from shared.reads._query import BATCH_ITEM_STATUSES, CONVERSATION_STATUSES
-from shared.usage import DIMENSIONS
+from shared.tenancy.audit import ACTIONS
+from shared.tenancy.usage import DIMENSIONS
 
 __all__ = ["MISTRAL_PAGE_MAX", "OPERATIONS", "Operation", "Success"]
 
@@ -131,7 +131,7 @@ _STRICT_METADATA: Json = {
     "description": "A JSON object: only conversations whose metadata contains it (else 422).",
     "content": {"application/json": {"schema": _METADATA_FILTER}},
 }
-# `group_by` as shared.usage splits it: comma-separated names, blanks around them ignored.
+# `group_by` as shared.tenancy.usage splits it: comma-separated names, blanks around them ignored.
 _WS = f"[{WHITESPACE}]*"
 _DIMENSION = f"{_WS}({'|'.join(DIMENSIONS)})?{_WS}"
 _GROUP_BY = f"^{_DIMENSION}(,{_DIMENSION})*$"

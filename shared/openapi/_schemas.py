@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.audit import ACTIONS
 from shared.errors import CODES, ERROR_CATEGORIES
-from shared.keyadmin import LIMIT_FIELDS
-from shared.keys import KEY_PREFIX, MAX_GRACE_S, ROLES
 from shared.reads._query import BATCH_ITEM_STATUSES, CONVERSATION_STATUSES
-from shared.usage import DIMENSIONS
+from shared.tenancy.audit import ACTIONS
+from shared.tenancy.keyadmin import LIMIT_FIELDS
+from shared.tenancy.keys import KEY_PREFIX, MAX_GRACE_S, ROLES
+from shared.tenancy.usage import DIMENSIONS
 
 __all__ = [
     "CLEAN_TEXT",

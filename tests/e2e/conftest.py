@@ -10,7 +10,7 @@ import pytest
 from devstack.stack import LocalStack, StackInfo
 from shared.config import Settings
 from shared.container import Container
-from shared.keys import NewKey, create_key
+from shared.tenancy.keys import NewKey, create_key
 
 
 @pytest.fixture(scope="session")

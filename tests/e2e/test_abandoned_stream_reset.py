@@ -13,7 +13,7 @@ from mistralai.client import Mistral
 
 from devstack.stack import StackInfo
 from shared.container import Container
-from shared.keys import create_key
+from shared.tenancy.keys import create_key
 
 MODEL = "mistral-small-latest"
 OWNER = "e2e-abandon-tenant"

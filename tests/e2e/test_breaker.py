@@ -13,7 +13,7 @@ import pytest
 from devstack.servers import free_port, stop_process
 from devstack.stack import StackInfo, function_command
 from devstack.standin import StandIn
-from shared.keys import NewKey
+from shared.tenancy.keys import NewKey
 from tests.support import ROOT, error_code
 
 COOLDOWN_S = 2

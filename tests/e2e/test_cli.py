@@ -21,7 +21,7 @@ import pytest
 
 from devstack.stack import ROOT, StackInfo
 from shared.container import Container
-from shared.keys import NewKey, create_key
+from shared.tenancy.keys import NewKey, create_key
 
 TENANT = "cli-co"
 MODEL = "mistral-small-latest"
@@ -281,13 +281,13 @@ def test_publishing_without_the_pubsub_client_says_what_to_install(
 def test_readmes_first_key_command_works_beside_make_run(
     stack: StackInfo, tmp_root: Path, tmp_path: Path
 ) -> None:
-    """`python -m shared.keys create-admin` finds the local stack's database by itself."""
+    """`python -m shared.tenancy create-admin` finds the local stack's database by itself."""
     (tmp_path / ".local").mkdir()
     shutil.copy(tmp_root / "stack" / "stack.json", tmp_path / ".local" / "stack.json")
     unset = ("DATABASE_URL", "REDIS_URL", "DB_HOST", "CLOUD_SQL_INSTANCE", "GATEWAY_STATE_DIR")
     env = {k: v for k, v in os.environ.items() if k not in unset}
     done = subprocess.run(
-        [sys.executable, "-m", "shared.keys", "create-admin", "--owner", "newcomer"],
+        [sys.executable, "-m", "shared.tenancy", "create-admin", "--owner", "newcomer"],
         cwd=tmp_path,
         env={**env, "PYTHONPATH": str(ROOT)},
         capture_output=True,

@@ -23,7 +23,7 @@ import pytest
 
 from devstack.stack import StackInfo
 from shared.container import Container
-from shared.keys import NewKey, create_key
+from shared.tenancy.keys import NewKey, create_key
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The flags of a quiet, offline, throwaway browser: nothing fetched but what a page asks.

@@ -92,7 +92,7 @@ from schemathesis.specs.openapi.checks import (
 from devstack.stack import StackInfo
 from shared import openapi
 from shared.container import Container
-from shared.keys import create_key
+from shared.tenancy.keys import create_key
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ from mistralai.client.errors import SDKError
 
 from devstack.stack import StackInfo
 from shared.container import Container
-from shared.keys import create_key
+from shared.tenancy.keys import create_key
 
 MODEL = "mistral-small-latest"
 OWNER = "e2e-budget-tenant"

@@ -17,7 +17,7 @@ from mistralai.client import Mistral, errors
 
 from devstack.stack import StackInfo
 from shared.container import Container
-from shared.keys import NewKey, create_key
+from shared.tenancy.keys import NewKey, create_key
 from tests.support import error_code
 
 MODEL = "mistral-small-latest"

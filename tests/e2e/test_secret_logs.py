@@ -9,7 +9,7 @@ import httpx2
 import pytest
 
 from devstack.stack import StackInfo
-from shared.keys import NewKey
+from shared.tenancy.keys import NewKey
 
 
 def test_a_key_in_a_query_string_is_not_in_any_log(

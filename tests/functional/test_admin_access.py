@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from devstack.standin import StandIn
-from shared import routes
-from shared.auth import PUBLIC_OPERATIONS, may
 from shared.config import Settings
 from shared.container import Container, set_container
-from shared.keys import ROLES
+from shared.http import routes
 from shared.mistral import MistralClient, build_client
+from shared.tenancy.auth import PUBLIC_OPERATIONS, may
+from shared.tenancy.keys import ROLES
 from tests.support import bearer, client, error_code, make_key
 
 MODEL = "mistral-small-latest"

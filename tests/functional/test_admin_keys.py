@@ -8,7 +8,7 @@ import pytest
 
 from shared.container import Container
 from shared.errors import Unauthorized
-from shared.keys import KeyCache, NewKey
+from shared.tenancy.keys import KeyCache, NewKey
 from tests.support import bearer, client, make_key
 
 OWNER = "tenant-a"

@@ -21,8 +21,8 @@ from devstack.standin import StandIn
 from shared.config import Settings
 from shared.container import Container, set_container
 from shared.db import Pool
-from shared.keys import NewKey
 from shared.mistral import MistralClient, build_client
+from shared.tenancy.keys import NewKey
 from tests.support import WEATHER_TOOL, bearer, client, function_app, make_key
 
 MODEL = "mistral-small-latest"
@@ -555,16 +555,40 @@ def test_an_unanswered_create_deletes_only_the_agent_it_made(
     assert_agree(gateway, upstream)
 
 
-def test_a_write_waiting_too_long_for_another_is_409(gateway: Container, admin: NewKey) -> None:
-    """An update blocked by another write on the agent gives up with 409 and Retry-After."""
+def _in_progress(gateway: Container) -> int:
+    """How many writes are waiting on Mistral (their in-progress records)."""
+    with gateway.pool.connection() as conn:
+        row = conn.one("SELECT count(*) AS n FROM writes_in_progress WHERE lease_until > now()")
+    return int(row["n"]) if row else 0
+
+
+def test_a_write_while_another_waits_on_mistral_is_409(
+    gateway: Container, admin: NewKey, standin: StandIn
+) -> None:
+    """An update while another update of the agent waits on Mistral: 409 agent_busy with
+    Retry-After; the first one then succeeds."""
     agent_id = create(admin)["id"]
-    with gateway.pool.transaction() as conn:
-        conn.run("SELECT 1 FROM agents WHERE id = :id FOR UPDATE", id=agent_id)
-        answer = client("admin").patch(
-            f"/v1/agents/{agent_id}", json={"instructions": "x"}, headers=bearer(admin)
+    # Within the 1 s upstream timeout of this module's settings.
+    standin.inject("latency=700", count=1, operation="agents.update")
+    path = f"/v1/agents/{agent_id}"
+    first: list[Any] = []
+    slow = threading.Thread(
+        target=lambda: first.append(
+            client("admin").patch(path, json={"instructions": "a"}, headers=bearer(admin))
         )
+    )
+    slow.start()
+    try:
+        while _in_progress(gateway) == 0 and slow.is_alive():
+            threading.Event().wait(0.02)
+        answer = client("admin").patch(path, json={"instructions": "b"}, headers=bearer(admin))
+    finally:
+        slow.join()
     assert answer.status_code == 409
     assert answer.headers["Retry-After"] == "1"
+    assert answer.get_json()["code"] == "agent_busy"
+    assert first[0].status_code == 200
+    assert _in_progress(gateway) == 0
 
 
 # -- the database fails after Mistral succeeded -----------------------------------------------

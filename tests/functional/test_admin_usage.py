@@ -10,7 +10,7 @@ import pytest
 
 from shared.container import Container
 from shared.db import Conn
-from shared.keys import NewKey
+from shared.tenancy.keys import NewKey
 from tests.support import bearer, client, make_key
 
 OWNER = "tenant-a"

@@ -29,7 +29,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from deploy.bundle import ROOT, build_bundle, bundle_entries
-from shared.routes import FUNCTIONS
+from shared.http.routes import FUNCTIONS
 
 pytestmark = pytest.mark.slow
 
@@ -140,7 +140,7 @@ def fake_root(tmp_path: Path) -> Path:
     function.mkdir(parents=True)
     (function / "main.py").write_text(
         "import functions_framework\n"
-        "from shared import routes\n\n\n"
+        "from shared.http import routes\n\n\n"
         "@functions_framework.http\n"
         "def handle(request):\n"
         "    return {'routes': len(routes.ROUTES)}\n"
@@ -157,7 +157,9 @@ def test_bundle_has_main_shared_and_requirements_at_its_root(function, tmp_path)
     with zipfile.ZipFile(archive) as zipped:
         names = zipped.namelist()
         requirements = zipped.read("requirements.txt")
-    assert {"main.py", "requirements.txt", "shared/__init__.py", "shared/routes.py"} <= set(names)
+    assert {"main.py", "requirements.txt", "shared/__init__.py", "shared/http/routes.py"} <= set(
+        names
+    )
     assert any(n.startswith("shared/db/migrations/") and n.endswith(".sql") for n in names)
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert not [n for n in names if n.startswith(("functions/", "tests/", "deploy/"))]
@@ -167,7 +169,7 @@ def test_bundle_has_main_shared_and_requirements_at_its_root(function, tmp_path)
 def test_bundle_is_reproducible(fake_root, tmp_path):
     """Two builds of the same sources are byte-identical, entries sorted, timestamps fixed."""
     first = build_bundle("fake", tmp_path / "one", root=fake_root)
-    (fake_root / "shared" / "routes.py").touch()
+    (fake_root / "shared" / "http" / "routes.py").touch()
     second = build_bundle("fake", tmp_path / "two", root=fake_root)
     assert first.read_bytes() == second.read_bytes()
     with zipfile.ZipFile(first) as zipped:
@@ -179,7 +181,7 @@ def test_bundle_is_reproducible(fake_root, tmp_path):
 def test_bundle_changes_when_a_source_changes(fake_root, tmp_path):
     """Editing shared/ changes the zip, so Terraform's hash-named object redeploys."""
     before = build_bundle("fake", tmp_path / "one", root=fake_root).read_bytes()
-    with (fake_root / "shared" / "routes.py").open("a") as handle:
+    with (fake_root / "shared" / "http" / "routes.py").open("a") as handle:
         handle.write("\n# changed\n")
     assert build_bundle("fake", tmp_path / "two", root=fake_root).read_bytes() != before
 

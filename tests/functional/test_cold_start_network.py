@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from devstack.servers import EmbeddedPostgres, EmbeddedValkey
-from shared import routes
 from shared.config import Settings
 from shared.container import Container, set_container
+from shared.http import routes
 from tests.netrelay import Relay
 from tests.support import bearer, client, error_code, make_key
 

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 import pytest
 
 from deploy.bundle import bundle_entries
-from shared.auth import OPERATION_PERMISSIONS, may
 from shared.container import Container, set_container
-from shared.keys import ROLES
+from shared.tenancy.auth import OPERATION_PERMISSIONS, may
+from shared.tenancy.keys import ROLES
 from tests.support import ROOT, bearer, client, error_code, make_key
 
 CONSOLE = "/gateway/v1/console"

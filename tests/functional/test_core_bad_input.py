@@ -29,10 +29,10 @@ import pytest
 
 from devstack.servers import free_port
 from devstack.standin import StandIn
-from shared import routes
 from shared.config import Settings
 from shared.container import Container, set_container
-from shared.keys import NewKey
+from shared.http import routes
+from shared.tenancy.keys import NewKey
 from tests.support import bearer, client, error_code, make_key
 
 OWNER = "tenant-core"

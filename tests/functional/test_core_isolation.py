@@ -1,6 +1,6 @@
 """Tenant isolation, route by route: another tenant's objects answer 404 and never list.
 
-One table walks `shared.routes.ROUTES`: every route with a path parameter is asked by
+One table walks `shared.http.routes.ROUTES`: every route with a path parameter is asked by
 tenant B (an admin, so no role stands in the way) for tenant A's object, and must
 answer 404 in the gateway's shape, with nothing sent to Mistral and nothing of A's
 changed. A route added to the table without a row here fails
@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 
 from devstack.standin import StandIn
-from shared import routes
-from shared.auth import PUBLIC_OPERATIONS, may
 from shared.config import Settings
 from shared.container import Container, set_container
-from shared.keys import NewKey
+from shared.http import routes
+from shared.tenancy.auth import PUBLIC_OPERATIONS, may
+from shared.tenancy.keys import NewKey
 from tests.support import bearer, client, error_code, make_key
 
 TENANT_A, TENANT_B = "tenant-isolation-a", "tenant-isolation-b"

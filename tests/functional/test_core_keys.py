@@ -11,7 +11,7 @@ import pytest
 
 from shared.container import Container
 from shared.errors import Unauthorized
-from shared.keys import KeyCache, create_key, revoke_key, rotate_key
+from shared.tenancy.keys import KeyCache, create_key, revoke_key, rotate_key
 from tests.support import bearer, client, error_code, make_key
 
 OWNER = "tenant-keys"

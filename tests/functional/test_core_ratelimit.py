@@ -25,8 +25,8 @@ from devstack.servers import EmbeddedValkey, free_port
 from devstack.standin import StandIn
 from shared.config import Settings
 from shared.container import Container, set_container
+from shared.limits.ratelimit import Budget, Limit, RateLimiter
 from shared.observability import capture_logs
-from shared.ratelimit import Budget, Limit, RateLimiter
 from tests.support import ROOT, bearer, client, error_code, make_key
 
 RATE_HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
@@ -38,7 +38,7 @@ _WORKER = textwrap.dedent(
     import json, sys, time
     from pathlib import Path
     import redis
-    from shared.ratelimit import Limit, RateLimiter
+    from shared.limits.ratelimit import Limit, RateLimiter
 
     url, key, ready, go, calls = sys.argv[1:5] + [int(sys.argv[5])]
     client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)

@@ -16,8 +16,8 @@ from devstack.standin import StandIn
 from shared.config import Settings
 from shared.container import Container, set_container
 from shared.errors import UpstreamRejected
-from shared.keys import NewKey
 from shared.mistral import MistralClient, build_client
+from shared.tenancy.keys import NewKey
 from tests.support import bearer, client, error_code, make_key
 
 MODEL = "mistral-small-latest"

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from shared import cursors, routes
+from shared import cursors
 from shared.container import Container, set_container
 from shared.db import Conn
-from shared.keys import NewKey
+from shared.http import routes
+from shared.tenancy.keys import NewKey
 from tests.support import bearer, client, error_code, make_key
 
 OWNER = "tenant-a"

@@ -20,7 +20,7 @@ from devstack.servers import EmbeddedPostgres
 from shared import cursors, reads
 from shared.config import Settings
 from shared.db import Conn, Pool, connector_for
-from shared.db.migrate import migrate
+from shared.db.schema import migrate
 
 TENANT = "tenant-1"
 # Conversation g belongs to tenant g % 4: these are the tenant's.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 
 from shared.container import Container
-from shared.idempotency import Idempotency, StoredResponse, request_hash
+from shared.limits.idempotency import Idempotency, StoredResponse, request_hash
 
 DIGEST = request_hash("conversations.start", "/v1/conversations", {"inputs": "hi"})
 ANSWER = StoredResponse(200, {"Content-Type": "application/json"}, b'{"ok":true}')

@@ -19,7 +19,7 @@ from werkzeug.serving import make_server
 from devstack.standin import StandIn
 from shared.config import Settings
 from shared.container import Container, set_container
-from shared.keys import NewKey
+from shared.tenancy.keys import NewKey
 from tests.support import function_app, make_key
 
 MODEL = "mistral-small-latest"

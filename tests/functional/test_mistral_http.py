@@ -328,9 +328,9 @@ def test_a_start_broken_after_it_was_sent_is_not_retried_by_the_gateway(
 def test_a_history_that_is_not_an_entries_list_is_mistral_unavailable(
     serve: Callable[..., Script], body: bytes
 ) -> None:
-    """shared.turns.read_history: a 200 whose body is not an object holding an entries list
+    """turns.read_history: a 200 whose body is not an object holding an entries list
     is UpstreamUnavailable (a turn then stores what it saw), never another exception."""
-    from shared.turns import read_history
+    from shared.conversations.turns import read_history
 
     script = serve(keep_alive_with(lambda: script, body))
     settings = Settings(mistral_api_key="k", mistral_server_url=script.url)

@@ -27,12 +27,12 @@ import referencing
 from referencing.jsonschema import DRAFT202012
 
 from devstack.standin import StandIn
-from shared import routes
 from shared.config import Settings
 from shared.container import Container, set_container
-from shared.keys import NewKey
+from shared.conversations.sse import SseParser
+from shared.http import routes
 from shared.openapi import document, operation_id
-from shared.sse import SseParser
+from shared.tenancy.keys import NewKey
 from tests.support import bearer, client, error_code, make_key
 
 DOC = document()
@@ -570,7 +570,7 @@ def test_a_lone_surrogate_in_a_metadata_filter_is_422(isolated: World, query: st
 def test_a_connection_that_failed_mid_statement_is_not_reused(isolated: World) -> None:
     """A value pg8000 cannot encode fails its own statement only; the pool never hands out
     that connection again (it was left half-way through a message, so the next statement would
-    read the answers meant for another). No HTTP request reaches this since shared/web.py
+    read the answers meant for another). No HTTP request reaches this since shared/http/web.py
     refuses lone surrogates; any client-side failure inside pg8000 still does."""
     pool = isolated.container.pool
     assert pool.size == 1  # the next statement gets the same connection, if it is kept

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared import routes
 from shared.container import Container
+from shared.http import routes
 from tests.support import bearer, client, error_code, make_key
 
 HTTP_FUNCTIONS = ("start", "history", "admin", "batch")

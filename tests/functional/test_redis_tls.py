@@ -26,9 +26,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from devstack.servers import EmbeddedValkey
-from shared import routes
 from shared.config import Settings
 from shared.container import Container, set_container
+from shared.http import routes
 from tests.netrelay import Relay
 from tests.support import client
 

@@ -1,13 +1,13 @@
-"""A turn's token reservation (`shared.estimate`) counts what Mistral will be sent."""
+"""A turn's token reservation (`shared.limits.estimate`) counts what Mistral will be sent."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 
-from shared import conversations as store
 from shared.container import Container
-from shared.estimate import text_tokens, turn_reservation
+from shared.conversations import store
+from shared.limits.estimate import text_tokens, turn_reservation
 
 OWNER = "tenant-a"
 

@@ -13,7 +13,7 @@ import pytest
 from devstack.standin import StandIn
 from shared.config import Settings
 from shared.container import Container, set_container
-from shared.keys import NewKey
+from shared.tenancy.keys import NewKey
 from tests.support import bearer, client, error_code, make_key
 
 MODEL = "mistral-small-latest"

@@ -14,7 +14,7 @@ from devstack.servers import EmbeddedPostgres
 from shared.config import Settings
 from shared.container import Container
 from shared.db import Pool, connector_for
-from shared.db.migrate import MIGRATIONS_DIR, MigrationError, migrate
+from shared.db.schema import MIGRATIONS_DIR, MigrationError, migrate
 from shared.errors import ServiceUnavailable
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from shared.config import Settings
 from shared.container import Container, set_container
-from shared.sse import SseParser
+from shared.conversations.sse import SseParser
 from tests.support import bearer, client, make_key
 
 MODEL = "mistral-small-latest"

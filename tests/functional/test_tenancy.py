@@ -11,10 +11,10 @@ import pg8000.exceptions
 import pytest
 
 from deploy.grants import grant_statements
-from shared import audit
 from shared.container import Container
-from shared.keys import NewKey
 from shared.observability import capture_logs
+from shared.tenancy import audit
+from shared.tenancy.keys import NewKey
 from tests.support import bearer, client, error_code, make_key
 
 A, B = "default", "tenant-b"
@@ -123,7 +123,7 @@ def test_only_an_operator_sets_a_tenants_limits(container: Container, operator: 
 
 def test_a_key_narrows_but_never_widens_its_tenants_budget(container: Container) -> None:
     """Tenant budget 1,000/day: a key with 0 (none) or 5,000 gets 1,000; one with 10 gets 10."""
-    from shared.tenants import effective_limits
+    from shared.tenancy.tenants import effective_limits
 
     settings = container.settings
     key = make_key(container, "user", B)
@@ -281,13 +281,13 @@ def test_the_functions_database_user_lacks_update_and_delete_on_audit(
 
 
 def test_the_command_line_makes_an_operator_key(container: Container) -> None:
-    """`python -m shared.keys create-operator` prints only a key, that acts as an operator;
+    """`python -m shared.tenancy create-operator` prints only a key, that acts as an operator;
     its audit line goes to stderr."""
     import io
     import json
     from contextlib import redirect_stderr, redirect_stdout
 
-    from shared.keys import main
+    from shared.tenancy.__main__ import main
 
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
@@ -392,8 +392,8 @@ def test_existing_owners_become_tenants_when_0003_migrates(postgres: Any, tmp_pa
 
     from shared.config import Settings
     from shared.db import Pool, connector_for
-    from shared.db.migrate import MIGRATIONS_DIR, migrate
-    from shared.keys import KeyCache, hash_key
+    from shared.db.schema import MIGRATIONS_DIR, migrate
+    from shared.tenancy.keys import KeyCache, hash_key
 
     url = postgres.create_database("migrate_tenancy")
     before = tmp_path / "before"

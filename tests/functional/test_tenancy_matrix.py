@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 from devstack.standin import StandIn
-from shared import routes
 from shared.config import Settings
 from shared.container import Container, set_container
-from shared.keys import ROLES, NewKey
+from shared.http import routes
 from shared.mistral import MistralClient, build_client
+from shared.tenancy.keys import ROLES, NewKey
 from tests.support import bearer, client, error_code, make_key
 
 MODEL = "mistral-small-latest"

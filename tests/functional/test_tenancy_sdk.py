@@ -13,9 +13,9 @@ from mistralai.client import Mistral, errors
 from werkzeug.serving import make_server
 
 from devstack.standin import StandIn
-from shared import routes
 from shared.config import Settings
 from shared.container import Container, set_container
+from shared.http import routes
 from tests.support import bearer, client, error_code, function_app, make_key
 
 MODEL = "mistral-small-latest"

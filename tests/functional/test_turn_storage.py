@@ -1,4 +1,4 @@
-"""How a turn reaches the database (shared.conversations.save_turn), on the real PostgreSQL.
+"""How a turn reaches the database (shared.conversations.store.save_turn), on the real PostgreSQL.
 
 A turn that creates its conversation is stored in one statement; one that extends a
 conversation in one transaction. Either way the conversation, its entries and the
@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from shared import conversations as store
 from shared.container import Container
+from shared.conversations import store
 from shared.db import Conn
 
 OWNER = "tenant-storage"

@@ -21,7 +21,7 @@ from reliability.harness import FaultStack, Tenant, sse_events
 from reliability.ledger import UNSTORED_COMMENT, Ledger, verify
 from reliability.pressure import Pressure
 from reliability.traffic import Answer, Traffic
-from shared import routes
+from shared.http import routes
 
 MODEL = "mistral-small-latest"
 SUITE = "faults: PostgreSQL"
@@ -127,7 +127,8 @@ def test_start_that_cannot_be_stored_is_told_plainly(
         "SELECT count(*) AS n FROM conversation_entries WHERE conversation_id = :id",
         id=conversation_id,
     ) == [{"n": 0}]
-    # Once PostgreSQL is back, the next turn on it stores the conversation (shared.resync).
+    # Once PostgreSQL is back, the next turn on it stores the conversation
+    # (shared.conversations.unstored).
     fstack.wait_healthy("start")
     later = httpx2.post(
         f"{fstack.url}/v1/conversations/{conversation_id}",

@@ -11,7 +11,7 @@ import string
 import pytest
 
 from shared.errors import Unauthorized
-from shared.keys import KEY_PREFIX, hash_key, new_secret, parse_bearer
+from shared.tenancy.keys import KEY_PREFIX, hash_key, new_secret, parse_bearer
 
 URL_SAFE = frozenset(string.ascii_letters + string.digits + "-_")
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from shared import routes
-from shared.auth import (
+from shared.errors import Forbidden
+from shared.http import routes
+from shared.tenancy.auth import (
     OPERATION_PERMISSIONS,
     PUBLIC_OPERATIONS,
     ROLE_PERMISSIONS,
     authorize,
     may,
 )
-from shared.errors import Forbidden
-from shared.keys import ROLES, Principal
+from shared.tenancy.keys import ROLES, Principal
 
 ALL = frozenset({"admin", "user", "read_only"})
 WRITERS = frozenset({"admin", "user"})
@@ -27,7 +27,7 @@ NOBODY: frozenset[str] = frozenset()
 # everything in its tenant; user starts, continues, reads and archives conversations and
 # reads agents; read_only reads conversations and usage; operator (issue 15) keys, usage,
 # tenants and the audit log of any tenant, never conversations or agents. Written out,
-# not derived from shared.auth, so a change there has to be a change here too.
+# not derived from shared.tenancy.auth, so a change there has to be a change here too.
 EXPECTED: dict[str, frozenset[str]] = {
     # history: reading conversations and batches
     "conversations.list": ALL,

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from shared.conversations.policy import InputPolicy
 from shared.errors import ConfigError, ValidationFailed
-from shared.policy import InputPolicy
 
 PHRASE = "ignore previous instructions"
 REDACTED = "[redacted]"

@@ -94,7 +94,7 @@ def test_every_code_the_gateway_can_answer_is_listed() -> None:
     from pathlib import Path
 
     import devstack.router  # noqa: F401  (its error class joins the tree)
-    import shared.web  # noqa: F401
+    import shared.http.web  # noqa: F401
 
     codes = {cls.code for cls in _classes(GatewayError)}
     root = Path(__file__).resolve().parents[2]

@@ -13,11 +13,12 @@ import referencing
 from openapi_spec_validator import validate
 from referencing.jsonschema import DRAFT202012
 
-from shared import keyadmin, routes
-from shared.auth import OPERATION_PERMISSIONS, PUBLIC_OPERATIONS, ROLE_PERMISSIONS
+from shared.http import routes
 from shared.openapi import OPERATIONS, build, document, document_bytes
 from shared.openapi._build import FRONT_DOOR
 from shared.reads import _query
+from shared.tenancy import keyadmin
+from shared.tenancy.auth import OPERATION_PERMISSIONS, PUBLIC_OPERATIONS, ROLE_PERMISSIONS
 
 DOC = document()
 METHODS = ("get", "put", "post", "patch", "delete")
@@ -396,10 +397,10 @@ def test_the_document_names_the_sdk_its_shapes_come_from() -> None:
 
 
 def test_group_by_pattern_matches_what_usage_accepts() -> None:
-    """The documented group_by pattern agrees with shared.usage on accepted and refused values."""
+    """The documented group_by pattern agrees with tenancy.usage on accepted and refused values."""
     from shared.errors import ValidationFailed
-    from shared.keys import Principal
-    from shared.usage import parse_query
+    from shared.tenancy.keys import Principal
+    from shared.tenancy.usage import parse_query
 
     schema = next(
         resolve(p)["schema"]

@@ -1,6 +1,6 @@
 """The route table and its matcher."""
 
-from shared import routes
+from shared.http import routes
 
 
 def test_mistral_paths_go_to_their_functions() -> None:

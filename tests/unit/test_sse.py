@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from shared.sse import SseEvent, SseParser, format_event
+from shared.conversations.sse import SseEvent, SseParser, format_event
 
 # Two-, three- and four-byte UTF-8 characters, CRLF and bare CR line endings, a comment,
 # a BOM, and a last frame without its blank line.

@@ -20,8 +20,8 @@ from hcl2.utils import SerializationOptions
 
 from deploy import routes as lb
 from shared.config import Settings
+from shared.http.routes import FUNCTIONS, ROUTES, Route, health_path, match
 from shared.observability import ACCESS_LINE_FIELDS
-from shared.routes import FUNCTIONS, ROUTES, Route, health_path, match
 
 ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM = ROOT / "terraform"
@@ -158,7 +158,7 @@ def test_each_rule_matches_one_method_and_one_path():
     "value", ["conv_0123", "pages", "versions", "aliases", "events", "entries"]
 )
 def test_url_map_sends_every_route_where_the_gateway_router_would(value):
-    """Simulating the URL map on each route's path picks the route `shared.routes.match` picks."""
+    """Simulating the URL map on each route's path picks the route `routes.match` picks."""
     rules = generated_rules()
     exposed = tuple(lb.exposed_routes())
     for route in exposed:
@@ -465,7 +465,7 @@ def test_batch_subscription_retries_dead_letters_and_outlasts_the_function():
 
 
 def test_push_path_is_the_batch_route():
-    """The subscription pushes to the batch function's non-public route in shared.routes."""
+    """The subscription pushes to the batch function's non-public route in shared.http.routes."""
     (push_route,) = [
         r for r in ROUTES if r.function == "batch" and not r.public and r.method == "POST"
     ]
@@ -808,12 +808,12 @@ def test_scaling_changes_do_not_restart_cloud_sql():
 
 
 def test_rate_limited_metric_counts_budget_refusals_too():
-    """Both 429 outcomes of shared.ratelimit (limited, budget) feed the metric and its alert."""
+    """Both 429 outcomes of limits.ratelimit (limited, budget) feed the metric and its alert."""
     metric = resource("modules/monitoring", "google_logging_metric", "rate_limited")
     assert '${local.log_field.rate_limit}="limited"' in metric["filter"]
     assert '${local.log_field.rate_limit}="budget"' in metric["filter"]
     assert metric["label_extractors"]["reason"] == "EXTRACT(${local.log_field.rate_limit})"
-    source = (ROOT / "shared" / "ratelimit.py").read_text()
+    source = (ROOT / "shared" / "limits" / "ratelimit.py").read_text()
     assert '"limited" if reason == 1 else "budget"' in source
 
 

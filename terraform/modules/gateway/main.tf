@@ -14,7 +14,7 @@ locals {
     batch   = "Runs batches of conversations delivered by the Pub/Sub push subscription."
   }
 
-  # shared.routes.health_path(function)
+  # shared.http.routes.health_path(function)
   health_path_prefix = "/gateway/v1/health/"
 
   labels = merge(var.labels, { app = "mistral-agents-gateway", environment = var.environment })

@@ -1,6 +1,6 @@
 # Global external Application Load Balancer (EXTERNAL_MANAGED): the only kind
 # whose URL map routes by method. One serverless NEG and backend service per
-# public function; route rules generated from shared/routes.py
+# public function; route rules generated from shared/http/routes.py
 # (routes.auto.tf.json, `python -m deploy.routes`); managed certificate;
 # HTTP -> HTTPS redirect; Cloud Armor on every backend.
 
@@ -40,7 +40,7 @@ resource "google_compute_backend_service" "this" {
 resource "google_compute_url_map" "https" {
   project     = var.project_id
   name        = "${var.name}-https"
-  description = "Routes by method and path, as shared/routes.py says."
+  description = "Routes by method and path, as shared/http/routes.py says."
   # Unmatched requests go to a function that answers 404/405 in the gateway's error format.
   default_service = google_compute_backend_service.this[var.default_function].id
 

@@ -25,7 +25,7 @@ variable "batch_url" {
 
 variable "push_path" {
   type        = string
-  description = "Path of the batch function's push endpoint (POST /gateway/v1/batches/events in shared/routes.py)."
+  description = "Path of the batch function's push endpoint (POST /gateway/v1/batches/events in shared/http/routes.py)."
   default     = "/gateway/v1/batches/events"
 }
 

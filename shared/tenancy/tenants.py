@@ -21,13 +21,14 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from shared import audit, cursors
+from shared import cursors
 from shared.config import Settings
 from shared.db import Conn, Pool
 from shared.errors import Conflict, NotFound, ValidationFailed, field_error
-from shared.keys import Principal
-from shared.ratelimit import Budget, Limit
+from shared.limits.ratelimit import Budget, Limit
 from shared.reads import QueryArgs
+from shared.tenancy import audit
+from shared.tenancy.keys import Principal
 from shared.timestamps import rfc3339
 
 __all__ = [

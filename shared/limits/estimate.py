@@ -1,7 +1,7 @@
 """A turn's token reservation: what it can cost, from what is knowable before Mistral.
 
 The budget check reserves this much before the call and settles it with Mistral's
-reported usage afterwards (`shared.ratelimit`). Concurrent turns are admitted
+reported usage afterwards (`shared.limits.ratelimit`). Concurrent turns are admitted
 against reservations, not against usage, so a reservation that undercounts lets
 them overspend together. It is made of:
 

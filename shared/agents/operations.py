@@ -8,15 +8,17 @@ upstream. Rows keep Mistral's last answer (`body`), served back as it is, so
 fields the gateway does not know survive.
 
 Mistral and the database must never disagree about which agents exist. Each
-write runs inside one database transaction that holds a lock for the whole
-operation (the agent's row, `FOR UPDATE`; for a name, a transaction advisory
-lock), so two gateway writes to the same agent or name never interleave (one
-that waits more than half a second for the other answers 409 with Retry-After):
+write first records that it is in progress (`shared.db.in_progress`: a short
+transaction leaving a row under the agent's, or for a create the name's, key),
+calls Mistral holding no connection and no lock, then finishes in one short
+transaction (the row, the audit row, the record's removal). Two gateway writes to
+the same agent or name never interleave: one that waits more than half a second
+for the other answers 409 `agent_busy` with Retry-After.
 
-    create   lock name -> name free? -> Mistral create -> insert row -> commit
-    update   lock row (+ new name) -> Mistral update -> store new body -> commit
-    switch   lock row -> Mistral switch version -> store new body -> commit
-    delete   lock row -> Mistral delete -> mark row deleted -> commit
+    create   record name -> Mistral create -> insert row + audit, end record
+    update   record agent -> owned? -> Mistral update -> store body + audit, end record
+    switch   record agent -> owned? -> Mistral switch version -> store body + audit, ...
+    delete   record agent -> owned? -> Mistral delete -> mark deleted + audit, ...
 
 What happens when something fails:
 
@@ -25,7 +27,7 @@ What happens when something fails:
   (5xx after sending, a reset or timeout, an unreadable answer): the gateway
   looks and puts Mistral back as the database has it before answering the
   error. A create deletes the agents of that name that Mistral made in the
-  meantime and the database does not know (the name lock makes those ours); an
+  meantime and the database does not know (the name's record makes those ours); an
   update or switch sets the current version back to the stored one; a delete
   that Mistral did carry out (it now answers 404) is recorded as done.
 - The database write fails after Mistral succeeded: the write is retried in new
@@ -44,33 +46,33 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
-import pg8000.exceptions
-
-from shared import audit, cursors
-from shared.db import Conn, Pool
+from shared import cursors
+from shared.db import DATABASE_ERRORS, Conn, InProgress, Pool, in_progress
 from shared.errors import (
     BadRequest,
     Conflict,
     GatewayError,
     NotFound,
     ServiceUnavailable,
+    UniqueViolation,
     UpstreamRejected,
     UpstreamTimeout,
     UpstreamUnavailable,
     ValidationFailed,
     field_error,
 )
+from shared.jsonsafe import check_storable
 from shared.mistral import MistralClient, Retry, UpstreamResponse
 from shared.observability import log_event
 from shared.reads import MISTRAL_PAGE_SIZE_CLAMP
-from shared.web import check_storable
+from shared.tenancy import audit
 
 __all__ = [
     "AgentFilters",
@@ -96,12 +98,6 @@ _DB_RETRY_PAUSES_S = (0.05, 0.25)
 _CLOCK_SKEW = timedelta(seconds=120)
 # Pages of Mistral's list read when looking for what an unanswered create left behind.
 _REPAIR_PAGES = 10
-_UNIQUE_VIOLATION = "23505"
-_LOCK_NOT_AVAILABLE = "55P03"
-# How long a write waits for another write to the same agent or name: well below the
-# connection's socket timeout (DB_POOL_TIMEOUT_MS, at least 1 s) and the statement timeout,
-# so the wait ends as a clear 409 rather than a dropped connection.
-_SET_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '500ms'"
 # Mistral failed without saying whether the change happened.
 _AMBIGUOUS = (UpstreamUnavailable, UpstreamTimeout)
 
@@ -327,43 +323,33 @@ def list_agent_pages(pool: Pool, owner: str, filters: AgentFilters) -> dict[str,
     return {"object": "list", "data": [row["body"] for row in page], "next_page_token": token}
 
 
-def _sql_state(exc: BaseException) -> str | None:
-    if not isinstance(exc, pg8000.exceptions.DatabaseError) or not exc.args:
-        return None
-    detail = exc.args[0]
-    return str(detail.get("C")) if isinstance(detail, dict) else None
+def _busy() -> Conflict:
+    return Conflict(
+        "another change to this agent is in progress; try again",
+        headers={"Retry-After": "1"},
+        code="agent_busy",
+    )
 
 
-@contextmanager
-def _waiting_for_locks(conn: Conn) -> Iterator[None]:
-    """A lock held by another write for too long becomes 409 with Retry-After."""
-    conn.run(_SET_LOCK_TIMEOUT)
-    try:
-        yield
-    except pg8000.exceptions.DatabaseError as exc:
-        if _sql_state(exc) != _LOCK_NOT_AVAILABLE:
-            raise
-        raise Conflict(
-            "another change to this agent is in progress; try again",
-            headers={"Retry-After": "1"},
-            code="agent_busy",
-        ) from None
+def _in_progress(
+    pool: Pool, key: str, operation: str, request_id: str | None
+) -> AbstractContextManager[InProgress]:
+    """The write's in-progress record (`shared.db.in_progress`); 409 `agent_busy` if taken."""
+    return in_progress(pool, key, operation, _busy, request_id=request_id)
 
 
-def _owned(conn: Conn, owner: str, agent_id: str, *, lock: bool = False) -> dict[str, Any]:
-    """The caller's live agent row, or 404 (another tenant's agent is simply not found).
+def _agent_key(owner: str, agent_id: str) -> str:
+    # The owner is part of the key: another tenant's write to this id is a 404, not a 409.
+    return f"agent:{owner}:{agent_id}"
 
-    With `lock`, the row stays locked until the transaction ends: gateway writes to one
-    agent run one after the other, so Mistral and the row change in the same order."""
+
+def _owned(conn: Conn, owner: str, agent_id: str) -> dict[str, Any]:
+    """The caller's live agent row, or 404 (another tenant's agent is simply not found)."""
     sql = (
         "SELECT id, name, version, body FROM agents"
         " WHERE id = :id AND owner_id = :owner AND status = 'active'"
     )
-    if lock:
-        with _waiting_for_locks(conn):
-            row = conn.one(sql + " FOR UPDATE", id=agent_id, owner=owner)
-    else:
-        row = conn.one(sql, id=agent_id, owner=owner)
+    row = conn.one(sql, id=agent_id, owner=owner)
     if row is None:
         raise NotFound.of("Agent", agent_id)
     return row
@@ -476,18 +462,6 @@ def _text_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _lock_name(conn: Conn, name: str) -> None:
-    # Across tenants: while it is held, any agent of this name that Mistral makes is ours.
-    with _waiting_for_locks(conn):
-        conn.run(
-            "SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))", key="agent-name:" + name
-        )
-
-
-def _unique_violation(exc: BaseException) -> bool:
-    return _sql_state(exc) == _UNIQUE_VIOLATION
-
-
 def _out_of_sync(
     agent_id: str | None, owner: str, action: str, exc: BaseException, name: str | None = None
 ) -> None:
@@ -522,12 +496,20 @@ def _retry_write(pool: Pool, write: Callable[[Conn], T]) -> T:
         try:
             with pool.transaction() as conn:
                 return write(conn)
+        except UniqueViolation:
+            raise
         except Exception as exc:
-            if _unique_violation(exc):
-                raise
             last = exc
     assert last is not None
     raise last
+
+
+def _finish(
+    conn: Conn, owner: str, agent: Mapping[str, Any], action: str, record: InProgress
+) -> None:
+    """The write's last transaction: the row, its audit row, the in-progress record's end."""
+    _store_audited(conn, owner, agent, action)
+    record.finish(conn)
 
 
 def _failed_after_upstream(
@@ -537,18 +519,19 @@ def _failed_after_upstream(
     exc: Exception,
     undo: Callable[[], None],
     action: str,
+    record: InProgress,
 ) -> dict[str, Any]:
     """The database write failed after Mistral made the change: retry it, else undo upstream."""
-    if not _unique_violation(exc):
+    if not isinstance(exc, UniqueViolation):
         try:
-            _retry_write(pool, lambda conn: _store_audited(conn, owner, agent, action))
+            _retry_write(pool, lambda conn: _finish(conn, owner, agent, action, record))
             return dict(agent)
         except Exception as again:
             exc = again
     undo()
-    if _unique_violation(exc):
+    if isinstance(exc, UniqueViolation):
         raise Conflict("the agent's record conflicts with another; try again") from None
-    if isinstance(exc, GatewayError | pg8000.exceptions.Error | OSError):
+    if isinstance(exc, (GatewayError, OSError, *DATABASE_ERRORS)):
         raise ServiceUnavailable(
             "the gateway could not record the change, so it was undone; try again"
         ) from exc
@@ -573,12 +556,12 @@ def _undo_create(client: MistralClient, owner: str, agent_id: str) -> None:
 
 
 def _remove_strays(
-    conn: Conn, client: MistralClient, owner: str, name: str, since: datetime
+    pool: Pool, client: MistralClient, owner: str, name: str, since: datetime
 ) -> None:
     """After a create Mistral may or may not have carried out: delete what it made.
 
-    Runs under the name lock, so an agent of this name that Mistral made since the
-    create started and that the database does not know can only be this create's.
+    Runs under the name's in-progress record, so an agent of this name that Mistral made
+    since the create started and that the database does not know can only be this create's.
     """
     try:
         token: str | None = None
@@ -588,7 +571,7 @@ def _remove_strays(
                 "agents.list_pages", "GET", "/v1/agents/pages?" + urlencode(params)
             ).json()
             for agent in page.get("data") or []:
-                if _made_since(agent, name, since) and not _known(conn, agent["id"]):
+                if _made_since(agent, name, since) and not _known(pool, agent["id"]):
                     _delete_upstream(client, agent["id"])
             token = page.get("next_page_token")
             if not token:
@@ -609,50 +592,48 @@ def _made_since(agent: Any, name: str, since: datetime) -> bool:
     return isinstance(agent.get("id"), str) and created >= since - _CLOCK_SKEW
 
 
-def _known(conn: Conn, agent_id: str) -> bool:
-    return conn.one("SELECT 1 AS known FROM agents WHERE id = :id", id=agent_id) is not None
+def _known(pool: Pool, agent_id: str) -> bool:
+    with pool.connection() as conn:
+        return conn.one("SELECT 1 AS known FROM agents WHERE id = :id", id=agent_id) is not None
 
 
 def create_agent(
-    pool: Pool, client: MistralClient, owner: str, request: Mapping[str, Any]
+    pool: Pool,
+    client: MistralClient,
+    owner: str,
+    request: Mapping[str, Any],
+    *,
+    request_id: str | None = None,
 ) -> dict[str, Any]:
     """`POST /v1/agents`: made in Mistral, recorded with its owner, or neither."""
     name = str(request["name"])
     payload = json.dumps(request).encode()
-    created: dict[str, Any] | None = None
-    failure: GatewayError | None = None
-    try:
-        with pool.transaction() as conn:
-            _lock_name(conn, name)
-            _require_handoffs(conn, owner, request)
-            started = datetime.now(UTC)
-            try:
-                answer = client.call(
-                    "agents.create", "POST", "/v1/agents", payload, retry=Retry.UNSENT
-                )
-                agent = _read_agent(answer)
-            except _AMBIGUOUS as exc:
-                _remove_strays(conn, client, owner, name, started)
-                failure = exc
-            else:
-                created = agent
-                _store_audited(conn, owner, agent, "agent.create")
-    except Exception as exc:
-        if created is None:
+    with pool.connection() as conn:
+        _require_handoffs(conn, owner, request)
+    # Across tenants: while it is held, any agent of this name that Mistral makes is ours.
+    with _in_progress(pool, "agent-name:" + name, "agents.create", request_id) as record:
+        started = datetime.now(UTC)
+        try:
+            answer = client.call("agents.create", "POST", "/v1/agents", payload, retry=Retry.UNSENT)
+            agent = _read_agent(answer)
+        except _AMBIGUOUS:
+            _remove_strays(pool, client, owner, name, started)
             raise
-        agent_id = created["id"]
-        return _failed_after_upstream(
-            pool,
-            owner,
-            created,
-            exc,
-            lambda: _undo_create(client, owner, agent_id),
-            "agent.create",
-        )
-    if failure is not None:
-        raise failure
-    assert created is not None
-    return created
+        agent_id = agent["id"]
+        try:
+            with pool.transaction() as conn:
+                _finish(conn, owner, agent, "agent.create", record)
+        except Exception as exc:
+            return _failed_after_upstream(
+                pool,
+                owner,
+                agent,
+                exc,
+                lambda: _undo_create(client, owner, agent_id),
+                "agent.create",
+                record,
+            )
+        return agent
 
 
 def _restore_version(
@@ -681,48 +662,48 @@ def _change(
     agent_id: str,
     send: Callable[[], UpstreamResponse],
     action: str = "agent.update",
+    request_id: str | None = None,
 ) -> dict[str, Any]:
-    """An update or a version switch: Mistral first, then the row, under the row's lock."""
-    changed: dict[str, Any] | None = None
-    previous = 0
-    failure: GatewayError | None = None
-    try:
-        with pool.transaction() as conn:
-            row = _owned(conn, owner, agent_id, lock=True)
-            previous = int(row["version"])
-            try:
-                agent = _read_agent(send())
-            except _AMBIGUOUS as exc:
-                failure = exc
-                restored = _restore_version(client, owner, agent_id, previous)
-                if restored is not None:
-                    _store(conn, owner, restored)
-            else:
-                changed = agent
-                _store_audited(conn, owner, agent, action)
-    except Exception as exc:
-        if changed is None:
-            raise
-
-        def undo() -> None:
+    """An update or a version switch: Mistral first, then the row, under the agent's
+    in-progress record (no connection is held while Mistral works)."""
+    with _in_progress(pool, _agent_key(owner, agent_id), action, request_id) as record:
+        with pool.connection() as conn:
+            previous = int(_owned(conn, owner, agent_id)["version"])
+        try:
+            agent = _read_agent(send())
+        except _AMBIGUOUS:
             restored = _restore_version(client, owner, agent_id, previous)
             if restored is not None:
-                # Mistral now lists one more version; keep that too if the database lets us.
-                try:
-                    with pool.transaction() as conn:
-                        _store(conn, owner, restored)
-                except Exception as ignored:
-                    _out_of_sync(agent_id, owner, "store_restored", ignored)
+                with pool.transaction() as conn:
+                    _store(conn, owner, restored)
+            raise
+        try:
+            with pool.transaction() as conn:
+                _finish(conn, owner, agent, action, record)
+        except Exception as exc:
 
-        return _failed_after_upstream(pool, owner, changed, exc, undo, action)
-    if failure is not None:
-        raise failure
-    assert changed is not None
-    return changed
+            def undo() -> None:
+                restored = _restore_version(client, owner, agent_id, previous)
+                if restored is not None:
+                    # Mistral now lists one more version; keep that too if the database lets us.
+                    try:
+                        with pool.transaction() as conn:
+                            _store(conn, owner, restored)
+                    except Exception as ignored:
+                        _out_of_sync(agent_id, owner, "store_restored", ignored)
+
+            return _failed_after_upstream(pool, owner, agent, exc, undo, action, record)
+        return agent
 
 
 def update_agent(
-    pool: Pool, client: MistralClient, owner: str, agent_id: str, request: Mapping[str, Any]
+    pool: Pool,
+    client: MistralClient,
+    owner: str,
+    agent_id: str,
+    request: Mapping[str, Any],
+    *,
+    request_id: str | None = None,
 ) -> dict[str, Any]:
     """`PATCH /v1/agents/{id}`: a new version in Mistral, then the stored row."""
     payload = json.dumps(request).encode()
@@ -734,11 +715,17 @@ def update_agent(
             "agents.update", "PATCH", _agent_path(agent_id), payload, retry=Retry.UNSENT
         )
 
-    return _change(pool, client, owner, agent_id, send)
+    return _change(pool, client, owner, agent_id, send, request_id=request_id)
 
 
 def switch_version(
-    pool: Pool, client: MistralClient, owner: str, agent_id: str, query_string: str
+    pool: Pool,
+    client: MistralClient,
+    owner: str,
+    agent_id: str,
+    query_string: str,
+    *,
+    request_id: str | None = None,
 ) -> dict[str, Any]:
     """`PATCH /v1/agents/{id}/version?version=N`: Mistral's current version, then the row."""
     path = _agent_path(agent_id, "/version") + (f"?{query_string}" if query_string else "")
@@ -747,7 +734,7 @@ def switch_version(
         # Making a version current twice is the same as once: safe to resend.
         return client.call("agents.update_version", "PATCH", path, retry=Retry.IDEMPOTENT)
 
-    return _change(pool, client, owner, agent_id, send, action="agent.version")
+    return _change(pool, client, owner, agent_id, send, "agent.version", request_id)
 
 
 def _mark_deleted(conn: Conn, owner: str, agent_id: str) -> None:
@@ -766,28 +753,38 @@ def _gone_upstream(client: MistralClient, agent_id: str) -> bool:
     return False
 
 
-def delete_agent(pool: Pool, client: MistralClient, owner: str, agent_id: str) -> None:
+def delete_agent(
+    pool: Pool,
+    client: MistralClient,
+    owner: str,
+    agent_id: str,
+    *,
+    request_id: str | None = None,
+) -> None:
     """`DELETE /v1/agents/{id}`: gone from Mistral, then marked deleted (its name is free)."""
-    deleted = False
-    try:
-        with pool.transaction() as conn:
-            _owned(conn, owner, agent_id, lock=True)
-            try:
-                deleted = _delete_upstream(client, agent_id)
-            except _AMBIGUOUS:
-                if not _gone_upstream(client, agent_id):
-                    raise
-                deleted = True
-            _mark_deleted(conn, owner, agent_id)
-    except Exception as exc:
-        if not deleted:
-            raise
+    with _in_progress(pool, _agent_key(owner, agent_id), "agent.delete", request_id) as record:
+        with pool.connection() as conn:
+            _owned(conn, owner, agent_id)
         try:
-            _retry_write(pool, lambda conn: _mark_deleted(conn, owner, agent_id))
-        except Exception as again:
-            # Mistral answers 404 from now on, so the caller's next delete completes this one.
-            _out_of_sync(agent_id, owner, "mark_deleted", again)
-            raise ServiceUnavailable(
-                "the agent was deleted in Mistral but the gateway could not record it;"
-                " send the delete again"
-            ) from exc
+            _delete_upstream(client, agent_id)
+        except _AMBIGUOUS:
+            if not _gone_upstream(client, agent_id):
+                raise
+
+        def finish(conn: Conn) -> None:
+            _mark_deleted(conn, owner, agent_id)
+            record.finish(conn)
+
+        try:
+            with pool.transaction() as conn:
+                finish(conn)
+        except Exception as exc:
+            try:
+                _retry_write(pool, finish)
+            except Exception as again:
+                # Mistral answers 404 from now on, so the next delete completes this one.
+                _out_of_sync(agent_id, owner, "mark_deleted", again)
+                raise ServiceUnavailable(
+                    "the agent was deleted in Mistral but the gateway could not record it;"
+                    " send the delete again"
+                ) from exc

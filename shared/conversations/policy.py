@@ -14,6 +14,7 @@ dodged by all three). Each pattern has an action: `log` (send unchanged),
 from __future__ import annotations
 
 import json
+import logging
 import re
 import unicodedata
 from collections.abc import Callable, Iterator
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.errors import ConfigError, ValidationFailed, field_error
+
+_events = logging.getLogger("gateway.events")
 
 __all__ = ["DEFAULT_PATTERNS", "InputPolicy", "PolicyHit", "Rule", "log_hit"]
 
@@ -170,16 +173,18 @@ def _redact(text: str, regex: re.Pattern[str]) -> str:
 
 
 def log_hit(hit: PolicyHit) -> None:
-    """One `input_policy` line per hit (the log-based metric counts them); never the text."""
-    from shared import observability
+    """One `input_policy` line per hit (the log-based metric counts them); never the text.
 
-    observability.log_event(
-        "input_policy",
-        "WARNING",
-        pattern=hit.rule,
-        action=hit.action,
-        loc=".".join(str(p) for p in hit.loc),
-    )
+    Written as `observability.log_event` writes an event, on its logger: the policy is
+    part of the settings (`shared.config` checks its patterns), below observability.
+    """
+    fields = {
+        "event": "input_policy",
+        "pattern": hit.rule,
+        "action": hit.action,
+        "loc": ".".join(str(p) for p in hit.loc),
+    }
+    _events.warning("input_policy", extra={"json_fields": fields})
 
 
 Setter = Callable[[str], None]

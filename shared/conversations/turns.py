@@ -13,6 +13,7 @@ answer, told plainly in `Gateway-Stored: false` that it was not stored.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -21,12 +22,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import flask
-
-from shared import conversations as store
-from shared import estimate, observability, resync
+from shared.calls import Call
 from shared.container import Container
-from shared.conversations import Usage
+from shared.conversations import store
+from shared.conversations import unstored as unstored_turns
+from shared.conversations.policy import InputPolicy
+from shared.conversations.sse import SseParser, format_event
+from shared.conversations.store import Usage
 from shared.errors import (
     GatewayError,
     NotFound,
@@ -35,21 +37,19 @@ from shared.errors import (
     ValidationFailed,
     field_error,
 )
-from shared.idempotency import Claim, Idempotency, StoredResponse, request_hash
-from shared.keys import Principal
+from shared.limits import estimate
+from shared.limits.idempotency import Claim, Idempotency, StoredResponse, request_hash
 from shared.mistral import MistralClient, Retry, UpstreamStream
-from shared.policy import InputPolicy
-from shared.sse import SseParser, format_event
+from shared.tenancy.keys import Principal
 from shared.timestamps import now_rfc3339
-from shared.web import Context
 
 __all__ = [
     "Turn",
+    "TurnResult",
+    "TurnStream",
     "build_turn",
-    "execute_turn",
-    "handle_turn",
-    "parse_turn",
     "read_history",
+    "run_turn",
     "store_from_history",
 ]
 
@@ -86,6 +86,37 @@ class Turn:
     def stores(self) -> bool:
         """Mistral keeps the conversation unless `store` is false; so does the gateway."""
         return self.body.get("store") is not False
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    """A turn's whole answer (not streamed, or replayed under its Idempotency-Key)."""
+
+    status: int
+    # The answer as the caller gets it: Mistral's bytes as sent, or the stored ones.
+    body: bytes
+    content_type: str
+    # Headers of the answer beyond its content type (Gateway-Stored, Idempotent-Replayed).
+    headers: dict[str, str]
+    # False when Mistral answered but the gateway could not store the turn.
+    stored: bool
+    usage: Usage
+    conversation_id: str | None
+    # `body` as a JSON object, when it is one.
+    answer: dict[str, Any] | None = None
+    replayed: bool = False
+
+
+@dataclass
+class TurnStream:
+    """A streamed turn: Mistral's events relayed as they arrive (SSE bytes, each chunk
+    as read). The turn is stored, and its access fields filled in, as `events` ends."""
+
+    events: Iterator[bytes]
+    content_type: str = _SSE
+    headers: dict[str, str] = field(
+        default_factory=lambda: {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
 
 
 def _check_types(body: dict[str, Any], spec: dict[str, tuple[type, ...]]) -> list[dict[str, Any]]:
@@ -128,19 +159,6 @@ _APPEND: dict[str, tuple[type, ...]] = {
     "agent_id": (str,),
 }
 _RESTART: dict[str, tuple[type, ...]] = {**_COMMON, "from_entry_id": (str,), "agent_id": (str,)}
-
-
-def parse_turn(ctx: Context) -> Turn:
-    """The request as a Turn, or 415/413/400/422 saying what is wrong."""
-    body = ctx.json_body()
-    return build_turn(
-        ctx.container.policy,
-        ctx.route.operation,
-        ctx.request.path,
-        body,
-        ctx.raw_body,
-        ctx.params.get("conversation_id"),
-    )
 
 
 def build_turn(
@@ -209,23 +227,19 @@ def build_turn(
     )
 
 
-def handle_turn(ctx: Context) -> flask.Response:
-    """The start function's one handler: start, append and restart, streamed or not."""
-    return execute_turn(ctx, parse_turn(ctx), ctx.request.headers.get("Idempotency-Key"))
-
-
-def execute_turn(ctx: Context, turn: Turn, key: str | None = None) -> flask.Response:
-    """Run a validated turn for `ctx.principal`: ownership, limits, idempotency,
-    Mistral, storage. The batch function calls this too, once per item."""
-    ctx.access["policy_hits"] = len(turn.policy_hits) or None
+def run_turn(ctx: Call, turn: Turn, key: str | None = None) -> TurnResult | TurnStream:
+    """Run a validated turn for `ctx.principal` under Idempotency-Key `key`: ownership,
+    limits, idempotency, Mistral, storage. The start function's HTTP handler and the
+    batch function's items both call this; neither is known to it."""
+    ctx.access.policy_hits = len(turn.policy_hits) or None
     owner = ctx.owner
     agent_id, model = turn.agent_id, turn.model
     # A start with a model reads nothing before Mistral: no connection is taken for it.
     if turn.operation != "conversations.start":
         assert turn.conversation_id is not None
         ref = _own_conversation(ctx, turn.conversation_id)
-        ctx.access["agent_id"] = ref.agent_id
-        ctx.access["model"] = ref.model
+        ctx.access.agent_id = ref.agent_id
+        ctx.access.model = ref.model
         agent_id, model = agent_id or ref.agent_id, model or ref.model
     if turn.operation == "conversations.restart":
         # The entry must be this conversation's: another tenant's is refused as a missing
@@ -242,9 +256,10 @@ def execute_turn(ctx: Context, turn: Turn, key: str | None = None) -> flask.Resp
     if turn.agent_id:
         with ctx.container.pool.connection() as conn:
             store.require_agent(conn, owner, turn.agent_id)
-    ctx.access.setdefault("agent_id", turn.agent_id)
-    ctx.access.setdefault("model", turn.model)
-    ctx.access["conversation_id"] = turn.conversation_id
+    if turn.operation == "conversations.start":
+        ctx.access.agent_id = turn.agent_id
+        ctx.access.model = turn.model
+    ctx.access.conversation_id = turn.conversation_id
     decision = ctx.check_limits(lambda: _reservation(ctx, turn))
 
     idempotency: Idempotency | None = None
@@ -256,12 +271,12 @@ def execute_turn(ctx: Context, turn: Turn, key: str | None = None) -> flask.Resp
             owner, Idempotency.validate_key(key), turn.operation, digest
         )
         if claim.replay is not None:
-            ctx.access["idempotent_replay"] = True
+            ctx.access.idempotent_replay = True
             ctx.container.limiter.settle(decision, 0)
             return _replay(claim.replay)
         made = None
         if turn.operation != "conversations.append":
-            made = resync.started(ctx.container.redis, owner, key, digest)
+            made = unstored_turns.started(ctx.container.redis, owner, key, digest)
         if made is not None:
             ctx.container.limiter.settle(decision, 0)
             return _recover_start(ctx, turn, idempotency, key, made)
@@ -277,8 +292,8 @@ def execute_turn(ctx: Context, turn: Turn, key: str | None = None) -> flask.Resp
         raise
 
 
-def _reservation(ctx: Context, turn: Turn) -> int:
-    """The turn's token reservation (`shared.estimate`), asked only when a budget is on."""
+def _reservation(ctx: Call, turn: Turn) -> int:
+    """The turn's token reservation (`shared.limits.estimate`), asked only when a budget is on."""
     with ctx.container.pool.connection() as conn:
         return estimate.turn_reservation(
             conn, ctx.container.settings, ctx.owner, turn.body, turn.conversation_id
@@ -286,17 +301,17 @@ def _reservation(ctx: Context, turn: Turn) -> int:
 
 
 def _recover_start(
-    ctx: Context, turn: Turn, idempotency: Idempotency, key: str, conversation_id: str
-) -> flask.Response:
+    ctx: Call, turn: Turn, idempotency: Idempotency, key: str, conversation_id: str
+) -> TurnResult:
     """Answer a repeated start whose first attempt Mistral answered (it made
     `conversation_id`) but the gateway failed after: store that conversation if it is
     not, and answer with its turn, instead of asking Mistral for a second one."""
-    ctx.access["idempotent_recovered"] = True
-    ctx.access["conversation_id"] = conversation_id
+    ctx.access.idempotent_recovered = True
+    ctx.access.conversation_id = conversation_id
     owner = ctx.owner
     try:
         if not _stored(ctx, conversation_id):
-            unstored = resync.take(ctx.container.redis, conversation_id, owner)
+            unstored = unstored_turns.take(ctx.container.redis, conversation_id, owner)
             if unstored is not None:
                 _store_unstored(ctx, conversation_id, unstored)
             else:
@@ -334,7 +349,7 @@ def _recover_start(
     return _replay(stored)
 
 
-def _stored(ctx: Context, conversation_id: str) -> bool:
+def _stored(ctx: Call, conversation_id: str) -> bool:
     with ctx.container.pool.connection() as conn:
         row = conn.one(
             "SELECT 1 AS found FROM conversations WHERE id = :id AND owner_id = :owner",
@@ -344,7 +359,7 @@ def _stored(ctx: Context, conversation_id: str) -> bool:
     return row is not None
 
 
-def _store_lost_start(ctx: Context, turn: Turn, conversation_id: str) -> None:
+def _store_lost_start(ctx: Call, turn: Turn, conversation_id: str) -> None:
     """Store a conversation whose start was never stored nor remembered (the instance
     died first), from Mistral's history; the lost answer's usage is not known."""
     runner = _TurnRunner(ctx, turn, None, None)
@@ -362,8 +377,8 @@ def _store_lost_start(ctx: Context, turn: Turn, conversation_id: str) -> None:
             operation=turn.operation,
             status=200,
             usage=Usage(),
-            agent_id=ctx.access.get("agent_id"),
-            model=ctx.access.get("model"),
+            agent_id=ctx.access.agent_id,
+            model=ctx.access.model,
             conversation_id=conversation_id,
         ),
         new=new,
@@ -419,26 +434,26 @@ def _check_allow_lists(principal: Principal, agent_id: str | None, model: str | 
         )
 
 
-def _own_conversation(ctx: Context, conversation_id: str) -> store.ConversationRef:
+def _own_conversation(ctx: Call, conversation_id: str) -> store.ConversationRef:
     """The caller's stored conversation; one whose first write failed after Mistral made
-    it (`shared.resync`) is stored from Mistral's history first. 404 otherwise."""
+    it (`shared.conversations.unstored`) is stored from Mistral's history first. 404 otherwise."""
     try:
         with ctx.container.pool.connection() as conn:
             return store.load_conversation(conn, ctx.owner, conversation_id)
     except NotFound:
-        unstored = resync.take(ctx.container.redis, conversation_id, ctx.owner)
+        unstored = unstored_turns.take(ctx.container.redis, conversation_id, ctx.owner)
         if unstored is None:
             raise
     try:
         _store_unstored(ctx, conversation_id, unstored)
     except Exception:
-        resync.remember(ctx.container.redis, conversation_id, unstored)
+        unstored_turns.remember(ctx.container.redis, conversation_id, unstored)
         raise
     with ctx.container.pool.connection() as conn:
         return store.load_conversation(conn, ctx.owner, conversation_id)
 
 
-def _store_unstored(ctx: Context, conversation_id: str, unstored: resync.Unstored) -> None:
+def _store_unstored(ctx: Call, conversation_id: str, unstored: unstored_turns.Unstored) -> None:
     store_from_history(
         ctx.container,
         conversation_id,
@@ -494,11 +509,25 @@ def store_from_history(
     return entries
 
 
-def _replay(stored: StoredResponse) -> flask.Response:
+def _replay(stored: StoredResponse) -> TurnResult:
+    """The answer an earlier request under the same Idempotency-Key was given."""
     headers = {**stored.headers, "Idempotent-Replayed": "true"}
     content_type = headers.pop("Content-Type", _JSON)
-    return flask.Response(
-        stored.body, status=stored.status, content_type=content_type, headers=headers
+    answer = None
+    if content_type == _JSON and stored.status == 200:
+        with contextlib.suppress(UpstreamUnavailable):
+            answer = _answer_body(stored.body)
+    conversation_id = answer.get("conversation_id") if answer else None
+    return TurnResult(
+        status=stored.status,
+        body=stored.body,
+        content_type=content_type,
+        headers=headers,
+        stored=stored.headers.get("Gateway-Stored") != "false",
+        usage=Usage.from_json(answer.get("usage")) if answer else Usage(),
+        conversation_id=conversation_id if isinstance(conversation_id, str) else None,
+        answer=answer,
+        replayed=True,
     )
 
 
@@ -517,7 +546,7 @@ class _TurnRunner:
     """Carries one turn through Mistral and into the database."""
 
     def __init__(
-        self, ctx: Context, turn: Turn, idempotency: Idempotency | None, key: str | None
+        self, ctx: Call, turn: Turn, idempotency: Idempotency | None, key: str | None
     ) -> None:
         self.ctx = ctx
         self.turn = turn
@@ -531,11 +560,11 @@ class _TurnRunner:
 
     # -- non-streaming -------------------------------------------------------------
 
-    def call(self) -> flask.Response:
+    def call(self) -> TurnResult:
         answer = self.mistral.call(
             self.turn.operation, "POST", self.turn.path, self.turn.raw, retry=Retry.UNSENT
         )
-        self.ctx.access["upstream_latency_ms"] = round(answer.latency_ms, 2)
+        self.ctx.access.upstream_latency_ms = round(answer.latency_ms, 2)
         body = _answer_body(answer.body)
         conversation_id = body.get("conversation_id") or self.turn.conversation_id
         if not isinstance(conversation_id, str):
@@ -545,22 +574,24 @@ class _TurnRunner:
         usage = Usage.from_json(body.get("usage"))
         stored = self._store(conversation_id, outputs, usage, incomplete=False)
         headers = {} if stored else {"Gateway-Stored": "false"}
-        response = flask.Response(answer.body, status=200, content_type=_JSON, headers=headers)
-        self._finish(response.status_code, headers, answer.body)
-        return response
+        self._finish(200, headers, answer.body)
+        return TurnResult(
+            status=200,
+            body=answer.body,
+            content_type=_JSON,
+            headers=headers,
+            stored=stored,
+            usage=usage,
+            conversation_id=conversation_id,
+            answer=body,
+        )
 
     # -- streaming -----------------------------------------------------------------
 
-    def stream(self) -> flask.Response:
+    def stream(self) -> TurnStream:
         upstream = self.mistral.stream(self.turn.operation, self.turn.path, self.turn.raw)
-        self.ctx.access["upstream_latency_ms"] = round(upstream.latency_ms, 2)
-        # The access line is written when the last event has been sent.
-        return flask.Response(
-            observability.deferred_stream(self.ctx, self._relay(upstream)),
-            status=200,
-            content_type=_SSE,
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+        self.ctx.access.upstream_latency_ms = round(upstream.latency_ms, 2)
+        return TurnStream(events=self._relay(upstream))
 
     def _relay(self, upstream: UpstreamStream) -> Iterator[bytes]:
         watcher = _StreamWatcher()
@@ -585,7 +616,7 @@ class _TurnRunner:
                 log.warning("upstream stream broke: %s", exc.message)
             except GeneratorExit:
                 caller_left = True
-                self.ctx.access["error_type"] = "client_disconnected"
+                self.ctx.access.error_type = "client_disconnected"
                 raise
             if not ok:
                 # Never a silent clean end: the SDK yields this event to the caller.
@@ -629,7 +660,7 @@ class _TurnRunner:
                 watcher.close()
         except GatewayError as exc:
             log.warning("abandoned upstream stream broke: %s", exc.message)
-        self.ctx.access["abandoned_stream_read"] = watcher.done
+        self.ctx.access.abandoned_stream_read = watcher.done
         return watcher.done
 
     def _after_stream(self, watcher: _StreamWatcher, ok: bool, body: bytes) -> bool:
@@ -640,9 +671,9 @@ class _TurnRunner:
             stored = self._store(
                 conversation_id, watcher.entries(), watcher.usage, incomplete=not ok
             )
-        self.ctx.access["conversation_id"] = conversation_id
-        if not ok:
-            self.ctx.access.setdefault("error_type", "upstream_stream_broken")
+        self.ctx.access.conversation_id = conversation_id
+        if not ok and self.ctx.access.error_type is None:
+            self.ctx.access.error_type = "upstream_stream_broken"
         self._finish(200, {"Content-Type": _SSE}, body if stored else body + _UNSTORED)
         return stored
 
@@ -653,7 +684,7 @@ class _TurnRunner:
         self._remembered = True
         if self.key is None or not self.digest or self.turn.operation == "conversations.append":
             return
-        resync.remember_start(
+        unstored_turns.remember_start(
             self.ctx.container.redis,
             self.ctx.owner,
             self.key,
@@ -672,9 +703,9 @@ class _TurnRunner:
     ) -> bool:
         """Store the turn; False (logged) if the database refused after Mistral answered."""
         ctx, turn = self.ctx, self.turn
-        ctx.access["conversation_id"] = conversation_id
-        ctx.access["tokens_in"] = usage.prompt_tokens
-        ctx.access["tokens_out"] = usage.completion_tokens
+        ctx.access.conversation_id = conversation_id
+        ctx.access.tokens_in = usage.prompt_tokens
+        ctx.access.tokens_out = usage.completion_tokens
         if not self.settled and ctx.decision is not None:
             # A turn that did not finish may have cost what it reserved, and Mistral did
             # not say: it keeps its reservation rather than spending nothing.
@@ -700,8 +731,8 @@ class _TurnRunner:
             operation=turn.operation,
             status=200,
             usage=usage,
-            agent_id=ctx.access.get("agent_id"),
-            model=ctx.access.get("model"),
+            agent_id=ctx.access.agent_id,
+            model=ctx.access.model,
             conversation_id=conversation_id,
         )
         try:
@@ -718,11 +749,11 @@ class _TurnRunner:
             log.exception(
                 "turn of conversation %s answered by Mistral but not stored", conversation_id
             )
-            ctx.access["stored"] = False
+            ctx.access.stored = False
             if new is not None and turn.stores:
                 # The caller knows a conversation the database does not: keep what storing
                 # it needs, so the next turn on it stores it rather than answering 404.
-                unstored = resync.Unstored(
+                unstored = unstored_turns.Unstored(
                     owner=event.owner,
                     key_id=event.key_id,
                     operation=event.operation,
@@ -733,7 +764,7 @@ class _TurnRunner:
                     agent_id=event.agent_id,
                     model=event.model,
                 )
-                resync.remember(ctx.container.redis, conversation_id, unstored)
+                unstored_turns.remember(ctx.container.redis, conversation_id, unstored)
             return False
         return True
 
@@ -799,7 +830,7 @@ class _TurnRunner:
 
     def _finish(self, status: int, headers: dict[str, str], body: bytes) -> None:
         if self.mistral.breaker is not None:
-            self.ctx.access["circuit"] = self.mistral.breaker.current()
+            self.ctx.access.circuit = self.mistral.breaker.current()
         if self.idempotency is not None and self.key is not None:
             # The caller gets Mistral's answer even if the record cannot be completed (the
             # database just went away): failing now would hide a turn Mistral has made.

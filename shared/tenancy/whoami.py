@@ -7,8 +7,8 @@
             "allowed_models": [str], "allowed_agents": [str]}
 
 The console and the command line ask it first, so that what they offer follows the one
-permission table (`shared.auth`) instead of a copy of it. Limits are the ones in force,
-as `shared.tenants.effective_limits` computes them for every request: the key's within
+permission table (`shared.tenancy.auth`) instead of a copy of it. Limits are the ones in force,
+as `shared.tenancy.tenants.effective_limits` computes them for every request: the key's within
 its tenant's, each defaulting to the deployment's (a budget of 0 means none).
 """
 
@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.auth import OPERATION_PERMISSIONS, may
 from shared.config import Settings
-from shared.keys import Principal
-from shared.tenants import effective_limits
+from shared.tenancy.auth import OPERATION_PERMISSIONS, may
+from shared.tenancy.keys import Principal
+from shared.tenancy.tenants import effective_limits
 
 __all__ = ["describe"]
 

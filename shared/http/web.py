@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import flask
 import werkzeug.exceptions
 
-from shared import audit, jsonsafe, observability, routes, tenants
-from shared.auth import PUBLIC_OPERATIONS, authenticate, authorize
+from shared import jsonsafe, observability
+from shared.calls import Call
 from shared.container import Container, get_container
 from shared.errors import (
     BadRequest,
@@ -36,8 +35,10 @@ from shared.errors import (
     error_response,
     field_error,
 )
-from shared.keys import Principal
-from shared.ratelimit import Decision
+from shared.http import routes
+from shared.jsonsafe import MAX_JSON_DEPTH, TOO_DEEP, check_storable, check_text
+from shared.tenancy import audit
+from shared.tenancy.auth import PUBLIC_OPERATIONS, authenticate, authorize
 
 __all__ = [
     "MAX_JSON_DEPTH",
@@ -53,23 +54,13 @@ __all__ = [
 _JSON = "application/json"
 
 
-@dataclass
-class Context:
-    """One request as a handler sees it."""
+@dataclass(kw_only=True)
+class Context(Call):
+    """One request as a handler sees it: a `Call` with its HTTP request and route."""
 
     request: flask.Request
     route: routes.Route
     params: dict[str, str]
-    container: Container
-    request_id: str
-    started: float
-    # Fields for the request's access line, filled in as the request goes.
-    access: dict[str, Any] = field(default_factory=dict)
-    # Headers added to whatever response the request ends with.
-    headers: dict[str, str] = field(default_factory=dict)
-    # Who is calling, once authenticated (None only for the public operations).
-    principal: Principal | None = None
-    decision: Decision | None = None
     # The request body as received, once `json_body()` has read it.
     raw_body: bytes = b""
     # True once `json_body()` has read the whole body (no byte of it left unread).
@@ -98,7 +89,7 @@ class Context:
             body = jsonsafe.loads(raw)
         except RecursionError:
             # Python's parser recurses per nesting level; a deep body must not be a 500.
-            raise InvalidJSON(_TOO_DEEP) from None
+            raise InvalidJSON(TOO_DEEP) from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidJSON(f"the request body is not valid JSON: {_json_reason(exc)}") from None
         check_storable(body)
@@ -110,89 +101,6 @@ class Context:
 
     def query(self, name: str) -> str | None:
         return self.request.args.get(name)
-
-    @property
-    def caller(self) -> Principal:
-        """The authenticated caller: every operation but the public ones has one."""
-        if self.principal is None:
-            raise RuntimeError(f"{self.route.operation} has no authenticated caller")
-        return self.principal
-
-    @property
-    def owner(self) -> str:
-        """The caller's tenant: every query a handler runs is scoped to it."""
-        return self.caller.owner_id
-
-    def check_limits(self, estimate: int | Callable[[], int] = 0) -> Decision:
-        """Count this request against its key's rate limit and reserve tokens of its budget.
-
-        Called once per request: by the app for most operations, by the handler
-        itself (after validating the body) for the ones that spend tokens. A callable
-        `estimate` (`shared.estimate`, which reads the database) is asked only when
-        the tenant has a token budget.
-        """
-        principal = self.caller
-        # The key's limits within its tenant's: a key narrows them, never widens them.
-        limit, budget = tenants.effective_limits(principal, self.container.settings)
-        if callable(estimate):
-            estimate = estimate() if budget.active else 0
-        decision = self.container.limiter.check(
-            principal.key_id, principal.owner_id, limit, budget, estimate
-        )
-        self.headers.update(decision.headers())
-        self.access["rate_limit"] = decision.outcome
-        self.decision = decision
-        decision.raise_if_rejected()
-        return decision
-
-
-# Deeper bodies are refused before anything walks them recursively (the input policy,
-# json.dumps on the way to Mistral and into PostgreSQL, the reads), all of which would
-# hit Python's recursion limit near 1,000 levels. Tool schemas nest a dozen levels.
-MAX_JSON_DEPTH = 100
-_TOO_DEEP = f"the request body nests deeper than {MAX_JSON_DEPTH} levels"
-
-
-def check_storable(body: Any, where: tuple[str | int, ...] = ("body",)) -> None:
-    """400 beyond MAX_JSON_DEPTH; 422 for a value PostgreSQL cannot store: a string or
-    key with a NUL character or a lone surrogate (`\\ud800` is valid JSON but not UTF-8),
-    or a number that is not finite (`NaN`, `Infinity`, `1e400`, read by
-    `jsonsafe.loads`). Any would otherwise be answered by Mistral, then fail to be stored."""
-    # loc grows by one per level: the value itself is level 1.
-    pending: list[tuple[Any, tuple[str | int, ...]]] = [(body, where)]
-    while pending:
-        value, loc = pending.pop()
-        if isinstance(value, dict | list) and len(loc) > MAX_JSON_DEPTH:
-            raise InvalidJSON(_TOO_DEEP)
-        if isinstance(value, str):
-            _check_text(value, loc)
-        elif isinstance(value, jsonsafe.NonFinite | float) and not _finite(value):
-            raise ValidationFailed([field_error(loc, _NON_FINITE_MESSAGE, "finite_number")])
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                _check_text(key, loc)
-                pending.append((item, (*loc, key)))
-        elif isinstance(value, list):
-            pending.extend((item, (*loc, i)) for i, item in enumerate(value))
-
-
-_NON_FINITE_MESSAGE = "Input should be a finite number"
-_NUL_MESSAGE = "NUL characters (\\u0000) are not accepted"
-_SURROGATE_MESSAGE = "lone surrogates (\\ud800-\\udfff) are not valid Unicode text"
-
-
-def _finite(value: float | jsonsafe.NonFinite) -> bool:
-    return isinstance(value, float) and math.isfinite(value)
-
-
-def _check_text(value: str, loc: tuple[str | int, ...]) -> None:
-    if "\x00" in value:
-        raise ValidationFailed([field_error(loc, _NUL_MESSAGE, "string")])
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValidationFailed([field_error(loc, _SURROGATE_MESSAGE, "string")]) from None
 
 
 _READ_STEP = 65_536
@@ -235,8 +143,8 @@ def discard_body(request: flask.Request, bound: int) -> bool:
 def _reject_unstorable_query(request: flask.Request) -> None:
     """422 for a query parameter PostgreSQL cannot compare (NUL, lone surrogate)."""
     for name, value in request.args.items(multi=True):
-        _check_text(name, ("query", name))
-        _check_text(value, ("query", name))
+        check_text(name, ("query", name))
+        check_text(value, ("query", name))
 
 
 def _json_reason(exc: Exception) -> str:
@@ -393,8 +301,8 @@ class FunctionApp:
                 ctx.request_id,
             )
         )
-        ctx.access["owner"] = ctx.principal.owner_id
-        ctx.access["key_prefix"] = ctx.principal.prefix
+        ctx.access.owner = principal.owner_id
+        ctx.access.key_prefix = principal.prefix
         authorize(ctx.principal, route.operation)
         if route.operation not in self._self_limited:
             ctx.check_limits()
@@ -402,9 +310,9 @@ class FunctionApp:
     def _error(self, exc: Exception, request_id: str, ctx: Context | None) -> flask.Response:
         mapped = error_response(exc, request_id)
         if ctx is not None:
-            ctx.access["error_type"] = _error_type(exc)
+            ctx.access.error_type = _error_type(exc)
             if not isinstance(exc, GatewayError):
-                ctx.access["exception"] = exc
+                ctx.access.exception = exc
         return flask.Response(
             mapped.body,
             status=mapped.status,

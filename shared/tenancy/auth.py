@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from shared.errors import Forbidden, NotFound
-from shared.keys import KeyCache, Principal, parse_bearer
+from shared.tenancy.keys import KeyCache, Principal, parse_bearer
 
 __all__ = [
     "CROSS_TENANT",

@@ -17,7 +17,7 @@ Routes and shapes (the gateway's namespace; every body is JSON):
     <limits>: rate_limit_requests (>= 1), rate_limit_window (seconds, >= 1),
               token_budget_per_minute (>= 0), token_budget_per_day (>= 0);
               null means the tenant's limit. A key's limit narrows its tenant's,
-              never widens it (`shared.tenants.effective_limits`).
+              never widens it (`shared.tenancy.tenants.effective_limits`).
 
     Key: {"object": "gateway.key", "id", "name", "role", "owner_id", "prefix",
           "rate_limit_requests", "rate_limit_window", "token_budget_per_minute",
@@ -42,11 +42,13 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from shared import audit, cursors, tenants
-from shared.auth import crosses_tenants, tenant_scope
+from shared import cursors
 from shared.db import Conn, Pool
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed, field_error
-from shared.keys import (
+from shared.reads import QueryArgs
+from shared.tenancy import audit, tenants
+from shared.tenancy.auth import crosses_tenants, tenant_scope
+from shared.tenancy.keys import (
     MAX_GRACE_S,
     ROLES,
     NewKey,
@@ -55,7 +57,6 @@ from shared.keys import (
     revoke_key,
     rotate_key,
 )
-from shared.reads import QueryArgs
 from shared.timestamps import rfc3339
 
 __all__ = [

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import flask
 
-from shared.web import Context, json_response
+from shared.http.web import Context, json_response
 
 __all__ = ["health"]
 

@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from shared import tenants
-from shared.auth import tenant_scope
 from shared.db import Pool
 from shared.errors import ValidationFailed, field_error
-from shared.keys import Principal
+from shared.tenancy import tenants
+from shared.tenancy.auth import tenant_scope
+from shared.tenancy.keys import Principal
 
 __all__ = ["DIMENSIONS", "MAX_DAYS", "UsageQuery", "parse_query", "usage"]
 

@@ -66,8 +66,10 @@ class Pressure:
             worker.join(self.timeout_s + 5)
 
     def _run(self) -> None:
+        # Each worker sends at least one request, even when the test is over before the
+        # thread first runs (a fast fault): an empty record would prove nothing.
         with httpx2.Client(base_url=self.base_url, timeout=self.timeout_s) as client:
-            while not self._stop.is_set():
+            while True:
                 sent = time.monotonic()
                 try:
                     answer = self.request(client)
@@ -88,7 +90,8 @@ class Pressure:
                     outcome = Outcome(0, time.monotonic() - sent, sent, None, type(exc).__name__)
                 with self._lock:
                     self.outcomes.append(outcome)
-                self._stop.wait(self.interval_s)
+                if self._stop.wait(self.interval_s):
+                    return
 
     def between(self, start: float, end: float) -> list[Outcome]:
         """The answers to requests sent in [start, end) (time.monotonic())."""

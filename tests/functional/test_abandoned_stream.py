@@ -24,12 +24,6 @@ MAX_TOKENS = 12_000
 INPUTS = "tell me a very long story"
 
 
-@pytest.fixture(scope="module")
-def standin() -> Iterator[StandIn]:
-    with StandIn() as server:
-        yield server
-
-
 def _gateway(
     container: Container, base_settings: Settings, standin: StandIn, **changes: Any
 ) -> Container:

@@ -35,12 +35,6 @@ NO_LIMIT = {"rate_limit_requests": 100_000, "rate_limit_window": 60}
 
 
 @pytest.fixture(scope="module")
-def standin() -> Iterator[StandIn]:
-    with StandIn() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def direct_standin() -> Iterator[StandIn]:
     with StandIn() as server:
         yield server

@@ -98,12 +98,6 @@ def standin_post(standin: StandIn, path: str, body: dict[str, Any]) -> Any:
 # -- fixtures -----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def standin() -> Iterator[StandIn]:
-    with StandIn() as server:
-        yield server
-
-
 def local_container(container: Container, settings: Settings) -> Container:
     return Container(settings, pool=container.pool, redis_client=container.redis)
 

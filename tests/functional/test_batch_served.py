@@ -149,12 +149,6 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def standin() -> Iterator[StandIn]:
-    with StandIn() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def server_env(base_settings: Settings, standin: StandIn) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BATCH_")}
     env.update(

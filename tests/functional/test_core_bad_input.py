@@ -88,12 +88,6 @@ def assert_no_leak(text: str) -> None:
 # -- fixtures ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def standin() -> Iterator[StandIn]:
-    with StandIn() as server:
-        yield server
-
-
 def _container(container: Container, base_settings: Settings, **changes: Any) -> Container:
     """A gateway container over the session's database and Redis, with changed settings.
 

@@ -100,12 +100,6 @@ def test_every_listing_route_is_covered() -> None:
     assert set(LISTS) == _listing()
 
 
-@pytest.fixture(scope="module")
-def standin() -> Iterator[StandIn]:
-    with StandIn() as server:
-        yield server
-
-
 @dataclasses.dataclass(frozen=True)
 class Tenants:
     a_admin: NewKey

@@ -26,12 +26,6 @@ PATTERNS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def standin() -> Iterator[StandIn]:
-    with StandIn() as server:
-        yield server
-
-
 @pytest.fixture
 def gateway(container: Container, standin: StandIn, base_settings: Settings) -> Iterator[Container]:
     standin.reset()

@@ -6,49 +6,19 @@ behaviour a program written against Mistral relies on.
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from collections.abc import Iterator
 
 import pytest
 
 from devstack.standin import StandIn
-from shared.config import Settings
-from shared.container import Container, set_container
+from shared.container import Container
 from shared.errors import UpstreamRejected
-from shared.mistral import MistralClient, build_client
 from shared.tenancy.keys import NewKey
 from tests.support import bearer, client, error_code, make_key
 
 MODEL = "mistral-small-latest"
 OWNER = "tenant-fidelity"
 NO_LIMIT = {"rate_limit_requests": 100_000, "rate_limit_window": 60}
-
-
-@pytest.fixture(scope="module")
-def standin() -> Iterator[StandIn]:
-    with StandIn() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def mistral(base_settings: Settings, standin: StandIn) -> MistralClient:
-    return build_client(dataclasses.replace(base_settings, mistral_server_url=standin.url), None)
-
-
-@pytest.fixture
-def gateway(
-    container: Container, standin: StandIn, base_settings: Settings, mistral: MistralClient
-) -> Iterator[Container]:
-    """The gateway's container talking to a fresh stand-in, over empty tables."""
-    standin.reset()
-    settings = dataclasses.replace(base_settings, mistral_server_url=standin.url)
-    gateway = Container(
-        settings, pool=container.pool, redis_client=container.redis, mistral=mistral
-    )
-    previous = set_container(gateway)
-    yield gateway
-    set_container(previous)
 
 
 @pytest.fixture

@@ -26,12 +26,6 @@ MODEL = "mistral-small-latest"
 
 
 @pytest.fixture(scope="module")
-def standin() -> Iterator[StandIn]:
-    with StandIn() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def start_url() -> Iterator[str]:
     server = make_server("127.0.0.1", 0, function_app("start"), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -627,12 +627,6 @@ def test_a_redirect_is_answered_as_it_is_not_followed(
 # -- the SDK through the lean client --------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def standin() -> Iterator[StandIn]:
-    with StandIn() as server:
-        yield server
-
-
 @pytest.fixture(params=CLIENTS)
 def lean_sdk(standin: StandIn, request: pytest.FixtureRequest) -> Mistral:
     """The SDK on each HTTP client in turn."""

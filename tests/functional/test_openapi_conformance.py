@@ -149,12 +149,6 @@ class World:
         return answer
 
 
-@pytest.fixture(scope="module")
-def standin() -> Iterator[StandIn]:
-    with StandIn() as server:
-        yield server
-
-
 def _world(
     container: Container,
     base_settings: Settings,

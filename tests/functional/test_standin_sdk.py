@@ -24,12 +24,6 @@ MODEL = "mistral-small-latest"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def standin() -> Iterator[StandIn]:
-    with StandIn() as server:
-        yield server
-
-
 @pytest.fixture(autouse=True)
 def _clean(standin: StandIn) -> None:
     standin.reset()

@@ -19,12 +19,6 @@ from tests.support import bearer, client, error_code, make_key
 MODEL = "mistral-small-latest"
 
 
-@pytest.fixture(scope="module")
-def standin() -> Iterator[StandIn]:
-    with StandIn() as server:
-        yield server
-
-
 @pytest.fixture
 def gateway(container: Container, base_settings: Settings, standin: StandIn) -> Iterator[Container]:
     """A container whose Mistral is the stand-in, over the test's empty tables."""

@@ -8,17 +8,13 @@ the route table without its row fails `test_every_route_has_a_row`.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from devstack.standin import StandIn
-from shared.config import Settings
-from shared.container import Container, set_container
+from shared.container import Container
 from shared.http import routes
-from shared.mistral import MistralClient, build_client
 from shared.tenancy.keys import ROLES, NewKey
 from tests.support import bearer, client, error_code, make_key
 
@@ -147,31 +143,6 @@ EXPECTED: dict[str, tuple[str, str, str, str]] = {
     "gateway.health":                  ("200/200", "200/200", "200/200", "200/200"),
 }
 # fmt: on
-
-
-@pytest.fixture(scope="module")
-def standin() -> Iterator[StandIn]:
-    with StandIn() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def mistral(base_settings: Settings, standin: StandIn) -> MistralClient:
-    return build_client(dataclasses.replace(base_settings, mistral_server_url=standin.url), None)
-
-
-@pytest.fixture
-def gateway(
-    container: Container, standin: StandIn, base_settings: Settings, mistral: MistralClient
-) -> Iterator[Container]:
-    standin.reset()
-    settings = dataclasses.replace(base_settings, mistral_server_url=standin.url)
-    gateway = Container(
-        settings, pool=container.pool, redis_client=container.redis, mistral=mistral
-    )
-    previous = set_container(gateway)
-    yield gateway
-    set_container(previous)
 
 
 def seed(gateway: Container) -> dict[str, str]:

@@ -21,12 +21,6 @@ MODEL = "mistral-small-latest"
 NON_FINITE = ("NaN", "Infinity", "-Infinity", "1e400")
 
 
-@pytest.fixture(scope="module")
-def standin() -> Iterator[StandIn]:
-    with StandIn() as server:
-        yield server
-
-
 @pytest.fixture
 def gateway(container: Container, base_settings: Settings, standin: StandIn) -> Iterator[Container]:
     """A container whose Mistral is the stand-in, over the test's empty tables."""

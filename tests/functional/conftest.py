@@ -1,0 +1,42 @@
+"""Fixtures every functional test module may use: a Mistral stand-in over real HTTP, a
+Mistral client for it, and a gateway container wired to both. A module that needs
+another shape (settings, faults) defines its own fixture of the same name."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import pytest
+
+from devstack.standin import StandIn
+from shared.config import Settings
+from shared.container import Container, set_container
+from shared.mistral import MistralClient, build_client
+
+
+@pytest.fixture(scope="module")
+def standin() -> Iterator[StandIn]:
+    """One stand-in per test module, on its own loopback port."""
+    with StandIn() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def mistral(base_settings: Settings, standin: StandIn) -> MistralClient:
+    return build_client(dataclasses.replace(base_settings, mistral_server_url=standin.url), None)
+
+
+@pytest.fixture
+def gateway(
+    container: Container, standin: StandIn, base_settings: Settings, mistral: MistralClient
+) -> Iterator[Container]:
+    """The gateway's container talking to a fresh stand-in, over empty tables."""
+    standin.reset()
+    settings = dataclasses.replace(base_settings, mistral_server_url=standin.url)
+    gateway = Container(
+        settings, pool=container.pool, redis_client=container.redis, mistral=mistral
+    )
+    previous = set_container(gateway)
+    yield gateway
+    set_container(previous)

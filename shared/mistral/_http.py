@@ -38,6 +38,8 @@ from typing import Any
 
 import httpx2
 
+from shared.mistral._sdk_client import SdkHttpClient
+
 __all__ = ["KEEPALIVE_EXPIRY_S", "LeanHttpClient"]
 
 # httpx2's default; a server's idle timeout shorter than this would show as a readable
@@ -355,7 +357,7 @@ def _framing(
     return _TO_CLOSE, 0, False
 
 
-class LeanHttpClient:
+class LeanHttpClient(SdkHttpClient):
     """The SDK's `HttpClient` on plain sockets; see the module's docstring.
 
     `timeout` is httpx2's `Timeout` (connect, read and write are used); `max_idle` caps the
@@ -381,39 +383,6 @@ class LeanHttpClient:
 
     # -- the HttpClient protocol ----------------------------------------------------------
 
-    def build_request(
-        self,
-        method: str,
-        url: httpx2.URL | str,
-        *,
-        content: Any = None,
-        data: Any = None,
-        files: Any = None,
-        json: Any = None,
-        params: Any = None,
-        headers: Any = None,
-        cookies: Any = None,
-        timeout: Any = httpx2.USE_CLIENT_DEFAULT,
-        extensions: Any = None,
-    ) -> httpx2.Request:
-        extensions = dict(extensions or {})
-        if timeout is not httpx2.USE_CLIENT_DEFAULT:
-            extensions["timeout"] = httpx2.Timeout(timeout).as_dict()
-        return httpx2.Request(
-            method,
-            url,
-            # The SDK passes the query it parsed back out of the URL; merging it in again
-            # would only cost a second parse of the URL.
-            params=params or None,
-            headers=headers,
-            cookies=cookies,
-            content=content,
-            data=data,
-            files=files,
-            json=json,
-            extensions=extensions,
-        )
-
     def send(
         self,
         request: httpx2.Request,
@@ -422,10 +391,7 @@ class LeanHttpClient:
         auth: Any = httpx2.USE_CLIENT_DEFAULT,
         follow_redirects: Any = httpx2.USE_CLIENT_DEFAULT,
     ) -> httpx2.Response:
-        if auth is not None and auth is not httpx2.USE_CLIENT_DEFAULT:
-            raise NotImplementedError("LeanHttpClient sends no authentication of its own")
-        if follow_redirects is True:
-            raise NotImplementedError("LeanHttpClient follows no redirects")
+        self._refuse_unsupported(auth, follow_redirects)
         response = self._send_once(request)
         if not stream:
             try:

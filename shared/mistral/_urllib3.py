@@ -24,6 +24,8 @@ import httpx2
 import urllib3
 from urllib3 import exceptions as u3
 
+from shared.mistral._sdk_client import SdkHttpClient
+
 __all__ = ["Urllib3HttpClient"]
 
 _RECV = 64 * 1024
@@ -75,7 +77,7 @@ class _Body(httpx2.SyncByteStream):
         response.release_conn()
 
 
-class Urllib3HttpClient:
+class Urllib3HttpClient(SdkHttpClient):
     """The SDK's `HttpClient` on a urllib3 pool; see the module's docstring.
 
     `timeout` is httpx2's `Timeout` (connect and read are used; urllib3 applies the read
@@ -102,39 +104,6 @@ class Urllib3HttpClient:
             ssl_context=ssl_context or httpx2.create_ssl_context(),
         )
 
-    def build_request(
-        self,
-        method: str,
-        url: httpx2.URL | str,
-        *,
-        content: Any = None,
-        data: Any = None,
-        files: Any = None,
-        json: Any = None,
-        params: Any = None,
-        headers: Any = None,
-        cookies: Any = None,
-        timeout: Any = httpx2.USE_CLIENT_DEFAULT,
-        extensions: Any = None,
-    ) -> httpx2.Request:
-        extensions = dict(extensions or {})
-        if timeout is not httpx2.USE_CLIENT_DEFAULT:
-            extensions["timeout"] = httpx2.Timeout(timeout).as_dict()
-        return httpx2.Request(
-            method,
-            url,
-            # The SDK passes the query it parsed back out of the URL; merging it in again
-            # would only cost a second parse of the URL.
-            params=params or None,
-            headers=headers,
-            cookies=cookies,
-            content=content,
-            data=data,
-            files=files,
-            json=json,
-            extensions=extensions,
-        )
-
     def send(
         self,
         request: httpx2.Request,
@@ -143,10 +112,7 @@ class Urllib3HttpClient:
         auth: Any = httpx2.USE_CLIENT_DEFAULT,
         follow_redirects: Any = httpx2.USE_CLIENT_DEFAULT,
     ) -> httpx2.Response:
-        if auth is not None and auth is not httpx2.USE_CLIENT_DEFAULT:
-            raise NotImplementedError("Urllib3HttpClient sends no authentication of its own")
-        if follow_redirects is True:
-            raise NotImplementedError("Urllib3HttpClient follows no redirects")
+        self._refuse_unsupported(auth, follow_redirects)
         body = request.read()
         # The body is whole here: it goes with a Content-Length, never chunked.
         headers = {

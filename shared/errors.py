@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,7 +74,9 @@ __all__ = [
     "UpstreamUnavailable",
     "ValidationFailed",
     "error_response",
+    "extra_field_problems",
     "field_error",
+    "text_field_problems",
 ]
 
 
@@ -201,6 +204,30 @@ class UnsupportedMediaType(ClientError):
 def field_error(loc: tuple[str | int, ...], msg: str, kind: str) -> dict[str, Any]:
     """One entry of a 422 `detail` list, in the form the SDK parses."""
     return {"loc": list(loc), "msg": msg, "type": kind}
+
+
+def text_field_problems(
+    body: Mapping[str, Any], name: str, *, required: bool, max_length: int = 200
+) -> list[dict[str, Any]]:
+    """The problems of a body's non-blank string field of at most `max_length` characters."""
+    if name not in body:
+        return [field_error(("body", name), "Field required", "missing")] if required else []
+    value = body[name]
+    if not isinstance(value, str):
+        return [field_error(("body", name), "Input should be a valid string", "string_type")]
+    if not value.strip() or len(value) > max_length:
+        msg = f"String should have between 1 and {max_length} characters"
+        return [field_error(("body", name), msg, "string_length")]
+    return []
+
+
+def extra_field_problems(body: Mapping[str, Any], allowed: set[str]) -> list[dict[str, Any]]:
+    """One problem per body field not in `allowed` (a misspelt field is never ignored)."""
+    return [
+        field_error(("body", name), "Extra inputs are not permitted", "extra_forbidden")
+        for name in body
+        if name not in allowed
+    ]
 
 
 class ValidationFailed(ClientError):

@@ -44,7 +44,15 @@ from typing import Any
 
 from shared import cursors
 from shared.db import Conn, Pool
-from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed, field_error
+from shared.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    ValidationFailed,
+    extra_field_problems,
+    field_error,
+    text_field_problems,
+)
 from shared.reads import QueryArgs
 from shared.tenancy import audit, tenants
 from shared.tenancy.auth import crosses_tenants, tenant_scope
@@ -87,18 +95,6 @@ _COLUMNS = (
 )
 
 
-def _text(body: Mapping[str, Any], name: str, *, required: bool) -> list[dict[str, Any]]:
-    if name not in body:
-        return [field_error(("body", name), "Field required", "missing")] if required else []
-    value = body[name]
-    if not isinstance(value, str):
-        return [field_error(("body", name), "Input should be a valid string", "string_type")]
-    if not value.strip() or len(value) > _NAME_MAX:
-        msg = f"String should have between 1 and {_NAME_MAX} characters"
-        return [field_error(("body", name), msg, "string_length")]
-    return []
-
-
 def _allow_lists(body: Mapping[str, Any]) -> tuple[dict[str, list[str]], list[dict[str, Any]]]:
     lists: dict[str, list[str]] = {}
     problems: list[dict[str, Any]] = []
@@ -120,19 +116,13 @@ def _allow_lists(body: Mapping[str, Any]) -> tuple[dict[str, list[str]], list[di
     return lists, problems
 
 
-def _extra(body: Mapping[str, Any], allowed: set[str]) -> list[dict[str, Any]]:
-    return [
-        field_error(("body", name), "Extra inputs are not permitted", "extra_forbidden")
-        for name in body
-        if name not in allowed
-    ]
-
-
 def parse_create(body: Mapping[str, Any], caller: Principal) -> dict[str, Any]:
     """Validated fields of a create, the tenant checked against the caller's reach."""
-    problems = _extra(body, {"name", "role", "owner_id", *LIMIT_FIELDS, *ALLOW_LIST_FIELDS})
-    problems += _text(body, "name", required=True)
-    problems += _text(body, "owner_id", required=False)
+    problems = extra_field_problems(
+        body, {"name", "role", "owner_id", *LIMIT_FIELDS, *ALLOW_LIST_FIELDS}
+    )
+    problems += text_field_problems(body, "name", required=True)
+    problems += text_field_problems(body, "owner_id", required=False)
     if "role" not in body:
         problems.append(field_error(("body", "role"), "Field required", "missing"))
     elif body["role"] not in ROLES:
@@ -159,8 +149,8 @@ def parse_create(body: Mapping[str, Any], caller: Principal) -> dict[str, Any]:
 
 def parse_update(body: Mapping[str, Any]) -> dict[str, Any]:
     """Validated fields of an update: name, limits and allow-lists, each only if given."""
-    problems = _extra(body, {"name", *LIMIT_FIELDS, *ALLOW_LIST_FIELDS})
-    problems += _text(body, "name", required=False)
+    problems = extra_field_problems(body, {"name", *LIMIT_FIELDS, *ALLOW_LIST_FIELDS})
+    problems += text_field_problems(body, "name", required=False)
     limits, more = tenants.parse_limits(body)
     problems += more
     lists, more = _allow_lists(body)
@@ -173,7 +163,7 @@ def parse_update(body: Mapping[str, Any]) -> dict[str, Any]:
 def parse_rotate(body: Mapping[str, Any] | None) -> int:
     """The grace window of a rotation (seconds; default 0)."""
     body = body or {}
-    problems = _extra(body, {"grace_s"})
+    problems = extra_field_problems(body, {"grace_s"})
     grace = body.get("grace_s", 0)
     if isinstance(grace, float) and grace.is_integer():
         grace = int(grace)

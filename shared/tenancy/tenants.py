@@ -24,7 +24,14 @@ from typing import Any
 from shared import cursors
 from shared.config import Settings
 from shared.db import Conn, Pool
-from shared.errors import Conflict, NotFound, ValidationFailed, field_error
+from shared.errors import (
+    Conflict,
+    NotFound,
+    ValidationFailed,
+    extra_field_problems,
+    field_error,
+    text_field_problems,
+)
 from shared.limits.ratelimit import Budget, Limit
 from shared.reads import QueryArgs
 from shared.tenancy import audit
@@ -51,25 +58,12 @@ LIMIT_FIELDS: Mapping[str, int] = {
     "token_budget_per_day": 0,
 }
 _INT_MAX = 2_147_483_647
-_NAME_MAX = 200
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _COLUMNS = (
     "id, name, disabled, rate_limit_requests, rate_limit_window, token_budget_per_minute,"
     " token_budget_per_day, created_at"
 )
 _CURSOR = "tenants"
-
-
-def _problems_text(body: Mapping[str, Any], name: str, *, required: bool) -> list[dict[str, Any]]:
-    if name not in body:
-        return [field_error(("body", name), "Field required", "missing")] if required else []
-    value = body[name]
-    if not isinstance(value, str):
-        return [field_error(("body", name), "Input should be a valid string", "string_type")]
-    if not value.strip() or len(value) > _NAME_MAX:
-        msg = f"String should have between 1 and {_NAME_MAX} characters"
-        return [field_error(("body", name), msg, "string_length")]
-    return []
 
 
 def parse_limits(body: Mapping[str, Any]) -> tuple[dict[str, int | None], list[dict[str, Any]]]:
@@ -96,22 +90,14 @@ def parse_limits(body: Mapping[str, Any]) -> tuple[dict[str, int | None], list[d
     return limits, problems
 
 
-def _extra(body: Mapping[str, Any], allowed: set[str]) -> list[dict[str, Any]]:
-    return [
-        field_error(("body", name), "Extra inputs are not permitted", "extra_forbidden")
-        for name in body
-        if name not in allowed
-    ]
-
-
 def parse_create(body: Mapping[str, Any]) -> dict[str, Any]:
-    problems = _extra(body, {"id", "name", *LIMIT_FIELDS})
+    problems = extra_field_problems(body, {"id", "name", *LIMIT_FIELDS})
     if "id" not in body:
         problems.append(field_error(("body", "id"), "Field required", "missing"))
     elif not isinstance(body["id"], str) or not _ID.match(body["id"]):
         msg = "Input should be 1 to 128 letters, digits, '.', '_' or '-', starting alphanumeric"
         problems.append(field_error(("body", "id"), msg, "string_pattern_mismatch"))
-    problems += _problems_text(body, "name", required=True)
+    problems += text_field_problems(body, "name", required=True)
     limits, more = parse_limits(body)
     problems += more
     if problems:
@@ -120,8 +106,8 @@ def parse_create(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def parse_update(body: Mapping[str, Any]) -> dict[str, Any]:
-    problems = _extra(body, {"name", "disabled", *LIMIT_FIELDS})
-    problems += _problems_text(body, "name", required=False)
+    problems = extra_field_problems(body, {"name", "disabled", *LIMIT_FIELDS})
+    problems += text_field_problems(body, "name", required=False)
     if "disabled" in body and not isinstance(body["disabled"], bool):
         problems.append(
             field_error(("body", "disabled"), "Input should be a valid boolean", "bool_type")

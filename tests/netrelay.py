@@ -60,11 +60,11 @@ class Relay:
             self._listener.close()
         with self._lock:
             sockets = list(self._sockets)
+        # Shut down, never close, from here: the serving threads close their own sockets
+        # once both directions have stopped (see `_serve`).
         for sock in sockets:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            with contextlib.suppress(OSError):
-                sock.close()
 
     def _track(self, sock: socket.socket) -> None:
         with self._lock:
@@ -85,6 +85,7 @@ class Relay:
     def _serve(self, client: socket.socket) -> None:
         self._open.wait()
         if self._closed.is_set():
+            client.close()
             return
         try:
             if self.tls is not None:
@@ -99,10 +100,20 @@ class Relay:
                 client.close()
             return
         self._track(upstream)
-        threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+        back = threading.Thread(target=self._pump, args=(upstream, client), daemon=True)
+        back.start()
         self._pump(client, upstream)
+        back.join()
+        # Closed only once neither direction uses them: a TLS socket closed while another
+        # thread still writes through it lets OpenSSL write its record to whatever
+        # connection reuses the file descriptor (seen: TLS bytes before a request to the
+        # stand-in, in a later test).
+        for sock in (client, upstream):
+            with contextlib.suppress(OSError):
+                sock.close()
 
     def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        """Copy one direction; at its end, shut both sockets down so the other stops too."""
         try:
             while True:
                 data = src.recv(_BUFFER)
@@ -114,4 +125,4 @@ class Relay:
         finally:
             for sock in (src, dst):
                 with contextlib.suppress(OSError):
-                    sock.close()
+                    sock.shutdown(socket.SHUT_RDWR)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from shared.http import routes
 from shared.surface import OPERATIONS_FILE, Treatment, not_exposed, operations
 from shared.surface.__main__ import DOC_FILE, render_doc, render_inventory
 from shared.surface.treatments import RULES, rule_for
@@ -68,3 +71,51 @@ def test_the_most_specific_rule_wins() -> None:
 )
 def test_not_exposed_names_the_sdk_operation(method: str, path: str, expected: str | None) -> None:
     assert not_exposed(method, path) == expected
+
+
+def _template(path: str) -> str:
+    """A path template with its parameter names dropped: `{agent_id}` and `{id}` are one."""
+    return re.sub(r"\{[A-Za-z_]+\}", "{}", path)
+
+
+def unrecorded_routes(treatments: frozenset[Treatment]) -> list[str]:
+    """What keeps the route table and the SDK's surface apart, for the given treatments:
+    each SDK operation so treated without a route of its method and path, and each
+    Mistral route whose method and path is no SDK operation of those treatments."""
+    by_call = {(r.method, _template(r.template)): r for r in routes.ROUTES if r.mistral}
+    sdk = {(op.method, _template(op.path)): op for op in operations()}
+    problems = [
+        f"{op.name}: no route for {op.method} {op.path}"
+        for op in operations()
+        if op.treatment in treatments and (op.method, _template(op.path)) not in by_call
+    ]
+    for call, route in by_call.items():
+        op = sdk.get(call)
+        if op is None:
+            problems.append(f"route {route.operation}: no SDK operation is {' '.join(call)}")
+        elif op.treatment not in treatments:
+            problems.append(f"route {route.operation}: {op.name} is {op.treatment.value}")
+    return problems
+
+
+# The treatments routed on this branch. The metered and owned routes come with their own
+# branches (issue 19): add Treatment.METERED and Treatment.OWNED here once they are merged.
+ROUTED = frozenset({Treatment.STORED, Treatment.SHARED_READ})
+
+
+def test_every_routed_treatment_is_recorded_in_the_route_table() -> None:
+    """Each stored or shared-read SDK operation has its route; each Mistral route is one."""
+    assert unrecorded_routes(ROUTED) == []
+
+
+def test_the_route_check_sees_a_missing_route_and_a_stray_one() -> None:
+    """The check reports SDK operations without a route and routes of another treatment."""
+    problems = unrecorded_routes(frozenset({Treatment.STORED, Treatment.METERED}))
+    assert "chat.complete: no route for POST /v1/chat/completions" in problems
+    assert "route models.list: models.list is shared_read" in problems
+
+
+def test_no_mistral_route_serves_a_not_exposed_operation() -> None:
+    """A route whose method and path is a not-exposed SDK operation would contradict the doc."""
+    served = frozenset(Treatment) - {Treatment.NOT_EXPOSED}
+    assert [p for p in unrecorded_routes(served) if p.startswith("route ")] == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -119,3 +120,47 @@ def test_no_mistral_route_serves_a_not_exposed_operation() -> None:
     """A route whose method and path is a not-exposed SDK operation would contradict the doc."""
     served = frozenset(Treatment) - {Treatment.NOT_EXPOSED}
     assert [p for p in unrecorded_routes(served) if p.startswith("route ")] == []
+
+
+_README_TREATMENTS = {
+    "stored": Treatment.STORED,
+    "metered pass-through": Treatment.METERED,
+    "tenant-owned": Treatment.OWNED,
+    "shared read-only": Treatment.SHARED_READ,
+    "not exposed": Treatment.NOT_EXPOSED,
+}
+
+
+def _readme_namespaces() -> list[tuple[list[str], list[str], Treatment]]:
+    """The README's namespace table: (namespaces, the calls named in brackets, treatment)."""
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = text.split("### The SDK's namespaces", 1)[1].split("\n\n")[2]
+    rows = []
+    for line in table.splitlines()[2:]:
+        first, treatment = line.split("|")[1:3]
+        names, _, calls = first.partition("(")
+        rows.append(
+            (
+                re.findall(r"`([^`]+)`", names),
+                re.findall(r"`([^`]+)`", calls),
+                _README_TREATMENTS[treatment.strip()],
+            )
+        )
+    return rows
+
+
+def test_the_readme_table_gives_every_namespace_its_treatment() -> None:
+    """Each SDK operation falls under a row of README's namespace table, of its treatment."""
+    rows = _readme_namespaces()
+    wrong = {}
+    for op in operations():
+        found = {
+            treatment
+            for names, calls, treatment in rows
+            for name in names
+            if op.name.startswith(name + ".")
+            and (not calls or op.name[len(name) + 1 :].split(".")[0] in calls)
+        }
+        if found != {op.treatment}:
+            wrong[op.name] = sorted(found)
+    assert wrong == {}

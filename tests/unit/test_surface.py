@@ -65,6 +65,8 @@ def test_the_most_specific_rule_wins() -> None:
         ("GET", "/v1/users/me", "beta.users.get_identity"),
         ("DELETE", "/v1/models/ft:open-mistral-7b:abc", "models.delete"),
         ("get", "/v1/workflows/runs/r1", "workflows.runs.get_run"),
+        # a literal segment wins over a parameter: not workflows.get_workflow
+        ("GET", "/v1/workflows/runs", "workflows.runs.list_runs"),
         ("POST", "/v1/chat/completions", None),
         ("GET", "/v1/models/mistral-small-latest", None),
         ("GET", "/v1/nothing-mistral-has", None),

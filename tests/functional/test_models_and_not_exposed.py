@@ -96,6 +96,16 @@ def test_a_transient_mistral_failure_on_models_is_retried(
     assert standin.calls()["models.list"] == 2
 
 
+def test_an_unreadable_list_for_an_allow_listed_key_is_502(
+    gateway: Container, standin: StandIn
+) -> None:
+    """A list the gateway must filter but cannot read is 502 upstream_unavailable, not a 500."""
+    standin.inject("malformed", 1, "models.list")
+    answer = client("admin").get("/v1/models", headers=_allow_listed(gateway))
+    assert answer.status_code == 502
+    assert error_code(answer.get_json()) == "upstream_unavailable"
+
+
 def test_models_need_a_key(gateway: Container) -> None:
     """The models routes are keyed: no key is 401."""
     assert client("admin").get("/v1/models").status_code == 401

@@ -76,6 +76,16 @@ def test_not_exposed_names_the_sdk_operation(method: str, path: str, expected: s
     assert not_exposed(method, path) == expected
 
 
+def test_no_served_sdk_operation_is_taken_for_a_not_exposed_one() -> None:
+    """Each operation of another treatment, routed or not yet, is never named not_exposed."""
+    named = {
+        op.name: not_exposed(op.method, re.sub(r"\{[A-Za-z_]+\}", "x1", op.path))
+        for op in operations()
+        if op.treatment is not Treatment.NOT_EXPOSED
+    }
+    assert {name: found for name, found in named.items() if found} == {}
+
+
 def _template(path: str) -> str:
     """A path template with its parameter names dropped: `{agent_id}` and `{id}` are one."""
     return re.sub(r"\{[A-Za-z_]+\}", "{}", path)

@@ -3,8 +3,9 @@
 It matches each request against the route table (`shared.http.routes`), exactly as
 the Terraform URL map does, and forwards it to the function that owns it,
 streaming the answer back unbuffered so server-sent events arrive as they are
-sent. Requests no route owns get the gateway's 404 or 405 error body, which is
-what the load balancer's default backend answers in the cloud.
+sent. Requests no route owns get the gateway's 403 `not_exposed` (an SDK operation
+the gateway does not serve), 405 or 404 error body (`shared.http.web.unrouted`),
+which is what the load balancer's default function answers in the cloud.
 """
 
 from __future__ import annotations
@@ -20,16 +21,9 @@ from urllib.parse import urlsplit
 
 from werkzeug.serving import WSGIRequestHandler
 
-from shared.errors import (
-    BadRequest,
-    GatewayError,
-    MethodNotAllowed,
-    NotFound,
-    PayloadTooLarge,
-    error_response,
-)
+from shared.errors import BadRequest, GatewayError, PayloadTooLarge, error_response
 from shared.http import routes
-from shared.http.web import request_id
+from shared.http.web import request_id, unrouted
 from shared.observability import Redactor
 
 __all__ = ["RedactingRequestHandler", "Router"]
@@ -155,12 +149,7 @@ class Router:
         own_id = request_id(environ.get("HTTP_X_REQUEST_ID", ""))
         found = routes.match(method, path, tuple(r for r in routes.ROUTES if r.public))
         if found.route is None:
-            exc = (
-                MethodNotAllowed(found.allowed)
-                if found.allowed
-                else NotFound(f"no route for {method} {path}", code="route_not_found")
-            )
-            mapped = error_response(exc, own_id)
+            mapped = error_response(unrouted(method, path, found.allowed), own_id)
             start_response(
                 f"{mapped.status} {http.client.responses[mapped.status]}",
                 [

@@ -1,6 +1,7 @@
-"""python -m gatewayctl: tenants, keys, usage, audit, conversations export, batches.
+"""python -m gatewayctl: tenants, keys, models, usage, audit, conversations export, batches.
 
     python -m gatewayctl whoami
+    python -m gatewayctl models [--json]       (the names a key's --allow-model may give)
     python -m gatewayctl tenants list | get ID | create ID --name N | update ID [--disable]
     python -m gatewayctl keys list [--owner T] | create --name N --role R | update KEY_ID
                           | rotate KEY_ID [--grace S] | revoke KEY_ID
@@ -48,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("whoami", help="the key's tenant, role and limits")
+    models = sub.add_parser("models", help="Mistral's models, as this key may see them")
+    models.add_argument("--json", action="store_true")
 
     tenants = sub.add_parser("tenants", help="tenants (operator)").add_subparsers(
         dest="action", required=True

@@ -59,6 +59,19 @@ def _whoami(client: Client, args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+_MODEL_COLUMNS = ("id", "type", "owned_by", "max_context_length", "aliases")
+
+
+def _models(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    """Mistral's models (filtered by the key's own allowed_models): the ids keys may allow."""
+    listing = client.call("GET", "/v1/models")
+    if args.json:
+        _dump(listing, out)
+    else:
+        table(listing.get("data") or [], _MODEL_COLUMNS, out)
+    return 0
+
+
 _TENANT_COLUMNS = ("id", "name", "disabled", *LIMITS, "created_at")
 
 
@@ -223,6 +236,7 @@ def _batches(client: Client, args: argparse.Namespace, out: TextIO, target: Any)
 
 _COMMANDS: dict[str, Callable[[Client, argparse.Namespace, TextIO], int]] = {
     "whoami": _whoami,
+    "models": _models,
     "tenants": _tenants,
     "keys": _keys,
     "usage": _usage,

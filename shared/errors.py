@@ -19,6 +19,7 @@ a raise may name a narrower cause than its class's (`code=`).
     │   ├── Unauthorized              401 unauthorized
     │   ├── Forbidden                 403 forbidden
     │   │   └── OutsideAllowList      403 forbidden, `param` names the key's allow-list
+    │   ├── NotExposed                403 not_exposed: an SDK operation the gateway never serves
     │   ├── NotFound                  404 not_found (route_not_found for no route)
     │   ├── MethodNotAllowed          405 method_not_allowed
     │   ├── Conflict                  409 conflict
@@ -60,6 +61,7 @@ __all__ = [
     "GatewayError",
     "InvalidJSON",
     "MethodNotAllowed",
+    "NotExposed",
     "NotFound",
     "OutsideAllowList",
     "PayloadTooLarge",
@@ -154,6 +156,19 @@ class OutsideAllowList(Forbidden):
 
     def body(self) -> dict[str, Any]:
         return {**super().body(), "param": self.param}
+
+
+class NotExposed(ClientError):
+    """An operation of Mistral's SDK the gateway deliberately does not serve
+    (docs/sdk-surface.md). A 403 with the caller's-mistake category, not
+    `permission_error`: no key, whatever its role, may call it through the gateway."""
+
+    status = 403
+    code = "not_exposed"
+
+    def __init__(self, operation: str) -> None:
+        super().__init__(f"{operation} is not exposed by this gateway (see docs/sdk-surface.md)")
+        self.operation = operation
 
 
 class NotFound(ClientError):
@@ -329,6 +344,7 @@ CODES: dict[str, tuple[int | None, str]] = {
     "invalid_page_token": (400, "A `page_token` the gateway did not hand out."),
     "unauthorized": (401, "No key, a malformed Authorization header, or an unknown key."),
     "forbidden": (403, "The key's role may not call the operation."),
+    "not_exposed": (403, "An SDK operation the gateway does not serve (docs/sdk-surface.md)."),
     "not_found": (404, "No such object for the caller's tenant (another tenant's is the same)."),
     "route_not_found": (404, "No route has this path."),
     "method_not_allowed": (405, "The path exists; the method does not (see `Allow`)."),

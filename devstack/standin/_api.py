@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import _models
 from . import _validate as v
 from ._replies import Turn, stream_events
 from ._store import Store
@@ -203,6 +204,14 @@ def _delete_alias(store: Store, call: Call) -> Reply:
     return Reply(204)
 
 
+def _list_models(store: Store, call: Call) -> Reply:
+    return _models.list_models()
+
+
+def _retrieve_model(store: Store, call: Call) -> Reply:
+    return _models.retrieve_model(call.params["model_id"])
+
+
 _HANDLERS: dict[str, Callable[[Store, Call], Reply]] = {
     "conversations.start": _start,
     "conversations.append": _append,
@@ -224,6 +233,8 @@ _HANDLERS: dict[str, Callable[[Store, Call], Reply]] = {
     "agents.create_alias": _create_alias,
     "agents.list_aliases": _list_aliases,
     "agents.delete_alias": _delete_alias,
+    "models.list": _list_models,
+    "models.retrieve": _retrieve_model,
 }
 
 

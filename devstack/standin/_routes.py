@@ -38,6 +38,9 @@ _ROUTES: tuple[tuple[re.Pattern[str], dict[str, str]], ...] = tuple(
                 "DELETE": "agents.delete_alias",
             },
         ),
+        # issue-19a: the models list (shared read-only)
+        (r"/v1/models", {"GET": "models.list"}),
+        (r"/v1/models/(?P<model_id>[^/]+)", {"GET": "models.retrieve"}),
     )
 )
 

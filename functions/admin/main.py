@@ -1,7 +1,7 @@
 """The admin function, the control plane: parse, call `shared`, map the result.
 
-Mistral's routes (`/v1/agents...`, `DELETE /v1/conversations/{id}`) answer in
-Mistral's shapes, deletes with exactly 204 and no body. The gateway's own routes
+Mistral's routes (`/v1/agents...`, `DELETE /v1/conversations/{id}`, `/v1/models...`)
+answer in Mistral's shapes, deletes with exactly 204 and no body. The gateway's own routes
 are documented where their logic lives: `shared.tenancy.keyadmin` (keys),
 `shared.tenancy.usage` (usage), `shared.tenancy.tenants` (tenants), `shared.tenancy.audit`
 (the audit log), `shared.conversations.archive_delete` (archive, unarchive) and
@@ -19,7 +19,7 @@ from urllib.parse import quote
 import flask
 import functions_framework
 
-from shared import agents
+from shared import agents, model_catalog
 from shared.conversations import archive_delete
 from shared.errors import Conflict, NotFound
 from shared.http.health import health
@@ -175,6 +175,21 @@ def _relay(method: str, suffix: str) -> Handler:
     return handler
 
 
+# -- models: shared read-only, filtered by the key's allowed_models ----------------------------
+
+
+def list_models(ctx: Context) -> flask.Response:
+    found = model_catalog.list_models(ctx.container.mistral, ctx.caller, _query_string(ctx))
+    return _relayed(found) if isinstance(found, UpstreamResponse) else json_response(found)
+
+
+def retrieve_model(ctx: Context) -> flask.Response:
+    ctx.access.model = ctx.params["model_id"]
+    return _relayed(
+        model_catalog.retrieve_model(ctx.container.mistral, ctx.caller, ctx.params["model_id"])
+    )
+
+
 # -- keys, usage, tenants and the audit log -----------------------------------------------------
 
 
@@ -320,6 +335,8 @@ _HANDLERS: dict[str, Handler] = {
     "agents.create_alias": _relay("PUT", "/aliases"),
     "agents.list_aliases": _relay("GET", "/aliases"),
     "agents.delete_alias": _relay("DELETE", "/aliases"),
+    "models.list": list_models,
+    "models.retrieve": retrieve_model,
     "gateway.keys.create": create_key,
     "gateway.keys.list": list_keys,
     "gateway.keys.update": update_key,

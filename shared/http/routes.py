@@ -104,6 +104,9 @@ def _routes() -> tuple[Route, ...]:
         Route("PUT", agent + "/aliases", "admin", "agents.create_alias"),
         Route("GET", agent + "/aliases", "admin", "agents.list_aliases"),
         Route("DELETE", agent + "/aliases", "admin", "agents.delete_alias"),
+        # shared read-only (issue 19a): Mistral's models, filtered by the key's allowed_models
+        Route("GET", "/v1/models", "admin", "models.list"),
+        Route("GET", "/v1/models/{model_id}", "admin", "models.retrieve"),
         Route(
             "POST",
             gw + "/conversations/{conversation_id}/archive",

@@ -1,9 +1,10 @@
 """HTTP plumbing every function shares: routing, bodies, replies, errors.
 
 A function's `main.py` builds one `FunctionApp` with its handlers and hands
-each request to it. The app matches the route table (404/405 in the gateway's
-error shape), builds a `Context`, runs the handler, and maps any exception to
-a response through `shared.errors.error_response`, the one place that does.
+each request to it. The app matches the route table (403 not_exposed, 404 or
+405 in the gateway's error shape), builds a `Context`, runs the handler, and
+maps any exception to a response through `shared.errors.error_response`, the
+one place that does.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from shared.errors import (
     GatewayError,
     InvalidJSON,
     MethodNotAllowed,
+    NotExposed,
     NotFound,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -49,6 +51,7 @@ __all__ = [
     "Handler",
     "json_response",
     "request_id",
+    "unrouted",
 ]
 
 _JSON = "application/json"
@@ -223,11 +226,7 @@ class FunctionApp:
             observability.configure_logging(container.settings)
             found = routes.match(request.method, request.path, self.routes)
             if found.route is None:
-                if found.allowed:
-                    raise MethodNotAllowed(found.allowed)
-                raise NotFound(
-                    f"no route for {request.method} {request.path}", code="route_not_found"
-                )
+                raise unrouted(request.method, request.path, found.allowed)
             ctx = Context(
                 request=request,
                 route=found.route,
@@ -321,6 +320,28 @@ class FunctionApp:
         )
 
 
+def unrouted(method: str, path: str, allowed: tuple[str, ...]) -> ClientError:
+    """The answer to a request no route serves: 403 `not_exposed` for an SDK operation the
+    gateway deliberately does not serve, else 405 (the path has other methods) or 404.
+
+    The same in the local router and in every function (in the cloud, the load balancer
+    sends what its URL map does not route to its default function). It is answered before
+    any key is read: it says no more than docs/sdk-surface.md, so a caller without a key
+    learns nothing, and a refused SDK call costs no database or Redis round trip. The SDK's
+    table is read on the first unrouted request, not at cold start.
+    """
+    # Imported here: the SDK's table and its rules cost ~1.6 ms to import (`-X importtime`),
+    # which a function's cold start need not pay for a request that may never come.
+    from shared.surface import not_exposed
+
+    operation = not_exposed(method, path)
+    if operation is not None:
+        return NotExposed(operation)
+    if allowed:
+        return MethodNotAllowed(allowed)
+    return NotFound(f"no route for {method} {path}", code="route_not_found")
+
+
 def _count_refused(ctx: Context) -> None:
     """A request refused after its key was known (403, 404, 422 before the handler counted
     it) still counts against the key's rate limit, and its answer carries the RateLimit-*
@@ -335,11 +356,9 @@ def _framework_answer(exc: werkzeug.exceptions.HTTPException) -> flask.Response:
     request_id = _request_id(flask.request)
     error: GatewayError
     status = exc.code or 500
-    if status == 405:
-        error = MethodNotAllowed(tuple(getattr(exc, "valid_methods", None) or ()))
-    elif status == 404:
-        path = f"{flask.request.method} {flask.request.path}"
-        error = NotFound(f"no route for {path}", code="route_not_found")
+    if status in (404, 405):
+        allowed = tuple(getattr(exc, "valid_methods", None) or ()) if status == 405 else ()
+        error = unrouted(flask.request.method, flask.request.path, allowed)
     else:
         error = (ClientError if status < 500 else GatewayError)(exc.description or "error")
         error.status = status

@@ -37,6 +37,10 @@ RESPONSES: dict[str, str] = {
     "Agent": "Agent",
     "AgentListPage": "AgentListPage",
     "AgentAliasResponse": "AgentAliasResponse",
+    # --- issue-19a: replaced by the SDK derivation at merge
+    "ModelList": "ModelList",
+    "ModelCard": "ResponseRetrieveModelV1ModelsModelIDGet",
+    # --- end issue-19a
 }
 # Unions Mistral grows, open in the document: a known `type` has the SDK's shape for it,
 # another passes (the gateway relays what it does not know). Name -> description.

@@ -610,6 +610,21 @@ OPERATIONS: Mapping[str, Operation] = {
             )
         },
     ),
+    # --- issue-19a: replaced by the SDK derivation at merge
+    "models.list": Operation(
+        "List the models",
+        "Models",
+        {"200": Success("Mistral's models the key may name.", ref("ModelList"))},
+        query=(_query("provider", {"type": "string"}), _query("model", {"type": "string"})),
+        upstream=True,
+    ),
+    "models.retrieve": Operation(
+        "Get one model",
+        "Models",
+        {"200": Success("Mistral's card for the model.", ref("ModelCard"))},
+        upstream=True,
+    ),
+    # --- end issue-19a
     # -- every function ---------------------------------------------------------------------
     "gateway.health": Operation(
         "Check a function's dependencies",

@@ -70,11 +70,15 @@ def _not_exposed_patterns() -> tuple[tuple[str, re.Pattern[str], str], ...]:
     served = {
         (op.method, op.path) for op in operations() if op.treatment is not Treatment.NOT_EXPOSED
     }
-    return tuple(
-        (op.method, op.pattern, op.name)
+    hidden = [
+        op
         for op in operations()
         if op.treatment is Treatment.NOT_EXPOSED and (op.method, op.path) not in served
-    )
+    ]
+    # A literal segment before a parameter at the same place, as routers match:
+    # `/v1/workflows/runs` is workflows.runs.list_runs, not workflows.get_workflow.
+    hidden.sort(key=lambda op: [bool(_PARAM.fullmatch(part)) for part in op.path.split("/")])
+    return tuple((op.method, op.pattern, op.name) for op in hidden)
 
 
 def not_exposed(method: str, path: str) -> str | None:

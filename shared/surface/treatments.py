@@ -69,7 +69,11 @@ RULES: tuple[Rule, ...] = (
     Rule("beta.libraries", _O, "libraries, their documents and accesses: owned per tenant"),
     Rule("batch.jobs", _O, "Mistral batch jobs: owned per tenant, their files checked"),
     Rule("models.list", _R, "the models list, filtered by the key's `allowed_models`"),
-    Rule("models.retrieve", _R, "one model, 404 when the key's `allowed_models` excludes it"),
+    Rule(
+        "models.retrieve",
+        _R,
+        "one model; 403 `forbidden` when the key's `allowed_models` excludes it, as for a turn",
+    ),
     Rule("models", _N, "fine-tuned model administration (update, archive, delete)"),
     Rule(
         "responses",

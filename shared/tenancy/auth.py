@@ -86,9 +86,19 @@ OPERATION_PERMISSIONS: Mapping[str, str] = {
     "gateway.whoami": "self:read",
     # batches arrive from Pub/Sub with the owner in the message, not from a key
     "gateway.batches.deliver": "batches:deliver",
+    # shared read-only: the models list, filtered by the key's allowed_models
+    "models.list": "models:read",
+    "models.retrieve": "models:read",
 }
 
-_READ = frozenset({"self:read", "conversations:read", "usage:read"})
+_READ = frozenset(
+    {
+        "self:read",
+        "conversations:read",
+        "usage:read",
+        "models:read",
+    }
+)
 _USER = _READ | {"conversations:write", "conversations:archive", "agents:read"}
 _ADMIN = _USER | {
     "conversations:delete",
@@ -105,6 +115,8 @@ _OPERATOR = frozenset(
         "self:read",
         "keys:manage",
         "usage:read",
+        # to set a key's allowed_models from the models Mistral serves
+        "models:read",
         "tenants:read",
         "tenants:manage",
         "audit:read",

@@ -161,6 +161,25 @@ def test_keys_create_update_rotate_with_grace_and_revoke(
     assert revoked["revoked_at"] is not None
 
 
+def test_models_lists_the_ids_an_operator_may_allow_a_key(
+    run: Run, stack: StackInfo, operator: NewKey, admin: NewKey
+) -> None:
+    """An operator's `models` is the models list (--json the API's answer, else a table of ids),
+    and an id from it set as a key's allowed model narrows that key's list to it."""
+    op = ("--key", operator.secret)
+    listed = json.loads(run(*op, "models", "--json").stdout)
+    assert listed == _http(stack, "GET", "/v1/models", operator.secret)
+    table = run(*op, "models").stdout.splitlines()
+    assert table[0].split()[:2] == ["id", "type"]
+    ids = [line.split()[0] for line in table[1:]]
+    assert ids == [card["id"] for card in listed["data"]]
+    # The tenant's admin (the fixture makes the tenant) allows one of them to a new key.
+    narrowing = ("--name", "narrow", "--role", "user", "--allow-model", ids[1])
+    made = json.loads(run("--key", admin.secret, "keys", "create", *narrowing).stdout)
+    narrow = json.loads(run("--key", made["secret"], "models", "--json").stdout)
+    assert [card["id"] for card in narrow["data"]] == [ids[1]]
+
+
 # -- usage and audit -------------------------------------------------------------------------------
 
 

@@ -104,6 +104,8 @@ ACTIONS: dict[str, tuple[str, str, dict[str, Any] | None, int]] = {
     "gateway.tenants.get": ("GET", "/gateway/v1/tenants/" + OWNER, None, 200),
     "gateway.tenants.update": ("PATCH", "/gateway/v1/tenants/" + OWNER, {"name": "A"}, 200),
     "gateway.audit.list": ("GET", "/gateway/v1/audit", None, 200),
+    "models.list": ("GET", "/v1/models", None, 200),
+    "models.retrieve": ("GET", "/v1/models/" + MODEL, None, 200),
 }
 # Every tenant's: the operator's (tests/functional/test_tenancy_matrix.py covers it).
 OPERATOR_ONLY = {"gateway.tenants.create", "gateway.tenants.list", "gateway.tenants.update"}
@@ -136,8 +138,13 @@ def test_permission_matrix(gateway: Container, standin: StandIn, role: str, oper
 
 def test_roles_match_the_issue() -> None:
     """admin may do everything in its tenant; user also archives and reads agents; read_only
-    reads usage."""
-    assert {op for op in ACTIONS if may("read_only", op)} == {"gateway.usage", "gateway.whoami"}
+    reads usage; every role reads the models list."""
+    assert {op for op in ACTIONS if may("read_only", op)} == {
+        "gateway.usage",
+        "gateway.whoami",
+        "models.list",
+        "models.retrieve",
+    }
     assert {op for op in ACTIONS if may("user", op)} == {
         "agents.get",
         "agents.get_version",
@@ -149,6 +156,8 @@ def test_roles_match_the_issue() -> None:
         "gateway.conversations.unarchive",
         "gateway.usage",
         "gateway.whoami",
+        "models.list",
+        "models.retrieve",
     }
     assert {op for op in ACTIONS if not may("admin", op)} == OPERATOR_ONLY
 

@@ -73,9 +73,18 @@ LISTS = {
 }
 
 
+# Shared read-only (Mistral's models): no tenant owns them, every tenant reads the same list
+# (tests/functional/test_tenancy_matrix.py, test_models_and_not_exposed.py).
+SHARED = frozenset({"models.list", "models.retrieve"})
+
+
 def _parameterised() -> set[str]:
     # An operator-only route (changing a tenant) crosses tenants by design: the matrix's.
-    return {r.operation for r in routes.ROUTES if r.params and may("admin", r.operation)}
+    return {
+        r.operation
+        for r in routes.ROUTES
+        if r.params and may("admin", r.operation) and r.operation not in SHARED
+    }
 
 
 def _listing() -> set[str]:
@@ -87,6 +96,7 @@ def _listing() -> set[str]:
         and r.operation not in PUBLIC_OPERATIONS
         # Every tenant's list is the operator's alone (test_tenancy_matrix.py).
         and may("admin", r.operation)
+        and r.operation not in SHARED
     }
 
 

@@ -32,6 +32,7 @@ NEVER_LOADED = {
     "google.cloud.sql": "the Cloud SQL connector (this test connects with DATABASE_URL)",
     "shared.openapi._build": "the OpenAPI builder, until the document is asked for",
     "shared.openapi._mistral": "Mistral's shapes from the SDK, until the document is asked for",
+    "shared.surface": "the SDK's operations (403 not_exposed), until a request no route serves",
 }
 
 # Runs in the fresh interpreter. argv: function source, key; settings come from the env.

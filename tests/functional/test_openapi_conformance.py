@@ -441,6 +441,15 @@ def service(w: World) -> None:
     w.call("admin", "GET", "/gateway/v1/console/nothing.js", role=None, expect=404)
 
 
+def models(w: World) -> None:
+    """Mistral's models (shared read-only), succeeding and refusing."""
+    w.call("admin", "GET", "/v1/models", role="read_only", expect=200)
+    w.call("admin", "GET", "/v1/models?provider=mistralai", role="operator", expect=200)
+    w.call("admin", "GET", "/v1/models/" + MODEL, role="user", expect=200)
+    w.call("admin", "GET", "/v1/models/no-such-model", expect=404)  # Mistral's own, relayed
+    w.call("admin", "GET", "/v1/models", role=None, expect=401)
+
+
 SCENARIOS: dict[str, Callable[[World], None]] = {
     "turns": turns,
     "upstream_failures": upstream_failures,
@@ -451,6 +460,7 @@ SCENARIOS: dict[str, Callable[[World], None]] = {
     "keys_and_usage": keys_and_usage,
     "tenants_and_audit": tenants_and_audit,
     "service": service,
+    "models": models,
 }
 
 

@@ -351,6 +351,21 @@ def test_agents_list_and_list_pages_with_next(client: Mistral) -> None:
     assert seen == ids[::-1]
 
 
+# -- models through the SDK ----------------------------------------------------------------------
+
+
+def test_models_list_and_retrieve_parse_as_the_sdks_cards(client: Mistral) -> None:
+    """models.list parses to base and fine-tuned cards; each retrieves as listed; unknown: 404."""
+    listed = client.models.list().data or []
+    assert {type(card).__name__ for card in listed} == {"BaseModelCard", "FTModelCard"}
+    assert MODEL in [card.id for card in listed]
+    for card in listed:
+        assert client.models.retrieve(model_id=card.id) == card
+    with pytest.raises(errors.SDKError) as missing:
+        client.models.retrieve(model_id="no-such-model")
+    assert missing.value.status_code == 404
+
+
 # -- plain HTTP: malformed requests --------------------------------------------------------------
 
 

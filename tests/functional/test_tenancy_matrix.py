@@ -85,6 +85,9 @@ REQUESTS: dict[str, tuple[str, str, dict[str, Any] | None]] = {
     "gateway.tenants.update": ("PATCH", "/gateway/v1/tenants/{tenant}", {"name": "Renamed"}),
     "gateway.audit.list": ("GET", "/gateway/v1/audit?tenant_id={tenant}", None),
     "gateway.whoami": ("GET", "/gateway/v1/whoami", None),
+    # Shared read-only: the same for every tenant ("other" reads what "same" reads).
+    "models.list": ("GET", "/v1/models", None),
+    "models.retrieve": ("GET", "/v1/models/" + MODEL, None),
     "gateway.console": ("GET", "/gateway/v1/console", None),
     "gateway.console.asset": ("GET", "/gateway/v1/console/app.js", None),
     # Not public: the load balancer never routes it; Cloud Run IAM guards it, not a key.
@@ -137,6 +140,8 @@ EXPECTED: dict[str, tuple[str, str, str, str]] = {
     "gateway.tenants.update":          ("200/200", "403/403", "403/403", "403/403"),
     "gateway.audit.list":              ("200/200", "200/404", "403/403", "403/403"),
     "gateway.whoami":                  ("200/200", "200/200", "200/200", "200/200"),
+    "models.list":                     ("200/200", "200/200", "200/200", "200/200"),
+    "models.retrieve":                 ("200/200", "200/200", "200/200", "200/200"),
     "gateway.console":                 ("200/200", "200/200", "200/200", "200/200"),
     "gateway.console.asset":           ("200/200", "200/200", "200/200", "200/200"),
     "gateway.batches.deliver":         ("200/200", "200/200", "200/200", "200/200"),

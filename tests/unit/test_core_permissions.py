@@ -75,6 +75,9 @@ EXPECTED: dict[str, frozenset[str]] = {
     "gateway.audit.list": ADMINS,
     # the caller itself: who it is and what it may call
     "gateway.whoami": EVERYONE,
+    # admin: Mistral's models, shared read-only (an operator sets keys' allowed_models)
+    "models.list": EVERYONE,
+    "models.retrieve": EVERYONE,
     # batch: delivered by Pub/Sub (Cloud Run IAM), never by a gateway key
     "gateway.batches.deliver": NOBODY,
 }

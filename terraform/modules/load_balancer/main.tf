@@ -41,7 +41,9 @@ resource "google_compute_url_map" "https" {
   project     = var.project_id
   name        = "${var.name}-https"
   description = "Routes by method and path, as shared/http/routes.py says."
-  # Unmatched requests go to a function that answers 404/405 in the gateway's error format.
+  # Unmatched requests go to a function that answers them in the gateway's error format:
+  # 403 not_exposed for an SDK operation the gateway does not serve, else 405 or 404
+  # (shared.http.web.unrouted, the same answer as the local router's).
   default_service = google_compute_backend_service.this[var.default_function].id
 
   host_rule {

@@ -30,7 +30,7 @@ variable "services" {
 
 variable "default_function" {
   type        = string
-  description = "Function that answers requests no route rule matches (404/405 in the gateway's format)."
+  description = "Function that answers requests no route rule matches (403 not_exposed, 405 or 404 in the gateway's format)."
   default     = "history"
 
   validation {

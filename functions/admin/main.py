@@ -198,7 +198,7 @@ def _raw_body(ctx: Context) -> bytes | None:
 
 def upload_file(ctx: Context) -> flask.Response:
     pool, client = ctx.container.pool, ctx.container.mistral
-    return json_response(resources.upload_file(pool, client, ctx.owner, _upload(ctx)))
+    return _relayed(resources.upload_file(pool, client, ctx.owner, _upload(ctx)))
 
 
 def list_files(ctx: Context) -> flask.Response:
@@ -229,7 +229,7 @@ def download_file(ctx: Context) -> flask.Response:
 
 def create_library(ctx: Context) -> flask.Response:
     pool, client = ctx.container.pool, ctx.container.mistral
-    return json_response(resources.create_library(pool, client, ctx.owner, ctx.json_body()))
+    return _relayed(resources.create_library(pool, client, ctx.owner, ctx.json_body()))
 
 
 def list_libraries(ctx: Context) -> flask.Response:
@@ -239,9 +239,7 @@ def list_libraries(ctx: Context) -> flask.Response:
 def upload_document(ctx: Context) -> flask.Response:
     pool, client = ctx.container.pool, ctx.container.mistral
     library_id = ctx.params["library_id"]
-    return json_response(
-        resources.upload_document(pool, client, ctx.owner, library_id, _upload(ctx))
-    )
+    return _relayed(resources.upload_document(pool, client, ctx.owner, library_id, _upload(ctx)))
 
 
 def list_documents(ctx: Context) -> flask.Response:
@@ -253,7 +251,7 @@ def list_documents(ctx: Context) -> flask.Response:
 
 def create_batch_job(ctx: Context) -> flask.Response:
     pool, client = ctx.container.pool, ctx.container.mistral
-    return json_response(resources.create_batch_job(pool, client, ctx.owner, ctx.json_body()))
+    return _relayed(resources.create_batch_job(pool, client, ctx.owner, ctx.json_body()))
 
 
 def list_batch_jobs(ctx: Context) -> flask.Response:

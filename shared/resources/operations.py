@@ -212,8 +212,9 @@ def _recorded(
     kind: Kind,
     answer: UpstreamResponse,
     parent: str | None = None,
-) -> dict[str, Any]:
-    """Mistral made the object: its record first, then the caller may see its id."""
+) -> UpstreamResponse:
+    """Mistral made the object: its record first, then the caller may see its id (in
+    Mistral's answer, relayed as it came)."""
     body = _read_object(answer)
     last: Exception | None = None
     for pause in (0.0, 0.1):
@@ -221,7 +222,7 @@ def _recorded(
         try:
             with pool.transaction() as conn:
                 record_created(conn, tenant, kind, body, parent=parent)
-            return body
+            return answer
         except Exception as exc:
             last = exc
     _undo_create(client, tenant, kind, body)
@@ -333,7 +334,7 @@ def _refresh_library(pool: Pool, client: MistralClient, tenant: str, library_id:
 # -- files ---------------------------------------------------------------------------------
 
 
-def upload_file(pool: Pool, client: MistralClient, tenant: str, upload: Upload) -> dict[str, Any]:
+def upload_file(pool: Pool, client: MistralClient, tenant: str, upload: Upload) -> UpstreamResponse:
     """`POST /v1/files`: relayed to Mistral as it arrives, recorded as the tenant's."""
     answer = client.upload(
         "files.upload", "/v1/files", upload.content_type, upload.chunks, upload.length
@@ -374,7 +375,7 @@ def download_file(pool: Pool, client: MistralClient, tenant: str, file_id: str) 
 
 def create_library(
     pool: Pool, client: MistralClient, tenant: str, body: dict[str, Any]
-) -> dict[str, Any]:
+) -> UpstreamResponse:
     """`POST /v1/libraries`."""
     if not isinstance(body.get("name"), str):
         raise ValidationFailed([field_error(("body", "name"), "Field required", "missing")])
@@ -399,16 +400,16 @@ def list_libraries(pool: Pool, tenant: str, query: ListQuery) -> dict[str, Any]:
 
 def upload_document(
     pool: Pool, client: MistralClient, tenant: str, library_id: str, upload: Upload
-) -> dict[str, Any]:
+) -> UpstreamResponse:
     """`POST /v1/libraries/{id}/documents`: into one of the tenant's libraries only."""
     check_owned(pool, tenant, "library", [library_id])
     path = _PATHS["library"](library_id, None) + "/documents"
     answer = client.upload(
         "libraries.documents.upload", path, upload.content_type, upload.chunks, upload.length
     )
-    body = _recorded(pool, client, tenant, "document", answer, parent=library_id)
+    created = _recorded(pool, client, tenant, "document", answer, parent=library_id)
     _refresh_library(pool, client, tenant, library_id)
-    return body
+    return created
 
 
 def list_documents(
@@ -523,7 +524,7 @@ def _owned_agent(conn: Conn, tenant: str, agent_id: str) -> None:
 
 def create_batch_job(
     pool: Pool, client: MistralClient, tenant: str, body: dict[str, Any]
-) -> dict[str, Any]:
+) -> UpstreamResponse:
     """`POST /v1/batch/jobs`: its `input_files` and `agent_id` must be the tenant's."""
     files = body.get("input_files")
     if files is not None and not (

@@ -112,6 +112,8 @@ class Context(Call):
         limit = self.container.settings.max_upload_bytes
         length = request.content_length
         if length is not None and length > limit:
+            # Read and dropped first (within MAX_DISCARD_BYTES), so the caller reads the 413.
+            self.body_read = discard_body(request, self.container.settings.max_discard_bytes)
             raise PayloadTooLarge(f"uploads are limited to {limit} bytes")
 
         def chunks() -> Iterator[bytes]:

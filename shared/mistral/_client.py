@@ -232,6 +232,12 @@ class MistralClient:
                     self._sleep(self._backoff(attempt, None))
                     continue
                 raise _translate(exc) from exc
+            except GatewayError:
+                # The caller's own streamed body failed (too large, broken framing): nothing
+                # is known of Mistral's health, but a trial call must not stay claimed.
+                if state.state is Circuit.HALF_OPEN:
+                    self._failed(state)
+                raise
             latency_ms = (time.perf_counter() - started) * 1000
             status = response.status_code
             if status in _RETRY_STATUS:

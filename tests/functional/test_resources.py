@@ -275,3 +275,35 @@ def test_check_owned_refuses_another_tenants_and_missing_ids_alike(
         assert "not found" in str(refused.value)
     with pytest.raises(NotFound):
         check_owned(gateway.pool, A, "library", [file_id])  # a file is no library
+
+
+# -- every HTTP client under the SDK relays a streamed body -------------------------------
+
+
+def _multipart_chunks(size: int) -> tuple[bytes, list[bytes]]:
+    head = b'--b\r\nContent-Disposition: form-data; name="file"; filename="s.bin"\r\n\r\n'
+    whole = head + b"y" * size + b'\r\n--b\r\nContent-Disposition: form-data; name="purpose"'
+    whole += b"\r\n\r\nbatch\r\n--b--\r\n"
+    return whole, [whole[i : i + 1000] for i in range(0, len(whole), 1000)]
+
+
+@pytest.mark.parametrize("http", ["lean", "urllib3", "httpx2"])
+@pytest.mark.parametrize("with_length", [True, False])
+def test_each_http_client_relays_a_streamed_upload(
+    base_settings: Any, standin: StandIn, http: str, with_length: bool
+) -> None:
+    """With a Content-Length or chunked, each client sends the pieces as one upload."""
+    from shared.mistral import build_client
+
+    settings = dataclasses.replace(base_settings, mistral_server_url=standin.url)
+    mistral = build_client(settings, None, http=http)  # type: ignore[arg-type]
+    whole, pieces = _multipart_chunks(5000)
+    answer = mistral.upload(
+        "files.upload",
+        "/v1/files",
+        "multipart/form-data; boundary=b",
+        iter(pieces),
+        len(whole) if with_length else None,
+    )
+    body = answer.json()
+    assert (body["size_bytes"], body["purpose"], body["filename"]) == (5000, "batch", "s.bin")

@@ -6,7 +6,7 @@
 CREATE TABLE owned_resources (
     kind        text NOT NULL CHECK (kind IN ('file', 'library', 'document', 'batch_job')),
     id          text NOT NULL,
-    owner_id    text NOT NULL REFERENCES tenants (id),
+    owner_id    text NOT NULL,
     parent_id   text,
     status      text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'deleted')),
     body        jsonb NOT NULL,

@@ -470,7 +470,13 @@ OPERATIONS: Mapping[str, Operation] = {
             "Tenant-owned resources",
             {
                 status: Success(
-                    f"Mistral's {model or 'answer'}, relayed.", None if status == "204" else {}
+                    f"Mistral's {model or 'answer'}, relayed.",
+                    None if status == "204" else {},
+                    media_types=(
+                        ("application/octet-stream",)
+                        if operation == "files.download"
+                        else ("application/json",)
+                    ),
                 )
             },
             description="Another tenant's object answers 404 exactly as a missing one.",

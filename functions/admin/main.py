@@ -345,7 +345,8 @@ def _batch_job(cancel: bool) -> Handler:
 _RESOURCE_HANDLERS: dict[str, Handler] = {
     "files.upload": upload_file,
     "files.list": list_files,
-    "files.retrieve": _owned("file", "GET", refresh=True),
+    # A file never changes in Mistral: its stored body (the upload's answer) stays as listed.
+    "files.retrieve": _owned("file", "GET"),
     "files.delete": _deleter("file"),
     "files.download": download_file,
     "files.get_signed_url": _owned("file", "GET", "/url"),

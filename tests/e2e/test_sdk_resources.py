@@ -329,7 +329,8 @@ def test_another_tenants_batch_job_is_not_found_anywhere(
 def test_references_to_another_tenants_objects_are_refused(
     admin: Mistral, theirs: dict[str, str], stack: StackInfo, other: Mistral
 ) -> None:
-    """A batch job over their file, an agent or a conversation with their library: 404."""
+    """A batch job over their file or agent, an agent or a conversation with their library:
+    404."""
     _not_found(
         lambda: admin.batch.jobs.create(
             input_files=[theirs["file"]], endpoint="/v1/chat/completions", model=MODEL
@@ -340,9 +341,16 @@ def test_references_to_another_tenants_objects_are_refused(
     agent = admin.beta.agents.create(model=MODEL, name="honest")
     _not_found(lambda: admin.beta.agents.update(agent_id=agent.id, tools=tool))
     _not_found(lambda: admin.beta.conversations.start(model=MODEL, inputs="hi", tools=tool))
-    # Their own library in their own agent is theirs to use.
+    # Their own library in their own agent is theirs to use; their agent is not ours.
     mine = other.beta.agents.create(model=MODEL, name="librarian", tools=tool)
     assert mine.tools[0].library_ids == [theirs["library"]]
+    _not_found(
+        lambda: admin.batch.jobs.create(
+            endpoint="/v1/chat/completions",
+            agent_id=mine.id,
+            requests=[{"custom_id": "1", "body": {"messages": []}}],
+        )
+    )
 
 
 def test_the_still_theirs_after_all_the_refusals(other: Mistral, theirs: dict[str, str]) -> None:

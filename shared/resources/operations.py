@@ -24,6 +24,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -155,6 +156,18 @@ def parse_list_query(values: Mapping[str, list[str]]) -> ListQuery:
         search=first("search") or None,
         values={name: tuple(v) for name, v in values.items()},
     )
+
+
+def _timestamp(raw: str | None, name: str) -> str | None:
+    """An ISO 8601 date-time from the query string, as given; 422 if it is none."""
+    if not raw:
+        return None
+    try:
+        datetime.fromisoformat(raw)
+    except ValueError:
+        msg = "Input should be a valid datetime"
+        raise ValidationFailed([field_error(("query", name), msg, "datetime_parsing")]) from None
+    return raw
 
 
 def _pagination(page: Page, query: ListQuery) -> dict[str, Any]:
@@ -568,7 +581,7 @@ def list_batch_jobs(
         page_size=query.page_size,
         equals=equals,
         one_of=("status", statuses) if statuses else None,
-        created_after=query.one("created_after"),
+        created_after=_timestamp(query.one("created_after"), "created_after"),
         order="oldest" if query.one("order_by") == "created" else "newest",
     )
     bodies = _fresh(

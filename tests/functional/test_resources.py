@@ -307,3 +307,15 @@ def test_each_http_client_relays_a_streamed_upload(
     )
     body = answer.json()
     assert (body["size_bytes"], body["purpose"], body["filename"]) == (5000, "batch", "s.bin")
+
+
+@pytest.mark.parametrize(
+    "query", ["created_after=yesterday", "page=-1", "page_size=0", "page=x", "created_after=%00"]
+)
+def test_a_list_query_that_is_not_valid_is_422(
+    gateway: Container, admin: NewKey, query: str
+) -> None:
+    """A page, page size or date the list cannot take: 422 in Mistral's shape, never a 500."""
+    answer = client("admin").get(f"/v1/batch/jobs?{query}", headers=bearer(admin))
+    assert answer.status_code == 422, answer.get_data()
+    assert error_code(answer.get_json()) == "validation_error"

@@ -204,7 +204,8 @@ def test_batch_jobs_match_the_stand_in(gateway: Mistral, direct: Mistral) -> Non
 
 
 def test_async_sdk_matches_the_stand_in(stack: StackInfo, user_key: NewKey) -> None:
-    """The async SDK: a file and a library with a document, through the gateway and direct."""
+    """The async SDK: a file, a library with a document and its accesses, a batch job,
+    through the gateway and direct."""
 
     async def run(client: Mistral) -> list[Any]:
         up = await client.files.upload_async(
@@ -216,9 +217,15 @@ def test_async_sdk_matches_the_stand_in(stack: StackInfo, user_key: NewKey) -> N
         )
         listed = await client.beta.libraries.documents.list_async(library_id=lib.id)
         fetched = await client.files.retrieve_async(file_id=up.id)
+        shares = await client.beta.libraries.accesses.list_async(library_id=lib.id)
+        job = await client.batch.jobs.create_async(
+            input_files=[up.id], endpoint="/v1/embeddings", model=MODEL
+        )
+        cancelled = await client.batch.jobs.cancel_async(job_id=job.id)
+        await client.batch.jobs.delete_async(job_id=job.id)
         await client.beta.libraries.delete_async(library_id=lib.id)
         await client.files.delete_async(file_id=up.id)
-        return [up, lib, doc, listed, fetched]
+        return [up, lib, doc, listed, fetched, shares, job, cancelled]
 
     via = Mistral(api_key=user_key.secret, server_url=stack.url)
     ref = Mistral(api_key="direct", server_url=stack.mistral_url)

@@ -12,6 +12,13 @@ A create's record is written before the caller sees the new id. If it cannot be 
 deleted) and the caller gets 503 `service_unavailable`; if that undo fails too, the
 gateway logs `resource_out_of_sync` at ERROR with the kind and id, for an operator.
 
+Unlike agents' writes, these take no in-progress record: ids are Mistral's, an object's
+owner never changes, and two writes of one tenant to one object (a delete racing a
+document upload into the same library) are Mistral's to order. A create that fails
+without saying whether Mistral made the object (a timeout after the body was sent) is
+not repaired: such an object stays in Mistral unrecorded, unreachable through the
+gateway (no tenant owns it), until an operator removes it.
+
 A list serves the bodies Mistral last gave the gateway: reads and changes through the
 gateway refresh them, and a list page first asks Mistral again for each item on it that
 was still changing (a batch job not finished, a document not processed), at most one

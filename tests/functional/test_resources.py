@@ -319,3 +319,32 @@ def test_a_list_query_that_is_not_valid_is_422(
     answer = client("admin").get(f"/v1/batch/jobs?{query}", headers=bearer(admin))
     assert answer.status_code == 422, answer.get_data()
     assert error_code(answer.get_json()) == "validation_error"
+
+
+def test_a_library_its_documents_and_its_sharing_leave_records_and_audit_rows(
+    gateway: Container, admin: NewKey
+) -> None:
+    """Library and document rows, share/unshare audited, the library's delete ends both."""
+    app = client("admin")
+    lib = app.post("/v1/libraries", json={"name": "L"}, headers=bearer(admin)).get_json()["id"]
+    doc = _upload(admin, f"/v1/libraries/{lib}/documents", "d.txt").get_json()["id"]
+    share = {"level": "Viewer", "share_with_uuid": "u", "share_with_type": "User"}
+    assert (
+        app.put(f"/v1/libraries/{lib}/share", json=share, headers=bearer(admin)).status_code == 200
+    )
+    gone = app.delete(f"/v1/libraries/{lib}/share", json=share, headers=bearer(admin))
+    assert gone.status_code == 200
+    listed = app.get("/v1/libraries", headers=bearer(admin)).get_json()["data"]
+    assert [(x["id"], x["nb_documents"]) for x in listed] == [(lib, 1)]
+    assert app.delete(f"/v1/libraries/{lib}", headers=bearer(admin)).status_code == 200
+    assert {(r["kind"], r["status"]) for r in _rows(gateway)} == {
+        ("library", "deleted"),
+        ("document", "deleted"),
+    }
+    assert [a for a in _audit(gateway) if a[1] in (lib, doc)] == [
+        ("library.create", lib),
+        ("document.create", doc),
+        ("library.share", lib),
+        ("library.unshare", lib),
+        ("library.delete", lib),
+    ]

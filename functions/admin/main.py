@@ -20,7 +20,7 @@ from urllib.parse import quote
 import flask
 import functions_framework
 
-from shared import agents, resources
+from shared import agents, observability, resources
 from shared.conversations import archive_delete
 from shared.errors import Conflict, NotFound
 from shared.http.health import health
@@ -224,7 +224,11 @@ def download_file(ctx: Context) -> flask.Response:
         finally:
             stream.close(ok)
 
-    return flask.Response(relay(), content_type=content_type, headers=headers)
+    # Deferred: the access line is written once the last byte is sent (and nothing before
+    # it reads the body whole to measure it).
+    return flask.Response(
+        observability.deferred_stream(ctx, relay()), content_type=content_type, headers=headers
+    )
 
 
 def create_library(ctx: Context) -> flask.Response:

@@ -60,12 +60,31 @@ class _BackendUnavailable(GatewayError):
     code = "backend_unavailable"
 
 
-def _read_body(environ: dict[str, Any], length: int, chunked: bool) -> bytes | None:
-    """The request body, whole: by its length, or to its end when sent chunked. It is
-    sent on with a Content-Length, as a load balancer may."""
+class _Relayed:
+    """A body of known length, read from the caller as the function reads it: never held
+    whole (uploads of hundreds of megabytes pass through in 64 KiB pieces)."""
+
+    def __init__(self, stream: Any, length: int) -> None:
+        self._stream = stream
+        self._left = length
+
+    def read(self, size: int = -1) -> bytes:
+        if self._left <= 0:
+            return b""
+        wanted = self._left if size is None or size < 0 else min(size, self._left)
+        data: bytes = self._stream.read(min(wanted, 65536))
+        self._left -= len(data)
+        if not data:
+            self._left = 0
+        return data
+
+
+def _read_body(environ: dict[str, Any], length: int, chunked: bool) -> bytes | _Relayed | None:
+    """The request body: by its length relayed as it arrives, or when sent chunked read
+    to its end (capped) and sent on with a Content-Length, as a load balancer may."""
     stream = environ["wsgi.input"]
     if not chunked:
-        return stream.read(length) if length else None
+        return _Relayed(stream, length) if length else None
     # The development server's own dechunking trusts the sizes it reads (a huge one
     # crashed the process): the framing is read here instead, from the raw connection.
     return _dechunk(getattr(stream, "_rfile", stream), _MAX_REQUEST_BYTES)
@@ -121,9 +140,16 @@ class RedactingRequestHandler(WSGIRequestHandler):
 class Router:
     """A WSGI app forwarding each public route to its function's base URL."""
 
-    def __init__(self, backends: dict[str, str], timeout_s: float = 600) -> None:
+    def __init__(
+        self,
+        backends: dict[str, str],
+        timeout_s: float = 600,
+        max_request_bytes: int = _MAX_REQUEST_BYTES,
+    ) -> None:
         self.backends = {f: urlsplit(url) for f, url in backends.items()}
         self.timeout_s = timeout_s
+        # Cloud Run's limit for HTTP/1 requests; only HTTP/2 end to end lifts it.
+        self.max_request_bytes = max_request_bytes
         self._local = threading.local()
 
     def _connection(self, function: str) -> http.client.HTTPConnection:
@@ -166,13 +192,13 @@ class Router:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = -1
-        if length < 0 or length > _MAX_REQUEST_BYTES:
+        if length < 0 or length > self.max_request_bytes:
             # Answered here, as the platform answers: a request that cannot be framed, or
             # larger than Cloud Run takes, never reaches a function (nor this memory).
             refused: GatewayError = (
                 BadRequest("the Content-Length header is not a length")
                 if length < 0
-                else PayloadTooLarge(f"requests are limited to {_MAX_REQUEST_BYTES} bytes")
+                else PayloadTooLarge(f"requests are limited to {self.max_request_bytes} bytes")
             )
             mapped = error_response(refused, own_id)
             start_response(
@@ -206,8 +232,10 @@ class Router:
         }
         if environ.get("CONTENT_TYPE"):
             headers["Content-Type"] = environ["CONTENT_TYPE"]
-        if body is not None:
+        if isinstance(body, bytes):
             headers["Content-Length"] = str(len(body))
+        elif body is not None:
+            headers["Content-Length"] = str(length)
         try:
             response = self._forward(function, method, target, body, headers)
         except (OSError, http.client.HTTPException):
@@ -237,7 +265,7 @@ class Router:
         function: str,
         method: str,
         target: str,
-        body: bytes | None,
+        body: bytes | _Relayed | None,
         headers: dict[str, str],
     ) -> http.client.HTTPResponse:
         # gunicorn closes idle keep-alive connections after 2 s: don't send on one
@@ -245,7 +273,9 @@ class Router:
         idle = self._local.__dict__.setdefault("idle_since", {})
         if time.monotonic() - idle.get(function, 0.0) > _IDLE_S:
             self._drop(function)
-        attempts = 2 if method in ("GET", "HEAD", "PUT", "DELETE") else 1
+        # A relayed body is read once: it cannot be sent again.
+        resend = method in ("GET", "HEAD", "PUT", "DELETE") and not isinstance(body, _Relayed)
+        attempts = 2 if resend else 1
         for attempt in range(1, attempts + 1):
             conn = self._connection(function)
             try:

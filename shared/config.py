@@ -115,6 +115,10 @@ class Settings:
     # A body past MAX_BODY_BYTES is read and thrown away up to this many bytes before the
     # 413 is sent, so the caller, still sending, reads the 413 instead of a reset.
     max_discard_bytes: int = 33_554_432
+    # Uploads (files, library documents) stream through: the most one may carry. Cloud Run
+    # itself refuses HTTP/1 requests over 32 MiB before the function sees them; only with
+    # HTTP/2 end to end can a larger one arrive (README, "Tenant-owned resources").
+    max_upload_bytes: int = 536_870_912
     # A stream the caller left is read on to its end, within these bounds, so the turn is
     # charged what Mistral produced and stored whole.
     abandoned_stream_read_s: int = 300
@@ -285,6 +289,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "redis_timeout_ms": _int(1),
     "redis_connect_timeout_ms": _int(1),
     "max_body_bytes": _int(1),
+    "max_upload_bytes": _int(1),
     "breaker_failure_threshold": _int(1),
     "breaker_cooldown_s": _int(1),
     "batch_concurrency": _int(1),

@@ -74,7 +74,7 @@ def session_container(base_settings: Settings) -> Iterator[Container]:
 
 _TABLES = (
     "conversation_entries, conversations, agents, api_keys, usage_events, "
-    "idempotency_records, batch_items, batches, tenants, audit_log"
+    "idempotency_records, batch_items, batches, tenants, audit_log, owned_resources"
 )
 
 

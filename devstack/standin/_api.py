@@ -10,6 +10,7 @@ from typing import Any
 from . import _models
 from . import _validate as v
 from ._replies import Turn, stream_events
+from ._resources import OPERATIONS as RESOURCE_OPERATIONS
 from ._store import Store
 from ._wire import ApiError, Reply, bad_request
 
@@ -27,6 +28,7 @@ class Call:
     query: Mapping[str, list[str]]
     body: bytes
     commit: bool  # False: answer in full but change nothing (see _store)
+    content_type: str = ""
 
 
 def _json(call: Call) -> Any:
@@ -240,6 +242,12 @@ _HANDLERS: dict[str, Callable[[Store, Call], Reply]] = {
 
 def handle(store: Store, call: Call) -> Reply:
     try:
+        resource = RESOURCE_OPERATIONS.get(call.operation)
+        if resource is not None:
+            store.changes += 1
+            return resource(
+                store.resources, call.params, call.query, call.body, call.content_type, call.commit
+            )
         return _HANDLERS[call.operation](store, call)
     except ApiError as error:
         return error.reply()

@@ -140,6 +140,7 @@ class Handler(BaseHTTPRequestHandler):
                 query=parse_qs(target.query, keep_blank_values=True),
                 body=body,
                 commit=True,
+                content_type=self.headers.get("Content-Type", ""),
             ),
         )
 

@@ -7,6 +7,10 @@ from dataclasses import dataclass
 
 _CONVERSATION = r"/v1/conversations/(?P<conversation_id>[^/]+)"
 _AGENT = r"/v1/agents/(?P<agent_id>[^/]+)"
+_FILE = r"/v1/files/(?P<file_id>[^/]+)"
+_LIBRARY = r"/v1/libraries/(?P<library_id>[^/]+)"
+_DOCUMENT = _LIBRARY + r"/documents/(?P<document_id>[^/]+)"
+_JOB = r"/v1/batch/jobs/(?P<job_id>[^/]+)"
 
 # Order matters: `/v1/agents/pages` must be tried before `/v1/agents/{agent_id}`.
 _ROUTES: tuple[tuple[re.Pattern[str], dict[str, str]], ...] = tuple(
@@ -41,6 +45,53 @@ _ROUTES: tuple[tuple[re.Pattern[str], dict[str, str]], ...] = tuple(
         # issue-19a: the models list (shared read-only)
         (r"/v1/models", {"GET": "models.list"}),
         (r"/v1/models/(?P<model_id>[^/]+)", {"GET": "models.retrieve"}),
+        # tenant-owned resources (_resources.py)
+        (r"/v1/files", {"POST": "files.upload", "GET": "files.list"}),
+        (_FILE, {"GET": "files.retrieve", "DELETE": "files.delete"}),
+        (_FILE + "/content", {"GET": "files.download"}),
+        (_FILE + "/url", {"GET": "files.get_signed_url"}),
+        (r"/v1/libraries", {"GET": "libraries.list", "POST": "libraries.create"}),
+        (
+            _LIBRARY,
+            {
+                "GET": "libraries.get",
+                "PATCH": "libraries.update",
+                "PUT": "libraries.replace",
+                "DELETE": "libraries.delete",
+            },
+        ),
+        (
+            _LIBRARY + "/documents",
+            {"GET": "libraries.documents.list", "POST": "libraries.documents.upload"},
+        ),
+        (
+            _DOCUMENT,
+            {
+                "GET": "libraries.documents.get",
+                "PATCH": "libraries.documents.update",
+                "PUT": "libraries.documents.replace",
+                "DELETE": "libraries.documents.delete",
+            },
+        ),
+        (_DOCUMENT + "/text_content", {"GET": "libraries.documents.text_content"}),
+        (_DOCUMENT + "/status", {"GET": "libraries.documents.status"}),
+        (_DOCUMENT + "/signed-url", {"GET": "libraries.documents.get_signed_url"}),
+        (
+            _DOCUMENT + "/extracted-text-signed-url",
+            {"GET": "libraries.documents.extracted_text_signed_url"},
+        ),
+        (_DOCUMENT + "/reprocess", {"POST": "libraries.documents.reprocess"}),
+        (
+            _LIBRARY + "/share",
+            {
+                "GET": "libraries.accesses.list",
+                "PUT": "libraries.accesses.update_or_create",
+                "DELETE": "libraries.accesses.delete",
+            },
+        ),
+        (r"/v1/batch/jobs", {"GET": "batch.jobs.list", "POST": "batch.jobs.create"}),
+        (_JOB, {"GET": "batch.jobs.get", "DELETE": "batch.jobs.delete"}),
+        (_JOB + "/cancel", {"POST": "batch.jobs.cancel"}),
     )
 )
 

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, TypeVar
 
 from ._replies import Turn, plan_turn
+from ._resources import Resources
 from ._wire import new_id, not_found, now
 
 _ENTRY_PREFIX = {
@@ -170,6 +171,8 @@ class Store:
         self._seq = itertools.count()
         self._conversations: dict[str, _Conversation] = {}
         self._agents: dict[str, _Agent] = {}
+        # Files, libraries, documents, accesses, batch jobs (their own lock).
+        self.resources = Resources()
         # Grows with every call that may have changed the store (see _persist).
         self.changes = 0
 
@@ -178,6 +181,7 @@ class Store:
         with self._lock:
             self._conversations.clear()
             self._agents.clear()
+        self.resources.reset()
 
     def snapshot(self) -> dict[str, Any]:
         """Everything the store holds, as JSON-ready data."""
@@ -189,6 +193,7 @@ class Store:
                     {**asdict(a), "versions": [[n, asdict(v)] for n, v in a.versions.items()]}
                     for a in self._agents.values()
                 ],
+                "resources": self.resources.snapshot(),
             }
 
     def restore(self, snapshot: Mapping[str, Any]) -> None:
@@ -205,6 +210,7 @@ class Store:
             self._agents = {a.id: a for a in agents}
             seqs = [c.seq for c in conversations] + [a.seq for a in agents]
             self._seq = itertools.count(max(seqs, default=-1) + 1)
+        self.resources.restore(snapshot.get("resources") or {})
 
     # -- conversations -------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ Authentication, roles and rate limits are applied by `FunctionApp` before a hand
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from urllib.parse import quote
@@ -19,7 +20,7 @@ from urllib.parse import quote
 import flask
 import functions_framework
 
-from shared import agents, model_catalog
+from shared import agents, model_catalog, observability, resources
 from shared.conversations import archive_delete
 from shared.errors import Conflict, NotFound
 from shared.http.health import health
@@ -190,6 +191,214 @@ def retrieve_model(ctx: Context) -> flask.Response:
     )
 
 
+# -- tenant-owned Mistral resources: files, libraries, documents, accesses, batch jobs -------
+
+
+def _list_query(ctx: Context) -> resources.ListQuery:
+    return resources.parse_list_query(ctx.request.args.to_dict(flat=False))
+
+
+def _upload(ctx: Context) -> resources.Upload:
+    content_type, length, chunks = ctx.multipart_body()
+    return resources.Upload(content_type, length, chunks)
+
+
+def _raw_body(ctx: Context) -> bytes | None:
+    """A JSON body relayed as sent (Mistral checks its fields), once it is known to be JSON."""
+    if not (ctx.request.content_length or ctx.request.mimetype):
+        return None
+    ctx.json_body()
+    return ctx.raw_body
+
+
+def upload_file(ctx: Context) -> flask.Response:
+    pool, client = ctx.container.pool, ctx.container.mistral
+    return _relayed(resources.upload_file(pool, client, ctx.owner, _upload(ctx)))
+
+
+def list_files(ctx: Context) -> flask.Response:
+    return json_response(resources.list_files(ctx.container.pool, ctx.owner, _list_query(ctx)))
+
+
+def download_file(ctx: Context) -> flask.Response:
+    stream = resources.download_file(
+        ctx.container.pool, ctx.container.mistral, ctx.owner, ctx.params["file_id"]
+    )
+    headers = {
+        name: value
+        for name in ("Content-Length", "Content-Disposition")
+        if (value := stream.response.headers.get(name)) is not None
+    }
+    content_type = stream.response.headers.get("content-type", "application/octet-stream")
+
+    def relay() -> Iterator[bytes]:
+        ok = False
+        try:
+            yield from stream.chunks()
+            ok = True
+        finally:
+            stream.close(ok)
+
+    # Deferred: the access line is written once the last byte is sent (and nothing before
+    # it reads the body whole to measure it).
+    return flask.Response(
+        observability.deferred_stream(ctx, relay()), content_type=content_type, headers=headers
+    )
+
+
+def create_library(ctx: Context) -> flask.Response:
+    pool, client = ctx.container.pool, ctx.container.mistral
+    return _relayed(resources.create_library(pool, client, ctx.owner, ctx.json_body()))
+
+
+def list_libraries(ctx: Context) -> flask.Response:
+    return json_response(resources.list_libraries(ctx.container.pool, ctx.owner, _list_query(ctx)))
+
+
+def upload_document(ctx: Context) -> flask.Response:
+    pool, client = ctx.container.pool, ctx.container.mistral
+    library_id = ctx.params["library_id"]
+    return _relayed(resources.upload_document(pool, client, ctx.owner, library_id, _upload(ctx)))
+
+
+def list_documents(ctx: Context) -> flask.Response:
+    pool, client = ctx.container.pool, ctx.container.mistral
+    library_id = ctx.params["library_id"]
+    query = _list_query(ctx)
+    return json_response(resources.list_documents(pool, client, ctx.owner, library_id, query))
+
+
+def create_batch_job(ctx: Context) -> flask.Response:
+    pool, client = ctx.container.pool, ctx.container.mistral
+    return _relayed(resources.create_batch_job(pool, client, ctx.owner, ctx.json_body()))
+
+
+def list_batch_jobs(ctx: Context) -> flask.Response:
+    pool, client = ctx.container.pool, ctx.container.mistral
+    return json_response(resources.list_batch_jobs(pool, client, ctx.owner, _list_query(ctx)))
+
+
+# Which path parameter names the object, and which its library, per kind.
+_IDS: dict[str, tuple[str, str | None]] = {
+    "file": ("file_id", None),
+    "library": ("library_id", None),
+    "document": ("document_id", "library_id"),
+    "batch_job": ("job_id", None),
+}
+
+
+def _owned(
+    kind: resources.Kind,
+    method: str,
+    suffix: str = "",
+    *,
+    body: bool = False,
+    refresh: bool = False,
+) -> Handler:
+    """A call about one owned object, relayed as Mistral answered (404 for another's)."""
+    id_param, parent_param = _IDS[kind]
+
+    def handler(ctx: Context) -> flask.Response:
+        answer = resources.owned_call(
+            ctx.container.pool,
+            ctx.container.mistral,
+            ctx.owner,
+            kind,
+            ctx.params[id_param],
+            operation=ctx.route.operation,
+            method=method,
+            suffix=suffix,
+            parent=ctx.params[parent_param] if parent_param else None,
+            query_string=_query_string(ctx),
+            body=_raw_body(ctx) if body else None,
+            refresh=refresh,
+        )
+        return _relayed(answer)
+
+    return handler
+
+
+def _deleter(kind: resources.Kind) -> Handler:
+    id_param, parent_param = _IDS[kind]
+
+    def handler(ctx: Context) -> flask.Response:
+        answer = resources.delete(
+            ctx.container.pool,
+            ctx.container.mistral,
+            ctx.owner,
+            kind,
+            ctx.params[id_param],
+            parent=ctx.params[parent_param] if parent_param else None,
+        )
+        return _relayed(answer)
+
+    return handler
+
+
+def _accesses(method: str) -> Handler:
+    def handler(ctx: Context) -> flask.Response:
+        answer = resources.share_library(
+            ctx.container.pool,
+            ctx.container.mistral,
+            ctx.owner,
+            ctx.params["library_id"],
+            operation=ctx.route.operation,
+            method=method,
+            body=_raw_body(ctx) if method != "GET" else None,
+        )
+        return _relayed(answer)
+
+    return handler
+
+
+def _batch_job(cancel: bool) -> Handler:
+    def handler(ctx: Context) -> flask.Response:
+        pool, client = ctx.container.pool, ctx.container.mistral
+        return _relayed(
+            resources.batch_job_action(pool, client, ctx.owner, ctx.params["job_id"], cancel=cancel)
+        )
+
+    return handler
+
+
+_RESOURCE_HANDLERS: dict[str, Handler] = {
+    "files.upload": upload_file,
+    "files.list": list_files,
+    # A file never changes in Mistral: its stored body (the upload's answer) stays as listed.
+    "files.retrieve": _owned("file", "GET"),
+    "files.delete": _deleter("file"),
+    "files.download": download_file,
+    "files.get_signed_url": _owned("file", "GET", "/url"),
+    "libraries.list": list_libraries,
+    "libraries.create": create_library,
+    "libraries.get": _owned("library", "GET", refresh=True),
+    "libraries.update": _owned("library", "PATCH", body=True, refresh=True),
+    "libraries.replace": _owned("library", "PUT", body=True, refresh=True),
+    "libraries.delete": _deleter("library"),
+    "libraries.documents.list": list_documents,
+    "libraries.documents.upload": upload_document,
+    "libraries.documents.get": _owned("document", "GET", refresh=True),
+    "libraries.documents.update": _owned("document", "PATCH", body=True, refresh=True),
+    "libraries.documents.replace": _owned("document", "PUT", body=True, refresh=True),
+    "libraries.documents.delete": _deleter("document"),
+    "libraries.documents.text_content": _owned("document", "GET", "/text_content"),
+    "libraries.documents.status": _owned("document", "GET", "/status"),
+    "libraries.documents.get_signed_url": _owned("document", "GET", "/signed-url"),
+    "libraries.documents.extracted_text_signed_url": _owned(
+        "document", "GET", "/extracted-text-signed-url"
+    ),
+    "libraries.documents.reprocess": _owned("document", "POST", "/reprocess"),
+    "libraries.accesses.list": _accesses("GET"),
+    "libraries.accesses.update_or_create": _accesses("PUT"),
+    "libraries.accesses.delete": _accesses("DELETE"),
+    "batch.jobs.list": list_batch_jobs,
+    "batch.jobs.create": create_batch_job,
+    "batch.jobs.get": _batch_job(cancel=False),
+    "batch.jobs.cancel": _batch_job(cancel=True),
+    "batch.jobs.delete": _deleter("batch_job"),
+}
+
+
 # -- keys, usage, tenants and the audit log -----------------------------------------------------
 
 
@@ -352,6 +561,7 @@ _HANDLERS: dict[str, Handler] = {
     "gateway.console": console,
     "gateway.console.asset": console_asset,
     "gateway.health": health,
+    **_RESOURCE_HANDLERS,
 }
 app = FunctionApp("admin", _HANDLERS)
 

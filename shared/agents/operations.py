@@ -72,6 +72,7 @@ from shared.jsonsafe import check_storable
 from shared.mistral import MistralClient, Retry, UpstreamResponse
 from shared.observability import log_event
 from shared.reads import MISTRAL_PAGE_SIZE_CLAMP
+from shared.resources import check_owned, library_ids_in_tools
 from shared.tenancy import audit
 
 __all__ = [
@@ -135,11 +136,14 @@ def _handoffs_field(body: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _require_handoffs(conn: Conn, owner: str, request: Mapping[str, Any]) -> None:
-    """Every agent named in `handoffs` must be the caller's: another tenant's is refused
+    """Every agent named in `handoffs` (and library in a `document_library` tool) must be
+    the caller's: another tenant's is refused
     exactly as a missing one is (404), before anything reaches Mistral, which cannot
     tell tenants apart behind the gateway's one API key."""
     for agent_id in request.get("handoffs") or ():
         _owned(conn, owner, agent_id)
+    # So must every library its `document_library` tools name (shared.resources).
+    check_owned(conn, owner, "library", library_ids_in_tools(request.get("tools")))
 
 
 def parse_create(body: dict[str, Any]) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from shared.errors import (
 from shared.limits import estimate
 from shared.limits.idempotency import Claim, Idempotency, StoredResponse, request_hash
 from shared.mistral import MistralClient, Retry, UpstreamStream
+from shared.resources import check_owned, library_ids_in_tools
 from shared.tenancy.keys import Principal
 from shared.timestamps import now_rfc3339
 
@@ -256,6 +257,9 @@ def run_turn(ctx: Call, turn: Turn, key: str | None = None) -> TurnResult | Turn
     if turn.agent_id:
         with ctx.container.pool.connection() as conn:
             store.require_agent(conn, owner, turn.agent_id)
+    # So must every library a `document_library` tool names (shared.resources).
+    if libraries := library_ids_in_tools(turn.body.get("tools")):
+        check_owned(ctx.container.pool, owner, "library", libraries)
     if turn.operation == "conversations.start":
         ctx.access.agent_id = turn.agent_id
         ctx.access.model = turn.model

@@ -134,6 +134,8 @@ def _routes() -> tuple[Route, ...]:
         # the web console: a static shell (public) whose data comes from the routes above
         Route("GET", gw + "/console", "admin", "gateway.console"),
         Route("GET", gw + "/console/{asset}", "admin", "gateway.console.asset"),
+        # --- issue-19c: tenant-owned Mistral resources (shared.resources) ---
+        *_owned_routes(),
         # batch: reached by the Pub/Sub push subscription, not the load balancer
         Route("POST", gw + "/batches/events", "batch", "gateway.batches.deliver", public=False),
     ]
@@ -143,6 +145,53 @@ def _routes() -> tuple[Route, ...]:
         Route("GET", health_path(f), f, "gateway.health", public=f != "batch") for f in FUNCTIONS
     ]
     return tuple(table)
+
+
+def _owned_routes() -> list[Route]:
+    """Files, libraries with their documents and accesses, Mistral's batch jobs: served by
+    admin, each object kept to the tenant that made it (README, "Tenant-owned resources")."""
+    file = "/v1/files/{file_id}"
+    lib = "/v1/libraries/{library_id}"
+    doc = lib + "/documents/{document_id}"
+    job = "/v1/batch/jobs/{job_id}"
+    table = [
+        ("POST", "/v1/files", "files.upload"),
+        ("GET", "/v1/files", "files.list"),
+        ("GET", file, "files.retrieve"),
+        ("DELETE", file, "files.delete"),
+        ("GET", file + "/content", "files.download"),
+        ("GET", file + "/url", "files.get_signed_url"),
+        ("GET", "/v1/libraries", "libraries.list"),
+        ("POST", "/v1/libraries", "libraries.create"),
+        ("GET", lib, "libraries.get"),
+        ("PATCH", lib, "libraries.update"),
+        ("PUT", lib, "libraries.replace"),
+        ("DELETE", lib, "libraries.delete"),
+        ("GET", lib + "/documents", "libraries.documents.list"),
+        ("POST", lib + "/documents", "libraries.documents.upload"),
+        ("GET", doc, "libraries.documents.get"),
+        ("PATCH", doc, "libraries.documents.update"),
+        ("PUT", doc, "libraries.documents.replace"),
+        ("DELETE", doc, "libraries.documents.delete"),
+        ("GET", doc + "/text_content", "libraries.documents.text_content"),
+        ("GET", doc + "/status", "libraries.documents.status"),
+        ("GET", doc + "/signed-url", "libraries.documents.get_signed_url"),
+        (
+            "GET",
+            doc + "/extracted-text-signed-url",
+            "libraries.documents.extracted_text_signed_url",
+        ),
+        ("POST", doc + "/reprocess", "libraries.documents.reprocess"),
+        ("GET", lib + "/share", "libraries.accesses.list"),
+        ("PUT", lib + "/share", "libraries.accesses.update_or_create"),
+        ("DELETE", lib + "/share", "libraries.accesses.delete"),
+        ("GET", "/v1/batch/jobs", "batch.jobs.list"),
+        ("POST", "/v1/batch/jobs", "batch.jobs.create"),
+        ("GET", job, "batch.jobs.get"),
+        ("POST", job + "/cancel", "batch.jobs.cancel"),
+        ("DELETE", job, "batch.jobs.delete"),
+    ]
+    return [Route(method, path, "admin", operation) for method, path, operation in table]
 
 
 ROUTES: tuple[Route, ...] = _routes()

@@ -13,7 +13,7 @@ import contextlib
 import json
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,8 +105,38 @@ class Context(Call):
     def query(self, name: str) -> str | None:
         return self.request.args.get(name)
 
+    def multipart_body(self) -> tuple[str, int | None, Iterator[bytes]]:
+        """A multipart body to relay as it arrives, never held whole: its content type (with
+        the boundary), its length if given, and its chunks. 415 for another type; 413 past
+        MAX_UPLOAD_BYTES, by Content-Length at once, or while a chunked body is read."""
+        request = self.request
+        if (request.mimetype or "").lower() != "multipart/form-data":
+            raise UnsupportedMediaType("the request body must be multipart/form-data")
+        limit = self.container.settings.max_upload_bytes
+        length = request.content_length
+        if length is not None and length > limit:
+            # Read and dropped first (within MAX_DISCARD_BYTES), so the caller reads the 413.
+            self.body_read = discard_body(request, self.container.settings.max_discard_bytes)
+            raise PayloadTooLarge(f"uploads are limited to {limit} bytes")
+
+        def chunks() -> Iterator[bytes]:
+            read = 0
+            while True:
+                chunk = _read_body(request, _UPLOAD_STEP)
+                if not chunk:
+                    self.body_read = True
+                    return
+                read += len(chunk)
+                if read > limit:
+                    raise PayloadTooLarge(f"uploads are limited to {limit} bytes")
+                yield chunk
+
+        return request.headers.get("Content-Type", ""), length, chunks()
+
 
 _READ_STEP = 65_536
+# An upload is relayed in pieces of this size: the most of it held at once.
+_UPLOAD_STEP = 262_144
 
 
 def _read_body(request: flask.Request, size: int) -> bytes:

@@ -7,7 +7,7 @@ import email.utils
 import json
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -21,7 +21,7 @@ from shared.errors import (
     UpstreamUnavailable,
 )
 from shared.limits.breaker import Breaker, BreakerState, Circuit
-from shared.mistral._transport import SdkTransport
+from shared.mistral._transport import SdkTransport, StreamedBody
 
 __all__ = ["MistralClient", "Retry", "UpstreamResponse", "UpstreamStream"]
 
@@ -141,9 +141,50 @@ class MistralClient:
         self._judge(response, content, state)
         return UpstreamResponse(response.status_code, response.headers, content, latency_ms)
 
+    def upload(
+        self,
+        operation: str,
+        path: str,
+        content_type: str,
+        chunks: Iterable[bytes],
+        length: int | None,
+    ) -> UpstreamResponse:
+        """A POST whose body is relayed as it is read (a multipart upload), never held whole.
+        Sent once: a body already read cannot be sent again."""
+        streamed = StreamedBody(content_type, chunks, length)
+        response, latency_ms, state = self._send(
+            operation, "POST", path, streamed, Retry.NEVER, False
+        )
+        try:
+            content = response.read()
+        except httpx2.HTTPError as exc:
+            self._failed(state)
+            raise _translate(exc) from exc
+        finally:
+            response.close()
+        self._judge(response, content, state)
+        return UpstreamResponse(response.status_code, response.headers, content, latency_ms)
+
+    def download(self, operation: str, path: str) -> UpstreamStream:
+        """A GET whose answer is relayed as it arrives (a file's content), never held whole."""
+        return self._open(operation, "GET", path, None, Retry.IDEMPOTENT, "*/*")
+
     def stream(self, operation: str, path: str, body: bytes) -> UpstreamStream:
         """A streaming POST: the open stream on 200, the same errors as `call` otherwise."""
-        response, latency_ms, state = self._send(operation, "POST", path, body, Retry.UNSENT, True)
+        return self._open(operation, "POST", path, body, Retry.UNSENT, "text/event-stream")
+
+    def _open(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        body: bytes | None,
+        retry: Retry,
+        accept: str,
+    ) -> UpstreamStream:
+        response, latency_ms, state = self._send(
+            operation, method, path, body, retry, True, accept=accept
+        )
         if response.status_code != 200:
             try:
                 content = response.read()
@@ -164,9 +205,11 @@ class MistralClient:
         operation: str,
         method: str,
         path: str,
-        body: bytes | None,
+        body: bytes | StreamedBody | None,
         retry: Retry,
         stream: bool,
+        *,
+        accept: str | None = None,
     ) -> tuple[httpx2.Response, float, BreakerState]:
         attempt = 0
         while True:
@@ -178,7 +221,7 @@ class MistralClient:
                     method,
                     path,
                     body,
-                    accept="text/event-stream" if stream else "application/json",
+                    accept=accept or "application/json",
                     stream=stream,
                 )
             except httpx2.HTTPError as exc:
@@ -189,6 +232,12 @@ class MistralClient:
                     self._sleep(self._backoff(attempt, None))
                     continue
                 raise _translate(exc) from exc
+            except GatewayError:
+                # The caller's own streamed body failed (too large, broken framing): nothing
+                # is known of Mistral's health, but a trial call must not stay claimed.
+                if state.state is Circuit.HALF_OPEN:
+                    self._failed(state)
+                raise
             latency_ms = (time.perf_counter() - started) * 1000
             status = response.status_code
             if status in _RETRY_STATUS:

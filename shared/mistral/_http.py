@@ -257,7 +257,7 @@ def _chunked(conn: _Connection) -> Iterator[bytes]:
     raise httpx2.RemoteProtocolError("too many trailer fields")
 
 
-def _request_bytes(request: httpx2.Request) -> tuple[bytes, bytes]:
+def _request_bytes(request: httpx2.Request) -> tuple[bytes, bytes | Iterator[bytes]]:
     """The request's head and body as they go on the wire."""
     url = request.url
     parts = [request.method.encode("ascii"), b" ", url.raw_path, b" HTTP/1.1\r\n"]
@@ -278,10 +278,22 @@ def _request_bytes(request: httpx2.Request) -> tuple[bytes, bytes]:
     # (or request): every line must be one that was joined here.
     if head.count(b"\n") != lines or head.count(b"\r") != lines or b"\x00" in head:
         raise httpx2.LocalProtocolError("illegal character in the request head", request=request)
+    if not hasattr(request, "_content"):
+        # A body still to be read (an upload relayed as it arrives): sent as it is read,
+        # chunked unless a Content-Length was given.
+        return head, _streamed(request.stream, chunked)
     body = request.read()
     if chunked:  # a streamed body the SDK built (uploads): sent as one chunk
         body = (b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)) if body else b"0\r\n\r\n"
     return head, body
+
+
+def _streamed(stream: Any, chunked: bool) -> Iterator[bytes]:
+    for data in stream:
+        if data:
+            yield (b"%x\r\n%s\r\n" % (len(data), data)) if chunked else data
+    if chunked:
+        yield b"0\r\n\r\n"
 
 
 def _parse_head(head: bytes) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]:
@@ -442,7 +454,7 @@ class LeanHttpClient(SdkHttpClient):
         conn: _Connection,
         request: httpx2.Request,
         head: bytes,
-        body: bytes,
+        body: bytes | Iterator[bytes],
         timeout: dict[str, float | None],
     ) -> httpx2.Response:
         """Sends the request and reads the answer's head; the body is left to the response."""
@@ -451,7 +463,11 @@ class LeanHttpClient(SdkHttpClient):
             sock.settimeout(timeout.get("write"))
             unsent: httpx2.WriteError | None = None
             try:
-                if len(body) < _JOIN_BODY_BELOW:
+                if not isinstance(body, bytes):
+                    sock.sendall(head)
+                    for data in body:
+                        sock.sendall(data)
+                elif len(body) < _JOIN_BODY_BELOW:
                     sock.sendall(head + body)
                 else:
                     sock.sendall(head)

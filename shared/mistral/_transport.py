@@ -16,6 +16,8 @@ fails loudly if the version or the methods' signatures change.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx2
@@ -40,7 +42,18 @@ BUILD_REQUEST_PARAMS = (
 )
 DO_REQUEST_PARAMS = ("hook_ctx", "request", "is_error_status_code", "stream", "retry_config")
 
-__all__ = ["SDK_VERSION", "SdkTransport", "check_sdk"]
+__all__ = ["SDK_VERSION", "SdkTransport", "StreamedBody", "check_sdk"]
+
+
+@dataclass(frozen=True)
+class StreamedBody:
+    """A request body sent as it is read (uploads), never held whole: `chunks` is consumed
+    once, so a request carrying one is never sent twice. With `length` it goes with a
+    Content-Length, else chunked."""
+
+    content_type: str
+    chunks: Iterable[bytes]
+    length: int | None = None
 
 
 def check_sdk() -> None:
@@ -83,14 +96,18 @@ class SdkTransport:
         operation_id: str,
         method: str,
         path_and_query: str,
-        body: bytes | None,
+        body: bytes | StreamedBody | None,
         *,
         accept: str = "application/json",
         stream: bool = False,
     ) -> httpx2.Response:
         """One request, no retries (the caller decides), any status returned as is."""
         base, config = self._base, self._config
-        content = self._body("application/json", body) if body is not None else None
+        content: Any = None
+        if isinstance(body, StreamedBody):
+            content = self._body(body.content_type, iter(body.chunks))
+        elif body is not None:
+            content = self._body("application/json", body)
         request = base._build_request(
             method=method,
             path="",
@@ -107,6 +124,9 @@ class SdkTransport:
             get_serialized_body=(lambda: content),
             url_override=self.base_url + path_and_query,
         )
+        if isinstance(body, StreamedBody) and body.length is not None:
+            del request.headers["Transfer-Encoding"]
+            request.headers["Content-Length"] = str(body.length)
         hook_ctx = self._hook_context(
             config=config,
             base_url=self.base_url,

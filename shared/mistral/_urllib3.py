@@ -17,8 +17,8 @@ error paths and `_client.py` see what they see with httpx2.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, cast
 
 import httpx2
 import urllib3
@@ -113,14 +113,26 @@ class Urllib3HttpClient(SdkHttpClient):
         follow_redirects: Any = httpx2.USE_CLIENT_DEFAULT,
     ) -> httpx2.Response:
         self._refuse_unsupported(auth, follow_redirects)
-        body = request.read()
-        # The body is whole here: it goes with a Content-Length, never chunked.
-        headers = {
-            name: value
-            for name, value in request.headers.multi_items()
-            if name != "transfer-encoding"
-        }
-        headers["content-length"] = str(len(body))
+        body: Any
+        chunked = False
+        if not hasattr(request, "_content"):
+            # An upload relayed as it arrives: its Content-Length if given, else chunked.
+            body = iter(cast("Iterable[bytes]", request.stream))
+            chunked = "content-length" not in request.headers
+            headers = {
+                name: value
+                for name, value in request.headers.multi_items()
+                if name != "transfer-encoding"
+            }
+        else:
+            body = request.read()
+            # The body is whole here: it goes with a Content-Length, never chunked.
+            headers = {
+                name: value
+                for name, value in request.headers.multi_items()
+                if name != "transfer-encoding"
+            }
+            headers["content-length"] = str(len(body))
         timeout = self._timeout
         custom = request.extensions.get("timeout")
         if custom:
@@ -134,6 +146,7 @@ class Urllib3HttpClient(SdkHttpClient):
                 url.raw_path.decode("ascii"),
                 body=body,
                 headers=headers,
+                chunked=chunked,
                 redirect=False,
                 retries=False,
                 preload_content=False,

@@ -462,6 +462,66 @@ OPERATIONS: Mapping[str, Operation] = {
         query=(_query("alias", {"type": "string", "minLength": 1}, required=True),),
         upstream=True,
     ),
+    # --- issue-19c: replaced by the SDK derivation at merge ---------------------------------
+    # Tenant-owned resources; response and request shapes are the SDK's models named here.
+    **{
+        operation: Operation(
+            f"{operation} (SDK response model: {model or 'none'})",
+            "Tenant-owned resources",
+            {
+                status: Success(
+                    f"Mistral's {model or 'answer'}, relayed.",
+                    None if status == "204" else {},
+                    media_types=(
+                        ("application/octet-stream",)
+                        if operation == "files.download"
+                        else ("application/json",)
+                    ),
+                )
+            },
+            description="Another tenant's object answers 404 exactly as a missing one.",
+            body={} if kind == "json" else None,
+            body_content={"multipart/form-data": {"type": "object"}}
+            if kind == "multipart"
+            else None,
+            upstream=True,
+            errors=frozenset({413, 415}) if kind == "multipart" else frozenset(),
+        )
+        for operation, status, kind, model in (
+            ("files.upload", "200", "multipart", "CreateFileResponse"),
+            ("files.list", "200", None, "ListFilesResponse"),
+            ("files.retrieve", "200", None, "GetFileResponse"),
+            ("files.delete", "200", None, "DeleteFileResponse"),
+            ("files.download", "200", None, None),
+            ("files.get_signed_url", "200", None, "GetSignedURLResponse"),
+            ("libraries.list", "200", None, "ListLibrariesResponse"),
+            ("libraries.create", "201", "json", "Library"),
+            ("libraries.get", "200", None, "Library"),
+            ("libraries.update", "200", "json", "Library"),
+            ("libraries.replace", "200", "json", "Library"),
+            ("libraries.delete", "200", None, "Library"),
+            ("libraries.documents.list", "200", None, "ListDocumentsResponse"),
+            ("libraries.documents.upload", "200", "multipart", "Document"),
+            ("libraries.documents.get", "200", None, "Document"),
+            ("libraries.documents.update", "200", "json", "Document"),
+            ("libraries.documents.replace", "200", "json", "Document"),
+            ("libraries.documents.delete", "204", None, None),
+            ("libraries.documents.text_content", "200", None, "DocumentTextContent"),
+            ("libraries.documents.status", "200", None, "ProcessingStatus"),
+            ("libraries.documents.get_signed_url", "200", None, None),
+            ("libraries.documents.extracted_text_signed_url", "200", None, None),
+            ("libraries.documents.reprocess", "204", None, None),
+            ("libraries.accesses.list", "200", None, "ListSharingResponse"),
+            ("libraries.accesses.update_or_create", "200", "json", "Sharing"),
+            ("libraries.accesses.delete", "200", "json", "Sharing"),
+            ("batch.jobs.list", "200", None, "ListBatchJobsResponse"),
+            ("batch.jobs.create", "200", "json", "BatchJob"),
+            ("batch.jobs.get", "200", None, "BatchJob"),
+            ("batch.jobs.cancel", "200", None, "BatchJob"),
+            ("batch.jobs.delete", "200", None, "DeleteBatchJobResponse"),
+        )
+    },
+    # --- end issue-19c --------------------------------------------------------------------
     # -- admin: keys and usage --------------------------------------------------------------
     "gateway.keys.create": Operation(
         "Create an API key",

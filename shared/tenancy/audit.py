@@ -62,6 +62,17 @@ ACTIONS = (
     "conversation.delete",
     "conversation.archive",
     "conversation.unarchive",
+    # tenant-owned Mistral resources (shared.resources)
+    "file.create",
+    "file.delete",
+    "library.create",
+    "library.delete",
+    "library.share",
+    "library.unshare",
+    "document.create",
+    "document.delete",
+    "batch_job.create",
+    "batch_job.delete",
 )
 _CURSOR = "audit"
 _MAX_PAGE = 1000

@@ -89,6 +89,40 @@ OPERATION_PERMISSIONS: Mapping[str, str] = {
     # shared read-only: the models list, filtered by the key's allowed_models
     "models.list": "models:read",
     "models.retrieve": "models:read",
+    # tenant-owned Mistral resources: files
+    "files.list": "files:read",
+    "files.retrieve": "files:read",
+    "files.download": "files:read",
+    "files.get_signed_url": "files:read",
+    "files.upload": "files:write",
+    "files.delete": "files:write",
+    # libraries, their documents and who they are shared with
+    "libraries.list": "libraries:read",
+    "libraries.get": "libraries:read",
+    "libraries.documents.list": "libraries:read",
+    "libraries.documents.get": "libraries:read",
+    "libraries.documents.status": "libraries:read",
+    "libraries.documents.text_content": "libraries:read",
+    "libraries.documents.get_signed_url": "libraries:read",
+    "libraries.documents.extracted_text_signed_url": "libraries:read",
+    "libraries.accesses.list": "libraries:read",
+    "libraries.create": "libraries:write",
+    "libraries.update": "libraries:write",
+    "libraries.replace": "libraries:write",
+    "libraries.delete": "libraries:write",
+    "libraries.documents.upload": "libraries:write",
+    "libraries.documents.update": "libraries:write",
+    "libraries.documents.replace": "libraries:write",
+    "libraries.documents.delete": "libraries:write",
+    "libraries.documents.reprocess": "libraries:write",
+    "libraries.accesses.update_or_create": "libraries:share",
+    "libraries.accesses.delete": "libraries:share",
+    # Mistral batch jobs
+    "batch.jobs.list": "batch_jobs:read",
+    "batch.jobs.get": "batch_jobs:read",
+    "batch.jobs.create": "batch_jobs:write",
+    "batch.jobs.cancel": "batch_jobs:write",
+    "batch.jobs.delete": "batch_jobs:write",
 }
 
 _READ = frozenset(
@@ -97,11 +131,22 @@ _READ = frozenset(
         "conversations:read",
         "usage:read",
         "models:read",
+        "files:read",
+        "libraries:read",
+        "batch_jobs:read",
     }
 )
-_USER = _READ | {"conversations:write", "conversations:archive", "agents:read"}
+_USER = _READ | {
+    "conversations:write",
+    "conversations:archive",
+    "agents:read",
+    "files:write",
+    "libraries:write",
+    "batch_jobs:write",
+}
 _ADMIN = _USER | {
     "conversations:delete",
+    "libraries:share",
     "agents:manage",
     "keys:manage",
     "tenants:read",

@@ -206,6 +206,7 @@ def probe(function: str, key: NewKey | None = None, **kwargs: Any) -> Any:
     return send(function, method, path, key, body, **kwargs)
 
 
+_DOC = "/v1/libraries/lib_core/documents/doc_core"
 # Every route that takes a JSON body, with a valid body for it.
 BODY_ROUTES: list[tuple[str, str, str, str, dict[str, Any]]] = [
     ("conversations.start", "start", "POST", "/v1/conversations", {"model": MODEL, "inputs": "hi"}),
@@ -229,7 +230,29 @@ BODY_ROUTES: list[tuple[str, str, str, str, dict[str, Any]]] = [
     ("gateway.keys.update", "admin", "PATCH", "/gateway/v1/keys/{key_id}", {"name": "k2"}),
     ("gateway.tenants.create", "admin", "POST", "/gateway/v1/tenants", {"id": "t", "name": "T"}),
     ("gateway.tenants.update", "admin", "PATCH", "/gateway/v1/tenants/" + OWNER, {"name": "T"}),
+    # tenant-owned resources: the body is read before the object is looked for
+    ("libraries.create", "admin", "POST", "/v1/libraries", {"name": "L"}),
+    ("libraries.update", "admin", "PATCH", "/v1/libraries/lib_core", {"name": "L"}),
+    ("libraries.replace", "admin", "PUT", "/v1/libraries/lib_core", {"name": "L"}),
+    ("libraries.documents.update", "admin", "PATCH", _DOC, {"name": "D"}),
+    ("libraries.documents.replace", "admin", "PUT", _DOC, {"name": "D"}),
+    (
+        "libraries.accesses.update_or_create",
+        "admin",
+        "PUT",
+        "/v1/libraries/lib_core/share",
+        {"level": "Viewer", "share_with_uuid": "u", "share_with_type": "User"},
+    ),
+    (
+        "batch.jobs.create",
+        "admin",
+        "POST",
+        "/v1/batch/jobs",
+        {"endpoint": "/v1/embeddings", "model": MODEL, "requests": []},
+    ),
 ]
+# Uploads take multipart/form-data, relayed as it arrives (tests/functional/test_resources.py).
+MULTIPART_WRITES = {"files.upload", "libraries.documents.upload"}
 # Writes that take no body: their input is the path or the query string.
 BODILESS_WRITES = {
     "gateway.conversations.archive",
@@ -239,13 +262,15 @@ BODILESS_WRITES = {
     "agents.update_version",  # ?version=
     "agents.create_alias",  # ?alias=&version=
     "gateway.batches.deliver",  # Pub/Sub push, not a gateway-key route (batch function)
+    "batch.jobs.cancel",
+    "libraries.documents.reprocess",
 }
 
 
 def test_the_body_rows_cover_every_write_route() -> None:
     """Every POST/PATCH/PUT route is either tested with bodies here or known to take none."""
     writes = {r.operation for r in routes.ROUTES if r.method in ("POST", "PATCH", "PUT")}
-    assert writes == {op for op, *_ in BODY_ROUTES} | BODILESS_WRITES
+    assert writes == {op for op, *_ in BODY_ROUTES} | BODILESS_WRITES | MULTIPART_WRITES
 
 
 def _body_route_ids() -> list[str]:

@@ -10,6 +10,7 @@ changed. A route added to the table without a row here fails
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -28,6 +29,9 @@ TENANT_A, TENANT_B = "tenant-isolation-a", "tenant-isolation-b"
 MODEL = "mistral-small-latest"
 NO_LIMIT = {"rate_limit_requests": 100_000, "rate_limit_window": 60}
 A_TOKENS = 777_777  # A's usage, recognisable in any body it should not be in
+
+# An upload's body: sent as multipart/form-data.
+UPLOAD = {"__multipart__": "taken.txt"}
 
 # operation -> (query string, JSON body) for a request that would succeed for the owner.
 BY_ID: dict[str, tuple[str, dict[str, Any] | None]] = {
@@ -55,6 +59,35 @@ BY_ID: dict[str, tuple[str, dict[str, Any] | None]] = {
     "gateway.keys.revoke": ("", None),
     "gateway.keys.rotate": ("", None),
     "gateway.tenants.get": ("", None),
+    # tenant-owned resources: A's file, library, document, batch job
+    "files.retrieve": ("", None),
+    "files.delete": ("", None),
+    "files.download": ("", None),
+    "files.get_signed_url": ("", None),
+    "libraries.get": ("", None),
+    "libraries.update": ("", {"name": "taken over"}),
+    "libraries.replace": ("", {"name": "taken over"}),
+    "libraries.delete": ("", None),
+    "libraries.documents.list": ("", None),
+    "libraries.documents.upload": ("", UPLOAD),
+    "libraries.documents.get": ("", None),
+    "libraries.documents.update": ("", {"name": "taken over"}),
+    "libraries.documents.replace": ("", {"name": "taken over"}),
+    "libraries.documents.delete": ("", None),
+    "libraries.documents.text_content": ("", None),
+    "libraries.documents.status": ("", None),
+    "libraries.documents.get_signed_url": ("", None),
+    "libraries.documents.extracted_text_signed_url": ("", None),
+    "libraries.documents.reprocess": ("", None),
+    "libraries.accesses.list": ("", None),
+    "libraries.accesses.update_or_create": (
+        "",
+        {"level": "Editor", "share_with_uuid": "u", "share_with_type": "User"},
+    ),
+    "libraries.accesses.delete": ("", {"share_with_uuid": "u", "share_with_type": "User"}),
+    "batch.jobs.get": ("", None),
+    "batch.jobs.cancel": ("", None),
+    "batch.jobs.delete": ("", None),
 }
 # A's agent asked for a specific version is relayed to Mistral by the owner: B must not be.
 EXTRA = {"agents.get?agent_version": ("agents.get", "?agent_version=0", None)}
@@ -70,6 +103,9 @@ LISTS = {
     "gateway.usage": "/gateway/v1/usage",
     "gateway.whoami": "/gateway/v1/whoami",
     "gateway.audit.list": "/gateway/v1/audit",
+    "files.list": "/v1/files",
+    "libraries.list": "/v1/libraries",
+    "batch.jobs.list": "/v1/batch/jobs",
 }
 
 
@@ -125,6 +161,10 @@ class Tenants:
             "key_id": self.a_key_id,
             "version": "0",
             "tenant_id": TENANT_A,
+            "file_id": "file_a",
+            "library_id": "lib_a",
+            "document_id": "doc_a",
+            "job_id": "job_a",
         }
 
 
@@ -170,6 +210,21 @@ def _seed_a(gateway: Container) -> None:
             " 'ag_a')",
             o=TENANT_A,
         )
+        for kind, ident, parent in (
+            ("file", "file_a", None),
+            ("library", "lib_a", None),
+            ("document", "doc_a", "lib_a"),
+            ("batch_job", "job_a", None),
+        ):
+            conn.run(
+                "INSERT INTO owned_resources (kind, id, owner_id, parent_id, body)"
+                " VALUES (:kind, :id, :owner, :parent, CAST(:body AS jsonb))",
+                kind=kind,
+                id=ident,
+                owner=TENANT_A,
+                parent=parent,
+                body=json.dumps({"id": ident, "name": "a's", "filename": "a's"}),
+            )
         conn.run(
             "INSERT INTO usage_events (owner_id, operation, model, status, prompt_tokens)"
             " VALUES (:owner, 'conversations.start', :model, 200, :tokens)",
@@ -205,6 +260,7 @@ def _snapshot(gateway: Container) -> dict[str, Any]:
                 "api_keys",
                 "batches",
                 "batch_items",
+                "owned_resources",
             )
         }
 
@@ -225,9 +281,18 @@ def test_another_tenants_object_is_404(
     route = _route(operation)
     path = route.template.format(**tenants.ids) + query
     before, calls = _snapshot(container), standin.calls()
-    answer = client(route.function).open(
-        path, method=route.method, json=body, headers=bearer(tenants.b_admin)
-    )
+    if body == UPLOAD:
+        answer = client(route.function).open(
+            path,
+            method=route.method,
+            data={"file": (io.BytesIO(b"taken"), "taken.txt")},
+            content_type="multipart/form-data",
+            headers=bearer(tenants.b_admin),
+        )
+    else:
+        answer = client(route.function).open(
+            path, method=route.method, json=body, headers=bearer(tenants.b_admin)
+        )
     assert answer.status_code == 404, answer.get_data(as_text=True)
     error = answer.get_json()
     assert error["object"] == "error"
@@ -256,6 +321,7 @@ def test_listings_never_show_another_tenants_objects(tenants: Tenants, operation
     """B's listings hold none of A's ids, owner, content or usage; A's do (the control)."""
     route = _route(operation)
     marks = ("conv_a", "ag_a", "batch_a", tenants.a_key_id, TENANT_A, str(A_TOKENS))
+    marks += ("file_a", "lib_a", "job_a")
     seen_by_a = client(route.function).get(LISTS[operation], headers=bearer(tenants.a_admin))
     assert seen_by_a.status_code == 200, seen_by_a.get_data(as_text=True)
     assert any(m in seen_by_a.get_data(as_text=True) for m in marks)

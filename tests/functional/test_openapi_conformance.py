@@ -15,6 +15,7 @@ the suite, once the fix lands; then the marker and the fuzzer's entry go togethe
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -450,7 +451,61 @@ def models(w: World) -> None:
     w.call("admin", "GET", "/v1/models", role=None, expect=401)
 
 
+def _upload(w: World, path: str, role: str = "admin", expect: int | None = 200) -> Any:
+    data = {"file": (io.BytesIO(b'{"custom_id": "1"}\n'), "in.jsonl"), "purpose": "batch"}
+    return w.call(
+        "admin",
+        "POST",
+        path,
+        role=role,
+        data=data,
+        content_type="multipart/form-data",
+        expect=expect,
+    )
+
+
+def resources(w: World) -> None:
+    """Files, libraries, documents, accesses and batch jobs, succeeding and refusing."""
+    file_id = _upload(w, "/v1/files").get_json()["id"]
+    f = f"/v1/files/{file_id}"
+    for path in ("/v1/files?page=0&page_size=5", f, f + "/content", f + "/url"):
+        w.call("admin", "GET", path, expect=200)
+    w.call("admin", "GET", "/v1/files/nothing", expect=404)
+    _upload(w, "/v1/files", role="read_only", expect=403)
+    w.call("admin", "POST", "/v1/files", json={"file": "x"}, expect=415)
+    lib = w.call("admin", "POST", "/v1/libraries", json={"name": "L"}, expect=201).get_json()["id"]
+    lp = f"/v1/libraries/{lib}"
+    w.call("admin", "GET", "/v1/libraries", expect=200)
+    w.call("admin", "GET", lp, expect=200)
+    w.call("admin", "PATCH", lp, json={"name": "L2"}, expect=200)
+    w.call("admin", "PUT", lp, json={"name": "L3"}, expect=200)
+    doc = _upload(w, lp + "/documents").get_json()["id"]
+    dp = f"{lp}/documents/{doc}"
+    w.call("admin", "GET", lp + "/documents", expect=200)
+    for suffix in ("", "/text_content", "/status", "/signed-url", "/extracted-text-signed-url"):
+        w.call("admin", "GET", dp + suffix, expect=200)
+    w.call("admin", "PATCH", dp, json={"name": "d2"}, expect=200)
+    w.call("admin", "PUT", dp, json={"name": "d3"}, expect=200)
+    w.call("admin", "POST", dp + "/reprocess", expect=204)
+    share = {"level": "Viewer", "share_with_uuid": "u", "share_with_type": "User"}
+    w.call("admin", "PUT", lp + "/share", json=share, expect=200)
+    w.call("admin", "PUT", lp + "/share", role="user", json=share, expect=403)
+    w.call("admin", "GET", lp + "/share", expect=200)
+    w.call("admin", "DELETE", lp + "/share", json=share, expect=200)
+    w.call("admin", "DELETE", dp, expect=204)
+    job = {"input_files": [file_id], "endpoint": "/v1/chat/completions", "model": MODEL}
+    job_id = w.call("admin", "POST", "/v1/batch/jobs", json=job, expect=200).get_json()["id"]
+    w.call("admin", "POST", "/v1/batch/jobs", json={**job, "input_files": ["no"]}, expect=404)
+    w.call("admin", "GET", "/v1/batch/jobs?status=QUEUED", expect=200)
+    w.call("admin", "GET", f"/v1/batch/jobs/{job_id}", expect=200)
+    w.call("admin", "POST", f"/v1/batch/jobs/{job_id}/cancel", expect=200)
+    w.call("admin", "DELETE", f"/v1/batch/jobs/{job_id}", expect=200)
+    w.call("admin", "DELETE", lp, expect=200)
+    w.call("admin", "DELETE", f, expect=200)
+
+
 SCENARIOS: dict[str, Callable[[World], None]] = {
+    "resources": resources,
     "turns": turns,
     "upstream_failures": upstream_failures,
     "reads": reads,

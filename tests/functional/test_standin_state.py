@@ -1,4 +1,5 @@
-"""The stand-in keeps its conversations and agents across a restart when given a state file."""
+"""The stand-in keeps its state (conversations, agents, files, libraries, batch jobs) across a
+restart when given a state file."""
 
 from __future__ import annotations
 
@@ -46,3 +47,27 @@ def test_conversations_agents_versions_and_aliases_survive_a_restart(tmp_path: P
         listed = [a.id for a in sdk.beta.agents.list_pages().result.data]
     # The restored sequence continues: the newer agent lists first, the kept one after it.
     assert listed == [newer.id, agent.id]
+
+
+def test_files_libraries_documents_and_batch_jobs_survive_a_restart(tmp_path: Path) -> None:
+    """A file's bytes, a library with a document and a share, a batch job: all still there."""
+    state = tmp_path / "standin.json"
+    with StandIn(state_file=state) as first:
+        sdk = _sdk(first)
+        file = sdk.files.upload(file={"file_name": "f.jsonl", "content": b"{}\n"}, purpose="batch")
+        lib = sdk.beta.libraries.create(name="kept")
+        doc = sdk.beta.libraries.documents.upload(
+            library_id=lib.id, file={"file_name": "d.txt", "content": b"words"}
+        )
+        sdk.beta.libraries.accesses.update_or_create(
+            library_id=lib.id, level="Viewer", share_with_uuid="u", share_with_type="User"
+        )
+        job = sdk.batch.jobs.create(input_files=[file.id], endpoint="/v1/embeddings", model=MODEL)
+    with StandIn(state_file=state) as second:
+        sdk = _sdk(second)
+        assert sdk.files.download(file_id=file.id).read() == b"{}\n"
+        assert sdk.beta.libraries.get(library_id=lib.id).nb_documents == 1
+        text = sdk.beta.libraries.documents.text_content(library_id=lib.id, document_id=doc.id)
+        assert text.text == "words"
+        assert len(sdk.beta.libraries.accesses.list(library_id=lib.id).data) == 1
+        assert sdk.batch.jobs.get(job_id=job.id).input_files == [file.id]

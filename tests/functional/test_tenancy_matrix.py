@@ -8,6 +8,7 @@ the route table without its row fails `test_every_route_has_a_row`.
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
@@ -22,6 +23,10 @@ MODEL = "mistral-small-latest"
 A = "tenant-a"
 B = "tenant-b"
 NO_LIMIT = {"rate_limit_requests": 100_000, "rate_limit_window": 60}
+
+# The body of an upload: sent as multipart/form-data.
+UPLOAD = {"__multipart__": "upload.jsonl"}
+_DOC = "/v1/libraries/{library}/documents/{document}"
 
 # operation -> (method, path template, JSON body). Templates name the world's ids.
 REQUESTS: dict[str, tuple[str, str, dict[str, Any] | None]] = {
@@ -94,6 +99,55 @@ REQUESTS: dict[str, tuple[str, str, dict[str, Any] | None]] = {
     # A body that is no Pub/Sub push is acknowledged (400 would be redelivered for ever).
     "gateway.batches.deliver": ("POST", "/gateway/v1/batches/events", {}),
     "gateway.health": ("GET", "/gateway/v1/health/{function}", None),
+    # tenant-owned Mistral resources: A's file, library, document and batch job
+    "files.upload": ("POST", "/v1/files", UPLOAD),
+    "files.list": ("GET", "/v1/files", None),
+    "files.retrieve": ("GET", "/v1/files/{file}", None),
+    "files.delete": ("DELETE", "/v1/files/{file}", None),
+    "files.download": ("GET", "/v1/files/{file}/content", None),
+    "files.get_signed_url": ("GET", "/v1/files/{file}/url", None),
+    "libraries.list": ("GET", "/v1/libraries", None),
+    "libraries.create": ("POST", "/v1/libraries", {"name": "another"}),
+    "libraries.get": ("GET", "/v1/libraries/{library}", None),
+    "libraries.update": ("PATCH", "/v1/libraries/{library}", {"name": "renamed"}),
+    "libraries.replace": ("PUT", "/v1/libraries/{library}", {"name": "renamed"}),
+    "libraries.delete": ("DELETE", "/v1/libraries/{library}", None),
+    "libraries.documents.list": ("GET", "/v1/libraries/{library}/documents", None),
+    "libraries.documents.upload": ("POST", "/v1/libraries/{library}/documents", UPLOAD),
+    "libraries.documents.get": ("GET", _DOC, None),
+    "libraries.documents.update": ("PATCH", _DOC, {"name": "renamed"}),
+    "libraries.documents.replace": ("PUT", _DOC, {"name": "renamed"}),
+    "libraries.documents.delete": ("DELETE", _DOC, None),
+    "libraries.documents.text_content": ("GET", _DOC + "/text_content", None),
+    "libraries.documents.status": ("GET", _DOC + "/status", None),
+    "libraries.documents.get_signed_url": ("GET", _DOC + "/signed-url", None),
+    "libraries.documents.extracted_text_signed_url": (
+        "GET",
+        _DOC + "/extracted-text-signed-url",
+        None,
+    ),
+    "libraries.documents.reprocess": ("POST", _DOC + "/reprocess", None),
+    "libraries.accesses.list": ("GET", "/v1/libraries/{library}/share", None),
+    "libraries.accesses.update_or_create": (
+        "PUT",
+        "/v1/libraries/{library}/share",
+        {"level": "Editor", "share_with_uuid": "u2", "share_with_type": "User"},
+    ),
+    "libraries.accesses.delete": (
+        "DELETE",
+        "/v1/libraries/{library}/share",
+        {"share_with_uuid": "u1", "share_with_type": "User"},
+    ),
+    "batch.jobs.list": ("GET", "/v1/batch/jobs", None),
+    # Naming A's file: another tenant's reference is refused as a missing file.
+    "batch.jobs.create": (
+        "POST",
+        "/v1/batch/jobs",
+        {"input_files": ["{file}"], "endpoint": "/v1/chat/completions", "model": MODEL},
+    ),
+    "batch.jobs.get": ("GET", "/v1/batch/jobs/{job}", None),
+    "batch.jobs.cancel": ("POST", "/v1/batch/jobs/{job}/cancel", None),
+    "batch.jobs.delete": ("DELETE", "/v1/batch/jobs/{job}", None),
 }
 
 # operation -> statuses for (operator, admin, user, read_only), each "same/other".
@@ -146,6 +200,31 @@ EXPECTED: dict[str, tuple[str, str, str, str]] = {
     "gateway.console.asset":           ("200/200", "200/200", "200/200", "200/200"),
     "gateway.batches.deliver":         ("200/200", "200/200", "200/200", "200/200"),
     "gateway.health":                  ("200/200", "200/200", "200/200", "200/200"),
+    **dict.fromkeys(
+        ("files.retrieve", "files.download", "files.get_signed_url", "libraries.get",
+         "libraries.documents.list", "libraries.documents.get", "libraries.documents.status",
+         "libraries.documents.text_content", "libraries.documents.get_signed_url",
+         "libraries.documents.extracted_text_signed_url", "libraries.accesses.list",
+         "batch.jobs.get"),
+        ("403/403", "200/404", "200/404", "200/404"),
+    ),
+    **dict.fromkeys(
+        ("files.list", "libraries.list", "batch.jobs.list"),
+        ("403/403", "200/200", "200/200", "200/200"),
+    ),
+    **dict.fromkeys(
+        ("files.delete", "libraries.update", "libraries.replace", "libraries.delete",
+         "libraries.documents.upload", "libraries.documents.update",
+         "libraries.documents.replace", "batch.jobs.create", "batch.jobs.cancel",
+         "batch.jobs.delete"),
+        ("403/403", "200/404", "200/404", "403/403"),
+    ),
+    "files.upload":                    ("403/403", "200/200", "200/200", "403/403"),
+    "libraries.create":                ("403/403", "201/201", "201/201", "403/403"),
+    "libraries.documents.delete":      ("403/403", "204/404", "204/404", "403/403"),
+    "libraries.documents.reprocess":   ("403/403", "204/404", "204/404", "403/403"),
+    "libraries.accesses.update_or_create": ("403/403", "200/404", "403/403", "403/403"),
+    "libraries.accesses.delete":       ("403/403", "200/404", "403/403", "403/403"),
 }
 # fmt: on
 
@@ -178,7 +257,9 @@ def seed(gateway: Container) -> dict[str, str]:
             o=A,
         )
     spare = make_key(gateway, "user", A)
+    owned = _seed_resources(admin)
     return {
+        **owned,
         "conversation": conversation_id,
         "entry": entry["id"],
         "agent": agent_id,
@@ -188,11 +269,57 @@ def seed(gateway: Container) -> dict[str, str]:
     }
 
 
+def _upload(path: str, key: NewKey, name: str) -> Any:
+    answer = client("admin").post(
+        path,
+        data={"file": (io.BytesIO(b'{"custom_id": "1"}\n'), name), "purpose": "batch"},
+        content_type="multipart/form-data",
+        headers=bearer(key),
+    )
+    assert answer.status_code == 200, answer.get_data()
+    return answer.get_json()
+
+
+def _seed_resources(admin: NewKey) -> dict[str, str]:
+    """A's file, library (shared with one user), document and batch job."""
+    admin_app = client("admin")
+    file_id = _upload("/v1/files", admin, "seed.jsonl")["id"]
+    library = admin_app.post("/v1/libraries", json={"name": "seeded"}, headers=bearer(admin))
+    library_id = library.get_json()["id"]
+    document_id = _upload(f"/v1/libraries/{library_id}/documents", admin, "seed.txt")["id"]
+    share = {"level": "Viewer", "share_with_uuid": "u1", "share_with_type": "User"}
+    shared = admin_app.put(f"/v1/libraries/{library_id}/share", json=share, headers=bearer(admin))
+    assert shared.status_code == 200, shared.get_data()
+    job = admin_app.post(
+        "/v1/batch/jobs",
+        json={"input_files": [file_id], "endpoint": "/v1/chat/completions", "model": MODEL},
+        headers=bearer(admin),
+    )
+    assert job.status_code == 200, job.get_data()
+    return {
+        "file": file_id,
+        "library": library_id,
+        "document": document_id,
+        "job": job.get_json()["id"],
+    }
+
+
+def _send(function: str, path: str, method: str, body: Any, key: NewKey) -> Any:
+    if isinstance(body, dict) and "__multipart__" in body:
+        data = {"file": (io.BytesIO(b"{}\n"), body["__multipart__"]), "purpose": "batch"}
+        return client(function).open(
+            path, method=method, data=data, content_type="multipart/form-data", headers=bearer(key)
+        )
+    return client(function).open(path, method=method, json=body, headers=bearer(key))
+
+
 def _fill(value: Any, world: dict[str, str]) -> Any:
     if isinstance(value, str):
         return value.format(**world)
     if isinstance(value, dict):
         return {k: _fill(v, world) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, world) for v in value]
     return value
 
 
@@ -225,9 +352,7 @@ def test_permission_matrix(
     statuses = []
     for route in found:
         path = _fill(template, {**world, "function": route.function})
-        answer = client(route.function).open(
-            path, method=method, json=_fill(body, world), headers=bearer(key)
-        )
+        answer = _send(route.function, path, method, _fill(body, world), key)
         statuses.append(answer.status_code)
         if expected in (403, 404):
             assert error_code(answer.get_json()) in ("forbidden", "not_found"), answer.get_data()

@@ -80,6 +80,49 @@ EXPECTED: dict[str, frozenset[str]] = {
     "models.retrieve": EVERYONE,
     # batch: delivered by Pub/Sub (Cloud Run IAM), never by a gateway key
     "gateway.batches.deliver": NOBODY,
+    # tenant-owned Mistral resources: everyone reads the tenant's own, writers change them,
+    # only admin changes a library's sharing in Mistral (issue 19)
+    **dict.fromkeys(
+        (
+            "files.list",
+            "files.retrieve",
+            "files.download",
+            "files.get_signed_url",
+            "libraries.list",
+            "libraries.get",
+            "libraries.documents.list",
+            "libraries.documents.get",
+            "libraries.documents.status",
+            "libraries.documents.text_content",
+            "libraries.documents.get_signed_url",
+            "libraries.documents.extracted_text_signed_url",
+            "libraries.accesses.list",
+            "batch.jobs.list",
+            "batch.jobs.get",
+        ),
+        ALL,
+    ),
+    **dict.fromkeys(
+        (
+            "files.upload",
+            "files.delete",
+            "libraries.create",
+            "libraries.update",
+            "libraries.replace",
+            "libraries.delete",
+            "libraries.documents.upload",
+            "libraries.documents.update",
+            "libraries.documents.replace",
+            "libraries.documents.delete",
+            "libraries.documents.reprocess",
+            "batch.jobs.create",
+            "batch.jobs.cancel",
+            "batch.jobs.delete",
+        ),
+        WRITERS,
+    ),
+    "libraries.accesses.update_or_create": ADMIN,
+    "libraries.accesses.delete": ADMIN,
 }
 
 GUARDED = sorted({r.operation for r in routes.ROUTES} - PUBLIC_OPERATIONS)

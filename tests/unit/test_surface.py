@@ -113,7 +113,7 @@ def unrecorded_routes(treatments: frozenset[Treatment]) -> list[str]:
 
 # The treatments routed on this branch. The metered and owned routes come with their own
 # branches (issue 19): add Treatment.METERED and Treatment.OWNED here once they are merged.
-ROUTED = frozenset({Treatment.STORED, Treatment.SHARED_READ})
+ROUTED = frozenset({Treatment.STORED, Treatment.SHARED_READ, Treatment.OWNED})
 
 
 def test_every_routed_treatment_is_recorded_in_the_route_table() -> None:

@@ -1,0 +1,620 @@
+"""Tenant-owned Mistral resources: files, libraries with their documents and accesses, and
+Mistral's batch jobs, each one kept to the tenant that made it.
+
+    create   (check references) -> Mistral create -> record + audit row, one transaction
+    read     owned? -> Mistral answers (relayed as it came); the stored body is refreshed
+    change   owned? -> Mistral changes -> the stored body is refreshed
+    delete   owned? -> Mistral deletes (its 404 counts: already gone) -> mark deleted + audit
+    list     answered from the records, in Mistral's list shapes, paged as Mistral pages
+
+A create's record is written before the caller sees the new id. If it cannot be written
+(after one retry), the object is deleted in Mistral (a batch job is cancelled, then
+deleted) and the caller gets 503 `service_unavailable`; if that undo fails too, the
+gateway logs `resource_out_of_sync` at ERROR with the kind and id, for an operator.
+
+Unlike agents' writes, these take no in-progress record: ids are Mistral's, an object's
+owner never changes, and two writes of one tenant to one object (a delete racing a
+document upload into the same library) are Mistral's to order. A create that fails
+without saying whether Mistral made the object (a timeout after the body was sent) is
+not repaired: such an object stays in Mistral unrecorded, unreachable through the
+gateway (no tenant owns it), until an operator removes it.
+
+A list serves the bodies Mistral last gave the gateway: reads and changes through the
+gateway refresh them, and a list page first asks Mistral again for each item on it that
+was still changing (a batch job not finished, a document not processed), at most one
+call per item on the page.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from shared.db import Conn, Pool
+from shared.errors import (
+    GatewayError,
+    NotFound,
+    ServiceUnavailable,
+    UpstreamRejected,
+    UpstreamUnavailable,
+    ValidationFailed,
+    field_error,
+)
+from shared.mistral import MistralClient, Retry, UpstreamResponse, UpstreamStream
+from shared.observability import log_event
+from shared.resources.records import (
+    WHAT,
+    Kind,
+    Page,
+    check_owned,
+    mark_deleted,
+    read_page,
+    record_created,
+    refresh_body,
+)
+from shared.tenancy import audit
+
+__all__ = [
+    "ListQuery",
+    "Upload",
+    "batch_job_action",
+    "create_batch_job",
+    "create_library",
+    "delete",
+    "download_file",
+    "list_batch_jobs",
+    "list_documents",
+    "list_files",
+    "list_libraries",
+    "owned_call",
+    "parse_list_query",
+    "share_library",
+    "upload_document",
+    "upload_file",
+]
+
+# Mistral's default page size for these lists.
+_DEFAULT_PAGE_SIZE = 100
+_MAX_PAGE = 1_000_000
+_MAX_PAGE_SIZE = 1000
+# Batch job states after which nothing changes.
+_BATCH_DONE = frozenset({"SUCCESS", "FAILED", "TIMEOUT_EXCEEDED", "CANCELLED"})
+# Document processing states after which nothing changes.
+_DOCUMENT_DONE = frozenset({"Completed", "Failed", "completed", "failed", "done", "error"})
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A multipart body relayed to Mistral as it arrives: its content type (with the
+    boundary), its length if the caller gave one, and its chunks."""
+
+    content_type: str
+    length: int | None
+    chunks: Iterable[bytes]
+
+
+def _path(*segments: str) -> str:
+    return "/v1/" + "/".join(quote(s, safe="") for s in segments)
+
+
+_PATHS: dict[str, Callable[[str, str | None], str]] = {
+    "file": lambda ident, _parent: _path("files", ident),
+    "library": lambda ident, _parent: _path("libraries", ident),
+    "document": lambda ident, parent: _path("libraries", str(parent), "documents", ident),
+    "batch_job": lambda ident, _parent: _path("batch", "jobs", ident),
+}
+_DELETE_OPERATIONS = {
+    "file": "files.delete",
+    "library": "libraries.delete",
+    "document": "libraries.documents.delete",
+    "batch_job": "batch.jobs.delete",
+}
+
+
+# -- list queries --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """Mistral's paging (`page` from 0, `page_size`) and the filters the gateway applies."""
+
+    page: int = 0
+    page_size: int = _DEFAULT_PAGE_SIZE
+    search: str | None = None
+    values: Mapping[str, tuple[str, ...]] | None = None
+
+    def one(self, name: str) -> str | None:
+        found = (self.values or {}).get(name) or ()
+        return found[0] if found else None
+
+    def many(self, name: str) -> tuple[str, ...]:
+        return tuple((self.values or {}).get(name) or ())
+
+
+def _int(raw: str | None, name: str, default: int, minimum: int, maximum: int) -> int:
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        msg = "Input should be a valid integer, unable to parse string as an integer"
+        raise ValidationFailed([field_error(("query", name), msg, "int_parsing")]) from None
+    if value < minimum:
+        msg = f"Input should be greater than or equal to {minimum}"
+        raise ValidationFailed([field_error(("query", name), msg, "greater_than_equal")])
+    return min(value, maximum)
+
+
+def parse_list_query(values: Mapping[str, list[str]]) -> ListQuery:
+    """Paging and filters from a query string (each name's repeated values)."""
+
+    def first(name: str) -> str | None:
+        found = values.get(name) or []
+        return found[0] if found else None
+
+    return ListQuery(
+        page=_int(first("page"), "page", 0, 0, _MAX_PAGE),
+        page_size=_int(first("page_size"), "page_size", _DEFAULT_PAGE_SIZE, 1, _MAX_PAGE_SIZE),
+        search=first("search") or None,
+        values={name: tuple(v) for name, v in values.items()},
+    )
+
+
+def _timestamp(raw: str | None, name: str) -> str | None:
+    """An ISO 8601 date-time from the query string, as given; 422 if it is none."""
+    if not raw:
+        return None
+    try:
+        datetime.fromisoformat(raw)
+    except ValueError:
+        msg = "Input should be a valid datetime"
+        raise ValidationFailed([field_error(("query", name), msg, "datetime_parsing")]) from None
+    return raw
+
+
+def _pagination(page: Page, query: ListQuery) -> dict[str, Any]:
+    pages = -(-page.total // query.page_size)
+    return {
+        "total_items": page.total,
+        "total_pages": pages,
+        "current_page": query.page,
+        "page_size": query.page_size,
+        "has_more": (query.page + 1) < pages,
+    }
+
+
+# -- shared steps --------------------------------------------------------------------------
+
+
+def _read_object(answer: UpstreamResponse) -> dict[str, Any]:
+    try:
+        body = answer.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or not isinstance(body.get("id"), str):
+        raise UpstreamUnavailable("Mistral sent an answer the gateway could not read")
+    return body
+
+
+def _out_of_sync(kind: str, ident: str, tenant: str, action: str, exc: BaseException) -> None:
+    log_event(
+        "resource_out_of_sync",
+        "ERROR",
+        kind=kind,
+        resource_id=ident,
+        owner=tenant,
+        action=action,
+        error=type(exc).__name__,
+    )
+
+
+def _undo_create(client: MistralClient, tenant: str, kind: Kind, body: Mapping[str, Any]) -> None:
+    """Take back an object whose record could not be written."""
+    ident = str(body["id"])
+    path = _PATHS[kind](ident, body.get("library_id"))
+    try:
+        if kind == "batch_job" and body.get("status") not in _BATCH_DONE:
+            client.call("batch.jobs.cancel", "POST", path + "/cancel", retry=Retry.IDEMPOTENT)
+        _delete_upstream(client, kind, path)
+    except GatewayError as exc:
+        _out_of_sync(kind, ident, tenant, "undo_create", exc)
+
+
+def _recorded(
+    pool: Pool,
+    client: MistralClient,
+    tenant: str,
+    kind: Kind,
+    answer: UpstreamResponse,
+    parent: str | None = None,
+) -> UpstreamResponse:
+    """Mistral made the object: its record first, then the caller may see its id (in
+    Mistral's answer, relayed as it came)."""
+    body = _read_object(answer)
+    last: Exception | None = None
+    for pause in (0.0, 0.1):
+        time.sleep(pause)
+        try:
+            with pool.transaction() as conn:
+                record_created(conn, tenant, kind, body, parent=parent)
+            return answer
+        except Exception as exc:
+            last = exc
+    _undo_create(client, tenant, kind, body)
+    raise ServiceUnavailable(
+        "the gateway could not record the new object, so it was deleted; try again"
+    ) from last
+
+
+def _delete_upstream(client: MistralClient, kind: str, path: str) -> UpstreamResponse | None:
+    """Delete in Mistral; None when Mistral says it was already gone."""
+    try:
+        return client.call(_DELETE_OPERATIONS[kind], "DELETE", path, retry=Retry.IDEMPOTENT)
+    except UpstreamRejected as exc:
+        if exc.status != 404:
+            raise
+    return None
+
+
+def _refresh(pool: Pool, tenant: str, kind: Kind, answer: UpstreamResponse) -> None:
+    """Keep the body Mistral just gave (best effort: the answer stands if this fails)."""
+    try:
+        body = answer.json()
+        if isinstance(body, dict) and isinstance(body.get("id"), str):
+            with pool.transaction() as conn:
+                refresh_body(conn, tenant, kind, body)
+    except Exception as exc:
+        log_event("resource_refresh_failed", "WARNING", kind=kind, error=type(exc).__name__)
+
+
+# -- reads and changes of one owned object -------------------------------------------------
+
+
+def owned_call(
+    pool: Pool,
+    client: MistralClient,
+    tenant: str,
+    kind: Kind,
+    ident: str,
+    *,
+    operation: str,
+    method: str,
+    suffix: str = "",
+    parent: str | None = None,
+    query_string: str = "",
+    body: bytes | None = None,
+    refresh: bool = False,
+) -> UpstreamResponse:
+    """A call about one of the tenant's objects (404 for another tenant's), answered by
+    Mistral as it answered; with `refresh`, its answer is the object's new stored body."""
+    with pool.connection() as conn:
+        if parent is not None:
+            check_owned(conn, tenant, "library", [parent])
+        check_owned(conn, tenant, kind, [ident], parent=parent)
+    path = _PATHS[kind](ident, parent) + suffix + (f"?{query_string}" if query_string else "")
+    retry = Retry.IDEMPOTENT if method in ("GET", "PUT", "DELETE") else Retry.UNSENT
+    answer = client.call(operation, method, path, body, retry=retry)
+    if refresh:
+        _refresh(pool, tenant, kind, answer)
+    return answer
+
+
+def delete(
+    pool: Pool,
+    client: MistralClient,
+    tenant: str,
+    kind: Kind,
+    ident: str,
+    *,
+    parent: str | None = None,
+) -> UpstreamResponse:
+    """Gone from Mistral, then marked deleted with its audit row; Mistral's answer. When
+    Mistral had already lost it, the row ends all the same and the caller gets 404. If the
+    row cannot be marked, 503: Mistral answers 404 from now on, so the next delete
+    completes it."""
+    with pool.connection() as conn:
+        if parent is not None:
+            check_owned(conn, tenant, "library", [parent])
+        check_owned(conn, tenant, kind, [ident], parent=parent)
+    answer = _delete_upstream(client, kind, _PATHS[kind](ident, parent))
+    try:
+        with pool.transaction() as conn:
+            mark_deleted(conn, tenant, kind, ident)
+    except Exception as exc:
+        _out_of_sync(kind, ident, tenant, "mark_deleted", exc)
+        raise ServiceUnavailable(
+            "the object was deleted in Mistral but the gateway could not record it;"
+            " send the delete again"
+        ) from exc
+    if parent is not None:
+        _refresh_library(pool, client, tenant, parent)
+    if answer is None:
+        raise NotFound.of(WHAT[kind], ident)
+    return answer
+
+
+def _refresh_library(pool: Pool, client: MistralClient, tenant: str, library_id: str) -> None:
+    """A library's counts change with its documents: keep its listed body current."""
+    try:
+        _refresh(
+            pool,
+            tenant,
+            "library",
+            client.call("libraries.get", "GET", _PATHS["library"](library_id, None)),
+        )
+    except GatewayError as exc:
+        log_event("resource_refresh_failed", "WARNING", kind="library", error=type(exc).__name__)
+
+
+# -- files ---------------------------------------------------------------------------------
+
+
+def upload_file(pool: Pool, client: MistralClient, tenant: str, upload: Upload) -> UpstreamResponse:
+    """`POST /v1/files`: relayed to Mistral as it arrives, recorded as the tenant's."""
+    answer = client.upload(
+        "files.upload", "/v1/files", upload.content_type, upload.chunks, upload.length
+    )
+    return _recorded(pool, client, tenant, "file", answer)
+
+
+def list_files(pool: Pool, tenant: str, query: ListQuery) -> dict[str, Any]:
+    """`GET /v1/files`: the tenant's files, newest first, with Mistral's filters."""
+    equals: dict[str, Any] = {}
+    if purpose := query.one("purpose"):
+        equals["purpose"] = purpose
+    one_of = None
+    for field in ("source", "sample_type", "mimetypes"):
+        if wanted := query.many(field):
+            one_of = ("mimetype" if field == "mimetypes" else field, wanted)
+    page = read_page(
+        pool,
+        tenant,
+        "file",
+        page=query.page,
+        page_size=query.page_size,
+        search=("filename", query.search) if query.search else None,
+        equals=equals,
+        one_of=one_of,
+    )
+    return {"data": page.bodies, "object": "list", "total": page.total}
+
+
+def download_file(pool: Pool, client: MistralClient, tenant: str, file_id: str) -> UpstreamStream:
+    """`GET /v1/files/{id}/content`: Mistral's bytes relayed as they arrive."""
+    check_owned(pool, tenant, "file", [file_id])
+    return client.download("files.download", _PATHS["file"](file_id, None) + "/content")
+
+
+# -- libraries and documents ---------------------------------------------------------------
+
+
+def create_library(
+    pool: Pool, client: MistralClient, tenant: str, body: dict[str, Any]
+) -> UpstreamResponse:
+    """`POST /v1/libraries`."""
+    if not isinstance(body.get("name"), str):
+        raise ValidationFailed([field_error(("body", "name"), "Field required", "missing")])
+    answer = client.call(
+        "libraries.create", "POST", "/v1/libraries", json.dumps(body).encode(), retry=Retry.UNSENT
+    )
+    return _recorded(pool, client, tenant, "library", answer)
+
+
+def list_libraries(pool: Pool, tenant: str, query: ListQuery) -> dict[str, Any]:
+    """`GET /v1/libraries`: the tenant's libraries, newest first."""
+    page = read_page(
+        pool,
+        tenant,
+        "library",
+        page=query.page,
+        page_size=query.page_size,
+        search=("name", query.search) if query.search else None,
+    )
+    return {"data": page.bodies, "pagination": _pagination(page, query)}
+
+
+def upload_document(
+    pool: Pool, client: MistralClient, tenant: str, library_id: str, upload: Upload
+) -> UpstreamResponse:
+    """`POST /v1/libraries/{id}/documents`: into one of the tenant's libraries only."""
+    check_owned(pool, tenant, "library", [library_id])
+    path = _PATHS["library"](library_id, None) + "/documents"
+    answer = client.upload(
+        "libraries.documents.upload", path, upload.content_type, upload.chunks, upload.length
+    )
+    created = _recorded(pool, client, tenant, "document", answer, parent=library_id)
+    _refresh_library(pool, client, tenant, library_id)
+    return created
+
+
+def list_documents(
+    pool: Pool, client: MistralClient, tenant: str, library_id: str, query: ListQuery
+) -> dict[str, Any]:
+    """`GET /v1/libraries/{id}/documents`: the library's documents (sort_by created_at or
+    name, sort_order asc or desc)."""
+    check_owned(pool, tenant, "library", [library_id])
+    by_name = query.one("sort_by") == "name"
+    ascending = query.one("sort_order") == "asc"
+    order = (
+        ("name" if ascending else "name_desc") if by_name else ("oldest" if ascending else "newest")
+    )
+    page = read_page(
+        pool,
+        tenant,
+        "document",
+        page=query.page,
+        page_size=query.page_size,
+        parent=library_id,
+        search=("name", query.search) if query.search else None,
+        order=order,
+    )
+    bodies = _fresh(
+        pool,
+        client,
+        tenant,
+        "document",
+        page.bodies,
+        lambda b: b.get("processing_status") not in _DOCUMENT_DONE,
+        "libraries.documents.get",
+    )
+    return {"pagination": _pagination(page, query), "data": bodies}
+
+
+def _fresh(
+    pool: Pool,
+    client: MistralClient,
+    tenant: str,
+    kind: Kind,
+    bodies: list[dict[str, Any]],
+    changing: Callable[[Mapping[str, Any]], bool],
+    operation: str,
+) -> list[dict[str, Any]]:
+    """A page's bodies, those still changing asked of Mistral again (kept if it fails)."""
+    fresh = []
+    for body in bodies:
+        if changing(body):
+            try:
+                answer = client.call(
+                    operation, "GET", _PATHS[kind](body["id"], body.get("library_id"))
+                )
+                new = _read_object(answer)
+                _refresh(pool, tenant, kind, answer)
+                body = new
+            except GatewayError as exc:
+                log_event("resource_refresh_failed", "WARNING", kind=kind, error=type(exc).__name__)
+        fresh.append(body)
+    return fresh
+
+
+def share_library(
+    pool: Pool,
+    client: MistralClient,
+    tenant: str,
+    library_id: str,
+    *,
+    operation: str,
+    method: str,
+    body: bytes | None,
+) -> UpstreamResponse:
+    """A library's accesses: Mistral's own sharing with its organisation's users and
+    workspaces (never with another tenant: the gateway's records decide that). Listing is
+    a read; a change is audited."""
+    check_owned(pool, tenant, "library", [library_id])
+    path = _PATHS["library"](library_id, None) + "/share"
+    retry = Retry.IDEMPOTENT
+    answer = client.call(operation, method, path, body, retry=retry)
+    if method != "GET":
+        action = "library.share" if method == "PUT" else "library.unshare"
+        try:
+            changes = json.loads(body or b"{}")
+        except ValueError:
+            changes = {}
+        with pool.transaction() as conn:
+            audit.record(
+                conn, action, library_id, tenant_id=tenant, changes=_share_changes(changes)
+            )
+    return answer
+
+
+def _share_changes(request: Any) -> dict[str, Any]:
+    if not isinstance(request, dict):
+        return {}
+    return {
+        k: request.get(k) for k in ("share_with_type", "share_with_uuid", "level") if k in request
+    }
+
+
+# -- batch jobs ----------------------------------------------------------------------------
+
+
+def _owned_agent(conn: Conn, tenant: str, agent_id: str) -> None:
+    row = conn.one(
+        "SELECT 1 AS owned FROM agents WHERE id = :id AND owner_id = :owner AND status = 'active'",
+        id=agent_id,
+        owner=tenant,
+    )
+    if row is None:
+        raise NotFound.of("Agent", agent_id)
+
+
+def create_batch_job(
+    pool: Pool, client: MistralClient, tenant: str, body: dict[str, Any]
+) -> UpstreamResponse:
+    """`POST /v1/batch/jobs`: its `input_files` and `agent_id` must be the tenant's."""
+    files = body.get("input_files")
+    if files is not None and not (
+        isinstance(files, list) and all(isinstance(f, str) for f in files)
+    ):
+        msg = "Input should be a list of file ids"
+        raise ValidationFailed([field_error(("body", "input_files"), msg, "list_type")])
+    agent_id = body.get("agent_id")
+    with pool.connection() as conn:
+        check_owned(conn, tenant, "file", files or [])
+        if isinstance(agent_id, str):
+            _owned_agent(conn, tenant, agent_id)
+    answer = client.call(
+        "batch.jobs.create", "POST", "/v1/batch/jobs", json.dumps(body).encode(), retry=Retry.UNSENT
+    )
+    return _recorded(pool, client, tenant, "batch_job", answer)
+
+
+def list_batch_jobs(
+    pool: Pool, client: MistralClient, tenant: str, query: ListQuery
+) -> dict[str, Any]:
+    """`GET /v1/batch/jobs`: the tenant's jobs (filters model, agent_id, status,
+    created_after, metadata; order_by created or -created)."""
+    equals: dict[str, Any] = {}
+    for name in ("model", "agent_id"):
+        if value := query.one(name):
+            equals[name] = value
+    if raw := query.one("metadata"):
+        try:
+            metadata = json.loads(raw)
+        except ValueError:
+            metadata = None
+        if isinstance(metadata, dict) and metadata:
+            equals["metadata"] = metadata
+    statuses = query.many("status")
+    page = read_page(
+        pool,
+        tenant,
+        "batch_job",
+        page=query.page,
+        page_size=query.page_size,
+        equals=equals,
+        one_of=("status", statuses) if statuses else None,
+        created_after=_timestamp(query.one("created_after"), "created_after"),
+        order="oldest" if query.one("order_by") == "created" else "newest",
+    )
+    bodies = _fresh(
+        pool,
+        client,
+        tenant,
+        "batch_job",
+        page.bodies,
+        lambda b: b.get("status") not in _BATCH_DONE,
+        "batch.jobs.get",
+    )
+    return {"object": "list", "data": bodies, "total": page.total}
+
+
+def batch_job_action(
+    pool: Pool, client: MistralClient, tenant: str, job_id: str, *, cancel: bool
+) -> UpstreamResponse:
+    """`GET /v1/batch/jobs/{id}` or `POST .../cancel`: the job as Mistral now has it."""
+    return owned_call(
+        pool,
+        client,
+        tenant,
+        "batch_job",
+        job_id,
+        operation="batch.jobs.cancel" if cancel else "batch.jobs.get",
+        method="POST" if cancel else "GET",
+        suffix="/cancel" if cancel else "",
+        refresh=True,
+    )

@@ -1,0 +1,212 @@
+"""Ownership records of tenant-owned Mistral objects: files, libraries, documents, batch jobs.
+
+Mistral keeps them under the gateway's one API key and cannot tell tenants apart, so the
+`owned_resources` table (migration 0007) is the authority on whose each object is. A row
+is written, with its audit row, in one transaction before the caller sees the object's id;
+an id that is not one of the caller's live rows is "not found", exactly as a missing one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from shared.db import Conn, Pool
+from shared.errors import NotFound
+from shared.tenancy import audit
+
+__all__ = [
+    "KINDS",
+    "Kind",
+    "Page",
+    "check_owned",
+    "library_ids_in_tools",
+    "mark_deleted",
+    "read_page",
+    "record_created",
+    "refresh_body",
+]
+
+Kind = Literal["file", "library", "document", "batch_job"]
+KINDS: tuple[Kind, ...] = ("file", "library", "document", "batch_job")
+# How Mistral words each kind in a 404 ("File 'x' not found").
+WHAT: dict[str, str] = {
+    "file": "File",
+    "library": "Library",
+    "document": "Document",
+    "batch_job": "Batch job",
+}
+
+
+def _one_owned(conn: Conn, tenant: str, kind: str, ids: Sequence[str], parent: str | None) -> None:
+    rows = conn.all(
+        "SELECT id FROM owned_resources WHERE kind = :kind AND owner_id = :owner"
+        " AND status = 'active' AND id = ANY(CAST(:ids AS text[]))"
+        " AND (CAST(:parent AS text) IS NULL OR parent_id = :parent)",
+        kind=kind,
+        owner=tenant,
+        ids=list(ids),
+        parent=parent,
+    )
+    found = {row["id"] for row in rows}
+    for ident in ids:
+        if ident not in found:
+            raise NotFound.of(WHAT[kind], ident)
+
+
+def check_owned(
+    db: Pool | Conn,
+    tenant: str,
+    kind: Kind,
+    ids: Iterable[str],
+    *,
+    parent: str | None = None,
+) -> None:
+    """Every id names a live `kind` object of `tenant` (inside library `parent`, for a
+    document), or 404 `not_found` naming the first that does not: another tenant's object is
+    refused exactly as a missing one. For references too: a file in a batch job or an OCR
+    call, a library in a `document_library` tool."""
+    wanted = list(dict.fromkeys(str(i) for i in ids))
+    if not wanted:
+        return
+    if isinstance(db, Pool):
+        with db.connection() as conn:
+            _one_owned(conn, tenant, kind, wanted, parent)
+    else:
+        _one_owned(conn=db, tenant=tenant, kind=kind, ids=wanted, parent=parent)
+
+
+def record_created(
+    conn: Conn,
+    tenant: str,
+    kind: Kind,
+    body: Mapping[str, Any],
+    *,
+    parent: str | None = None,
+) -> None:
+    """The new object's row and its audit row, on the caller's transaction."""
+    conn.run(
+        "INSERT INTO owned_resources (kind, id, owner_id, parent_id, body)"
+        " VALUES (:kind, :id, :owner, :parent, CAST(:body AS jsonb))",
+        kind=kind,
+        id=str(body["id"]),
+        owner=tenant,
+        parent=parent,
+        body=json.dumps(body),
+    )
+    audit.record(conn, f"{kind}.create", str(body["id"]), tenant_id=tenant)
+
+
+def mark_deleted(conn: Conn, tenant: str, kind: Kind, ident: str) -> None:
+    """The object is gone from Mistral: its row (and a library's documents) end, audited."""
+    conn.run(
+        "UPDATE owned_resources SET status = 'deleted', updated_at = now()"
+        " WHERE kind = :kind AND id = :id AND owner_id = :owner",
+        kind=kind,
+        id=ident,
+        owner=tenant,
+    )
+    if kind == "library":
+        conn.run(
+            "UPDATE owned_resources SET status = 'deleted', updated_at = now()"
+            " WHERE kind = 'document' AND parent_id = :id AND owner_id = :owner",
+            id=ident,
+            owner=tenant,
+        )
+    audit.record(conn, f"{kind}.delete", ident, tenant_id=tenant)
+
+
+def refresh_body(conn: Conn, tenant: str, kind: Kind, body: Mapping[str, Any]) -> None:
+    """Keep Mistral's latest answer for the object, which lists serve."""
+    conn.run(
+        "UPDATE owned_resources SET body = CAST(:body AS jsonb), updated_at = now()"
+        " WHERE kind = :kind AND id = :id AND owner_id = :owner AND status = 'active'",
+        kind=kind,
+        id=str(body.get("id")),
+        owner=tenant,
+        body=json.dumps(body),
+    )
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a tenant's objects of a kind: Mistral's bodies, and how many match."""
+
+    bodies: list[dict[str, Any]]
+    total: int
+
+
+# Filters are applied in SQL on Mistral's stored body; a NULL parameter means "no filter".
+_WHERE = """
+FROM owned_resources
+WHERE kind = :kind AND owner_id = :owner AND status = 'active'
+  AND (CAST(:parent AS text) IS NULL OR parent_id = :parent)
+  AND (CAST(:search AS text) IS NULL OR strpos(lower(body ->> :search_field), lower(:search)) > 0)
+  AND (CAST(:equals AS jsonb) IS NULL OR body @> CAST(:equals AS jsonb))
+  AND (CAST(:one_of_field AS text) IS NULL
+       OR body ->> :one_of_field IN (SELECT jsonb_array_elements_text(CAST(:one_of AS jsonb))))
+  AND (CAST(:created_after AS timestamptz) IS NULL
+       OR created_at > CAST(:created_after AS timestamptz))
+"""
+_ORDERS = {
+    "newest": "created_at DESC, id DESC",
+    "oldest": "created_at ASC, id ASC",
+    "name": "lower(body ->> 'name') ASC, id ASC",
+    "name_desc": "lower(body ->> 'name') DESC, id DESC",
+}
+
+
+def read_page(
+    pool: Pool,
+    tenant: str,
+    kind: Kind,
+    *,
+    page: int,
+    page_size: int,
+    parent: str | None = None,
+    search: tuple[str, str] | None = None,
+    equals: Mapping[str, Any] | None = None,
+    one_of: tuple[str, Sequence[str]] | None = None,
+    created_after: str | None = None,
+    order: str = "newest",
+) -> Page:
+    """A page (by number) of the tenant's live `kind` objects that match every filter:
+    `search` (field, text) is a case-insensitive substring, `equals` a JSON containment,
+    `one_of` (field, values) a set of values the field may take."""
+    params = {
+        "kind": kind,
+        "owner": tenant,
+        "parent": parent,
+        "search_field": search[0] if search else "",
+        "search": search[1] if search else None,
+        "equals": json.dumps(equals) if equals else None,
+        "one_of_field": one_of[0] if one_of else None,
+        "one_of": json.dumps(list(one_of[1])) if one_of else None,
+        "created_after": created_after,
+    }
+    with pool.connection() as conn:
+        counted = conn.one("SELECT count(*) AS n " + _WHERE, **params)
+        rows = conn.all(
+            f"SELECT body {_WHERE} ORDER BY {_ORDERS[order]} LIMIT :limit OFFSET :offset",
+            **params,
+            limit=page_size,
+            offset=page * page_size,
+        )
+    total = int(counted["n"]) if counted else 0
+    return Page([dict(row["body"]) for row in rows], total)
+
+
+def library_ids_in_tools(tools: Any) -> list[str]:
+    """The library ids named by the `document_library` tools of a tool list (agents,
+    conversations): each must be the caller's (`check_owned(..., "library", ...)`)."""
+    ids: list[str] = []
+    if not isinstance(tools, list):
+        return ids
+    for tool in tools:
+        if isinstance(tool, dict) and tool.get("type") == "document_library":
+            found = tool.get("library_ids")
+            if isinstance(found, list):
+                ids += [str(i) for i in found]
+    return ids

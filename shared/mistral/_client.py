@@ -127,10 +127,13 @@ class MistralClient:
         body: bytes | None = None,
         *,
         retry: Retry = Retry.IDEMPOTENT,
+        content_type: str = "application/json",
     ) -> UpstreamResponse:
         """A non-streaming call. 4xx raise UpstreamRejected (verbatim), 5xx and transport
         failures raise UpstreamUnavailable / UpstreamTimeout, an open circuit CircuitOpen."""
-        response, latency_ms, state = self._send(operation, method, path, body, retry, False)
+        response, latency_ms, state = self._send(
+            operation, method, path, body, retry, False, content_type
+        )
         try:
             content = response.read()
         except httpx2.HTTPError as exc:
@@ -141,9 +144,13 @@ class MistralClient:
         self._judge(response, content, state)
         return UpstreamResponse(response.status_code, response.headers, content, latency_ms)
 
-    def stream(self, operation: str, path: str, body: bytes) -> UpstreamStream:
+    def stream(
+        self, operation: str, path: str, body: bytes, *, content_type: str = "application/json"
+    ) -> UpstreamStream:
         """A streaming POST: the open stream on 200, the same errors as `call` otherwise."""
-        response, latency_ms, state = self._send(operation, "POST", path, body, Retry.UNSENT, True)
+        response, latency_ms, state = self._send(
+            operation, "POST", path, body, Retry.UNSENT, True, content_type
+        )
         if response.status_code != 200:
             try:
                 content = response.read()
@@ -167,6 +174,7 @@ class MistralClient:
         body: bytes | None,
         retry: Retry,
         stream: bool,
+        content_type: str = "application/json",
     ) -> tuple[httpx2.Response, float, BreakerState]:
         attempt = 0
         while True:
@@ -180,6 +188,7 @@ class MistralClient:
                     body,
                     accept="text/event-stream" if stream else "application/json",
                     stream=stream,
+                    content_type=content_type,
                 )
             except httpx2.HTTPError as exc:
                 self._failed(state)

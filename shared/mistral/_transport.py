@@ -87,10 +87,12 @@ class SdkTransport:
         *,
         accept: str = "application/json",
         stream: bool = False,
+        content_type: str = "application/json",
     ) -> httpx2.Response:
-        """One request, no retries (the caller decides), any status returned as is."""
+        """One request, no retries (the caller decides), any status returned as is.
+        `content_type` is sent as given (a multipart body keeps its boundary)."""
         base, config = self._base, self._config
-        content = self._body("application/json", body) if body is not None else None
+        content = self._body(content_type, body) if body is not None else None
         request = base._build_request(
             method=method,
             path="",

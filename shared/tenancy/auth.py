@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from shared.errors import Forbidden, NotFound
+from shared.errors import Forbidden, NotFound, OutsideAllowList
 from shared.tenancy.keys import KeyCache, Principal, parse_bearer
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "ROLE_PERMISSIONS",
     "authenticate",
     "authorize",
+    "check_allow_lists",
     "crosses_tenants",
     "may",
     "tenant_scope",
@@ -86,10 +87,32 @@ OPERATION_PERMISSIONS: Mapping[str, str] = {
     "gateway.whoami": "self:read",
     # batches arrive from Pub/Sub with the owner in the message, not from a key
     "gateway.batches.deliver": "batches:deliver",
+    # metered pass-through (docs/sdk-surface.md): calls that spend tokens
+    **dict.fromkeys(
+        (
+            "chat.complete",
+            "fim.complete",
+            "embeddings.create",
+            "agents.complete",
+            "classifiers.classify",
+            "classifiers.classify_chat",
+            "classifiers.moderate",
+            "classifiers.moderate_chat",
+            "ocr.process",
+            "audio.transcriptions.complete",
+            "audio.speech.complete",
+        ),
+        "completions:create",
+    ),
 }
 
 _READ = frozenset({"self:read", "conversations:read", "usage:read"})
-_USER = _READ | {"conversations:write", "conversations:archive", "agents:read"}
+_USER = _READ | {
+    "conversations:write",
+    "conversations:archive",
+    "agents:read",
+    "completions:create",
+}
 _ADMIN = _USER | {
     "conversations:delete",
     "agents:manage",
@@ -152,3 +175,17 @@ def tenant_scope(principal: Principal, named: str | None) -> str:
     if crosses_tenants(principal.role):
         return named
     raise NotFound("tenant not found")
+
+
+def check_allow_lists(principal: Principal, agent_id: str | None, model: str | None) -> None:
+    """403 naming the key's list when the call's agent or model is outside it (an empty
+    list allows everything). An agent's versions and aliases are that agent: the list
+    holds agent ids, and `agent_version` never changes which agent answers."""
+    if agent_id and principal.allowed_agents and agent_id not in principal.allowed_agents:
+        raise OutsideAllowList(
+            "allowed_agents", "this API key may not use this agent (see the key's allowed_agents)"
+        )
+    if model and principal.allowed_models and model not in principal.allowed_models:
+        raise OutsideAllowList(
+            "allowed_models", "this API key may not use this model (see the key's allowed_models)"
+        )

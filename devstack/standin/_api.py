@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _validate as v
+from ._completions import JSON_HANDLERS, transcription
 from ._replies import Turn, stream_events
 from ._store import Store
 from ._wire import ApiError, Reply, bad_request
@@ -26,6 +27,7 @@ class Call:
     query: Mapping[str, list[str]]
     body: bytes
     commit: bool  # False: answer in full but change nothing (see _store)
+    content_type: str = ""
 
 
 def _json(call: Call) -> Any:
@@ -225,6 +227,18 @@ _HANDLERS: dict[str, Callable[[Store, Call], Reply]] = {
     "agents.list_aliases": _list_aliases,
     "agents.delete_alias": _delete_alias,
 }
+
+
+def _metered(operation: str) -> Callable[[Store, Call], Reply]:
+    """A stateless metered operation (`_completions`), fed its parsed JSON body."""
+    answer = JSON_HANDLERS[operation]
+    return lambda store, call: answer(store, _json(call))
+
+
+_HANDLERS.update({operation: _metered(operation) for operation in JSON_HANDLERS})
+_HANDLERS["audio.transcriptions.complete"] = lambda store, call: transcription(
+    store, call.body, call.content_type
+)
 
 
 def handle(store: Store, call: Call) -> Reply:

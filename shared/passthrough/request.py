@@ -17,6 +17,16 @@ _JSON = "application/json"
 # speech's model may be null or absent).
 _NO_MODEL = frozenset({"agents.complete", "ocr.process", "audio.speech.complete"})
 _MULTIPART_OPERATIONS = frozenset({"audio.transcriptions.complete"})
+# Operations Mistral streams when asked; any other's `stream` is Mistral's to judge.
+_STREAMING = frozenset(
+    {
+        "chat.complete",
+        "fim.complete",
+        "agents.complete",
+        "audio.transcriptions.complete",
+        "audio.speech.complete",
+    }
+)
 _BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
 _NAME = re.compile(rb'\bname="([^"]*)"', re.IGNORECASE)
 # A form field longer than this is a file or data, never one the gateway reads.
@@ -87,7 +97,7 @@ def build_passthrough(
         raw=raw,
         content_type=content_type if multipart else _JSON,
         fields=fields,
-        stream=stream,
+        stream=stream and operation in _STREAMING,
     )
 
 

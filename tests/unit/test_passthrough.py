@@ -105,3 +105,10 @@ def test_the_watcher_ends_on_a_done_event() -> None:
     watcher.feed(b'"usage":{"prompt_tokens":2,"completion_tokens":9}}\n\n')
     assert watcher.done
     assert watcher.usage.total == 11
+
+
+def test_only_operations_mistral_streams_are_streamed() -> None:
+    """`"stream": true` on an embeddings call is relayed, not read as a stream."""
+    body = {"model": "m", "input": "x", "stream": True}
+    assert not build_passthrough("embeddings.create", "/p", b"", "", body).stream
+    assert build_passthrough("chat.complete", "/p", b"", "", {**body, "messages": []}).stream

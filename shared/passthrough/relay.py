@@ -103,12 +103,12 @@ class _Runner:
 
     def __init__(self, ctx: Call, call: Passthrough) -> None:
         self.ctx = ctx
-        self.call_ = call
+        self.passthrough = call
         self.mistral = ctx.container.mistral
         self.settled = False
 
     def call(self) -> PassResult:
-        call = self.call_
+        call = self.passthrough
         answer = self.mistral.call(
             call.operation,
             "POST",
@@ -127,7 +127,7 @@ class _Runner:
         return PassResult(200, answer.body, content_type, usage)
 
     def stream(self) -> PassStream:
-        call = self.call_
+        call = self.passthrough
         upstream = self.mistral.stream(
             call.operation, call.path, call.raw, content_type=call.content_type
         )
@@ -200,7 +200,7 @@ class _Runner:
 
     def finish(self, status: int, usage: Usage, *, charge: int | None = None) -> None:
         """Settle the reservation, fill in the access line and write the usage event."""
-        ctx, call = self.ctx, self.call_
+        ctx, call = self.ctx, self.passthrough
         self.settle(usage, charge)
         ctx.access.tokens_in = usage.prompt_tokens
         ctx.access.tokens_out = usage.completion_tokens

@@ -142,9 +142,14 @@ def _completion(
         return ("", _dump(data))
 
     events = [chunk(m.DeltaMessage(role="assistant", content=""), None)]
+    # One chunk per word, each the SDK model's shape: the model is built and dumped once,
+    # and its content swapped per word (300 streams of 200 words would otherwise spend
+    # the stand-in's CPU on pydantic, which the benchmarks need for the gateway).
+    _, shape = chunk(m.DeltaMessage(content=""), None)
+    choice = shape["choices"][0]
     events += [
-        chunk(m.DeltaMessage(content=(" " if i else "") + word), None)
-        for i, word in enumerate(words)
+        ("", {**shape, "choices": [{**choice, "delta": {**choice["delta"], "content": piece}}]})
+        for piece in ((" " if i else "") + word for i, word in enumerate(words))
     ]
     events.append(chunk(m.DeltaMessage(content=""), "stop", with_usage=True))
     events.append(("", "[DONE]"))

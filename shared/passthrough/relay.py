@@ -36,6 +36,8 @@ _JSON = "application/json"
 _SSE = "text/event-stream"
 # The data of the event that ends chat, fim and agents streams.
 _DONE = "[DONE]"
+# A model name longer than this is no model name: it is not recorded.
+_MAX_MODEL = 200
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,12 @@ def _reservation(ctx: Call, call: Passthrough) -> int:
         return estimate.call_reservation(conn, settings, ctx.owner, call.operation, call.fields)
 
 
+def _model_of(answer: Any) -> str | None:
+    """The model a Mistral answer (or stream event) names, if it names one."""
+    model = answer.get("model") if isinstance(answer, dict) else None
+    return model if isinstance(model, str) and len(model) <= _MAX_MODEL else None
+
+
 def usage_of(answer: Any) -> Usage:
     """The tokens a Mistral answer (or stream event) reports; none when it reports none."""
     if not isinstance(answer, dict):
@@ -119,10 +127,11 @@ class _Runner:
         )
         self.ctx.access.upstream_latency_ms = round(answer.latency_ms, 2)
         try:
-            usage = usage_of(json.loads(answer.body))
+            body = json.loads(answer.body)
         except (ValueError, RecursionError):
-            usage = Usage()
-        self.finish(200, usage)
+            body = None
+        usage = usage_of(body)
+        self.finish(200, usage, model=_model_of(body))
         content_type = answer.headers.get("content-type", _JSON)
         return PassResult(200, answer.body, content_type, usage)
 
@@ -161,7 +170,7 @@ class _Runner:
             spent = watcher.usage
             if not watcher.done and spent.total < reserved:
                 spent = Usage(spent.prompt_tokens, reserved - spent.prompt_tokens)
-            self.finish(200, watcher.usage, charge=spent.total)
+            self.finish(200, watcher.usage, charge=spent.total, model=watcher.model)
 
     def _drain(self, chunks: Iterator[bytes], watcher: _UsageWatcher) -> None:
         """Read on a stream the caller left, within the settings' bounds: Mistral goes on
@@ -198,10 +207,15 @@ class _Runner:
         else:
             self.finish(exc.status, Usage())
 
-    def finish(self, status: int, usage: Usage, *, charge: int | None = None) -> None:
-        """Settle the reservation, fill in the access line and write the usage event."""
+    def finish(
+        self, status: int, usage: Usage, *, charge: int | None = None, model: str | None = None
+    ) -> None:
+        """Settle the reservation, fill in the access line and write the usage event. The
+        model is the body's, else the one Mistral answered with (an agent's)."""
         ctx, call = self.ctx, self.passthrough
         self.settle(usage, charge)
+        model = call.model or model
+        ctx.access.model = model
         ctx.access.tokens_in = usage.prompt_tokens
         ctx.access.tokens_out = usage.completion_tokens
         if self.mistral.breaker is not None:
@@ -213,7 +227,7 @@ class _Runner:
             status=status,
             usage=usage,
             agent_id=call.agent_id,
-            model=call.model,
+            model=model,
             conversation_id=None,
         )
         try:
@@ -230,6 +244,7 @@ class _UsageWatcher:
     def __init__(self) -> None:
         self.parser = SseParser()
         self.usage = Usage()
+        self.model: str | None = None
         self.done = False
 
     def feed(self, chunk: bytes) -> None:
@@ -254,6 +269,7 @@ class _UsageWatcher:
             return
         if isinstance(payload.get("usage"), dict):
             self.usage = usage_of(payload)
+            self.model = _model_of(payload) or self.model
         kind = payload.get("type")
         # Speech and transcription streams end with a `*.done` event, chat's with [DONE].
         if isinstance(kind, str) and kind.endswith(".done"):

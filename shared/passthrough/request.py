@@ -51,6 +51,25 @@ class Passthrough:
         return value if isinstance(value, str) else None
 
     @property
+    def file_ids(self) -> tuple[str, ...]:
+        """The Mistral files the call names (`{"type": "file", "file_id"}` chunks of OCR
+        documents and chat messages, a transcription's `file_id`): each must be the
+        caller's tenant's once files are tenant-owned resources."""
+        found: list[str] = []
+        pending: list[Any] = [self.fields]
+        while pending:
+            item = pending.pop()
+            if isinstance(item, dict):
+                named = item.get("file_id")
+                kind = item.get("type")
+                if isinstance(named, str) and (kind == "file" or item is self.fields):
+                    found.append(named)
+                pending.extend(item.values())
+            elif isinstance(item, list):
+                pending.extend(item)
+        return tuple(dict.fromkeys(found))
+
+    @property
     def agent_id(self) -> str | None:
         value = self.fields.get("agent_id")
         return value if isinstance(value, str) and self.operation == "agents.complete" else None

@@ -182,7 +182,8 @@ def test_usage_is_recorded_and_charged_per_operation(
     assert _events(stack_container, owner) == [
         ("chat.complete", MODEL, *_tokens(streamed)),
         ("embeddings.create", "mistral-embed", *_tokens(embedded)),
-        ("agents.complete", None, *_tokens(completed)),
+        # An agent's call is recorded under the model Mistral answered with: the agent's.
+        ("agents.complete", MODEL, *_tokens(completed)),
     ]
     assert _tokens(streamed) == (len(MESSAGES[0]["content"].split()), 9)
     total = sum(sum(_tokens(u)) for u in (streamed, embedded, completed))

@@ -112,3 +112,15 @@ def test_only_operations_mistral_streams_are_streamed() -> None:
     body = {"model": "m", "input": "x", "stream": True}
     assert not build_passthrough("embeddings.create", "/p", b"", "", body).stream
     assert build_passthrough("chat.complete", "/p", b"", "", {**body, "messages": []}).stream
+
+
+def test_the_files_a_call_names_are_found() -> None:
+    """OCR's file document, a chat message's file chunk and a transcription's file_id."""
+    ocr = {"model": "m", "document": {"type": "file", "file_id": "file-1"}}
+    assert build_passthrough("ocr.process", "/p", b"", "", ocr).file_ids == ("file-1",)
+    content = [{"type": "text", "text": "see"}, {"type": "file", "file_id": "file-2"}]
+    chat = {"model": "m", "messages": [{"role": "user", "content": content}]}
+    assert build_passthrough("chat.complete", "/p", b"", "", chat).file_ids == ("file-2",)
+    form = _BODY.replace(b'name="stream"\r\n\r\ntrue', b'name="file_id"\r\n\r\nfile-3')
+    transcription = build_passthrough("audio.transcriptions.complete", "/p", form, _FORM, None)
+    assert transcription.file_ids == ("file-3",)

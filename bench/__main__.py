@@ -8,7 +8,8 @@
 Scenarios: latency (added latency and CPU of a start), concurrency (300
 clients at 1 s), streams (300 concurrent streams, and memory), history,
 console (first paint of the web console's pages on the history data), ratelimit,
-batch, coldstart, profile (py-spy, if installed).
+batch, coldstart, passthrough (a metered chat call's added latency and CPU, and 300
+concurrent chat streams), profile (py-spy, if installed).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ SCENARIOS = (
     "ratelimit",
     "batch",
     "coldstart",
+    "passthrough",
     "profile",
 )
 
@@ -120,6 +122,13 @@ def main(argv: list[str] | None = None) -> int:
         ),
         ("batch", lambda: _batch.batch_rows(stack)),
         ("coldstart", lambda: _coldstart.cold_start_rows(stack, runs=1 if quick else 3)),
+        (
+            "passthrough",
+            lambda: (
+                _requests.passthrough_latency_rows(stack, request_settings)
+                + _streams.passthrough_stream_rows(stack, stream_settings)
+            ),
+        ),
     ]
     rows: list[Row] = []
     errors: dict[str, str] = {}

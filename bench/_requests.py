@@ -23,13 +23,20 @@ from bench._stats import median
 from bench._wrk import WrkResult, run_wrk
 from devstack.stack import STANDIN_KEY
 
-__all__ = ["Settings", "concurrency_rows", "start_latency_rows"]
+__all__ = ["Settings", "concurrency_rows", "passthrough_latency_rows", "start_latency_rows"]
 
 PATH = "/v1/conversations"
 START_BODY: dict[str, Any] = {
     "model": MODEL,
     "inputs": "Hello, gateway: a benchmark request.",
     "completion_args": {"max_tokens": 16},
+}
+
+CHAT_PATH = "/v1/chat/completions"
+CHAT_BODY: dict[str, Any] = {
+    "model": MODEL,
+    "messages": [{"role": "user", "content": "Hello, gateway: a benchmark request."}],
+    "max_tokens": 16,
 }
 
 
@@ -47,24 +54,69 @@ def _added(gw: WrkResult, floor: WrkResult, p: str) -> float:
 
 
 def start_latency_rows(stack: BenchStack, s: Settings) -> list[Row]:
+    return _latency_rows(_latency_runs(stack, s, PATH, START_BODY))
+
+
+def passthrough_latency_rows(stack: BenchStack, s: Settings) -> list[Row]:
+    """A metered pass-through chat call (issue 19) against its floor, as the start above."""
+    runs = _latency_runs(stack, s, CHAT_PATH, CHAT_BODY)
+
+    def med(key: str) -> float:
+        return median([r[key] for r in runs])
+
+    def lat(which: str, p: str) -> float:
+        return median([r[which]["latency_ms"][p] for r in runs])
+
+    added50, added99 = med("added_p50_ms"), med("added_p99_ms")
+    failed = sum(r["failed"] for r in runs)
+    cpu = med("cpu_ms_per_request")
+    cpus = sorted(r["cpu_ms_per_request"] for r in runs)
+    return [
+        Row(
+            scenario="Added latency of a pass-through chat call (chat.complete), 1 client, "
+            f"stand-in at 0 ms (start instance on its own port, THREADS={DEPLOYED_THREADS})",
+            target="p50 <= 1 ms",
+            measured=f"added p50 {fmt_ms(added50)}, p99 {fmt_ms(added99)} (gateway p50 "
+            f"{fmt_ms(lat('gateway', 'p50'))}, p99 {fmt_ms(lat('gateway', 'p99'))})",
+            floor=f"p50 {fmt_ms(lat('floor', 'p50'))}, p99 {fmt_ms(lat('floor', 'p99'))}",
+            ratio=f"p50 x{lat('gateway', 'p50') / lat('floor', 'p50'):.1f}",
+            passed=failed == 0 and added50 <= 1,
+            note=f"median of {len(runs)} runs; {failed} failed requests",
+            runs=runs,
+        ),
+        Row(
+            scenario="Gateway CPU per pass-through chat call (CPU seconds of the instance's "
+            "processes / requests)",
+            target="<= 0.8 ms",
+            measured=f"{cpu:.2f} ms (runs {', '.join(f'{c:.2f}' for c in cpus)})",
+            passed=failed == 0 and cpu <= 0.8,
+            note="same runs as the added latency; gunicorn master + worker",
+        ),
+    ]
+
+
+def _latency_runs(
+    stack: BenchStack, s: Settings, path: str, body: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Runs of `path` at 1 client: the instance, the router, and the stand-in as floor."""
     assert stack.info is not None
     runs: list[dict[str, Any]] = []
     with (
         stack.standin(0, "standin-0ms") as standin,
         stack.instance("start", DEPLOYED_THREADS, standin.url) as inst,
     ):
-        direct = inst.url + PATH
-        routed = stack.info.url + PATH
-        floor_url = standin.url + PATH
+        direct = inst.url + path
+        routed = stack.info.url + path
+        floor_url = standin.url + path
         for url, key in ((direct, stack.user_key), (routed, stack.user_key), (floor_url, "x")):
-            run_wrk(url, method="POST", body=START_BODY, key=key, duration_s=1)
+            run_wrk(url, method="POST", body=body, key=key, duration_s=1)
         for _ in range(s.runs):
             standin.reset()
             before = tree_cpu(inst.pid)
             gw = run_wrk(
                 direct,
                 method="POST",
-                body=START_BODY,
+                body=body,
                 key=stack.user_key,
                 duration_s=s.latency_run_s,
             )
@@ -73,7 +125,7 @@ def start_latency_rows(stack: BenchStack, s: Settings) -> list[Row]:
             floor = run_wrk(
                 floor_url,
                 method="POST",
-                body=START_BODY,
+                body=body,
                 key=STANDIN_KEY,
                 duration_s=s.latency_run_s,
                 delay_ms=pace,
@@ -81,7 +133,7 @@ def start_latency_rows(stack: BenchStack, s: Settings) -> list[Row]:
             router = run_wrk(
                 routed,
                 method="POST",
-                body=START_BODY,
+                body=body,
                 key=stack.user_key,
                 duration_s=s.latency_run_s,
             )
@@ -99,7 +151,7 @@ def start_latency_rows(stack: BenchStack, s: Settings) -> list[Row]:
                     "failed": gw.failed + floor.failed + router.failed,
                 }
             )
-    return _latency_rows(runs)
+    return runs
 
 
 def _latency_rows(runs: list[dict[str, Any]]) -> list[Row]:

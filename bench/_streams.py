@@ -18,7 +18,7 @@ import json
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from bench._stack import BenchStack
 from bench._stats import median, percentile
 from devstack.stack import STANDIN_KEY
 
-__all__ = ["StreamSettings", "stream_rows"]
+__all__ = ["StreamSettings", "passthrough_stream_rows", "stream_rows"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,8 @@ class StreamSettings:
     # 75 new streams a second (15,000 events/s), about what 300 concurrent answers of
     # 200 tokens each streamed over 4 s are. 1 s (60,000 events/s) is run for information.
     latency_ms: int = 4000
+    # "chat": metered pass-through chat streams (issue 19) instead of conversation starts.
+    api: str = "conversations"
 
 
 def _pss_mib(pid: int) -> float:
@@ -104,6 +106,8 @@ def _client(
         str(max(s.latency_ms / 1000, 0.5)),
         "--cycle-s",
         str(cycle_s),
+        "--api",
+        s.api,
     ]
     out = subprocess.run(
         args, env=child_env(), cwd=ROOT, capture_output=True, text=True, check=False, timeout=300
@@ -142,6 +146,11 @@ def stream_rows(
     return rows
 
 
+def passthrough_stream_rows(stack: BenchStack, s: StreamSettings) -> list[Row]:
+    """Concurrent metered pass-through chat streams (issue 19), against the stand-in's."""
+    return [_row(_measure(stack, replace(s, api="chat")), replace(s, api="chat"), judged=True)]
+
+
 def _measure(stack: BenchStack, s: StreamSettings) -> list[dict[str, Any]]:
     import psutil
 
@@ -150,10 +159,12 @@ def _measure(stack: BenchStack, s: StreamSettings) -> list[dict[str, Any]]:
         stack.standin(0, "standin-streams") as standin,
         stack.instance("start", s.clients, standin.url) as inst,
     ):
-        standin.queue_latency("conversations.start", s.latency_ms)
+        operation = "chat.complete" if s.api == "chat" else "conversations.start"
+        standin.queue_latency(operation, s.latency_ms)
         pids = [inst.pid, *(c.pid for c in psutil.Process(inst.pid).children(recursive=True))]
         # Warm the instance (pools, lazy imports) before anything is measured.
-        _client(inst.url, standin.url, stack.user_key, StreamSettings(1, s.clients, s.events, 1, 0))
+        warm = StreamSettings(1, s.clients, s.events, 1, 0, s.api)
+        _client(inst.url, standin.url, stack.user_key, warm)
         for _ in range(s.runs):
             standin.reset()
             with _PssSampler(pids) as memory:
@@ -205,7 +216,8 @@ def _row(runs: list[dict[str, Any]], s: StreamSettings, judged: bool) -> Row:
         and added50 <= 5
     )
     return Row(
-        scenario=f"{s.clients} concurrent streams of {s.events} events each, each held "
+        scenario=("Pass-through chat: " if s.api == "chat" else "")
+        + f"{s.clients} concurrent streams of {s.events} events each, each held "
         f"{s.latency_ms / 1000:g} s before its events (~{rate:.0f} streams/s), one start "
         f"instance, THREADS={s.clients}" + ("" if judged else " (for information)"),
         target="no event lost or reordered; added time to first event p50 <= 5 ms"

@@ -49,7 +49,19 @@ class Tally:
         self.errors[kind] = self.errors.get(kind, 0) + 1
 
 
-def body_for(events: int, stream: bool) -> dict[str, Any]:
+# `--api chat`: the same checks on a metered pass-through chat stream (issue 19): its
+# chunks' delta contents must be the reference's words, and `[DONE]` must end it.
+_PATHS = {"conversations": "/v1/conversations", "chat": "/v1/chat/completions"}
+
+
+def body_for(events: int, stream: bool, api: str = "conversations") -> dict[str, Any]:
+    if api == "chat":
+        return {
+            "model": "mistral-small-latest",
+            "messages": [{"role": "user", "content": "Stream me a long answer, word by word."}],
+            "max_tokens": events,
+            "stream": stream,
+        }
     return {
         "model": "mistral-small-latest",
         "inputs": "Stream me a long answer, word by word.",
@@ -59,15 +71,20 @@ def body_for(events: int, stream: bool) -> dict[str, Any]:
     }
 
 
-async def reference(session: aiohttp.ClientSession, standin: str, events: int) -> list[str]:
+async def reference(
+    session: aiohttp.ClientSession, standin: str, events: int, api: str = "conversations"
+) -> list[str]:
     """The deltas a correct stream carries, from the same request answered whole."""
     async with session.post(
-        standin + "/v1/conversations",
-        json=body_for(events, stream=False),
+        standin + _PATHS[api],
+        json=body_for(events, stream=False, api=api),
         headers={"Authorization": "Bearer reference"},
     ) as answer:
         payload = await answer.json()
-    text = payload["outputs"][0]["content"]
+    if api == "chat":
+        text = payload["choices"][0]["message"]["content"]
+    else:
+        text = payload["outputs"][0]["content"]
     pieces: list[str] = _FRAGMENT.findall(text)
     if len(pieces) != events:
         raise RuntimeError(f"reference reply has {len(pieces)} words, wanted {events}")
@@ -75,15 +92,21 @@ async def reference(session: aiohttp.ClientSession, standin: str, events: int) -
 
 
 def _check(kinds: list[str], contents: list[str], expected: list[str], tally: Tally) -> None:
-    deltas = [c for k, c in zip(kinds, contents, strict=True) if k == "message.output.delta"]
-    whole = (
-        bool(kinds)
-        and kinds[0] == "conversation.response.started"
-        and kinds[-1] == "conversation.response.done"
-    )
+    if kinds and kinds[-1] == "[DONE]":
+        # A chat stream: a role chunk, one chunk per word, a stop chunk, then [DONE].
+        deltas = [c for c in contents[:-1] if c]
+        whole, size = True, len(expected) + 3
+    else:
+        deltas = [c for k, c in zip(kinds, contents, strict=True) if k == "message.output.delta"]
+        whole = (
+            bool(kinds)
+            and kinds[0] == "conversation.response.started"
+            and kinds[-1] == "conversation.response.done"
+        )
+        size = len(expected) + 2
     if len(deltas) < len(expected) or not whole:
         tally.lost += 1
-    elif deltas != expected or len(kinds) != len(expected) + 2:
+    elif deltas != expected or len(kinds) != size:
         tally.reordered += 1
     else:
         tally.complete += 1
@@ -125,9 +148,17 @@ async def one_stream(
                         continue
                     if first is None:
                         first = time.perf_counter()
+                    if data == b"[DONE]":
+                        kinds.append("[DONE]")
+                        contents.append("")
+                        continue
                     event = json.loads(data)
                     kinds.append(str(event.get("type")))
-                    contents.append(str(event.get("content", "")))
+                    if "choices" in event:  # a chat chunk
+                        delta = event["choices"][0].get("delta") or {}
+                        contents.append(str(delta.get("content") or ""))
+                    else:
+                        contents.append(str(event.get("content", "")))
         end = time.perf_counter()
     except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
         tally.error(type(exc).__name__)
@@ -168,9 +199,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     tally = Tally()
     rng = random.Random(7)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        expected = await reference(session, args.reference, args.events)
-        payload = json.dumps(body_for(args.events, stream=True)).encode()
-        url = args.url.rstrip("/") + "/v1/conversations"
+        expected = await reference(session, args.reference, args.events, args.api)
+        payload = json.dumps(body_for(args.events, stream=True, api=args.api)).encode()
+        url = args.url.rstrip("/") + _PATHS[args.api]
         started = time.perf_counter()
         deadline = started + args.duration_s
         await asyncio.gather(
@@ -218,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         "--cycle-s", type=float, default=0, help="start a stream at most this often"
     )
     parser.add_argument("--timeout-s", type=float, default=60)
+    parser.add_argument("--api", choices=sorted(_PATHS), default="conversations")
     args = parser.parse_args(argv)
     result = asyncio.run(run(args))
     sys.stdout.write("BENCH_JSON " + json.dumps(result) + "\n")

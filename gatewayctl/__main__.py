@@ -95,7 +95,9 @@ def _parser() -> argparse.ArgumentParser:
     usage = sub.add_parser("usage", help="requests and tokens")
     usage.add_argument("--from", dest="first", metavar="YYYY-MM-DD")
     usage.add_argument("--to", dest="last", metavar="YYYY-MM-DD")
-    usage.add_argument("--group-by", default="day", help="any of key,agent,model,day,hour")
+    usage.add_argument(
+        "--group-by", default="day", help="any of key,agent,model,operation,day,hour"
+    )
     usage.add_argument("--owner", help="another tenant (operator)")
     usage.add_argument("--json", action="store_true")
 

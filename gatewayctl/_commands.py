@@ -154,8 +154,8 @@ def _usage(client: Client, args: argparse.Namespace, out: TextIO) -> int:
         _dump(answer, out)
         return 0
     counts = ["requests", "failed_requests", "prompt_tokens", "completion_tokens", "total_tokens"]
-    fields = {"key": "key_id", "agent": "agent_id", "model": "model", "day": "day", "hour": "hour"}
-    columns = [fields[g] for g in answer["group_by"]] + counts
+    fields = {"key": "key_id", "agent": "agent_id", "model": "model", "operation": "operation"}
+    columns = [fields.get(g, g) for g in answer["group_by"]] + counts
     first = columns[0]
     total = {first: "total", **answer["totals"]}
     table([*answer["data"], total], columns, out)

@@ -1,6 +1,7 @@
 """A local stand-in for Mistral's Conversations & Agents API, faithful to the wire contract the
-official SDK speaks (shared/reference/mistral-wire-contract.md), with fault injection and call
-counting for gateway tests and benchmarks.
+official SDK speaks (shared/reference/mistral-wire-contract.md), and for the stateless calls the
+gateway meters (chat, fim, agents completions, embeddings, classifiers, OCR, audio: see
+`_completions`), with fault injection and call counting for gateway tests and benchmarks.
 
     with StandIn() as standin:
         client = Mistral(api_key="test", server_url=standin.url)

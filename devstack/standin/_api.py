@@ -9,6 +9,7 @@ from typing import Any
 
 from . import _models
 from . import _validate as v
+from ._completions import JSON_HANDLERS, transcription
 from ._replies import Turn, stream_events
 from ._resources import OPERATIONS as RESOURCE_OPERATIONS
 from ._store import Store
@@ -238,6 +239,18 @@ _HANDLERS: dict[str, Callable[[Store, Call], Reply]] = {
     "models.list": _list_models,
     "models.retrieve": _retrieve_model,
 }
+
+
+def _metered(operation: str) -> Callable[[Store, Call], Reply]:
+    """A stateless metered operation (`_completions`), fed its parsed JSON body."""
+    answer = JSON_HANDLERS[operation]
+    return lambda store, call: answer(store, _json(call))
+
+
+_HANDLERS.update({operation: _metered(operation) for operation in JSON_HANDLERS})
+_HANDLERS["audio.transcriptions.complete"] = lambda store, call: transcription(
+    store, call.body, call.content_type
+)
 
 
 def handle(store: Store, call: Call) -> Reply:

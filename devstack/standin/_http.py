@@ -232,7 +232,8 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(self._head(reply.status, {**headers, **reply.headers}))
         for name, data in events if cut is None else events[:cut]:
             text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
-            frame = f"event: {name}\ndata: {text}\n\n".encode()
+            # Chat, fim and agents completions' events have no name: Mistral sends data only.
+            frame = (f"event: {name}\n" if name else "").encode() + f"data: {text}\n\n".encode()
             # One chunk per frame, written at once: the client sees each event as it happens.
             self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
         if cut is None:

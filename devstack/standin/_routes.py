@@ -12,7 +12,8 @@ _LIBRARY = r"/v1/libraries/(?P<library_id>[^/]+)"
 _DOCUMENT = _LIBRARY + r"/documents/(?P<document_id>[^/]+)"
 _JOB = r"/v1/batch/jobs/(?P<job_id>[^/]+)"
 
-# Order matters: `/v1/agents/pages` must be tried before `/v1/agents/{agent_id}`.
+# Order matters: `/v1/agents/pages` and `/v1/agents/completions` must be tried before
+# `/v1/agents/{agent_id}`.
 _ROUTES: tuple[tuple[re.Pattern[str], dict[str, str]], ...] = tuple(
     (re.compile(pattern), methods)
     for pattern, methods in (
@@ -28,6 +29,17 @@ _ROUTES: tuple[tuple[re.Pattern[str], dict[str, str]], ...] = tuple(
         (_CONVERSATION + "/history", {"GET": "conversations.history"}),
         (_CONVERSATION + "/messages", {"GET": "conversations.messages"}),
         (_CONVERSATION + "/restart", {"POST": "conversations.restart"}),
+        (r"/v1/chat/completions", {"POST": "chat.complete"}),
+        (r"/v1/fim/completions", {"POST": "fim.complete"}),
+        (r"/v1/agents/completions", {"POST": "agents.complete"}),
+        (r"/v1/embeddings", {"POST": "embeddings.create"}),
+        (r"/v1/classifications", {"POST": "classifiers.classify"}),
+        (r"/v1/chat/classifications", {"POST": "classifiers.classify_chat"}),
+        (r"/v1/moderations", {"POST": "classifiers.moderate"}),
+        (r"/v1/chat/moderations", {"POST": "classifiers.moderate_chat"}),
+        (r"/v1/ocr", {"POST": "ocr.process"}),
+        (r"/v1/audio/transcriptions", {"POST": "audio.transcriptions.complete"}),
+        (r"/v1/audio/speech", {"POST": "audio.speech.complete"}),
         (r"/v1/agents", {"POST": "agents.create", "GET": "agents.list"}),
         (r"/v1/agents/pages", {"GET": "agents.list_pages"}),
         (_AGENT, {"GET": "agents.get", "PATCH": "agents.update", "DELETE": "agents.delete"}),

@@ -32,7 +32,6 @@ from shared.conversations.store import Usage
 from shared.errors import (
     GatewayError,
     NotFound,
-    OutsideAllowList,
     UpstreamUnavailable,
     ValidationFailed,
     field_error,
@@ -41,7 +40,7 @@ from shared.limits import estimate
 from shared.limits.idempotency import Claim, Idempotency, StoredResponse, request_hash
 from shared.mistral import MistralClient, Retry, UpstreamStream
 from shared.resources import check_owned, library_ids_in_tools
-from shared.tenancy.keys import Principal
+from shared.tenancy.auth import check_allow_lists
 from shared.timestamps import now_rfc3339
 
 __all__ = [
@@ -250,7 +249,7 @@ def run_turn(ctx: Call, turn: Turn, key: str | None = None) -> TurnResult | Turn
             store.require_entry(
                 conn, owner, turn.conversation_id, str(turn.body.get("from_entry_id"))
             )
-    _check_allow_lists(ctx.caller, agent_id, None if agent_id else model)
+    check_allow_lists(ctx.caller, agent_id, None if agent_id else model)
     # Any turn's body may name an agent (an append or restart body is forwarded as sent):
     # it must be the caller's, since Mistral, behind one API key, cannot tell tenants
     # apart and a restart would store it on the new conversation.
@@ -422,20 +421,6 @@ def _as_events(answer: dict[str, Any]) -> bytes:
         {"type": "conversation.response.done", "usage": answer["usage"], "created_at": stamp}
     )
     return b"".join(format_event(event) for event in events)
-
-
-def _check_allow_lists(principal: Principal, agent_id: str | None, model: str | None) -> None:
-    """403 naming the key's list when the turn's agent or model is outside it (an empty
-    list allows everything). An agent's versions and aliases are that agent: the list
-    holds agent ids, and `agent_version` never changes which agent answers."""
-    if agent_id and principal.allowed_agents and agent_id not in principal.allowed_agents:
-        raise OutsideAllowList(
-            "allowed_agents", "this API key may not use this agent (see the key's allowed_agents)"
-        )
-    if model and principal.allowed_models and model not in principal.allowed_models:
-        raise OutsideAllowList(
-            "allowed_models", "this API key may not use this model (see the key's allowed_models)"
-        )
 
 
 def _own_conversation(ctx: Call, conversation_id: str) -> store.ConversationRef:

@@ -18,6 +18,7 @@ from functools import cached_property
 __all__ = [
     "FUNCTIONS",
     "GATEWAY_PREFIX",
+    "PASSTHROUGH_PATHS",
     "ROUTES",
     "Match",
     "Route",
@@ -63,6 +64,23 @@ def health_path(function: str) -> str:
     return f"{GATEWAY_PREFIX}/health/{function}"
 
 
+# Metered pass-through operations and their Mistral paths (a `stream` variant shares
+# its operation's route: the body's `"stream": true` decides).
+PASSTHROUGH_PATHS: dict[str, str] = {
+    "chat.complete": "/v1/chat/completions",
+    "fim.complete": "/v1/fim/completions",
+    "embeddings.create": "/v1/embeddings",
+    "agents.complete": "/v1/agents/completions",
+    "classifiers.classify": "/v1/classifications",
+    "classifiers.classify_chat": "/v1/chat/classifications",
+    "classifiers.moderate": "/v1/moderations",
+    "classifiers.moderate_chat": "/v1/chat/moderations",
+    "ocr.process": "/v1/ocr",
+    "audio.transcriptions.complete": "/v1/audio/transcriptions",
+    "audio.speech.complete": "/v1/audio/speech",
+}
+
+
 def _routes() -> tuple[Route, ...]:
     conv = "/v1/conversations"
     one = conv + "/{conversation_id}"
@@ -74,6 +92,8 @@ def _routes() -> tuple[Route, ...]:
         Route("POST", conv, "start", "conversations.start"),
         Route("POST", one, "start", "conversations.append"),
         Route("POST", one + "/restart", "start", "conversations.restart"),
+        # --- issue-19b: metered pass-through (shared.passthrough), relayed to Mistral
+        *(Route("POST", path, "start", op) for op, path in PASSTHROUGH_PATHS.items()),
         # history: the read path, answered from the gateway's database
         Route("GET", conv, "history", "conversations.list"),
         Route("GET", one, "history", "conversations.get"),

@@ -75,19 +75,7 @@ class Context(Call):
         mimetype = (request.mimetype or "").lower()
         if mimetype != _JSON:
             raise UnsupportedMediaType("the request body must be application/json")
-        settings = self.container.settings
-        limit = settings.max_body_bytes
-        too_large = PayloadTooLarge(f"the request body is larger than {limit} bytes")
-        length = request.content_length
-        if length is not None and length > limit:
-            self.body_read = discard_body(request, settings.max_discard_bytes)
-            raise too_large
-        raw = _read_body(request, limit + 1)
-        self.raw_body = raw
-        if len(raw) > limit:
-            self.body_read = discard_body(request, settings.max_discard_bytes - len(raw))
-            raise too_large
-        self.body_read = True
+        raw = self.bytes_body()
         try:
             body = jsonsafe.loads(raw)
         except RecursionError:
@@ -101,6 +89,24 @@ class Context(Call):
                 [field_error(("body",), "Input should be a valid dictionary", "dict_type")]
             )
         return body
+
+    def bytes_body(self) -> bytes:
+        """The whole request body as received, whatever its type: 413 above MAX_BODY_BYTES."""
+        request = self.request
+        settings = self.container.settings
+        limit = settings.max_body_bytes
+        too_large = PayloadTooLarge(f"the request body is larger than {limit} bytes")
+        length = request.content_length
+        if length is not None and length > limit:
+            self.body_read = discard_body(request, settings.max_discard_bytes)
+            raise too_large
+        raw = _read_body(request, limit + 1)
+        self.raw_body = raw
+        if len(raw) > limit:
+            self.body_read = discard_body(request, settings.max_discard_bytes - len(raw))
+            raise too_large
+        self.body_read = True
+        return raw
 
     def query(self, name: str) -> str | None:
         return self.request.args.get(name)

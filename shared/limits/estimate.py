@@ -18,6 +18,11 @@ them overspend together. It is made of:
 
 A turn that sets `max_tokens` therefore never costs more than it reserved but for
 the prompt's estimation error, and the README states the bound that follows.
+
+A metered pass-through call (`shared.passthrough`) reserves the same way from its own
+body (`call_reservation`): every string of its inputs counted high, plus the body's
+`max_tokens` (an agent's, for agents.complete) for the calls that complete, else
+TOKEN_RESERVE_COMPLETION; embeddings, classifiers and moderations complete nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from typing import Any
 from shared.config import Settings
 from shared.db import Conn
 
-__all__ = ["text_tokens", "turn_reservation"]
+__all__ = ["call_reservation", "text_tokens", "turn_reservation"]
 
 # A run of ASCII letters or digits is one piece; anything else but spaces, one each.
 _PIECE = re.compile(r"[A-Za-z0-9]+|[^\sA-Za-z0-9]")
@@ -121,3 +126,54 @@ def _history_tokens(conn: Conn, owner: str, conversation_id: str) -> int:
 
 def _as_json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
+
+
+# Body fields a pass-through call's prompt is made of, per operation (every string counted).
+_CALL_INPUTS: dict[str, tuple[str, ...]] = {
+    "chat.complete": ("messages", "tools", "prediction", "response_format"),
+    "agents.complete": ("messages", "tools", "prediction", "response_format"),
+    "fim.complete": ("prompt", "suffix"),
+    "embeddings.create": ("input",),
+    "classifiers.classify": ("input",),
+    "classifiers.classify_chat": ("input",),
+    "classifiers.moderate": ("input",),
+    "classifiers.moderate_chat": ("input",),
+    "ocr.process": ("document_annotation_prompt",),
+    "audio.speech.complete": ("input",),
+}
+# Calls whose answer is generated text or audio, whose length the body may bound.
+_COMPLETES = frozenset(
+    {
+        "chat.complete",
+        "agents.complete",
+        "fim.complete",
+        "audio.transcriptions.complete",
+        "audio.speech.complete",
+    }
+)
+
+
+def call_reservation(
+    conn: Conn | None, settings: Settings, owner: str, operation: str, body: dict[str, Any]
+) -> int:
+    """The tokens to reserve for a metered pass-through call with this body. `conn` is
+    read only for agents.complete (the agent's instructions, tools and max_tokens)."""
+    prompt = sum(_value_tokens(body.get(name)) for name in _CALL_INPUTS.get(operation, ()))
+    completion = _max_tokens(body)
+    agent_id = body.get("agent_id")
+    if operation == "agents.complete" and conn is not None and isinstance(agent_id, str):
+        agent = conn.one(
+            "SELECT instructions, tools, completion_args FROM agents"
+            " WHERE id = :id AND owner_id = :owner",
+            id=agent_id,
+            owner=owner,
+        )
+        if agent is not None:
+            prompt += _value_tokens(agent["instructions"]) + _value_tokens(agent["tools"])
+            if completion is None:
+                completion = _max_tokens(_as_json(agent["completion_args"]))
+    if operation not in _COMPLETES:
+        completion = 0
+    elif completion is None:
+        completion = settings.token_reserve_completion
+    return max(1, min(prompt + completion, settings.model_context_tokens))

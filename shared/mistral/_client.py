@@ -127,10 +127,13 @@ class MistralClient:
         body: bytes | None = None,
         *,
         retry: Retry = Retry.IDEMPOTENT,
+        content_type: str = "application/json",
     ) -> UpstreamResponse:
         """A non-streaming call. 4xx raise UpstreamRejected (verbatim), 5xx and transport
         failures raise UpstreamUnavailable / UpstreamTimeout, an open circuit CircuitOpen."""
-        response, latency_ms, state = self._send(operation, method, path, body, retry, False)
+        response, latency_ms, state = self._send(
+            operation, method, path, body, retry, False, content_type
+        )
         try:
             content = response.read()
         except httpx2.HTTPError as exc:
@@ -169,9 +172,13 @@ class MistralClient:
         """A GET whose answer is relayed as it arrives (a file's content), never held whole."""
         return self._open(operation, "GET", path, None, Retry.IDEMPOTENT, "*/*")
 
-    def stream(self, operation: str, path: str, body: bytes) -> UpstreamStream:
+    def stream(
+        self, operation: str, path: str, body: bytes, *, content_type: str = "application/json"
+    ) -> UpstreamStream:
         """A streaming POST: the open stream on 200, the same errors as `call` otherwise."""
-        return self._open(operation, "POST", path, body, Retry.UNSENT, "text/event-stream")
+        return self._open(
+            operation, "POST", path, body, Retry.UNSENT, "text/event-stream", content_type
+        )
 
     def _open(
         self,
@@ -181,9 +188,10 @@ class MistralClient:
         body: bytes | None,
         retry: Retry,
         accept: str,
+        content_type: str = "application/json",
     ) -> UpstreamStream:
         response, latency_ms, state = self._send(
-            operation, method, path, body, retry, True, accept=accept
+            operation, method, path, body, retry, True, content_type, accept=accept
         )
         if response.status_code != 200:
             try:
@@ -208,6 +216,7 @@ class MistralClient:
         body: bytes | StreamedBody | None,
         retry: Retry,
         stream: bool,
+        content_type: str = "application/json",
         *,
         accept: str | None = None,
     ) -> tuple[httpx2.Response, float, BreakerState]:
@@ -223,6 +232,7 @@ class MistralClient:
                     body,
                     accept=accept or "application/json",
                     stream=stream,
+                    content_type=content_type,
                 )
             except httpx2.HTTPError as exc:
                 self._failed(state)

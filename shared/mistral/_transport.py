@@ -100,14 +100,16 @@ class SdkTransport:
         *,
         accept: str = "application/json",
         stream: bool = False,
+        content_type: str = "application/json",
     ) -> httpx2.Response:
-        """One request, no retries (the caller decides), any status returned as is."""
+        """One request, no retries (the caller decides), any status returned as is.
+        `content_type` is sent as given (a multipart body keeps its boundary)."""
         base, config = self._base, self._config
         content: Any = None
         if isinstance(body, StreamedBody):
             content = self._body(body.content_type, iter(body.chunks))
         elif body is not None:
-            content = self._body("application/json", body)
+            content = self._body(content_type, body)
         request = base._build_request(
             method=method,
             path="",

@@ -685,6 +685,68 @@ OPERATIONS: Mapping[str, Operation] = {
         upstream=True,
     ),
     # --- end issue-19a
+    # --- issue-19b: replaced by the SDK derivation at merge
+    **{
+        operation: Operation(
+            f"Metered pass-through: {operation}",
+            "Metered pass-through",
+            {
+                "200": Success(
+                    f"Mistral's {response} as it sent it"
+                    + (' (with `"stream": true`, its event stream).' if streams else "."),
+                    {"type": "object", "description": f"mistralai.client.models.{response}"},
+                    stream=streams,
+                )
+            },
+            description="Relayed unchanged; the usage Mistral reports is recorded and charged.",
+            body=None if multipart else {"type": "object", "description": request},
+            body_content=(
+                {"multipart/form-data": {"type": "object", "description": request}}
+                if multipart
+                else None
+            ),
+            upstream=True,
+            errors=frozenset({404} if operation == "agents.complete" else ()),
+        )
+        for operation, request, response, streams, multipart in (
+            ("chat.complete", "ChatCompletionRequest", "ChatCompletionResponse", True, False),
+            ("fim.complete", "FIMCompletionRequest", "FIMCompletionResponse", True, False),
+            ("embeddings.create", "EmbeddingRequest", "EmbeddingResponse", False, False),
+            ("agents.complete", "AgentsCompletionRequest", "ChatCompletionResponse", True, False),
+            (
+                "classifiers.classify",
+                "ClassificationRequest",
+                "ClassificationResponse",
+                False,
+                False,
+            ),
+            (
+                "classifiers.classify_chat",
+                "ChatClassificationRequest",
+                "ClassificationResponse",
+                False,
+                False,
+            ),
+            ("classifiers.moderate", "ClassificationRequest", "ModerationResponse", False, False),
+            (
+                "classifiers.moderate_chat",
+                "ChatModerationRequest",
+                "ModerationResponse",
+                False,
+                False,
+            ),
+            ("ocr.process", "OCRRequest", "OCRResponse", False, False),
+            (
+                "audio.transcriptions.complete",
+                "AudioTranscriptionRequest",
+                "TranscriptionResponse",
+                True,
+                True,
+            ),
+            ("audio.speech.complete", "SpeechRequest", "SpeechResponse", True, False),
+        )
+    },
+    # --- end issue-19b
     # -- every function ---------------------------------------------------------------------
     "gateway.health": Operation(
         "Check a function's dependencies",

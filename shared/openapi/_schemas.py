@@ -869,6 +869,7 @@ _USAGE_REPORT = _obj(
                     "key_id": nullable(_STRING),
                     "agent_id": nullable(_STRING),
                     "model": nullable(_STRING),
+                    "operation": nullable(_STRING),
                     "day": {"type": "string", "format": "date"},
                     "hour": {"type": "string", "format": "date-time"},
                 },

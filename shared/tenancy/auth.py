@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from shared.errors import Forbidden, NotFound
+from shared.errors import Forbidden, NotFound, OutsideAllowList
 from shared.tenancy.keys import KeyCache, Principal, parse_bearer
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "ROLE_PERMISSIONS",
     "authenticate",
     "authorize",
+    "check_allow_lists",
     "crosses_tenants",
     "may",
     "tenant_scope",
@@ -123,6 +124,23 @@ OPERATION_PERMISSIONS: Mapping[str, str] = {
     "batch.jobs.create": "batch_jobs:write",
     "batch.jobs.cancel": "batch_jobs:write",
     "batch.jobs.delete": "batch_jobs:write",
+    # metered pass-through (docs/sdk-surface.md): calls that spend tokens
+    **dict.fromkeys(
+        (
+            "chat.complete",
+            "fim.complete",
+            "embeddings.create",
+            "agents.complete",
+            "classifiers.classify",
+            "classifiers.classify_chat",
+            "classifiers.moderate",
+            "classifiers.moderate_chat",
+            "ocr.process",
+            "audio.transcriptions.complete",
+            "audio.speech.complete",
+        ),
+        "completions:create",
+    ),
 }
 
 _READ = frozenset(
@@ -143,6 +161,7 @@ _USER = _READ | {
     "files:write",
     "libraries:write",
     "batch_jobs:write",
+    "completions:create",
 }
 _ADMIN = _USER | {
     "conversations:delete",
@@ -209,3 +228,17 @@ def tenant_scope(principal: Principal, named: str | None) -> str:
     if crosses_tenants(principal.role):
         return named
     raise NotFound("tenant not found")
+
+
+def check_allow_lists(principal: Principal, agent_id: str | None, model: str | None) -> None:
+    """403 naming the key's list when the call's agent or model is outside it (an empty
+    list allows everything). An agent's versions and aliases are that agent: the list
+    holds agent ids, and `agent_version` never changes which agent answers."""
+    if agent_id and principal.allowed_agents and agent_id not in principal.allowed_agents:
+        raise OutsideAllowList(
+            "allowed_agents", "this API key may not use this agent (see the key's allowed_agents)"
+        )
+    if model and principal.allowed_models and model not in principal.allowed_models:
+        raise OutsideAllowList(
+            "allowed_models", "this API key may not use this model (see the key's allowed_models)"
+        )

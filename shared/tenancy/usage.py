@@ -6,19 +6,21 @@ request that reached Mistral; nothing is counted on the hot path. Days are UTC.
     GET /gateway/v1/usage?from=YYYY-MM-DD&to=YYYY-MM-DD&group_by=key,agent,model,day&owner_id=
 
     from, to   inclusive UTC dates; default the 30 days ending today; at most 366 days
-    group_by   any of key, agent, model, day, hour, comma-separated (default day;
-               empty = totals)
+    group_by   any of key, agent, model, operation, day, hour, comma-separated (default
+               day; empty = totals). `operation` is the route's operation name:
+               conversations.start, chat.complete, embeddings.create, ...
     owner_id   another tenant: an operator only; anyone else gets 404 (as for a missing
                tenant), and so does an operator naming a tenant that does not exist
 
     -> 200 {"object": "gateway.usage", "owner_id", "from", "to", "group_by": [...],
             "totals": Counts,
-            "data": [{<each grouped dimension: "key_id" | "agent_id" | "model" | "day">,
+            "data": [{<each grouped dimension: "key_id" | "agent_id" | "model" | "operation"
+                       | "day" | "hour">,
                       **Counts}, ...]}
     Counts: {"requests", "failed_requests", "prompt_tokens", "completion_tokens",
              "total_tokens"}
 
-Rows are ordered by day, hour, then key, agent and model. `failed_requests` counts the
+Rows are ordered by day, hour, then key, agent, model and operation. `failed_requests` counts the
 requests Mistral answered with an error status.
 """
 
@@ -43,6 +45,7 @@ DIMENSIONS: Mapping[str, str] = {
     "key": "key_id",
     "agent": "agent_id",
     "model": "model",
+    "operation": "operation",
     "day": "day",
     "hour": "hour",
 }
@@ -112,14 +115,16 @@ SELECT CASE WHEN CAST(:by_key AS boolean) THEN api_key_id END AS key_id,
             THEN CAST(timezone('UTC', created_at) AS date) END AS day,
        CASE WHEN CAST(:by_hour AS boolean)
             THEN date_trunc('hour', timezone('UTC', created_at)) END AS hour,
+       CASE WHEN CAST(:by_operation AS boolean) THEN operation END AS operation,
        count(*) AS requests,
        count(*) FILTER (WHERE status >= 400) AS failed_requests,
        CAST(coalesce(sum(prompt_tokens), 0) AS bigint) AS prompt_tokens,
        CAST(coalesce(sum(completion_tokens), 0) AS bigint) AS completion_tokens
 FROM usage_events
 WHERE owner_id = :owner AND created_at >= :start AND created_at < :end
-GROUP BY 1, 2, 3, 4, 5
-ORDER BY 4 NULLS FIRST, 5 NULLS FIRST, 1 NULLS FIRST, 2 NULLS FIRST, 3 NULLS FIRST
+GROUP BY 1, 2, 3, 4, 5, 6
+ORDER BY 4 NULLS FIRST, 5 NULLS FIRST, 1 NULLS FIRST, 2 NULLS FIRST, 3 NULLS FIRST,
+         6 NULLS FIRST
 """
 
 

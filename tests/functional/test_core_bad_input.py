@@ -230,6 +230,22 @@ BODY_ROUTES: list[tuple[str, str, str, str, dict[str, Any]]] = [
     ("gateway.keys.update", "admin", "PATCH", "/gateway/v1/keys/{key_id}", {"name": "k2"}),
     ("gateway.tenants.create", "admin", "POST", "/gateway/v1/tenants", {"id": "t", "name": "T"}),
     ("gateway.tenants.update", "admin", "PATCH", "/gateway/v1/tenants/" + OWNER, {"name": "T"}),
+    # metered pass-through: the body is checked before anything is counted or relayed
+    *(
+        (operation, "start", "POST", path, body)
+        for operation, path, body in (
+            ("chat.complete", "/v1/chat/completions", {"model": MODEL, "messages": []}),
+            ("fim.complete", "/v1/fim/completions", {"model": MODEL, "prompt": "x"}),
+            ("embeddings.create", "/v1/embeddings", {"model": MODEL, "input": "x"}),
+            ("agents.complete", "/v1/agents/completions", {"agent_id": "{agent_id}"}),
+            ("classifiers.classify", "/v1/classifications", {"model": MODEL, "input": "x"}),
+            ("classifiers.classify_chat", "/v1/chat/classifications", {"model": MODEL}),
+            ("classifiers.moderate", "/v1/moderations", {"model": MODEL, "input": "x"}),
+            ("classifiers.moderate_chat", "/v1/chat/moderations", {"model": MODEL}),
+            ("ocr.process", "/v1/ocr", {"model": MODEL, "document": {}}),
+            ("audio.speech.complete", "/v1/audio/speech", {"input": "x"}),
+        )
+    ),
     # tenant-owned resources: the body is read before the object is looked for
     ("libraries.create", "admin", "POST", "/v1/libraries", {"name": "L"}),
     ("libraries.update", "admin", "PATCH", "/v1/libraries/lib_core", {"name": "L"}),
@@ -252,7 +268,7 @@ BODY_ROUTES: list[tuple[str, str, str, str, dict[str, Any]]] = [
     ),
 ]
 # Uploads take multipart/form-data, relayed as it arrives (tests/functional/test_resources.py).
-MULTIPART_WRITES = {"files.upload", "libraries.documents.upload"}
+MULTIPART_WRITES = {"files.upload", "libraries.documents.upload", "audio.transcriptions.complete"}
 # Writes that take no body: their input is the path or the query string.
 BODILESS_WRITES = {
     "gateway.conversations.archive",

@@ -504,8 +504,37 @@ def resources(w: World) -> None:
     w.call("admin", "DELETE", f, expect=200)
 
 
+def passthrough(w: World) -> None:
+    """Every metered pass-through route, answered whole, succeeding and refusing."""
+    chat = [{"role": "user", "content": "hi"}]
+    agent = w.call("admin", "POST", "/v1/agents", json={"model": MODEL, "name": "p"}).get_json()
+    bodies = {
+        "/v1/chat/completions": {"model": MODEL, "messages": chat},
+        "/v1/fim/completions": {"model": "codestral-latest", "prompt": "x ="},
+        "/v1/embeddings": {"model": "mistral-embed", "input": ["a", "b"]},
+        "/v1/agents/completions": {"agent_id": agent["id"], "messages": chat},
+        "/v1/classifications": {"model": "m", "input": "x"},
+        "/v1/chat/classifications": {"model": "m", "input": [{"messages": chat}]},
+        "/v1/moderations": {"model": "m", "input": "x"},
+        "/v1/chat/moderations": {"model": "m", "input": chat},
+        "/v1/ocr": {"model": "m", "document": {"type": "document_url", "document_url": "u"}},
+        "/v1/audio/speech": {"input": "say it"},
+    }
+    for path, body in bodies.items():
+        w.call("start", "POST", path, role="user", json=body, expect=200)
+    form = {"model": "voxtral-mini-latest", "file": (io.BytesIO(b"abc"), "a.mp3")}
+    w.call("start", "POST", "/v1/audio/transcriptions", role="user", data=form, expect=200)
+    w.call("start", "POST", "/v1/audio/transcriptions", json={"model": "m"}, expect=415)
+    w.call("start", "POST", "/v1/chat/completions", json={"messages": chat}, expect=422)
+    w.call("start", "POST", "/v1/embeddings", json={"model": "m", "input": 5}, expect=422)
+    w.call("start", "POST", "/v1/embeddings", role="read_only", json={"model": "m"}, expect=403)
+    missing = {"agent_id": "ag_missing", "messages": chat}
+    w.call("start", "POST", "/v1/agents/completions", json=missing, expect=404)
+
+
 SCENARIOS: dict[str, Callable[[World], None]] = {
     "resources": resources,
+    "passthrough": passthrough,
     "turns": turns,
     "upstream_failures": upstream_failures,
     "reads": reads,

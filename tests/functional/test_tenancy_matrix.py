@@ -23,6 +23,7 @@ MODEL = "mistral-small-latest"
 A = "tenant-a"
 B = "tenant-b"
 NO_LIMIT = {"rate_limit_requests": 100_000, "rate_limit_window": 60}
+_CHAT = [{"role": "user", "content": "hi"}]
 
 # The body of an upload: sent as multipart/form-data.
 UPLOAD = {"__multipart__": "upload.jsonl"}
@@ -148,6 +149,35 @@ REQUESTS: dict[str, tuple[str, str, dict[str, Any] | None]] = {
     "batch.jobs.get": ("GET", "/v1/batch/jobs/{job}", None),
     "batch.jobs.cancel": ("POST", "/v1/batch/jobs/{job}/cancel", None),
     "batch.jobs.delete": ("DELETE", "/v1/batch/jobs/{job}", None),
+    # metered pass-through
+    "chat.complete": ("POST", "/v1/chat/completions", {"model": MODEL, "messages": _CHAT}),
+    "fim.complete": ("POST", "/v1/fim/completions", {"model": "codestral", "prompt": "x ="}),
+    "embeddings.create": ("POST", "/v1/embeddings", {"model": "mistral-embed", "input": "x"}),
+    "agents.complete": (
+        "POST",
+        "/v1/agents/completions",
+        {"agent_id": "{agent}", "messages": _CHAT},
+    ),
+    "classifiers.classify": ("POST", "/v1/classifications", {"model": "m", "input": "x"}),
+    "classifiers.classify_chat": (
+        "POST",
+        "/v1/chat/classifications",
+        {"model": "m", "input": [{"messages": _CHAT}]},
+    ),
+    "classifiers.moderate": ("POST", "/v1/moderations", {"model": "m", "input": "x"}),
+    "classifiers.moderate_chat": ("POST", "/v1/chat/moderations", {"model": "m", "input": _CHAT}),
+    "ocr.process": (
+        "POST",
+        "/v1/ocr",
+        {"model": "mistral-ocr-latest", "document": {"type": "document_url", "document_url": "u"}},
+    ),
+    # multipart: its form is in MULTIPART
+    "audio.transcriptions.complete": ("POST", "/v1/audio/transcriptions", None),
+    "audio.speech.complete": ("POST", "/v1/audio/speech", {"input": "say this"}),
+}
+# operation -> multipart form fields (a file is (bytes, name)).
+MULTIPART: dict[str, dict[str, Any]] = {
+    "audio.transcriptions.complete": {"model": "voxtral-mini-latest", "file": (b"abc", "a.mp3")},
 }
 
 # operation -> statuses for (operator, admin, user, read_only), each "same/other".
@@ -225,6 +255,17 @@ EXPECTED: dict[str, tuple[str, str, str, str]] = {
     "libraries.documents.reprocess":   ("403/403", "204/404", "204/404", "403/403"),
     "libraries.accesses.update_or_create": ("403/403", "200/404", "403/403", "403/403"),
     "libraries.accesses.delete":       ("403/403", "200/404", "403/403", "403/403"),
+    "chat.complete":                   ("403/403", "200/200", "200/200", "403/403"),
+    "fim.complete":                    ("403/403", "200/200", "200/200", "403/403"),
+    "embeddings.create":               ("403/403", "200/200", "200/200", "403/403"),
+    "agents.complete":                 ("403/403", "200/404", "200/404", "403/403"),
+    "classifiers.classify":            ("403/403", "200/200", "200/200", "403/403"),
+    "classifiers.classify_chat":       ("403/403", "200/200", "200/200", "403/403"),
+    "classifiers.moderate":            ("403/403", "200/200", "200/200", "403/403"),
+    "classifiers.moderate_chat":       ("403/403", "200/200", "200/200", "403/403"),
+    "ocr.process":                     ("403/403", "200/200", "200/200", "403/403"),
+    "audio.transcriptions.complete":   ("403/403", "200/200", "200/200", "403/403"),
+    "audio.speech.complete":           ("403/403", "200/200", "200/200", "403/403"),
 }
 # fmt: on
 
@@ -352,7 +393,20 @@ def test_permission_matrix(
     statuses = []
     for route in found:
         path = _fill(template, {**world, "function": route.function})
-        answer = _send(route.function, path, method, _fill(body, world), key)
+        if operation in MULTIPART:
+            form = {
+                k: (io.BytesIO(v[0]), v[1]) if isinstance(v, tuple) else v
+                for k, v in MULTIPART[operation].items()
+            }
+            answer = client(route.function).open(
+                path,
+                method=method,
+                data=form,
+                content_type="multipart/form-data",
+                headers=bearer(key),
+            )
+        else:
+            answer = _send(route.function, path, method, _fill(body, world), key)
         statuses.append(answer.status_code)
         if expected in (403, 404):
             assert error_code(answer.get_json()) in ("forbidden", "not_found"), answer.get_data()

@@ -123,6 +123,23 @@ EXPECTED: dict[str, frozenset[str]] = {
     ),
     "libraries.accesses.update_or_create": ADMIN,
     "libraries.accesses.delete": ADMIN,
+    # start: metered pass-through, spending tokens as turns do
+    **dict.fromkeys(
+        (
+            "chat.complete",
+            "fim.complete",
+            "embeddings.create",
+            "agents.complete",
+            "classifiers.classify",
+            "classifiers.classify_chat",
+            "classifiers.moderate",
+            "classifiers.moderate_chat",
+            "ocr.process",
+            "audio.transcriptions.complete",
+            "audio.speech.complete",
+        ),
+        WRITERS,
+    ),
 }
 
 GUARDED = sorted({r.operation for r in routes.ROUTES} - PUBLIC_OPERATIONS)

@@ -206,6 +206,9 @@ def test_error_responses_carry_the_error_body_and_headers() -> None:
 def test_turns_answer_json_or_an_event_stream() -> None:
     """Start, append and restart document text/event-stream frames beside the JSON answer."""
     streaming = {"conversations.start", "conversations.append", "conversations.restart"}
+    # and the metered pass-through calls the SDK streams
+    streaming |= {"chat.complete", "fim.complete", "agents.complete"}
+    streaming |= {"audio.transcriptions.complete", "audio.speech.complete"}
     for _, _, operation in operations():
         content = operation["responses"].get("200", {}).get("content", {})
         assert ("text/event-stream" in content) is (operation["operationId"] in streaming)

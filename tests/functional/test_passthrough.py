@@ -1,0 +1,190 @@
+"""Metered pass-through in the start function, against the stand-in over real HTTP: bytes
+relayed unchanged, retries, Mistral's refusals and broken streams, the access line, and
+what each costs the budget."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import httpx2
+import pytest
+
+from devstack.standin import StandIn
+from shared.config import Settings
+from shared.container import Container, set_container
+from shared.observability import capture_logs, configure_logging
+from shared.tenancy.keys import NewKey
+from tests.support import bearer, client, make_key
+
+MODEL = "mistral-small-latest"
+CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "one two three"}]}
+# Ids and creation times differ between two calls; everything else must not.
+_VARYING = re.compile(rb'"(id|created)":("[^"]*"|\d+)')
+
+
+@pytest.fixture
+def gateway(container: Container, base_settings: Settings, standin: StandIn) -> Iterator[Container]:
+    standin.reset()
+    settings = dataclasses.replace(
+        base_settings,
+        mistral_server_url=standin.url,
+        breaker_failure_threshold=1000,
+        mistral_retry_max_ms=50,
+    )
+    made = Container(settings, pool=container.pool, redis_client=container.redis)
+    previous = set_container(made)
+    yield made
+    set_container(previous)
+
+
+@pytest.fixture
+def key(gateway: Container) -> NewKey:
+    # A day budget, so each call reserves tokens and settles them.
+    return make_key(gateway, "user", owner="tenant-a", token_budget_per_day=10**9)
+
+
+def _post(key: NewKey, path: str, body: dict[str, Any]) -> Any:
+    return client("start").post(path, json=body, headers=bearer(key))
+
+
+def _direct(standin: StandIn, path: str, body: dict[str, Any]) -> bytes:
+    answer = httpx2.post(
+        standin.url + path, json=body, headers={"Authorization": "Bearer x"}, timeout=30
+    )
+    return answer.content
+
+
+def _events(gateway: Container) -> list[dict[str, Any]]:
+    with gateway.pool.connection() as conn:
+        return conn.all(
+            "SELECT operation, status, prompt_tokens, completion_tokens FROM usage_events"
+            " WHERE owner_id = 'tenant-a' ORDER BY id"
+        )
+
+
+def _day_charge(gateway: Container) -> int:
+    return sum(int(gateway.redis.get(k) or 0) for k in gateway.redis.keys("gw:tok:d:tenant-a:*"))
+
+
+def test_answers_and_streams_are_relayed_byte_for_byte(
+    gateway: Container, key: NewKey, standin: StandIn
+) -> None:
+    """A chat stream's and an embeddings answer's bytes equal the stand-in's, ids aside."""
+    for path, body in (
+        ("/v1/chat/completions", {**CHAT, "stream": True, "max_tokens": 20}),
+        ("/v1/embeddings", {"model": "mistral-embed", "input": ["a b", "c"]}),
+    ):
+        via = _post(key, path, body)
+        assert via.status_code == 200
+        assert _VARYING.sub(b"", via.get_data()) == _VARYING.sub(b"", _direct(standin, path, body))
+
+
+def test_a_mistral_429_is_retried_and_counted_once(
+    gateway: Container, key: NewKey, standin: StandIn
+) -> None:
+    """Mistral's own 429 (it did nothing) is retried; the call is counted once."""
+    standin.inject("status=429;retry_after_ms=10", 1, "chat.complete")
+    answer = _post(key, "/v1/chat/completions", CHAT)
+    assert answer.status_code == 200
+    assert standin.calls()["chat.complete"] == 2
+    usage = answer.get_json()["usage"]
+    assert _events(gateway) == [
+        {
+            "operation": "chat.complete",
+            "status": 200,
+            "prompt_tokens": usage["prompt_tokens"],
+            "completion_tokens": usage["completion_tokens"],
+        }
+    ]
+
+
+def test_a_5xx_is_not_retried(gateway: Container, key: NewKey, standin: StandIn) -> None:
+    """A call Mistral may have run (a 503) is not sent again: it could be charged twice."""
+    standin.inject("status=503", 1, "chat.complete")
+    answer = _post(key, "/v1/chat/completions", CHAT)
+    assert answer.status_code == 502
+    assert standin.calls()["chat.complete"] == 1
+
+
+def test_a_refusal_is_relayed_counted_and_costs_nothing(
+    gateway: Container, key: NewKey, standin: StandIn
+) -> None:
+    """Mistral's 400 reaches the caller unchanged, is a failed request of 0 tokens, and the
+    reservation is given back."""
+    standin.inject("status=400", 1, "embeddings.create")
+    answer = _post(key, "/v1/embeddings", {"model": "m", "input": "x"})
+    assert answer.status_code == 400
+    assert answer.get_json()["message"] == "Bad Request (injected by standin)"
+    assert _events(gateway) == [
+        {
+            "operation": "embeddings.create",
+            "status": 400,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+        }
+    ]
+    assert _day_charge(gateway) == 0
+
+
+def test_a_stream_mistral_breaks_keeps_its_reservation(
+    gateway: Container, key: NewKey, standin: StandIn
+) -> None:
+    """A stream cut before its usage: the caller sees it end without [DONE], and the call
+    keeps what it reserved, since Mistral did not say what it cost."""
+    body = {**CHAT, "stream": True, "max_tokens": 40}
+    standin.inject("cut=3", 1, "chat.complete")
+    answer = _post(key, "/v1/chat/completions", body)
+    assert answer.status_code == 200
+    assert b"[DONE]" not in answer.get_data()
+    assert _day_charge(gateway) >= 40
+    assert [e["operation"] for e in _events(gateway)] == ["chat.complete"]
+
+
+def test_one_access_line_per_call_with_model_and_tokens(
+    gateway: Container, key: NewKey, standin: StandIn
+) -> None:
+    """A streamed call writes one access line, when it ends, with its model and tokens."""
+    configure_logging(gateway.settings)
+    with capture_logs() as lines:
+        answer = _post(key, "/v1/chat/completions", {**CHAT, "stream": True, "max_tokens": 6})
+        answer.get_data()
+    access = [line for line in lines if line.get("event") == "access"]
+    assert len(access) == 1
+    assert access[0]["route"] == "/v1/chat/completions"
+    assert access[0]["model"] == MODEL
+    assert (access[0]["tokens_in"], access[0]["tokens_out"]) == (3, 6)
+
+
+def test_a_body_above_the_limit_is_413_before_mistral(
+    container: Container, base_settings: Settings, standin: StandIn
+) -> None:
+    """An inline document or audio above MAX_BODY_BYTES is refused; Mistral is not asked."""
+    standin.reset()
+    settings = dataclasses.replace(
+        base_settings, mistral_server_url=standin.url, max_body_bytes=4096
+    )
+    previous = set_container(Container(settings, pool=container.pool, redis_client=container.redis))
+    try:
+        key = make_key(container, "user", owner="tenant-a")
+        document = {
+            "type": "document_url",
+            "document_url": "data:application/pdf;base64," + "A" * 8000,
+        }
+        answer = _post(key, "/v1/ocr", {"model": "mistral-ocr-latest", "document": document})
+        form = client("start").post(
+            "/v1/audio/transcriptions",
+            data={"model": "voxtral", "file": (io.BytesIO(b"x" * 8000), "a.mp3")},
+            content_type="multipart/form-data",
+            headers=bearer(key),
+        )
+    finally:
+        set_container(previous)
+    assert (answer.status_code, form.status_code) == (413, 413)
+    assert json.loads(answer.get_data())["code"] == "payload_too_large"
+    calls = standin.calls()
+    assert (calls["ocr.process"], calls["audio.transcriptions.complete"]) == (0, 0)

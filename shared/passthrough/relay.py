@@ -26,6 +26,7 @@ from shared.errors import CircuitOpen, GatewayError
 from shared.limits import estimate
 from shared.mistral import Retry, UpstreamStream
 from shared.passthrough.request import Passthrough
+from shared.resources import check_owned
 from shared.tenancy.auth import check_allow_lists
 
 __all__ = ["PassResult", "PassStream", "run_passthrough"]
@@ -67,11 +68,14 @@ def run_passthrough(ctx: Call, call: Passthrough) -> PassResult | PassStream:
     ctx.access.model = call.model
     ctx.access.agent_id = call.agent_id
     check_allow_lists(ctx.caller, call.agent_id, call.model)
-    if call.agent_id is not None:
+    files = call.file_ids
+    if call.agent_id is not None or files:
         # Mistral, behind one API key, cannot tell tenants apart: another tenant's agent
-        # is refused as a missing one is.
+        # or file is refused as a missing one is.
         with ctx.container.pool.connection() as conn:
-            store.require_agent(conn, ctx.owner, call.agent_id)
+            if call.agent_id is not None:
+                store.require_agent(conn, ctx.owner, call.agent_id)
+            check_owned(conn, ctx.owner, "file", files)
     ctx.check_limits(lambda: _reservation(ctx, call))
     runner = _Runner(ctx, call)
     try:

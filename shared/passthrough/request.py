@@ -53,8 +53,8 @@ class Passthrough:
     @property
     def file_ids(self) -> tuple[str, ...]:
         """The Mistral files the call names (`{"type": "file", "file_id"}` chunks of OCR
-        documents and chat messages, a transcription's `file_id`): each must be the
-        caller's tenant's once files are tenant-owned resources."""
+        documents and chat messages, a transcription's `file_id`): each must be one of the
+        caller's tenant's files (`shared.resources.check_owned`)."""
         found: list[str] = []
         pending: list[Any] = [self.fields]
         while pending:

@@ -18,6 +18,7 @@ from devstack.standin import StandIn
 from shared.config import Settings
 from shared.container import Container, set_container
 from shared.observability import capture_logs, configure_logging
+from shared.resources.records import record_created
 from shared.tenancy.keys import NewKey
 from tests.support import bearer, client, make_key
 
@@ -188,3 +189,27 @@ def test_a_body_above_the_limit_is_413_before_mistral(
     assert json.loads(answer.get_data())["code"] == "payload_too_large"
     calls = standin.calls()
     assert (calls["ocr.process"], calls["audio.transcriptions.complete"]) == (0, 0)
+
+
+def test_a_file_named_in_a_call_must_be_the_callers(
+    gateway: Container, key: NewKey, standin: StandIn
+) -> None:
+    """An OCR call naming another tenant's file, or none at all, is 404 and reaches nothing;
+    the tenant's own file goes through."""
+    with gateway.pool.transaction() as conn:
+        record_created(conn, "tenant-a", "file", {"id": "file-of-a"})
+        record_created(conn, "tenant-b", "file", {"id": "file-of-b"})
+    calls = standin.calls()
+    for file_id in ("file-of-b", "file-missing"):
+        body = {"model": "mistral-ocr-latest", "document": {"type": "file", "file_id": file_id}}
+        answer = _post(key, "/v1/ocr", body)
+        assert answer.status_code == 404, answer.get_data()
+        assert file_id in answer.get_json()["message"]
+    assert standin.calls() == calls
+    own = {"model": "mistral-ocr-latest", "document": {"type": "file", "file_id": "file-of-a"}}
+    assert _post(key, "/v1/ocr", own).status_code == 200
+    chat = {
+        **CHAT,
+        "messages": [{"role": "user", "content": [{"type": "file", "file_id": "file-of-b"}]}],
+    }
+    assert _post(key, "/v1/chat/completions", chat).status_code == 404

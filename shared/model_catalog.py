@@ -5,7 +5,7 @@ behind the gateway, asked of Mistral on each call (nothing is stored), filtered 
 the key's `allowed_models` (empty: every model). A list shows the entries whose `id`
 the key may name; a retrieve of a model outside the list is refused before Mistral
 is asked, as a turn naming it is (403 `forbidden`, `param` `allowed_models`, see
-`shared.conversations.turns`), not hidden as a 404: which models Mistral serves is
+`shared.tenancy.auth.check_allow_lists`), not hidden as a 404: which models Mistral serves is
 no secret, and the answer says which setting refused it.
 """
 
@@ -15,22 +15,15 @@ import json
 from typing import Any
 from urllib.parse import quote
 
-from shared.errors import OutsideAllowList, UpstreamUnavailable
+from shared.errors import UpstreamUnavailable
 from shared.mistral import MistralClient, Retry, UpstreamResponse
+from shared.tenancy.auth import check_allow_lists
 from shared.tenancy.keys import Principal
 
-__all__ = ["list_models", "require_allowed_model", "retrieve_model"]
+__all__ = ["list_models", "retrieve_model"]
 
 # A path segment's own characters (RFC 3986 pchar): a fine-tuned model's id has colons.
 _SEGMENT_SAFE = ":@!$&'()*+,;="
-
-
-def require_allowed_model(principal: Principal, model: str) -> None:
-    """403 naming the key's list when `model` is outside it (an empty list allows all)."""
-    if principal.allowed_models and model not in principal.allowed_models:
-        raise OutsideAllowList(
-            "allowed_models", "this API key may not use this model (see the key's allowed_models)"
-        )
 
 
 def list_models(
@@ -56,6 +49,6 @@ def list_models(
 
 def retrieve_model(client: MistralClient, principal: Principal, model_id: str) -> UpstreamResponse:
     """Mistral's card for one model (its 404 as it came), once the key may name it."""
-    require_allowed_model(principal, model_id)
+    check_allow_lists(principal, None, model_id)
     path = "/v1/models/" + quote(model_id, safe=_SEGMENT_SAFE)
     return client.call("models.retrieve", "GET", path, retry=Retry.IDEMPOTENT)

@@ -8,7 +8,8 @@
 Scenarios: latency (added latency and CPU of a start), concurrency (300
 clients at 1 s), streams (300 concurrent streams, and memory), history,
 console (first paint of the web console's pages on the history data), ratelimit,
-batch, coldstart, profile (py-spy, if installed).
+batch, coldstart, litellm (LiteLLM's proxy beside the gateway, in its own venv, built
+on first use), profile (py-spy, if installed).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ SCENARIOS = (
     "ratelimit",
     "batch",
     "coldstart",
+    "litellm",
     "profile",
 )
 
@@ -81,7 +83,16 @@ def main(argv: list[str] | None = None) -> int:
 
     # The router runs in this process; its per-request lines would drown the progress.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    from bench import _batch, _coldstart, _console, _history, _profile, _requests, _streams
+    from bench import (
+        _batch,
+        _coldstart,
+        _console,
+        _history,
+        _litellm,
+        _profile,
+        _requests,
+        _streams,
+    )
     from bench._report import load_average, machine_facts, tool_versions, write_report
     from bench._stack import BenchStack
     from bench._wrk import ensure_wrk
@@ -120,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         ("batch", lambda: _batch.batch_rows(stack)),
         ("coldstart", lambda: _coldstart.cold_start_rows(stack, runs=1 if quick else 3)),
+        ("litellm", lambda: _litellm.litellm_rows(stack, runs=1 if quick else 5, seconds=5)),
     ]
     rows: list[Row] = []
     errors: dict[str, str] = {}

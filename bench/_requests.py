@@ -138,9 +138,9 @@ def _latency_rows(runs: list[dict[str, Any]]) -> list[Row]:
     cpu_row = Row(
         scenario="Gateway CPU per full start request (CPU seconds of the instance's processes "
         "/ requests)",
-        target="<= 2 ms",
+        target="<= 1.0 ms",
         measured=f"{cpu:.2f} ms (runs {', '.join(f'{c:.2f}' for c in cpus)})",
-        passed=ok and cpu <= 2,
+        passed=ok and cpu <= 1.0,
         note="same runs as the added latency; gunicorn master + worker",
     )
     return [latency, router, cpu_row]
@@ -154,6 +154,8 @@ class _Variant:
     runs: int
     # The target's reading: Mistral's latency is generation; a history read generates nothing.
     judged: bool = True
+    # False: every client's first request at once (a burst of all of them, each second).
+    staggered: bool = True
 
 
 def concurrency_rows(stack: BenchStack, s: Settings) -> list[Row]:
@@ -172,6 +174,14 @@ def concurrency_rows(stack: BenchStack, s: Settings) -> list[Row]:
             False,
             1,
             judged=False,
+        ),
+        _Variant(
+            f"as deployed (THREADS={DEPLOYED_THREADS}), stand-in 1 s on generation"
+            " (history reads at 0 ms), all clients opened at once (bursts)",
+            DEPLOYED_THREADS,
+            True,
+            s.concurrency_runs,
+            staggered=False,
         ),
     ]
     rows = []
@@ -192,8 +202,9 @@ def _concurrency(stack: BenchStack, s: Settings, v: _Variant) -> Row:
                 "body": START_BODY,
                 "threads": 2,
                 "timeout_s": 60,
-                # Independent clients, not one burst per second (bench/wrk_report.lua).
-                "stagger_ms": 1000,
+                # Independent clients, not one burst per second (bench/wrk_report.lua);
+                # or, in the burst variant, every connection's first request at once.
+                "stagger_ms": 1000 if v.staggered else 0,
             }
             # Warm at full concurrency, as an instance that has been serving (its threads,
             # and their connections to Mistral, PostgreSQL and Redis, exist; cold starts
@@ -243,13 +254,19 @@ def _concurrency(stack: BenchStack, s: Settings, v: _Variant) -> Row:
     cores = median([r["instance_cpu_cores"] for r in runs])
     per_request = median([r["cpu_ms_per_request"] for r in runs])
     failed = sum(r["failed"] for r in runs)
+    tail = 50 if v.staggered else 400
+    target = f"p99 added <= {tail} ms"
+    if v.staggered:
+        target = "throughput >= 0.9 x floor; " + target
     return Row(
         scenario=f"{s.clients} concurrent clients, one start instance, {v.label}",
-        target="throughput >= 0.9 x floor; p99 added <= 50 ms" if v.judged else "-",
+        target=target if v.judged else "-",
         measured=f"{gw_rate:.0f} req/s; added p50 {fmt_ms(added50, 0)}, p99 {fmt_ms(added99, 0)}",
         floor=f"{floor_rate:.0f} req/s",
         ratio=f"x{ratio:.2f}",
-        passed=(failed == 0 and ratio >= 0.9 and added99 <= 50) if v.judged else None,
+        passed=(failed == 0 and (ratio >= 0.9 or not v.staggered) and added99 <= tail)
+        if v.judged
+        else None,
         note=f"median of {len(runs)} run(s) of {s.concurrency_run_s:.0f} s; {failed} failed; "
         f"the instance used {cores:.2f} CPU cores, {per_request:.1f} ms per request",
         runs=runs,

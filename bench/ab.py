@@ -3,11 +3,14 @@
     .venv/bin/python -m bench.ab                      HEAD against the work tree
     .venv/bin/python -m bench.ab --base 32a8736 --runs 9 --seconds 3
     .venv/bin/python -m bench.ab --base work --b-env GC_FREEZE=0   one tree, two settings
+    .venv/bin/python -m bench.ab --scenario entries       a history page instead (seeded)
 
 The bench stack (`bench._stack.BenchStack`), one stand-in at 0 ms and two start
 instances as deployed (THREADS, DB_POOL_SIZE from Terraform): A runs the code of
 `--base` (a commit exported with `git archive` into `.local/ab/<commit>`, or the work
-tree itself with `--base work`), B the work tree. In each round one wrk client sends
+tree itself with `--base work`), B the work tree. `--scenario entries` (or `conversations`) compares
+two history instances on the history scenario's seeded pages (`bench._history`) instead.
+In each round one wrk client sends
 full starts to A, then B (the order alternates round by round, so a drift in the
 shared machine's load falls on both alike) for `--seconds`, while the instance's
 CPU seconds (gunicorn master + worker, user + system) are counted. Prints each
@@ -23,10 +26,11 @@ import statistics
 import subprocess
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 from bench._proc import ROOT, tree_cpu
 from bench._requests import PATH, START_BODY
-from bench._stack import DEPLOYED_THREADS, BenchStack
+from bench._stack import DEPLOYED_THREADS, DEPLOYED_THREADS_BY_FUNCTION, BenchStack
 from bench._wrk import ensure_wrk, run_wrk
 
 
@@ -53,6 +57,22 @@ def _env(pairs: list[str]) -> dict[str, str]:
     return dict(pair.split("=", 1) for pair in pairs)
 
 
+def _target(stack: BenchStack, scenario: str) -> tuple[str, str, str, int, Any]:
+    """(function, path, key, THREADS, body) of what each round sends."""
+    if scenario == "start":
+        return "start", PATH, stack.user_key, DEPLOYED_THREADS, START_BODY
+    from bench import _history
+
+    assert stack.info is not None
+    _history.seed(stack.info.database_url)
+    key = stack.create_key("bench ab reader", owner=_history.TENANT, role="read_only")
+    path = {
+        "entries": f"/gateway/v1/conversations/{_history.BIG}/entries?limit=100",
+        "conversations": "/gateway/v1/conversations?limit=100",
+    }[scenario]
+    return "history", path, key, DEPLOYED_THREADS_BY_FUNCTION["history"], None
+
+
 def compare(
     base: Path | None,
     a_env: dict[str, str],
@@ -60,6 +80,7 @@ def compare(
     runs: int,
     seconds: float,
     clients: int = 1,
+    scenario: str = "start",
 ) -> dict[str, dict[str, list[float]]]:
     ensure_wrk()
     stack = BenchStack().start()
@@ -67,19 +88,19 @@ def compare(
         side: {"cpu_ms": [], "p50_ms": [], "p99_ms": []} for side in "AB"
     }
     try:
+        function, path, key, threads, body = _target(stack, scenario)
+        method = "GET" if body is None else "POST"
         with ExitStack() as held:
             standin = held.enter_context(stack.standin(0, "standin-ab"))
             instances = {
                 "A": held.enter_context(
-                    stack.instance("start", DEPLOYED_THREADS, standin.url, a_env, base)
+                    stack.instance(function, threads, standin.url, a_env, base)
                 ),
-                "B": held.enter_context(
-                    stack.instance("start", DEPLOYED_THREADS, standin.url, b_env)
-                ),
+                "B": held.enter_context(stack.instance(function, threads, standin.url, b_env)),
             }
-            url = {side: inst.url + PATH for side, inst in instances.items()}
+            url = {side: inst.url + path for side, inst in instances.items()}
             for side in "AB":  # warm: threads, connections, caches, the frozen heap
-                run_wrk(url[side], method="POST", body=START_BODY, key=stack.user_key, duration_s=2)
+                run_wrk(url[side], method=method, body=body, key=key, duration_s=2)
             for round_ in range(runs):
                 standin.reset()
                 for side in "AB" if round_ % 2 == 0 else "BA":
@@ -87,9 +108,9 @@ def compare(
                     before = tree_cpu(pid)
                     gw = run_wrk(
                         url[side],
-                        method="POST",
-                        body=START_BODY,
-                        key=stack.user_key,
+                        method=method,
+                        body=body,
+                        key=key,
                         connections=clients,
                         duration_s=seconds,
                     )
@@ -111,10 +132,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--seconds", type=float, default=3)
     parser.add_argument("--clients", type=int, default=1)
+    parser.add_argument(
+        "--scenario", choices=("start", "entries", "conversations"), default="start"
+    )
     args = parser.parse_args(argv)
     base = None if args.base == "work" else export(args.base)
     result = compare(
-        base, _env(args.a_env), _env(args.b_env), args.runs, args.seconds, args.clients
+        base,
+        _env(args.a_env),
+        _env(args.b_env),
+        args.runs,
+        args.seconds,
+        args.clients,
+        args.scenario,
     )
     a, b = result["A"], result["B"]
     ratio = statistics.median(y / x for x, y in zip(a["cpu_ms"], b["cpu_ms"], strict=True))
@@ -122,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     for side, r in result.items():
         runs = ", ".join(f"{c:.3f}" for c in r["cpu_ms"])
         print(
-            f"{side}: {statistics.median(r['cpu_ms']):.3f} ms CPU per start "
+            f"{side}: {statistics.median(r['cpu_ms']):.3f} ms CPU per request "
             f"(p50 {statistics.median(r['p50_ms']):.2f} ms, p99 "
             f"{statistics.median(r['p99_ms']):.2f} ms; runs {runs})"
         )

@@ -156,6 +156,8 @@ class _Variant:
     judged: bool = True
     # False: every client's first request at once (a burst of all of them, each second).
     staggered: bool = True
+    # The instance's environment beyond the deployed one (e.g. WORKERS).
+    env: dict[str, str] | None = None
 
 
 def concurrency_rows(stack: BenchStack, s: Settings) -> list[Row]:
@@ -192,11 +194,15 @@ def concurrency_rows(stack: BenchStack, s: Settings) -> list[Row]:
 
 def _concurrency(stack: BenchStack, s: Settings, v: _Variant) -> Row:
     runs: list[dict[str, Any]] = []
+    # Cloud Run gives an instance at most its concurrency (THREADS): s.clients are served by
+    # this many instances as deployed, and one is measured with its share.
+    instances = -(-s.clients // v.threads)
+    clients = min(s.clients, v.threads)
     latency = 0 if v.generation_only else 1000
     with stack.standin(latency, f"standin-{latency}ms") as standin:
         if v.generation_only:
             standin.queue_latency("conversations.start", 1000)
-        with stack.instance("start", v.threads, standin.url) as inst:
+        with stack.instance("start", v.threads, standin.url, v.env) as inst:
             wrk_args: dict[str, Any] = {
                 "method": "POST",
                 "body": START_BODY,
@@ -211,7 +217,7 @@ def _concurrency(stack: BenchStack, s: Settings, v: _Variant) -> Row:
             # are measured on their own), then wait out the requests a closed-loop client
             # leaves queued in the instance.
             run_wrk(
-                inst.url + PATH, key=stack.user_key, connections=s.clients, duration_s=3, **wrk_args
+                inst.url + PATH, key=stack.user_key, connections=clients, duration_s=3, **wrk_args
             )
             standin.drain()
             for _ in range(v.runs):
@@ -219,7 +225,7 @@ def _concurrency(stack: BenchStack, s: Settings, v: _Variant) -> Row:
                 floor = run_wrk(
                     standin.url + PATH,
                     key=STANDIN_KEY,
-                    connections=s.clients,
+                    connections=clients,
                     duration_s=s.concurrency_run_s,
                     **wrk_args,
                 )
@@ -228,7 +234,7 @@ def _concurrency(stack: BenchStack, s: Settings, v: _Variant) -> Row:
                 gw = run_wrk(
                     inst.url + PATH,
                     key=stack.user_key,
-                    connections=s.clients,
+                    connections=clients,
                     duration_s=s.concurrency_run_s,
                     **wrk_args,
                 )
@@ -258,8 +264,13 @@ def _concurrency(stack: BenchStack, s: Settings, v: _Variant) -> Row:
     target = f"p99 added <= {tail} ms"
     if v.staggered:
         target = "throughput >= 0.9 x floor; " + target
+    shape = (
+        "one start instance"
+        if instances == 1
+        else (f"{instances} start instances as deployed, one measured with its {clients} clients")
+    )
     return Row(
-        scenario=f"{s.clients} concurrent clients, one start instance, {v.label}",
+        scenario=f"{s.clients} concurrent clients, {shape}, {v.label}",
         target=target if v.judged else "-",
         measured=f"{gw_rate:.0f} req/s; added p50 {fmt_ms(added50, 0)}, p99 {fmt_ms(added99, 0)}",
         floor=f"{floor_rate:.0f} req/s",

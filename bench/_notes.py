@@ -137,9 +137,97 @@ NOTES = """
    away. httpx2, used only where a proxy is configured, lost its one-SDK-per-16-threads
    pools: one SDK serves every thread.
 
+**Issue 22** (CPU per full start to 1.0 ms, bursts, LiteLLM beside the gateway). Each change
+was measured against the code before it in the same run with `python -m bench.ab`: the
+bench stack, one stand-in, an instance of the commit before (exported with `git archive`
+into `.local/ab/`) and one of the work tree, one wrk client sending to each in turn,
+the order alternating round by round; CPU per request is each instance's CPU seconds
+over its requests, and the figure that decides is the median of the rounds' ratios
+(the machine's load drifts between rounds much more than within one). The machine ran
+four other engineers' test suites meanwhile (load average 4-12 on 2 cores), so a round's
+CPU per start ranged from 1.4 to 3.9 ms: changes under about 5% cannot be told from noise.
+
+9. **Where the CPU goes, read again.** The profile's "other (idle threads, garbage
+   collection)" share (11-13%) was gunicorn's own frames: its phase marker
+   (`ThreadWorker`) never matched a method name (`ThreadWorker.handle`), so its request
+   threads outside the app and its event loop (accepting, reading, handing each request
+   to a thread: 7.8% alone) fell into "other". The profiler now counts them as gunicorn.
+   Garbage collection, measured on its own in the same runs (`bench.ab --base work` with
+   the young-generation threshold as a variable, 7 rounds each): 700 (Python's default)
+   against 10,000: **+10.2%** CPU per start (worse); against collection switched off:
+   +6.4% (no gain beyond noise). Collection is not where the CPU goes once the heap is
+   frozen (note 6): the thresholds stay Python's.
+10. `shared/db/_connect.py` (**history pages**): the history pages had gone from 3.0 / 3.3
+    ms (11:00 run) to 4.66 / 4.93 ms (17:22 run). A py-spy profile of the history worker
+    on the entries page: **17%** of its CPU was pg8000 reading `timestamptz` columns with
+    `datetime.strptime`, 6% formatting them back (RFC 3339). The pool's connections now
+    read them with `datetime.fromisoformat` (pg8000's own reader for what that refuses:
+    infinity, years past 9999, BC; the same values, `tests/unit/test_timestamptz_in.py`).
+    `python -m bench.ab --scenario entries --base HEAD --runs 9 --seconds 2`: CPU per
+    entries page **3.31 -> 2.36 ms (-29%)**, p50 3.96 -> 2.76 ms.
+11. `shared/mistral/_http.py`: the SDK builds `response.text` on every call (an argument
+    of its debug log line, built whether or not it is written), and httpx2 then decodes
+    each header as ascii, then utf-8, and parses the content type with `email.message`
+    to find a charset. The lean client now sets both encodings as httpx2 would find them
+    (ascii headers; utf-8 when no charset is named; a named one is left to httpx2).
+    `bench.ab --base HEAD --runs 15 --seconds 2`: **1.645 -> 1.605 ms (-2.4%)**, within
+    the noise but in the direction of the profile (1.6% in `Response.text`, 1% in
+    `Headers.encoding`).
+12. **What 1.0 ms would take, and why it is not reached.** The start path's profile after
+    these changes (this run's section above): the two upstream calls through the SDK's
+    plumbing are about a quarter of the worker's CPU, of which about 14 points are the
+    SDK's own (`BaseSDK._build_request` builds an httpx2 request, `do_request` runs six
+    hooks: service-account auth, user agent, traceparent, tracing, deprecation warnings,
+    workflow encoding) and not the exchange; the history read after the turn (Mistral's
+    answer carries no input entry ids: see below) is one of those calls; the one
+    PostgreSQL statement 15%; the access line 11% (of it 7 points in `logging` and
+    google-cloud-logging's filter and formatter); the rate limit 8-10% (redis-py: its
+    pool checks each connection for unread data and wraps `get_connection` in a
+    deprecation check on every call); Flask and functions-framework 9-11%; gunicorn 13%.
+    Reaching 1.0 ms from about 1.5 means taking a third of that away: going around the
+    SDK (its hooks are why it is kept), around `logging` for the access line, or around
+    redis-py's pool, each a behaviour or maintenance trade this issue does not allow
+    without the lead's word. Not done: **CPU per full start is about 1.5-1.6 ms, not 1.0.**
+13. **LiteLLM beside the gateway** (`python -m bench --only litellm`, `bench/_litellm.py`):
+    LiteLLM's proxy, `litellm[proxy]==1.108.5` (newer releases' proxy extra needs a
+    `litellm-proxy` package the registry does not serve) in `.local/litellm-venv` (made on
+    first use; the row is skipped with the reason when pip cannot build it), one uvicorn
+    worker, a master key, no database, its Mistral pass-through (`/mistral/v1/...`) to
+    the same stand-in, the same conversations.start body. The gateway does more per
+    request (rate limit in Redis, the history read, the stored turn and usage, the access
+    line) and spends about a quarter of LiteLLM's CPU (table above).
+14. **Bursts: instance shape** (`terraform/environments/*/variables.tf`). With every
+    client's first request at once, 300 turns queue on one interpreter: each needs about
+    2.2-2.5 ms of the one core the interpreter can use (CPU per request at concurrency,
+    above the 1-client figure: threads contend for the lock), so the last of 300 waits
+    about 300 x 2.5 ms. One instance, stand-in 1 s on generation, all clients at once,
+    two rounds each (a driver over `bench._requests._concurrency`, load average 7-8):
+    100 clients p99 added 300 / 634 ms, **150 clients 347 / 311 ms**, 300 clients
+    780 / 839 ms. Two gunicorn workers (WORKERS=2, 150 threads each) on this 2-core
+    machine, which also runs the stand-in, PostgreSQL and wrk: 300 clients 1,236 / 1,429
+    ms against 1 worker's 766 / 702 ms in the same run, so a multi-process instance could
+    not be shown to help here. **Chosen:** start at concurrency 150 (THREADS 150), 1 vCPU,
+    1 GiB, one process; prod keeps two warm instances (a burst of 300 finds 2 x 150
+    places) and at most 24 (the database pools' sum stays under 80% of the tier's 400
+    connections: (24 + 20 + 5 + 10) x 5 + 10 reserved = 305 <= 320). The bench's
+    300-client rows now measure one instance with its share as deployed (150 clients).
+    **Cost per million turns** (Cloud Run request-based billing, tier-1 region prices as
+    listed on Google's Cloud Run pricing page: $0.000024 per vCPU-second, $0.0000025 per
+    GiB-second, $0.40 per million requests; figures as of 2025, not re-checked on the day
+    of this run, which has no network but the package registries; free tier ignored): an
+    instance full of turns of T seconds bills T / concurrency instance-seconds per turn
+    at 1 x $0.000024 + 1 x $0.0000025 = $0.0000265 a second. Per million turns of 1 s:
+    concurrency 300 $0.09 + $0.40 = **$0.49**; concurrency 150 $0.18 + $0.40 = **$0.58**
+    (of 5 s: $0.84 and $1.28). Below 150 turns in flight per instance both shapes bill
+    the same (one instance either way). The second warm instance costs about $13 a month
+    idle (min-instance idle rate, $0.0000025 per vCPU-second and per GiB-second). The
+    CPU the turns use is about 2 ms x $0.000024 = $0.05 per million.
+
 Considered and left: deferring the history read after each turn (Mistral's answer does not
-carry the input entries' ids; the gateway reads its history so the stored conversation is
-Mistral's, ids included, when the caller gets the answer). Deferred to a background thread
+carry the input entries' ids: `message.input` entries appear in a conversation's history
+and messages only, per the wire contract, so no answer gives what is stored; the gateway
+reads its history so the stored conversation is Mistral's, ids included, when the caller
+gets the answer). Deferred to a background thread
 it would take the read off the answer's latency but not off the CPU bill, and on Cloud Run
 with request-based billing an instance's CPU is throttled outside requests, so background
 work is not dependable; entries would carry gateway ids until then (a restart from one would

@@ -267,7 +267,7 @@ def _concurrency(stack: BenchStack, s: Settings, v: _Variant) -> Row:
     shape = (
         "one start instance"
         if instances == 1
-        else (f"{instances} start instances as deployed, one measured with its {clients} clients")
+        else (f"{instances} start instances, one measured with its {clients} clients")
     )
     return Row(
         scenario=f"{s.clients} concurrent clients, {shape}, {v.label}",

@@ -180,7 +180,16 @@ CPU per start ranged from 1.4 to 3.9 ms: changes under about 5% cannot be told f
     `bench.ab --base HEAD --runs 15 --seconds 2`: **1.645 -> 1.605 ms (-2.4%)**, within
     the noise but in the direction of the profile (1.6% in `Response.text`, 1% in
     `Headers.encoding`).
-12. **What 1.0 ms would take, and why it is not reached.** The start path's profile after
+12. `shared/mistral/_transport.py`: `mistralai.client.utils` resolves its names through a
+    module `__getattr__` that runs `importlib.import_module` on every access and keeps
+    nothing, and the SDK's `_build_request` reads several per call (1.7% of a start,
+    py-spy). They are bound in the module once, the same objects
+    (`tests/unit/test_mistral_transport.py`). `bench.ab --base HEAD --runs 11 --seconds
+    3` (load average 1-3): **1.543 -> 1.524 ms (-1.9%)**. Tried and dropped: a one-pattern
+    reading of the answer's head in the lean client, which py-spy charged 4% of a start;
+    timed alone the head parse is 5 us a call (3.4 us one-pattern), so the profile's
+    figure is the GIL being taken back after the socket read, not the parse.
+13. **What 1.0 ms would take, and why it is not reached.** The start path's profile after
     these changes (this run's section above): the two upstream calls through the SDK's
     plumbing are about a quarter of the worker's CPU, of which about 14 points are the
     SDK's own (`BaseSDK._build_request` builds an httpx2 request, `do_request` runs six
@@ -195,7 +204,7 @@ CPU per start ranged from 1.4 to 3.9 ms: changes under about 5% cannot be told f
     SDK (its hooks are why it is kept), around `logging` for the access line, or around
     redis-py's pool, each a behaviour or maintenance trade this issue does not allow
     without the lead's word. Not done: **CPU per full start is about 1.5-1.6 ms, not 1.0.**
-13. **LiteLLM beside the gateway** (`python -m bench --only litellm`, `bench/_litellm.py`):
+14. **LiteLLM beside the gateway** (`python -m bench --only litellm`, `bench/_litellm.py`):
     LiteLLM's proxy, `litellm[proxy]==1.108.5` (newer releases' proxy extra needs a
     `litellm-proxy` package the registry does not serve) in `.local/litellm-venv` (made on
     first use; the row is skipped with the reason when pip cannot build it), one uvicorn
@@ -203,7 +212,7 @@ CPU per start ranged from 1.4 to 3.9 ms: changes under about 5% cannot be told f
     the same stand-in, the same conversations.start body. The gateway does more per
     request (rate limit in Redis, the history read, the stored turn and usage, the access
     line) and spends about a quarter of LiteLLM's CPU (table above).
-14. **Bursts: instance shape** (`terraform/environments/*/variables.tf`). With every
+15. **Bursts: instance shape** (`terraform/environments/*/variables.tf`). With every
     client's first request at once, 300 turns queue on one interpreter: each needs about
     2.2-2.5 ms of the one core the interpreter can use (CPU per request at concurrency,
     above the 1-client figure: threads contend for the lock), so the last of 300 waits
@@ -229,14 +238,16 @@ CPU per start ranged from 1.4 to 3.9 ms: changes under about 5% cannot be told f
     the same (one instance either way). The second warm instance costs about $13 a month
     idle (min-instance idle rate, $0.0000025 per vCPU-second and per GiB-second). The
     CPU the turns use is about 2 ms x $0.000024 = $0.05 per million.
-15. **Issue 22's figures** (its run of `python -m bench --only
-    latency,concurrency,history,litellm,profile`, at commit a838116, load average 5-7 from
-    other suites): CPU per full start 2.08 ms (runs 1.63, 2.08, 2.30: **missed**, the
-    target is 1.0 ms); in the LiteLLM row of the same run, 1.51 ms against LiteLLM's
-    6.82 ms (x0.21), added p50 1.86 against 8.09 ms; 300 clients as deployed (one
-    instance with its 150): staggered p99 added 38 ms (target 50, met), all at once 375
-    ms (target 400, met), 0.98-0.99 x the floor's throughput; history pages p50 2.54 ms
-    (entries) and 2.16 ms (conversations), from 4.66 and 4.93.
+16. **Issue 22's figures** (its run of `python -m bench --only
+    latency,concurrency,history,litellm,profile` at commit 12bc25a, load average 1.5-2.7):
+    CPU per full start **1.48 ms** (runs 1.46, 1.48, 1.62: **missed**, the target is 1.0
+    ms; it was 1.51 ms in the 17:22 run); in the LiteLLM row of the same run, 2.05 ms
+    against LiteLLM's 9.23 ms (x0.22; a busier minute for both), added p50 2.60 against
+    9.74 ms; 300 clients as deployed (one instance with its 150): staggered p99 added 25
+    ms (target 50, met), all at once 312 ms (target 400, met), 0.98-0.99 x the floor's
+    throughput; history pages p50 2.66 ms (entries) and 2.27 ms (conversations), from 4.66
+    and 4.93. This session's start-path changes together, against the commit it began from
+    (`bench.ab --base dc0837c --runs 9 --seconds 3`, before 12): 1.665 -> 1.544 ms (-5.1%).
 
 Considered and left: deferring the history read after each turn (Mistral's answer does not
 carry the input entries' ids: `message.input` entries appear in a conversation's history

@@ -189,7 +189,16 @@ CPU per start ranged from 1.4 to 3.9 ms: changes under about 5% cannot be told f
     reading of the answer's head in the lean client, which py-spy charged 4% of a start;
     timed alone the head parse is 5 us a call (3.4 us one-pattern), so the profile's
     figure is the GIL being taken back after the socket read, not the parse.
-13. **What 1.0 ms would take, and why it is not reached.** The start path's profile after
+13. `shared/observability/_handler.py`: google-cloud-logging's filter asks
+    `get_request_data()` (Flask's request, its trace headers, an httpRequest built from
+    it) for every line, then uses each inferred value only where the record has none; a
+    request's records carry all four (the gateway's own filter binds them), so the
+    handler's copy of that filter skips the asking for them (the same fields:
+    `tests/unit/test_log_filter_fields.py`; any other record goes to the library's
+    filter). py-spy put the asking at 1.4% of a start. `bench.ab --base HEAD --runs 11
+    --seconds 3`, twice (load average 1-2): 2.108 -> 1.941 ms (**-7.7%** paired) and
+    1.564 -> 1.559 ms (**-3.6%** paired): more than the profile's share, the rest noise.
+14. **What 1.0 ms would take, and why it is not reached.** The start path's profile after
     these changes (this run's section above): the two upstream calls through the SDK's
     plumbing are about a quarter of the worker's CPU, of which about 14 points are the
     SDK's own (`BaseSDK._build_request` builds an httpx2 request, `do_request` runs six
@@ -204,7 +213,7 @@ CPU per start ranged from 1.4 to 3.9 ms: changes under about 5% cannot be told f
     SDK (its hooks are why it is kept), around `logging` for the access line, or around
     redis-py's pool, each a behaviour or maintenance trade this issue does not allow
     without the lead's word. Not done: **CPU per full start is about 1.5-1.6 ms, not 1.0.**
-14. **LiteLLM beside the gateway** (`python -m bench --only litellm`, `bench/_litellm.py`):
+15. **LiteLLM beside the gateway** (`python -m bench --only litellm`, `bench/_litellm.py`):
     LiteLLM's proxy, `litellm[proxy]==1.108.5` (newer releases' proxy extra needs a
     `litellm-proxy` package the registry does not serve) in `.local/litellm-venv` (made on
     first use; the row is skipped with the reason when pip cannot build it), one uvicorn
@@ -212,7 +221,7 @@ CPU per start ranged from 1.4 to 3.9 ms: changes under about 5% cannot be told f
     the same stand-in, the same conversations.start body. The gateway does more per
     request (rate limit in Redis, the history read, the stored turn and usage, the access
     line) and spends about a quarter of LiteLLM's CPU (table above).
-15. **Bursts: instance shape** (`terraform/environments/*/variables.tf`). With every
+16. **Bursts: instance shape** (`terraform/environments/*/variables.tf`). With every
     client's first request at once, 300 turns queue on one interpreter: each needs about
     2.2-2.5 ms of the one core the interpreter can use (CPU per request at concurrency,
     above the 1-client figure: threads contend for the lock), so the last of 300 waits
@@ -238,8 +247,8 @@ CPU per start ranged from 1.4 to 3.9 ms: changes under about 5% cannot be told f
     the same (one instance either way). The second warm instance costs about $13 a month
     idle (min-instance idle rate, $0.0000025 per vCPU-second and per GiB-second). The
     CPU the turns use is about 2 ms x $0.000024 = $0.05 per million.
-16. **Issue 22's figures** (its run of `python -m bench --only
-    latency,concurrency,history,litellm,profile` at commit 12bc25a, load average 1.5-2.7):
+17. **Issue 22's figures** (its run of `python -m bench --only
+    latency,concurrency,history,litellm,profile` at commit 12bc25a, before 13; load 1.5-2.7):
     CPU per full start **1.48 ms** (runs 1.46, 1.48, 1.62: **missed**, the target is 1.0
     ms; it was 1.51 ms in the 17:22 run); in the LiteLLM row of the same run, 2.05 ms
     against LiteLLM's 9.23 ms (x0.22; a busier minute for both), added p50 2.60 against

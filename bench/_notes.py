@@ -256,7 +256,8 @@ CPU per start ranged from 1.4 to 3.9 ms: changes under about 5% cannot be told f
     ms (target 50, met), all at once 312 ms (target 400, met), 0.98-0.99 x the floor's
     throughput; history pages p50 2.66 ms (entries) and 2.27 ms (conversations), from 4.66
     and 4.93. This session's start-path changes together, against the commit it began from
-    (`bench.ab --base dc0837c --runs 9 --seconds 3`, before 12): 1.665 -> 1.544 ms (-5.1%).
+    (`bench.ab --base dc0837c`): before 12, 9 rounds, 1.665 -> 1.544 ms (-5.1%); with
+    12 and 13, 11 rounds, **1.509 -> 1.424 ms (-7.7%)**.
 
 Considered and left: deferring the history read after each turn (Mistral's answer does not
 carry the input entries' ids: `message.input` entries appear in a conversation's history

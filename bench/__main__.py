@@ -9,7 +9,8 @@ Scenarios: latency (added latency and CPU of a start), concurrency (300
 clients at 1 s), streams (300 concurrent streams, and memory), history,
 console (first paint of the web console's pages on the history data), ratelimit,
 batch, coldstart, passthrough (a metered chat call's added latency and CPU, and 300
-concurrent chat streams), profile (py-spy, if installed).
+concurrent chat streams), litellm (LiteLLM's proxy beside the gateway, in its own venv,
+built on first use), profile (py-spy, if installed).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ SCENARIOS = (
     "batch",
     "coldstart",
     "passthrough",
+    "litellm",
     "profile",
 )
 
@@ -83,7 +85,16 @@ def main(argv: list[str] | None = None) -> int:
 
     # The router runs in this process; its per-request lines would drown the progress.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    from bench import _batch, _coldstart, _console, _history, _profile, _requests, _streams
+    from bench import (
+        _batch,
+        _coldstart,
+        _console,
+        _history,
+        _litellm,
+        _profile,
+        _requests,
+        _streams,
+    )
     from bench._report import load_average, machine_facts, tool_versions, write_report
     from bench._stack import BenchStack
     from bench._wrk import ensure_wrk
@@ -129,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                 + _streams.passthrough_stream_rows(stack, stream_settings)
             ),
         ),
+        ("litellm", lambda: _litellm.litellm_rows(stack, runs=1 if quick else 5, seconds=5)),
     ]
     rows: list[Row] = []
     errors: dict[str, str] = {}

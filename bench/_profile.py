@@ -35,7 +35,10 @@ PHASES: tuple[tuple[str, str], ...] = (
     ("authenticate", "_admit"),
     ("other gateway code", "FunctionApp.__call__"),
     ("Flask and functions-framework", "Flask.__call__"),
-    ("gunicorn", "ThreadWorker"),
+    # gunicorn's frames are methods ("ThreadWorker.handle"): its request threads outside
+    # the app, and the worker's event loop (accepting, reading, handing to a thread).
+    ("gunicorn (request threads outside the app, event loop)", "ThreadWorker.handle"),
+    ("gunicorn (request threads outside the app, event loop)", "ThreadWorker.run"),
 )
 
 
@@ -62,13 +65,17 @@ def _package(frame: str) -> str:
     return path.split("/")[0] if "/" in path else path
 
 
-def profile_start(stack: BenchStack, seconds: float = 8) -> dict[str, object]:
+def profile_start(
+    stack: BenchStack, seconds: float = 8, keep: Path | None = None, root: Path | None = None
+) -> dict[str, object]:
+    """The phases and packages of a start's CPU; `keep` saves py-spy's raw stacks there,
+    `root` profiles another copy of the code (`bench.ab.export`)."""
     spy = _py_spy()
     if spy is None:
         return {"skipped": "py-spy is not installed (pip install py-spy)"}
     with (
         stack.standin(0, "standin-profile") as standin,
-        stack.instance("start", DEPLOYED_THREADS, standin.url) as inst,
+        stack.instance("start", DEPLOYED_THREADS, standin.url, None, root) as inst,
     ):
         url = inst.url + PATH
         run_wrk(url, method="POST", body=START_BODY, key=stack.user_key, duration_s=1)
@@ -97,6 +104,8 @@ def profile_start(stack: BenchStack, seconds: float = 8) -> dict[str, object]:
             if done.returncode != 0 or not out.exists():
                 return {"skipped": f"py-spy failed: {done.stderr.strip()[-300:]}"}
             lines = out.read_text().splitlines()
+            if keep is not None:
+                keep.write_text(out.read_text())
     phases: Counter[str] = Counter()
     packages: Counter[str] = Counter()
     total = 0

@@ -72,15 +72,18 @@ def load_average() -> str:
 
 
 def _commit() -> str:
-    head = Path(__file__).resolve().parent.parent / ".git" / "HEAD"
+    # git itself: in a linked work tree `.git` is a file, not the directory read before.
     try:
-        ref = head.read_text().strip()
-        if ref.startswith("ref: "):
-            target = head.parent / ref[5:]
-            return target.read_text().strip()[:12] if target.exists() else ref[5:]
-        return ref[:12]
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=Path(__file__).resolve().parent.parent,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     except OSError:
         return "unknown"
+    return out.stdout.strip() or "unknown"
 
 
 def _cell(text: str) -> str:

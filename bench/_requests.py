@@ -190,9 +190,9 @@ def _latency_rows(runs: list[dict[str, Any]]) -> list[Row]:
     cpu_row = Row(
         scenario="Gateway CPU per full start request (CPU seconds of the instance's processes "
         "/ requests)",
-        target="<= 2 ms",
+        target="<= 1.0 ms",
         measured=f"{cpu:.2f} ms (runs {', '.join(f'{c:.2f}' for c in cpus)})",
-        passed=ok and cpu <= 2,
+        passed=ok and cpu <= 1.0,
         note="same runs as the added latency; gunicorn master + worker",
     )
     return [latency, router, cpu_row]
@@ -206,6 +206,10 @@ class _Variant:
     runs: int
     # The target's reading: Mistral's latency is generation; a history read generates nothing.
     judged: bool = True
+    # False: every client's first request at once (a burst of all of them, each second).
+    staggered: bool = True
+    # The instance's environment beyond the deployed one (e.g. WORKERS).
+    env: dict[str, str] | None = None
 
 
 def concurrency_rows(stack: BenchStack, s: Settings) -> list[Row]:
@@ -225,6 +229,14 @@ def concurrency_rows(stack: BenchStack, s: Settings) -> list[Row]:
             1,
             judged=False,
         ),
+        _Variant(
+            f"as deployed (THREADS={DEPLOYED_THREADS}), stand-in 1 s on generation"
+            " (history reads at 0 ms), all clients opened at once (bursts)",
+            DEPLOYED_THREADS,
+            True,
+            s.concurrency_runs,
+            staggered=False,
+        ),
     ]
     rows = []
     for variant in variants:
@@ -234,25 +246,30 @@ def concurrency_rows(stack: BenchStack, s: Settings) -> list[Row]:
 
 def _concurrency(stack: BenchStack, s: Settings, v: _Variant) -> Row:
     runs: list[dict[str, Any]] = []
+    # Cloud Run gives an instance at most its concurrency (THREADS): s.clients are served by
+    # this many instances as deployed, and one is measured with its share.
+    instances = -(-s.clients // v.threads)
+    clients = min(s.clients, v.threads)
     latency = 0 if v.generation_only else 1000
     with stack.standin(latency, f"standin-{latency}ms") as standin:
         if v.generation_only:
             standin.queue_latency("conversations.start", 1000)
-        with stack.instance("start", v.threads, standin.url) as inst:
+        with stack.instance("start", v.threads, standin.url, v.env) as inst:
             wrk_args: dict[str, Any] = {
                 "method": "POST",
                 "body": START_BODY,
                 "threads": 2,
                 "timeout_s": 60,
-                # Independent clients, not one burst per second (bench/wrk_report.lua).
-                "stagger_ms": 1000,
+                # Independent clients, not one burst per second (bench/wrk_report.lua);
+                # or, in the burst variant, every connection's first request at once.
+                "stagger_ms": 1000 if v.staggered else 0,
             }
             # Warm at full concurrency, as an instance that has been serving (its threads,
             # and their connections to Mistral, PostgreSQL and Redis, exist; cold starts
             # are measured on their own), then wait out the requests a closed-loop client
             # leaves queued in the instance.
             run_wrk(
-                inst.url + PATH, key=stack.user_key, connections=s.clients, duration_s=3, **wrk_args
+                inst.url + PATH, key=stack.user_key, connections=clients, duration_s=3, **wrk_args
             )
             standin.drain()
             for _ in range(v.runs):
@@ -260,7 +277,7 @@ def _concurrency(stack: BenchStack, s: Settings, v: _Variant) -> Row:
                 floor = run_wrk(
                     standin.url + PATH,
                     key=STANDIN_KEY,
-                    connections=s.clients,
+                    connections=clients,
                     duration_s=s.concurrency_run_s,
                     **wrk_args,
                 )
@@ -269,7 +286,7 @@ def _concurrency(stack: BenchStack, s: Settings, v: _Variant) -> Row:
                 gw = run_wrk(
                     inst.url + PATH,
                     key=stack.user_key,
-                    connections=s.clients,
+                    connections=clients,
                     duration_s=s.concurrency_run_s,
                     **wrk_args,
                 )
@@ -295,13 +312,24 @@ def _concurrency(stack: BenchStack, s: Settings, v: _Variant) -> Row:
     cores = median([r["instance_cpu_cores"] for r in runs])
     per_request = median([r["cpu_ms_per_request"] for r in runs])
     failed = sum(r["failed"] for r in runs)
+    tail = 50 if v.staggered else 400
+    target = f"p99 added <= {tail} ms"
+    if v.staggered:
+        target = "throughput >= 0.9 x floor; " + target
+    shape = (
+        "one start instance"
+        if instances == 1
+        else (f"{instances} start instances, one measured with its {clients} clients")
+    )
     return Row(
-        scenario=f"{s.clients} concurrent clients, one start instance, {v.label}",
-        target="throughput >= 0.9 x floor; p99 added <= 50 ms" if v.judged else "-",
+        scenario=f"{s.clients} concurrent clients, {shape}, {v.label}",
+        target=target if v.judged else "-",
         measured=f"{gw_rate:.0f} req/s; added p50 {fmt_ms(added50, 0)}, p99 {fmt_ms(added99, 0)}",
         floor=f"{floor_rate:.0f} req/s",
         ratio=f"x{ratio:.2f}",
-        passed=(failed == 0 and ratio >= 0.9 and added99 <= 50) if v.judged else None,
+        passed=(failed == 0 and (ratio >= 0.9 or not v.staggered) and added99 <= tail)
+        if v.judged
+        else None,
         note=f"median of {len(runs)} run(s) of {s.concurrency_run_s:.0f} s; {failed} failed; "
         f"the instance used {cores:.2f} CPU cores, {per_request:.1f} ms per request",
         runs=runs,

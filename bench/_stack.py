@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bench._proc import ROOT, child_env, http, port, spawn, stop, wait_http, wait_port
+from devstack.servers import die_with_parent
 from devstack.stack import STANDIN_KEY, LocalStack, StackInfo, function_command
 from shared.http import routes
 
@@ -246,9 +248,17 @@ class BenchStack:
         )
 
     def spawn_instance(
-        self, function: str, threads: int, mistral_url: str, extra_env: dict[str, str] | None = None
+        self,
+        function: str,
+        threads: int,
+        mistral_url: str,
+        extra_env: dict[str, str] | None = None,
+        root: Path | None = None,
     ) -> Instance:
-        """Starts one instance and returns at once (cold-start timing starts here)."""
+        """Starts one instance and returns at once (cold-start timing starts here).
+
+        `root` runs the function from another copy of the code (`bench.ab`: a commit
+        against the work tree), its own directory first on the import path."""
         listen = port()
         env = {
             **self.function_env(mistral_url, threads, function),
@@ -256,19 +266,35 @@ class BenchStack:
             "DB_POOL_SIZE": str(DEPLOYED_DB_POOL),
             **(extra_env or {}),
         }
-        proc = spawn(
-            function_command(function, listen),
-            env,
-            self.state_dir / f"{function}-{threads}-{listen}.log",
-        )
+        command = function_command(function, listen)
+        log = self.state_dir / f"{function}-{threads}-{listen}.log"
+        if root is None:
+            proc = spawn(command, env, log)
+        else:
+            command[command.index("--source") + 1] = str(root / "functions" / function / "main.py")
+            env["PYTHONPATH"] = str(root)
+            with open(log, "ab") as out:
+                proc = subprocess.Popen(  # noqa: S603
+                    command,
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    cwd=root,
+                    preexec_fn=die_with_parent,  # noqa: PLW1509
+                )
         return Instance(function, f"http://127.0.0.1:{listen}", proc, threads)
 
     @contextlib.contextmanager
     def instance(
-        self, function: str, threads: int, mistral_url: str, extra_env: dict[str, str] | None = None
+        self,
+        function: str,
+        threads: int,
+        mistral_url: str,
+        extra_env: dict[str, str] | None = None,
+        root: Path | None = None,
     ) -> Iterator[Instance]:
         for attempt in range(3):
-            inst = self.spawn_instance(function, threads, mistral_url, extra_env)
+            inst = self.spawn_instance(function, threads, mistral_url, extra_env, root)
             try:
                 wait_http(inst.url + routes.health_path(function), inst.proc)
                 break

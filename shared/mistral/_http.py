@@ -495,13 +495,15 @@ class LeanHttpClient(SdkHttpClient):
         except BaseException:
             conn.close()
             raise
-        return httpx2.Response(
+        response = httpx2.Response(
             status,
             headers=headers,
             stream=_Body(self, origin, conn, framing, length, keep_alive and unsent is None),
             request=request,
             extensions={"http_version": version, "reason_phrase": reason},
         )
+        _settle_encodings(response, headers)
+        return response
 
     def _read_head(
         self, conn: _Connection, request: httpx2.Request
@@ -602,3 +604,20 @@ class LeanHttpClient(SdkHttpClient):
             context.set_alpn_protocols(["http/1.1"])
             self._ssl_context = context
         return self._ssl_context
+
+
+def _settle_encodings(response: httpx2.Response, headers: list[tuple[bytes, bytes]]) -> None:
+    """Set the encodings httpx2 would find, without its searches (both are read on every
+    call: the SDK logs `response.text` at debug level, its argument built either way).
+
+    The headers' encoding is ascii when every byte of them is (httpx2 tries to decode
+    each header as ascii, then utf-8); the body's is utf-8, httpx2's default, when the
+    content type names no charset (httpx2 parses it with `email.message` to find out).
+    A charset named is left to httpx2.
+    """
+    if all(name.isascii() and value.isascii() for name, value in headers):
+        response.headers.encoding = "ascii"
+    for name, value in headers:
+        if name.lower() == b"content-type" and b"charset" in value.lower():
+            return
+    response.encoding = "utf-8"

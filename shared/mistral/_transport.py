@@ -84,6 +84,7 @@ class SdkTransport:
         from mistralai.client.utils import SerializedRequestBody
 
         check_sdk()
+        _resolve_lazy_names()
         self.sdk = sdk
         self._base, self._config = _wrap(BaseSDK, sdk)
         self._body = SerializedRequestBody
@@ -146,6 +147,21 @@ class SdkTransport:
             retry_config=None,
         )
         return response
+
+
+def _resolve_lazy_names() -> None:
+    """Bind the SDK's lazily imported `mistralai.client.utils` names in the module itself.
+
+    The module resolves each name through a module `__getattr__` that imports its source
+    module (`importlib.import_module`) on every access and keeps nothing, and
+    `_build_request` looks up several per call: 1.7% of a full start's CPU (py-spy).
+    Bound once, each lookup is a plain attribute read of the same object.
+    """
+    from mistralai.client import utils
+
+    for name in getattr(utils, "_dynamic_imports", {}):
+        if name not in vars(utils):
+            setattr(utils, name, getattr(utils, name))
 
 
 def _wrap(base_sdk: Any, sdk: Any) -> tuple[Any, Any]:

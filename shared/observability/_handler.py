@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from google.cloud.logging_v2.handlers import StructuredLogHandler
+from google.cloud.logging_v2.handlers.handlers import CloudLoggingFilter
 
 from shared.observability._context import current_request, trace_resource
 from shared.observability._state import STATE
@@ -70,6 +71,49 @@ class _RequestContextFilter(logging.Filter):
         return True
 
 
+# What `_RequestContextFilter` puts on a request's records: all the library would infer.
+_BOUND = ("trace", "span_id", "trace_sampled", "http_request")
+
+
+class _CloudFieldsFilter(CloudLoggingFilter):
+    """google-cloud-logging's filter, without inferring from the request what is set.
+
+    The library's `filter` asks `get_request_data()` (Flask's request, its trace headers,
+    an httpRequest built from it: 1.4% of a full start's CPU per line, py-spy) and then
+    uses each inferred value only where the record does not carry its own. A request's
+    records carry all four (`_RequestContextFilter`), so for them this sets the same
+    fields the library's code below would, without asking; any other record goes to the
+    library's `filter` unchanged (`tests/unit/test_log_filter_fields.py` compares both).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not all(hasattr(record, name) for name in _BOUND):
+            return bool(super().filter(record))  # type: ignore[no-untyped-call]
+        fields: Any = record
+        user_labels = getattr(record, "labels", {})
+        fields._resource = getattr(record, "resource", None)
+        fields._trace = fields.trace or None
+        fields._span_id = fields.span_id or None
+        fields._trace_sampled = bool(fields.trace_sampled)
+        fields._http_request = fields.http_request
+        fields._source_location = CloudLoggingFilter._infer_source_location(record)  # type: ignore[no-untyped-call]
+        logger_label = {"python_logger": record.name} if record.name else {}
+        fields._labels = {**logger_label, **self.default_labels, **user_labels} or None
+        fields._trace_str = fields._trace or ""
+        fields._span_id_str = fields._span_id or ""
+        fields._trace_sampled_str = "true" if fields._trace_sampled else "false"
+        fields._http_request_str = json.dumps(fields._http_request or {}, ensure_ascii=False)
+        fields._source_location_str = json.dumps(fields._source_location or {}, ensure_ascii=False)
+        fields._labels_str = json.dumps(fields._labels or {}, ensure_ascii=False)
+        return True
+
+
+def _cloud_fields(library: Any) -> Any:
+    return _CloudFieldsFilter(  # type: ignore[no-untyped-call]
+        project=library.project, default_labels=library.default_labels
+    )
+
+
 class GatewayLogHandler(StructuredLogHandler):
     """One JSON line per record on stdout, in Cloud Logging's structured format."""
 
@@ -80,6 +124,10 @@ class GatewayLogHandler(StructuredLogHandler):
             project_id=project_id,
             json_encoder_cls=_Encoder,
         )
+        # The library's filter, added by its __init__, is replaced by the one above.
+        self.filters = [
+            _cloud_fields(f) if type(f) is CloudLoggingFilter else f for f in self.filters
+        ]
         self.filters.insert(0, _RequestContextFilter())
 
     def format(self, record: logging.LogRecord) -> str:

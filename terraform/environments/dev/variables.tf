@@ -40,13 +40,14 @@ variable "functions" {
     timeout_seconds = number
   }))
   description = "Scaling per function. Scale to zero in dev: the first request after idle pays a cold start."
-  # start spends most of a turn waiting for Mistral (seconds) and about 2 ms of CPU on it:
-  # 300 turns in flight keep one vCPU well under half busy (bench/RESULTS.md); at 80 an
-  # instance would sit mostly idle while Cloud Run starts (and bills) more of them.
+  # start spends most of a turn waiting for Mistral (seconds) and about 2 ms of CPU on it,
+  # all of it in one Python interpreter per instance. 150 in flight keep one vCPU under
+  # half busy, and a burst of 150 turns arriving at once is through the interpreter within
+  # 400 ms (p99 added 311-347 ms; 300 at once: 780-839 ms): bench/RESULTS.md, issue 22.
   # batch: 4 x 6 = 24 deliveries at once works a burst of 1,000 through without
   # dead-lettering (docs/batches.md); the pools then fit 80% of the dev database.
   default = {
-    start   = { min_instances = 0, max_instances = 4, concurrency = 300, cpu = "1", memory = "1Gi", timeout_seconds = 300 }
+    start   = { min_instances = 0, max_instances = 4, concurrency = 150, cpu = "1", memory = "1Gi", timeout_seconds = 300 }
     history = { min_instances = 0, max_instances = 4, concurrency = 80, cpu = "1", memory = "512Mi", timeout_seconds = 60 }
     admin   = { min_instances = 0, max_instances = 2, concurrency = 80, cpu = "1", memory = "512Mi", timeout_seconds = 120 }
     batch   = { min_instances = 0, max_instances = 4, concurrency = 6, cpu = "1", memory = "1Gi", timeout_seconds = 540 }

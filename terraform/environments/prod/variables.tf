@@ -39,14 +39,15 @@ variable "functions" {
     memory          = string
     timeout_seconds = number
   }))
-  description = "Scaling per function. One warm instance on the request paths: no cold start for the first caller."
-  # start spends most of a turn waiting for Mistral (seconds) and about 2 ms of CPU on it:
-  # 300 turns in flight keep one vCPU well under half busy (bench/RESULTS.md); at 80 an
-  # instance would sit mostly idle while Cloud Run starts (and bills) more of them.
+  description = "Scaling per function. Warm instances on the request paths: no cold start for the first caller; start keeps two, so a burst of 300 turns finds 2 x 150 places."
+  # start spends most of a turn waiting for Mistral (seconds) and about 2 ms of CPU on it,
+  # all of it in one Python interpreter per instance. 150 in flight keep one vCPU under
+  # half busy, and a burst of 150 turns arriving at once is through the interpreter within
+  # 400 ms (p99 added 311-347 ms; 300 at once: 780-839 ms): bench/RESULTS.md, issue 22.
   # batch: 10 x 4 = 40 deliveries at once works a burst of 1,000 through without
   # dead-lettering (docs/batches.md).
   default = {
-    start   = { min_instances = 1, max_instances = 20, concurrency = 300, cpu = "1", memory = "1Gi", timeout_seconds = 300 }
+    start   = { min_instances = 2, max_instances = 24, concurrency = 150, cpu = "1", memory = "1Gi", timeout_seconds = 300 }
     history = { min_instances = 1, max_instances = 20, concurrency = 80, cpu = "1", memory = "512Mi", timeout_seconds = 60 }
     admin   = { min_instances = 0, max_instances = 5, concurrency = 80, cpu = "1", memory = "512Mi", timeout_seconds = 120 }
     batch   = { min_instances = 0, max_instances = 10, concurrency = 4, cpu = "1", memory = "1Gi", timeout_seconds = 540 }

@@ -60,6 +60,7 @@ __all__ = [
     "GatewayError",
     "InvalidJSON",
     "MethodNotAllowed",
+    "NOT_BLANK",
     "NotFound",
     "OutsideAllowList",
     "PayloadTooLarge",
@@ -73,6 +74,7 @@ __all__ = [
     "UpstreamTimeout",
     "UpstreamUnavailable",
     "ValidationFailed",
+    "WHITESPACE",
     "error_response",
     "extra_field_problems",
     "field_error",
@@ -204,6 +206,16 @@ class UnsupportedMediaType(ClientError):
 def field_error(loc: tuple[str | int, ...], msg: str, kind: str) -> dict[str, Any]:
     """One entry of a 422 `detail` list, in the form the SDK parses."""
     return {"loc": list(loc), "msg": msg, "type": kind}
+
+
+# The characters Python's str.isspace() (so str.strip()) treats as white space, spelled out
+# for JSON Schema patterns (regex `\s` differs between engines: U+001C-U+001F, U+FEFF).
+WHITESPACE = (
+    "\\u0009-\\u000d\\u001c-\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a"
+    "\\u2028\\u2029\\u202f\\u205f\\u3000"
+)
+# A JSON Schema pattern for the text `.strip()` does not empty: what the blank checks allow.
+NOT_BLANK = f"[^{WHITESPACE}]"
 
 
 def text_field_problems(

@@ -25,7 +25,15 @@ from shared.errors import ConfigError, ValidationFailed, field_error
 
 _events = logging.getLogger("gateway.events")
 
-__all__ = ["DEFAULT_PATTERNS", "InputPolicy", "PolicyHit", "Rule", "log_hit"]
+__all__ = [
+    "CONTROL_CHARS",
+    "DEFAULT_PATTERNS",
+    "InputPolicy",
+    "PolicyHit",
+    "Rule",
+    "inputs_schema",
+    "log_hit",
+]
 
 REDACTED = "[redacted]"
 ACTIONS = ("log", "redact", "reject")
@@ -36,8 +44,10 @@ DEFAULT_PATTERNS = (
     {"pattern": "system override", "action": "log"},
     {"pattern": "admin mode", "action": "log"},
 )
-# C0 and C1 controls but tab, newline and carriage return, and DEL.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# C0 and C1 controls but tab, newline and carriage return, and DEL: a character class's
+# inside, valid both for Python's re and as a JSON Schema (ECMA-262) pattern.
+CONTROL_CHARS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+_CONTROL = re.compile(f"[{CONTROL_CHARS}]")
 
 
 @dataclass(frozen=True)
@@ -210,6 +220,26 @@ def _texts(body: dict[str, Any]) -> Iterator[tuple[tuple[str | int, ...], str, S
                 for j, chunk in enumerate(field):
                     if isinstance(chunk, dict) and isinstance(chunk.get("text"), str):
                         yield (*loc, i, key, j, "text"), chunk["text"], _setter(chunk, "text")
+
+
+def inputs_schema(max_chars: int) -> dict[str, Any]:
+    """What `apply` refuses under the default policy (control characters rejected), as JSON
+    Schema of `inputs`: each piece of user text `_texts` visits is clean and at most
+    `max_chars` long (the limit is on all of them together; one schema cannot sum them)."""
+    text = {
+        "type": "string",
+        "pattern": f"^[^{CONTROL_CHARS}]*$",
+        "maxLength": max_chars,
+        "description": "User text: no control characters but tab, newline and carriage"
+        f" return; at most {max_chars} characters in all the inputs' text together.",
+    }
+    chunks = {"not": {"type": "string"}, "items": {"properties": {"text": text}}}
+    content = {"anyOf": [text, chunks]}
+    entries = {
+        "not": {"type": "string"},
+        "items": {"properties": {"content": content, "result": content}},
+    }
+    return {"anyOf": [text, entries]}
 
 
 def _setter(container: dict[str, Any], key: str) -> Setter:

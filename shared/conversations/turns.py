@@ -161,6 +161,56 @@ _APPEND: dict[str, tuple[type, ...]] = {
 _RESTART: dict[str, tuple[type, ...]] = {**_COMMON, "from_entry_id": (str,), "agent_id": (str,)}
 
 
+_JSON_TYPES = {str: "string", list: "array", dict: "object", bool: "boolean", int: "integer"}
+
+
+def body_rules() -> dict[str, dict[str, Any]]:
+    """Operation -> what `build_turn` refuses beyond Mistral's schema, as JSON Schema (the
+    OpenAPI document combines it with the SDK's request model). Built from the same type
+    tables and input policy `build_turn` checks with; only the document calls it."""
+    from shared.config import Settings
+    from shared.conversations.policy import inputs_schema
+
+    def rules(spec: dict[str, tuple[type, ...]], *required: str, **extra: Any) -> dict[str, Any]:
+        properties: dict[str, Any] = {}
+        for name, kinds in spec.items():
+            types = [_JSON_TYPES[kind] for kind in kinds]
+            properties[name] = {"type": types if name in required else [*types, "null"]}
+        properties["inputs"] |= inputs_schema(Settings.max_input_chars)
+        properties["inputs"]["items"] = {"type": "object"}
+        properties["handoff_execution"]["enum"] = [*_HANDOFFS, None]
+        return {"type": "object", "properties": properties, "required": list(required), **extra}
+
+    exactly_one = [
+        {"required": [one], "properties": {one: {"type": "string"}, other: {"type": "null"}}}
+        for one, other in (("model", "agent_id"), ("agent_id", "model"))
+    ]
+    confirmations = {"type": "array", "minItems": 1}
+    return {
+        "conversations.start": rules(
+            _START,
+            "inputs",
+            oneOf=exactly_one,
+            description="Exactly one of `model` and `agent_id`.",
+        ),
+        "conversations.append": rules(
+            _APPEND,
+            anyOf=[
+                {"required": ["inputs"], "properties": {"inputs": {"not": {"type": "null"}}}},
+                {
+                    "required": ["tool_confirmations"],
+                    "properties": {"tool_confirmations": confirmations},
+                },
+            ],
+            description="`inputs`, or a non-empty `tool_confirmations`, or both.",
+        ),
+        "conversations.restart": rules(_RESTART, "from_entry_id"),
+    }
+
+
+_HANDOFFS = ("client", "server")
+
+
 def build_turn(
     policy: InputPolicy,
     operation: str,
@@ -205,7 +255,7 @@ def build_turn(
                         ("body", "inputs", i), "Input should be an entry object", "dict_type"
                     )
                 )
-    if body.get("handoff_execution") not in (None, "client", "server"):
+    if body.get("handoff_execution") not in (None, *_HANDOFFS):
         problems.append(
             field_error(
                 ("body", "handoff_execution"), "Input should be 'client' or 'server'", "enum"

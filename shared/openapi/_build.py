@@ -6,20 +6,32 @@ balancer answers them 404/405), so a client reading the document never meets the
 
 The route table gives each operation's method, path, path parameters and function;
 the permission table (`shared.tenancy.auth`) its security and roles; `_operations` the rest.
-A route whose operation has no entry in `_operations.OPERATIONS` fails the build,
-so a route cannot be added without being documented.
+
+A Mistral route (`Route.mistral`) is documented from the SDK's operation on its method and
+path (`shared.surface`, sdk_operations.json): its request body is always the SDK's request
+model (a `#stream` variant's model as an alternative), combined with what the gateway
+refuses beyond it (`BODY_RULES`, defined beside the validation code that refuses it).
+Without an entry in `_operations.OPERATIONS` the whole entry is derived: summary and tag
+from the SDK's operation name, query parameters from its parameters model, 200 from its
+response model (an event stream too when it streams), a multipart body for a multipart
+request. A gateway route (under /gateway/v1) without an entry fails the build, as does a
+Mistral route the SDK has no operation for, so a route cannot ship undocumented.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.http import routes
-from shared.openapi._mistral import response_schemas, sdk_version
+from shared.openapi._mistral import MISTRAL_PREFIX, derive, sdk_version
 from shared.openapi._operations import OPERATIONS, Operation, Success
 from shared.openapi._schemas import SCHEMAS, Json, ref
+
+if TYPE_CHECKING:
+    from shared.surface import SdkOperation
 from shared.tenancy.auth import OPERATION_PERMISSIONS, PUBLIC_OPERATIONS, ROLE_PERMISSIONS
 from shared.tenancy.keys import KEY_PREFIX
 
@@ -27,6 +39,7 @@ __all__ = ["FRONT_DOOR", "build", "is_authenticated", "operation_id"]
 
 _JSON = "application/json"
 _SSE = "text/event-stream"
+_MULTIPART = "multipart/form-data"
 # Ids the gateway and Mistral hand out. The route table routes any URL-safe segment;
 # an id of other characters is simply not found.
 _ID = {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[A-Za-z0-9_-]+$"}
@@ -249,7 +262,7 @@ def _success(success: Success, authenticated: bool) -> Json:
     if success.schema is not None:
         response["content"] = {m: {"schema": success.schema} for m in success.media_types}
         if success.stream:
-            response["content"][_SSE] = {"schema": ref("ServerSentEvent")}
+            response["content"][_SSE] = {"schema": success.events or ref("ServerSentEvent")}
     return response
 
 
@@ -346,34 +359,146 @@ def _operation(route: routes.Route, spec: Operation, table: tuple[routes.Route, 
     return operation
 
 
+def body_rules() -> dict[str, Json]:
+    """Operation -> what the gateway refuses in its body beyond Mistral's schema (JSON
+    Schema), read from the modules whose validation refuses it."""
+    from shared.agents.operations import body_rules as agents
+    from shared.conversations.turns import body_rules as turns
+
+    return {**turns(), **agents()}
+
+
+def _sdk_operations(route: routes.Route) -> list[SdkOperation]:
+    """The SDK's operations on the route's method and path: the plain one first."""
+    from shared.surface import operations
+
+    found = [o for o in operations() if o.method == route.method and o.path == route.template]
+    return sorted(found, key=lambda o: o.variant is not None)
+
+
+def _stream_frame(model: str | None) -> Json:
+    data: Json = {"type": "string"}
+    if model is not None:
+        data |= {"contentMediaType": _JSON, "contentSchema": ref(MISTRAL_PREFIX + model)}
+    return {
+        "type": "object",
+        "description": "One server-sent event; `data` holds the JSON of one event.",
+        "properties": {"event": {"type": "string"}, "data": data},
+        "required": ["data"],
+    }
+
+
+def _derived_success(sdk: list[SdkOperation]) -> tuple[str, Success]:
+    plain = sdk[0]
+    streamed = next((o for o in sdk if o.streams), None)
+    events = _stream_frame(streamed.response_model if streamed is not plain else None)
+    if plain.response_model is None:
+        if plain.method == "DELETE":
+            return "204", Success("Deleted. No body.")
+        return "200", Success(
+            "Mistral's answer, relayed as it came.", {}, media_types=("application/octet-stream",)
+        )
+    schema = ref(MISTRAL_PREFIX + plain.response_model)
+    if plain.response_list:
+        schema = {"type": "array", "items": schema}
+    description = "Mistral's answer, relayed as it came"
+    if streamed is not None:
+        description += '; with `"stream": true` an event stream'
+    return "200", Success(description + ".", schema, stream=streamed is not None, events=events)
+
+
+def _derived_operation(
+    sdk: list[SdkOperation], queries: Mapping[str, tuple[Json, ...]]
+) -> Operation:
+    """A Mistral route's whole entry, from the SDK's operation alone."""
+    plain = sdk[0]
+    name = plain.name.removeprefix("beta.")
+    status, success = _derived_success(sdk)
+    return Operation(
+        summary=f"Mistral's {name}",
+        tag=name.split(".")[0].capitalize(),
+        responses={status: success},
+        description=f"Mistral's `{plain.operation_id}`, as the SDK's `{plain.name}` calls it.",
+        query=queries.get(plain.parameters_model or "", ()),
+        upstream=True,
+    )
+
+
+def _body(
+    sdk: list[SdkOperation], rules: Json | None
+) -> tuple[str, Json, Mapping[str, Json]] | None:
+    """The route's body: (component name, its schema, content by media type)."""
+    models = [o.request_model for o in sdk if o.request_model is not None]
+    if not models:
+        return None
+    options = [ref(MISTRAL_PREFIX + m) for m in dict.fromkeys(models)]
+    schema: Json = options[0] if len(options) == 1 else {"anyOf": options}
+    description = f"The SDK's `{models[0]}`"
+    if len(options) > 1:
+        description += f" (or, to stream, `{models[-1]}`)"
+    if rules is not None:
+        schema = {"allOf": [schema, rules]}
+        description += ", with what the gateway refuses beyond it"
+    schema = {"description": description + ".", **schema}
+    media = _MULTIPART if sdk[0].request_kind == "multipart" else _JSON
+    return models[0], schema, {media: ref(models[0])}
+
+
 def build(
     table: tuple[routes.Route, ...] | None = None,
     specs: Mapping[str, Operation] = OPERATIONS,
 ) -> Json:
     """The whole document for a route table (the front door's by default), as JSON-ready data.
 
-    Raises LookupError when the table and the operation entries disagree: a route whose
-    operation has no entry, or an entry no route uses any more. Routes that are not public
-    are left out: they have no entry.
+    Raises LookupError when the table and the operation entries disagree: a gateway route
+    without an entry, a Mistral route the SDK has no operation for, an entry no route uses
+    any more, or a Mistral entry that writes its own body. Routes that are not public are
+    left out: they have no entry.
     """
     table = FRONT_DOOR if table is None else tuple(r for r in table if r.public)
     used = {r.operation for r in table}
-    missing, stale = sorted(used - set(specs)), sorted(set(specs) - used)
-    if missing or stale:
+    sdk = {r.operation: _sdk_operations(r) for r in table if r.mistral}
+    missing = sorted(
+        r.operation for r in table if r.operation not in specs and not sdk.get(r.operation)
+    )
+    stale = sorted(set(specs) - used)
+    handwritten = sorted(o for o in sdk if o in specs and specs[o].body is not None)
+    if missing or stale or handwritten:
         raise LookupError(
             f"OpenAPI entries out of step with the route table: routes without an entry"
-            f" {missing}, entries without a route {stale}"
+            f" {missing}, entries without a route {stale}, Mistral bodies written by hand"
+            f" {handwritten}"
         )
+    found = [o for ops in sdk.values() for o in ops]
+    derived = derive(
+        [m for o in found for m in (o.request_model, o.response_model) if m is not None],
+        [o.parameters_model for ops in sdk.values() for o in ops[:1] if o.parameters_model],
+    )
+    schemas: dict[str, Json] = dict(derived.schemas)
+    rules = body_rules()
+    resolved: dict[str, Operation] = {}
+    for route in table:
+        operation = route.operation
+        ops = sdk.get(operation)
+        if not ops:
+            resolved[operation] = specs[operation]
+            continue
+        spec = specs.get(operation) or _derived_operation(ops, derived.queries)
+        body = _body(ops, rules.get(operation))
+        if body is not None:
+            name, schema, content = body
+            schemas[name] = schema
+            spec = dataclasses.replace(spec, body=ref(name), body_content=content)
+        resolved[operation] = spec
+    clash = sorted(set(schemas) & set(SCHEMAS))
+    if clash:
+        raise LookupError(f"schemas both derived from the SDK and written by hand: {clash}")
     paths: dict[str, dict[str, Any]] = {}
     for route in table:
         paths.setdefault(route.template, {})[route.method.lower()] = _operation(
-            route, specs[route.operation], table
+            route, resolved[route.operation], table
         )
-    tags = sorted({spec.tag for spec in specs.values()})
-    derived = response_schemas()
-    clash = sorted(set(derived) & set(SCHEMAS))
-    if clash:
-        raise LookupError(f"schemas both derived from the SDK and written by hand: {clash}")
+    tags = sorted({spec.tag for spec in resolved.values()})
     return {
         "openapi": "3.1.0",
         "info": {
@@ -398,6 +523,6 @@ def build(
             "parameters": _shared_parameters(table),
             "headers": _HEADERS,
             "responses": _error_responses(),
-            "schemas": {**SCHEMAS, **derived},
+            "schemas": {**SCHEMAS, **schemas},
         },
     }

@@ -18,12 +18,22 @@ from __future__ import annotations
 
 import importlib.metadata
 import typing
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from pydantic import TypeAdapter
 
-__all__ = ["MISTRAL_PREFIX", "OPEN_UNIONS", "RESPONSES", "sdk_version", "response_schemas"]
+__all__ = [
+    "MISTRAL_PREFIX",
+    "OPEN_UNIONS",
+    "RESPONSES",
+    "Derived",
+    "derive",
+    "response_schemas",
+    "sdk_version",
+]
 
 Json = dict[str, Any]
 
@@ -52,6 +62,8 @@ OPEN_UNIONS: dict[str, str] = {
 MISTRAL_PREFIX = "Mistral."
 _REF = "#/components/schemas/"
 _INLINED = ("Nullable_", "OptionalNullable_")
+# The default pydantic writes for a field the SDK leaves out: not a wire value.
+_UNSET_DEFAULT = "~?~unset~?~sentinel~?~"
 
 
 def sdk_version() -> str:
@@ -61,12 +73,34 @@ def sdk_version() -> str:
 def response_schemas() -> dict[str, Json]:
     """The document's schemas for Mistral's responses: one per RESPONSES name, plus the SDK
     definitions they refer to (named with MISTRAL_PREFIX)."""
+    return derive(()).schemas
+
+
+@dataclass(frozen=True)
+class Derived:
+    """What the SDK's models give the document."""
+
+    # Component schemas: RESPONSES's names, the open unions, and `Mistral.<model>` for
+    # every SDK model asked for and every definition they refer to.
+    schemas: dict[str, Json]
+    # Parameters model -> its query parameters, as OpenAPI parameter objects.
+    queries: dict[str, tuple[Json, ...]]
+
+
+def derive(sdk_models: Iterable[str], parameter_models: Iterable[str] = ()) -> Derived:
+    """Derive the schemas of RESPONSES and of `sdk_models` (each named `Mistral.<model>`),
+    and the query parameters of `parameter_models`, from the SDK's pydantic classes."""
     from mistralai.client import models
     from pydantic import TypeAdapter  # noqa: F811 (also imported for the type checker)
 
+    wanted = {**RESPONSES, **{MISTRAL_PREFIX + m: m for m in sdk_models}}
+    parameter_models = tuple(dict.fromkeys(parameter_models))
     keys: list[tuple[str, Literal["validation"], TypeAdapter[Any]]] = [
-        (name, "validation", TypeAdapter(getattr(models, model)))
-        for name, model in RESPONSES.items()
+        (name, "validation", TypeAdapter(getattr(models, model))) for name, model in wanted.items()
+    ]
+    keys += [
+        (f"query:{model}", "validation", TypeAdapter(getattr(models, model)))
+        for model in parameter_models
     ]
     variants = {"Entry": _entry_variants(models), "ConversationEvent": _event_variants(models)}
     keys += [
@@ -85,8 +119,11 @@ def response_schemas() -> dict[str, Json]:
             continue
         schemas[MISTRAL_PREFIX + name] = _clean(schema, inline)
     for (name, _), schema in top.items():
-        if ":" not in name:
-            schemas[name] = _clean(schema, inline)
+        if ":" not in name and schemas.get(name) is None:
+            cleaned = _clean(schema, inline)
+            # A model is its own definition: `Mistral.X` is not a reference to itself.
+            if cleaned != {"$ref": _REF + name}:
+                schemas[name] = cleaned
     for union, by_tag in variants.items():
         schemas[union] = {
             "type": "object",
@@ -101,7 +138,48 @@ def response_schemas() -> dict[str, Json]:
             ],
         }
     schemas["ConversationEvent"]["required"] = ["type"]
-    return schemas
+    queries = {
+        model: _query_parameters(
+            getattr(models, model), _clean(top[(f"query:{model}", "validation")], inline), schemas
+        )
+        for model in parameter_models
+    }
+    return Derived(schemas, queries)
+
+
+def _query_parameters(model: Any, schema: Json, schemas: dict[str, Json]) -> tuple[Json, ...]:
+    """The query parameters of an SDK request model: its fields marked `query`."""
+    while "$ref" in schema:
+        schema = schemas[schema["$ref"].removeprefix(_REF)]
+    properties = schema.get("properties", {})
+    found = []
+    for name, field in model.model_fields.items():
+        query = next((m.query for m in field.metadata if getattr(m, "query", None)), None)
+        if query is None:
+            continue
+        wire = field.alias or name
+        value = _not_null(properties.get(wire, {}))
+        if "default" in value and value["default"] is None:
+            del value["default"]
+        parameter: Json = {"name": wire, "in": "query", "required": field.is_required()}
+        if getattr(query, "serialization", None) == "json":
+            parameter["content"] = {"application/json": {"schema": value}}
+        else:
+            parameter["schema"] = value
+        found.append(parameter)
+    return tuple(found)
+
+
+def _not_null(schema: Json) -> Json:
+    """A query string cannot say null: the null option of a union leaves it."""
+    options = schema.get("anyOf")
+    if not isinstance(options, list):
+        return dict(schema)
+    kept = [o for o in options if o != {"type": "null"}]
+    rest = {k: v for k, v in schema.items() if k != "anyOf"}
+    if len(kept) == 1:
+        return {**rest, **kept[0]}
+    return {**rest, "anyOf": kept}
 
 
 def _entry_variants(models: Any) -> dict[str, type]:
@@ -132,7 +210,14 @@ def _clean(node: Any, inline: dict[str, Json]) -> Any:
             return _clean(inline[name], inline)
         if name.startswith("Unknown"):
             return {"type": "object", "description": "A variant this SDK does not know."}
-    cleaned = {key: _clean(value, inline) for key, value in node.items() if key != "title"}
+        if name == "File":
+            # A multipart part holding a file's bytes (the SDK's File model is its parts).
+            return {"type": "string", "format": "binary"}
+    cleaned = {
+        key: _clean(value, inline)
+        for key, value in node.items()
+        if key != "title" and not (key == "default" and value == _UNSET_DEFAULT)
+    }
     for union in ("anyOf", "oneOf"):
         if union in cleaned:
             options = _unique(_flatten(union, [o for o in cleaned[union] if not _is_unset(o)]))

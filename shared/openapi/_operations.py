@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from shared.openapi._schemas import WHITESPACE, Json, ref
+from shared.errors import WHITESPACE
+from shared.openapi._schemas import Json, ref
 from shared.reads import MAX_PAGE_SIZE
 from shared.reads._query import BATCH_ITEM_STATUSES, CONVERSATION_STATUSES
 from shared.tenancy.audit import ACTIONS
@@ -37,6 +38,8 @@ class Success:
     headers: tuple[str, ...] = ()
     # The media types the body may come as (the console's files are not JSON).
     media_types: tuple[str, ...] = ("application/json",)
+    # With `stream`: the schema of one event (default: a ServerSentEvent of the conversation).
+    events: Json | None = None
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,8 @@ class Operation:
     errors: frozenset[int] = frozenset()
     # False: only `responses` (an internal route whose answers are its own).
     derived_errors: bool = True
-    # The body's schema per media type, when it is not only `application/json`.
+    # The body's schema per media type, when it is not only `application/json`. A Mistral
+    # route's body is never written here: `_build` derives it from the SDK's request models.
     body_content: Mapping[str, Json] | None = None
     links: Mapping[str, Json] = field(default_factory=dict)
 
@@ -243,7 +247,6 @@ OPERATIONS: Mapping[str, Operation] = {
         {"200": _TURN},
         description=_TURN_DESCRIPTION,
         headers=(_IDEMPOTENCY_KEY,),
-        body=ref("ConversationRequest"),
         upstream=True,
         # 404: an `agent_id` that is not one of the caller's agents; 409: Idempotency-Key.
         errors=frozenset({404, 409}),
@@ -255,7 +258,6 @@ OPERATIONS: Mapping[str, Operation] = {
         {"200": _TURN},
         description=_TURN_DESCRIPTION,
         headers=(_IDEMPOTENCY_KEY,),
-        body=ref("ConversationAppendRequest"),
         upstream=True,
         errors=frozenset({409}),
     ),
@@ -265,7 +267,6 @@ OPERATIONS: Mapping[str, Operation] = {
         {"200": _TURN},
         description=_TURN_DESCRIPTION + " The answer names a new conversation.",
         headers=(_IDEMPOTENCY_KEY,),
-        body=ref("ConversationRestartRequest"),
         upstream=True,
         errors=frozenset({409}),
         links=_CONVERSATION_LINKS,
@@ -374,7 +375,6 @@ OPERATIONS: Mapping[str, Operation] = {
         _AGENTS,
         {"200": Success("The agent, as Mistral made it.", ref("Agent"))},
         description="409 if one of the caller's agents already has the name.",
-        body=ref("CreateAgentRequest"),
         upstream=True,
         errors=frozenset({409}),
         links=_AGENT_LINKS,
@@ -407,7 +407,6 @@ OPERATIONS: Mapping[str, Operation] = {
         "Update an agent",
         _AGENTS,
         {"200": Success("The agent's new version.", ref("Agent"))},
-        body=ref("UpdateAgentRequest"),
         upstream=True,
         errors=frozenset({409}),
     ),

@@ -1,22 +1,18 @@
-"""The document's schemas: Mistral's wire shapes and the gateway's own, as small pieces.
+"""The document's schemas written here: the stream's framing, the error bodies and the
+gateway's own shapes.
 
-Mistral's response shapes (records, entries, stream events, agents) are derived from the
-SDK's models (`_mistral`), not written here. Mistral's request shapes still follow
-shared/reference/mistral-wire-contract.md (sections 3-5) by hand, with what the gateway
-checks beyond Mistral (its input policy, non-blank names): deriving them is still to do.
+Mistral's shapes, requests and responses, are not written here: they are derived from the
+SDK's models (`_mistral`), and what the gateway refuses beyond them is read from the
+validation code that refuses it (`_build.body_rules`).
 Response schemas never forbid unknown fields: the gateway relays fields it does
 not know, so a newer Mistral field must not make a response non-conforming.
-Unions Mistral may grow (entries, chunks, tools, stream events) are *open* on the
-response side: a known `type` must have its shape, an unknown one passes through.
-Request schemas describe what the gateway and Mistral accept; where the gateway
-checks more than Mistral (its input policy, non-blank names), they say so.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from shared.errors import CODES, ERROR_CATEGORIES
+from shared.errors import CODES, ERROR_CATEGORIES, NOT_BLANK, WHITESPACE
 from shared.reads._query import BATCH_ITEM_STATUSES, CONVERSATION_STATUSES
 from shared.tenancy.audit import ACTIONS
 from shared.tenancy.keyadmin import LIMIT_FIELDS
@@ -24,7 +20,6 @@ from shared.tenancy.keys import KEY_PREFIX, MAX_GRACE_S, ROLES
 from shared.tenancy.usage import DIMENSIONS
 
 __all__ = [
-    "CLEAN_TEXT",
     "INT32_MAX",
     "SCHEMAS",
     "WHITESPACE",
@@ -36,17 +31,6 @@ __all__ = [
 Json = dict[str, Any]
 
 INT32_MAX = 2_147_483_647
-# The gateway's input policy refuses C0/C1 control characters (but tab, newline and
-# carriage return) in input text with 422, unless INPUT_CONTROL_CHARS says otherwise.
-CLEAN_TEXT = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
-# The characters Python's str.isspace() (so str.strip()) treats as white space, spelled out:
-# regex `\s` differs between engines (U+001C-U+001F, U+FEFF).
-WHITESPACE = (
-    "\\u0009-\\u000d\\u001c-\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a"
-    "\\u2028\\u2029\\u202f\\u205f\\u3000"
-)
-# A name the gateway keeps (agents, keys) must not be blank: some character strip() keeps.
-_NOT_BLANK = f"[^{WHITESPACE}]"
 
 
 def ref(name: str) -> Json:
@@ -82,413 +66,7 @@ _INT = {"type": "integer"}
 _NUMBER = {"type": "number"}
 _BOOL = {"type": "boolean"}
 _TIME = {"type": "string", "format": "date-time"}
-_INPUT_TEXT = {"type": "string", "pattern": CLEAN_TEXT}
-_STRINGS = {"type": "array", "items": _STRING}
 _ANY_OBJECT = {"type": "object"}
-_VERSION = {"anyOf": [_INT, _STRING], "description": "A version number or an alias."}
-
-# -- content chunks (contract 4.2) --------------------------------------------------------------
-
-_IMAGE_URL = {
-    "anyOf": [
-        _STRING,
-        _obj({"url": _STRING, "detail": nullable(_enum("low", "auto", "high"))}, ("url",)),
-    ]
-}
-_REFERENCE_CHUNK = _obj(
-    {"type": _const("reference"), "reference_ids": {"type": "array", "items": _VERSION}},
-    ("type", "reference_ids"),
-)
-
-
-def _chunks(text: Json) -> dict[str, Json]:
-    """The chunk variants, with `text` as the schema of user text."""
-    return {
-        "text": _obj({"type": _const("text"), "text": text}, ("type", "text")),
-        "image_url": _obj(
-            {"type": _const("image_url"), "image_url": _IMAGE_URL}, ("type", "image_url")
-        ),
-        "document_url": _obj(
-            {
-                "type": _const("document_url"),
-                "document_url": _STRING,
-                "document_name": nullable(_STRING),
-            },
-            ("type", "document_url"),
-        ),
-        "thinking": _obj(
-            {
-                "type": _const("thinking"),
-                "thinking": {
-                    "type": "array",
-                    "items": {
-                        "oneOf": [
-                            _obj({"type": _const("text"), "text": text}, ("type", "text")),
-                            _REFERENCE_CHUNK,
-                            _obj(
-                                {
-                                    "type": _const("tool_reference"),
-                                    "tool": _STRING,
-                                    "title": _STRING,
-                                },
-                                ("type", "tool", "title"),
-                            ),
-                        ]
-                    },
-                },
-                "signature": nullable(_STRING),
-                "closed": _BOOL,
-            },
-            ("type", "thinking"),
-        ),
-        "tool_file": _obj(
-            {
-                "type": _const("tool_file"),
-                "tool": _STRING,
-                "file_id": _STRING,
-                "file_name": nullable(_STRING),
-                "file_type": nullable(_STRING),
-            },
-            ("type", "tool", "file_id"),
-        ),
-    }
-
-
-# -- entries (contract 4.1) ---------------------------------------------------------------------
-
-_ENTRY_COMMON: Json = {
-    "object": _const("entry"),
-    "id": _STRING,
-    "created_at": _TIME,
-    "completed_at": nullable(_TIME),
-}
-
-
-def _entries(text: Json, content: Json, *, typed_input: bool) -> dict[str, Json]:
-    """The six entry variants. `typed_input` False lets a message.input leave out its type."""
-    return {
-        "message.input": _obj(
-            {
-                **_ENTRY_COMMON,
-                "type": _const("message.input"),
-                "role": _enum("user", "assistant"),
-                "content": content,
-                "prefix": _BOOL,
-            },
-            ("type", "role", "content") if typed_input else ("role", "content"),
-        ),
-        "message.output": _obj(
-            {
-                **_ENTRY_COMMON,
-                "type": _const("message.output"),
-                "content": content,
-                "role": _const("assistant"),
-                "agent_id": nullable(_STRING),
-                "model": nullable(_STRING),
-            },
-            ("type", "content"),
-        ),
-        "function.call": _obj(
-            {
-                **_ENTRY_COMMON,
-                "type": _const("function.call"),
-                "tool_call_id": _STRING,
-                "name": _STRING,
-                "arguments": {"anyOf": [_ANY_OBJECT, _STRING]},
-                "agent_id": nullable(_STRING),
-                "model": nullable(_STRING),
-                "confirmation_status": nullable(_STRING),
-            },
-            ("type", "tool_call_id", "name", "arguments"),
-        ),
-        "function.result": _obj(
-            {
-                **_ENTRY_COMMON,
-                "type": _const("function.result"),
-                "tool_call_id": _STRING,
-                "result": text,
-            },
-            ("type", "tool_call_id", "result"),
-        ),
-        "tool.execution": _obj(
-            {
-                **_ENTRY_COMMON,
-                "type": _const("tool.execution"),
-                "name": _STRING,
-                "arguments": _STRING,
-                "agent_id": nullable(_STRING),
-                "model": nullable(_STRING),
-                "info": _ANY_OBJECT,
-            },
-            ("type", "name", "arguments"),
-        ),
-        "agent.handoff": _obj(
-            {
-                **_ENTRY_COMMON,
-                "type": _const("agent.handoff"),
-                "previous_agent_id": _STRING,
-                "previous_agent_name": _STRING,
-                "next_agent_id": _STRING,
-                "next_agent_name": _STRING,
-            },
-            (
-                "type",
-                "previous_agent_id",
-                "previous_agent_name",
-                "next_agent_id",
-                "next_agent_name",
-            ),
-        ),
-    }
-
-
-_INPUT_CONTENT = {
-    "anyOf": [
-        _INPUT_TEXT,
-        {"type": "array", "items": {"oneOf": list(_chunks(_INPUT_TEXT).values())}},
-    ],
-    "description": "Text, or input chunks. The gateway's input policy checks the text parts.",
-}
-_INPUT_ENTRIES = _entries(_INPUT_TEXT, _INPUT_CONTENT, typed_input=False)
-# -- tools, completion args, guardrails (contract 4.3-4.5) -------------------------------------
-
-_TOOL_CONFIGURATION = nullable(
-    _obj(
-        {
-            "exclude": nullable(_STRINGS),
-            "include": nullable(_STRINGS),
-            "requires_confirmation": nullable(_STRINGS),
-        }
-    )
-)
-
-
-def _tools() -> dict[str, Json]:
-    def configured(tag: str, fields: Json | None = None, required: tuple[str, ...] = ()) -> Json:
-        properties = {
-            "type": _const(tag),
-            **(fields or {}),
-            "tool_configuration": _TOOL_CONFIGURATION,
-        }
-        return _obj(properties, ("type", *required))
-
-    builtins = ("web_search", "web_search_premium", "code_interpreter", "image_generation")
-    return {
-        "function": _obj(
-            {
-                "type": _const("function"),
-                "function": _obj(
-                    {
-                        "name": _STRING,
-                        "parameters": {
-                            "type": "object",
-                            "description": "The function's parameters, as a JSON Schema.",
-                        },
-                        "description": _STRING,
-                        "strict": _BOOL,
-                    },
-                    ("name", "parameters"),
-                ),
-            },
-            ("type", "function"),
-        ),
-        **{tag: configured(tag) for tag in builtins},
-        "document_library": configured(
-            "document_library", {"library_ids": _STRINGS}, ("library_ids",)
-        ),
-        "connector": configured(
-            "connector",
-            {
-                "connector_id": _STRING,
-                "authorization": nullable(
-                    _obj(
-                        {"type": _enum("api-key", "oauth2-token"), "value": _STRING},
-                        ("type", "value"),
-                    )
-                ),
-            },
-            ("connector_id",),
-        ),
-    }
-
-
-_TOOLS = _tools()
-
-_COMPLETION_ARGS = _obj(
-    {
-        "stop": nullable({"anyOf": [_STRING, _STRINGS]}),
-        "presence_penalty": nullable(_NUMBER),
-        "frequency_penalty": nullable(_NUMBER),
-        "temperature": nullable(_NUMBER),
-        "top_p": nullable(_NUMBER),
-        "max_tokens": nullable({"type": "integer", "minimum": 0}),
-        "random_seed": nullable(_INT),
-        "prediction": nullable(_obj({"type": _const("content"), "content": _STRING})),
-        "response_format": nullable(
-            _obj(
-                {
-                    "type": _enum("text", "json_object", "json_schema"),
-                    "json_schema": nullable(
-                        _obj(
-                            {
-                                "name": _STRING,
-                                "schema": _ANY_OBJECT,
-                                "description": nullable(_STRING),
-                                "strict": _BOOL,
-                            },
-                            ("name", "schema"),
-                        )
-                    ),
-                }
-            )
-        ),
-        "tool_choice": _enum("auto", "none", "any", "required"),
-        "reasoning_effort": nullable(
-            _enum("none", "minimal", "low", "medium", "high", "xhigh", "max")
-        ),
-    },
-    description="Sampling and output settings (contract 4.4).",
-)
-
-
-def _moderation(categories: tuple[str, ...]) -> Json:
-    return nullable(
-        _obj(
-            {
-                "model_name": _STRING,
-                "custom_category_thresholds": nullable(
-                    _obj({c: nullable(_NUMBER) for c in categories})
-                ),
-                "ignore_other_categories": _BOOL,
-                "action": _enum("none", "block"),
-            }
-        )
-    )
-
-
-_V1 = (
-    "sexual",
-    "hate_and_discrimination",
-    "violence_and_threats",
-    "dangerous_and_criminal_content",
-    "selfharm",
-    "health",
-    "financial",
-    "law",
-    "pii",
-)
-_V2 = (
-    "sexual",
-    "hate_and_discrimination",
-    "violence_and_threats",
-    "dangerous",
-    "criminal",
-    "selfharm",
-    "health",
-    "financial",
-    "law",
-    "pii",
-    "jailbreaking",
-)
-_GUARDRAIL = _obj(
-    {
-        "block_on_error": _BOOL,
-        "moderation_llm_v1": _moderation(_V1),
-        "moderation_llm_v2": _moderation(_V2),
-    },
-    description="A moderation guardrail (contract 4.5).",
-)
-_GUARDRAILS = {"type": "array", "items": ref("GuardrailConfig")}
-_METADATA = {"type": "object", "description": "Free-form JSON the caller attaches."}
-
-# -- conversation requests (contract 3) ---------------------------------------------------------
-
-_INPUTS = {
-    "description": "A string (one user message) or a list of entries.",
-    "anyOf": [_INPUT_TEXT, {"type": "array", "items": ref("InputEntry")}],
-}
-_STREAM = {
-    "type": "boolean",
-    "description": "true: the answer is a text/event-stream of ConversationEvent frames.",
-}
-_HANDOFF = _enum("client", "server")
-_TURN_COMMON: Json = {
-    "inputs": _INPUTS,
-    "stream": _STREAM,
-    "completion_args": nullable(ref("CompletionArgs")),
-}
-
-_START_PROPERTIES: Json = {
-    **_TURN_COMMON,
-    "store": nullable(_BOOL),
-    "handoff_execution": nullable(_HANDOFF),
-    "instructions": nullable(_STRING),
-    "tools": nullable({"type": "array", "items": ref("Tool")}),
-    "guardrails": nullable(_GUARDRAILS),
-    "name": nullable(_STRING),
-    "description": nullable(_STRING),
-    "metadata": nullable(_METADATA),
-    "agent_id": nullable(_STRING),
-    "agent_version": nullable(_VERSION),
-    "model": nullable(_STRING),
-}
-_CONVERSATION_REQUEST = _obj(
-    _START_PROPERTIES,
-    ("inputs",),
-    description=(
-        "Start a conversation with a model (`model`) or an agent (`agent_id`): exactly one of"
-        " the two, else 422. Fields the gateway does not know are sent to Mistral unchanged."
-    ),
-    oneOf=[
-        {"required": ["model"], "properties": {"model": _STRING, "agent_id": {"type": "null"}}},
-        {"required": ["agent_id"], "properties": {"agent_id": _STRING, "model": {"type": "null"}}},
-    ],
-)
-_APPEND_REQUEST = _obj(
-    {
-        "inputs": _INPUTS,
-        "stream": _STREAM,
-        "store": nullable(_BOOL),
-        "handoff_execution": nullable(_HANDOFF),
-        "completion_args": nullable(ref("CompletionArgs")),
-        "tool_confirmations": nullable(
-            {
-                "type": "array",
-                "items": _obj(
-                    {"tool_call_id": _STRING, "confirmation": _enum("allow", "deny")},
-                    ("tool_call_id", "confirmation"),
-                ),
-            }
-        ),
-    },
-    description="Append to a conversation: `inputs`, or `tool_confirmations`, or both.",
-    anyOf=[
-        {"required": ["inputs"]},
-        {
-            "required": ["tool_confirmations"],
-            "properties": {"tool_confirmations": {"type": "array", "minItems": 1}},
-        },
-    ],
-)
-_RESTART_REQUEST = _obj(
-    {
-        **_TURN_COMMON,
-        "from_entry_id": _STRING,
-        "store": nullable(_BOOL),
-        "handoff_execution": nullable(_HANDOFF),
-        "guardrails": nullable(_GUARDRAILS),
-        "metadata": nullable(_METADATA),
-        "agent_version": nullable(_VERSION),
-    },
-    ("from_entry_id",),
-    description="Branch a new conversation from one entry of this one.",
-)
-
-# -- conversation responses (contract 6) --------------------------------------------------------
-
-
-# Mistral's responses (ConversationResponse, Conversation, history, messages, agents, usage)
-# are derived from the SDK's models: see _mistral.
 
 # -- stream events (contract 7.3) ---------------------------------------------------------------
 
@@ -511,33 +89,6 @@ _SSE_FRAME = _obj(
     ),
 )
 
-# -- agents (contract 5, 6.5, 6.6) --------------------------------------------------------------
-
-_AGENT_FIELDS: Json = {
-    "instructions": nullable(_STRING),
-    "tools": {"type": "array", "items": ref("Tool")},
-    "completion_args": ref("CompletionArgs"),
-    "guardrails": nullable(_GUARDRAILS),
-    "description": nullable(_STRING),
-    "handoffs": nullable(_STRINGS),
-    "metadata": nullable(_METADATA),
-    "version_message": nullable(_STRING),
-}
-_NAME = {"type": "string", "pattern": _NOT_BLANK, "description": "Not blank."}
-_CREATE_AGENT = _obj(
-    {"model": _NAME, "name": _NAME, **_AGENT_FIELDS},
-    ("model", "name"),
-    description="A new agent. The gateway checks `model` and `name`; Mistral the rest.",
-)
-_UPDATE_AGENT = _obj(
-    {
-        "model": nullable(_NAME),
-        "name": nullable(_NAME),
-        "deployment_chat": nullable(_BOOL),
-        **_AGENT_FIELDS,
-    },
-    description="Only the fields given change; Mistral makes a new version of the agent.",
-)
 # -- errors (shared/errors.py, contract 8) ------------------------------------------------------
 
 _ERROR = _obj(
@@ -692,7 +243,7 @@ def _limit(minimum: int) -> Json:
     }
 
 
-_KEY_NAME = {"type": "string", "pattern": _NOT_BLANK, "maxLength": 200}
+_KEY_NAME = {"type": "string", "pattern": NOT_BLANK, "maxLength": 200}
 _ALLOW_LIST: Json = {
     "type": "array",
     "items": {"type": "string", "minLength": 1, "maxLength": 200},
@@ -924,20 +475,7 @@ _PRINCIPAL = _obj(
 )
 
 SCHEMAS: dict[str, Json] = {
-    # Mistral: requests
-    "ConversationRequest": _CONVERSATION_REQUEST,
-    "ConversationAppendRequest": _APPEND_REQUEST,
-    "ConversationRestartRequest": _RESTART_REQUEST,
-    "InputEntry": {
-        "description": "An entry sent in `inputs` (a bare {role, content} is a message.input).",
-        "oneOf": list(_INPUT_ENTRIES.values()),
-    },
-    "Tool": {"oneOf": list(_TOOLS.values()), "description": "A tool (contract 4.3)."},
-    "CompletionArgs": _COMPLETION_ARGS,
-    "GuardrailConfig": _GUARDRAIL,
-    "CreateAgentRequest": _CREATE_AGENT,
-    "UpdateAgentRequest": _UPDATE_AGENT,
-    # Mistral: responses (more in _mistral, derived from the SDK)
+    # Mistral's shapes are derived from the SDK (_mistral, _build); only the stream's framing
     "ServerSentEvent": _SSE_FRAME,
     # errors
     "Error": _ERROR,

@@ -39,6 +39,8 @@ class SdkOperation:
     request_kind: str | None
     parameters_model: str | None
     response_model: str | None
+    # The answer is a JSON array of `response_model`.
+    response_list: bool
     streams: bool
     aliases: tuple[str, ...]
     treatment: Treatment

@@ -21,6 +21,8 @@ _OPERATION_ID = re.compile(r'operation_id="([^"]+)"')
 _REQUEST_MODEL = re.compile(r"serialize_request_body\(\s*[\w.]+,.*?models\.(\w+)", re.S)
 _REQUEST_KIND = re.compile(r'serialize_request_body\(\s*[\w.]+,\s*\w+,\s*\w+,\s*"(\w+)"', re.S)
 _RESPONSE_MODEL = re.compile(r"unmarshal_json_response\(\s*(?:[^,]*?)models\.(\w+)")
+# unmarshal_json_response(List[models.Agent], http_res): the answer is a JSON array of them.
+_RESPONSE_LIST = re.compile(r"unmarshal_json_response\(\s*List\[")
 _QUERY_MODEL = re.compile(r"request = models\.(\w+)\(")
 
 # Back references between sub-SDKs: following them would only revisit.
@@ -54,6 +56,7 @@ def _describe(name: str, method: Any) -> dict[str, Any] | None:
         "request_kind": kind.group(1) if kind else None,
         "parameters_model": params.group(1) if params else None,
         "response_model": responses[0] if responses else None,
+        "response_list": bool(_RESPONSE_LIST.search(source)),
         "streams": streams,
     }
 

@@ -391,7 +391,9 @@ def _stream_frame(model: str | None) -> Json:
 def _derived_success(sdk: list[SdkOperation]) -> tuple[str, Success]:
     plain = sdk[0]
     streamed = next((o for o in sdk if o.streams), None)
-    events = _stream_frame(streamed.response_model if streamed is not plain else None)
+    # A stream variant names its events' model; a plain operation that streams does not.
+    events_model = streamed.response_model if streamed and streamed is not plain else None
+    events = _stream_frame(events_model)
     if plain.response_model is None:
         if plain.method == "DELETE":
             return "204", Success("Deleted. No body.")

@@ -31,7 +31,8 @@ __all__ = [
     "InputPolicy",
     "PolicyHit",
     "Rule",
-    "inputs_schema",
+    "TEXT_PATHS",
+    "text_schema",
     "log_hit",
 ]
 
@@ -222,24 +223,27 @@ def _texts(body: dict[str, Any]) -> Iterator[tuple[tuple[str | int, ...], str, S
                         yield (*loc, i, key, j, "text"), chunk["text"], _setter(chunk, "text")
 
 
-def inputs_schema(max_chars: int) -> dict[str, Any]:
-    """What `apply` refuses under the default policy (control characters rejected), as JSON
-    Schema of `inputs`: each piece of user text `_texts` visits is clean and at most
-    `max_chars` long (the limit is on all of them together; one schema cannot sum them)."""
-    text = {
-        "type": "string",
+# Where `_texts` finds user text in a body, as paths ("*": each item of a list). The
+# document puts `text_schema` on the strings at these paths; a test checks both agree.
+TEXT_PATHS: tuple[tuple[str, ...], ...] = (
+    ("inputs",),
+    ("inputs", "*", "content"),
+    ("inputs", "*", "content", "*", "text"),
+    ("inputs", "*", "result"),
+    ("inputs", "*", "result", "*", "text"),
+)
+
+
+def text_schema(max_chars: int) -> dict[str, Any]:
+    """What `apply` refuses in one piece of user text under the default policy (control
+    characters rejected), as JSON Schema (the limit is on all the text together; one
+    schema cannot sum them, so it bounds each piece)."""
+    return {
         "pattern": f"^[^{CONTROL_CHARS}]*$",
         "maxLength": max_chars,
         "description": "User text: no control characters but tab, newline and carriage"
         f" return; at most {max_chars} characters in all the inputs' text together.",
     }
-    chunks = {"not": {"type": "string"}, "items": {"properties": {"text": text}}}
-    content = {"anyOf": [text, chunks]}
-    entries = {
-        "not": {"type": "string"},
-        "items": {"properties": {"content": content, "result": content}},
-    }
-    return {"anyOf": [text, entries]}
 
 
 def _setter(container: dict[str, Any], key: str) -> Setter:

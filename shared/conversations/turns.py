@@ -169,17 +169,25 @@ def body_rules() -> dict[str, dict[str, Any]]:
     OpenAPI document combines it with the SDK's request model). Built from the same type
     tables and input policy `build_turn` checks with; only the document calls it."""
     from shared.config import Settings
-    from shared.conversations.policy import inputs_schema
+    from shared.conversations.policy import TEXT_PATHS, text_schema
 
     def rules(spec: dict[str, tuple[type, ...]], *required: str, **extra: Any) -> dict[str, Any]:
         properties: dict[str, Any] = {}
         for name, kinds in spec.items():
             types = [_JSON_TYPES[kind] for kind in kinds]
             properties[name] = {"type": types if name in required else [*types, "null"]}
-        properties["inputs"] |= inputs_schema(Settings.max_input_chars)
         properties["inputs"]["items"] = {"type": "object"}
         properties["handoff_execution"]["enum"] = [*_HANDOFFS, None]
-        return {"type": "object", "properties": properties, "required": list(required), **extra}
+        return {
+            "type": "object",
+            "properties": properties,
+            "required": list(required),
+            # The input policy's text rule, put by the document on every string at these paths.
+            "x-text": {"paths": [list(p) for p in TEXT_PATHS], "schema": text},
+            **extra,
+        }
+
+    text = text_schema(Settings.max_input_chars)
 
     exactly_one = [
         {"required": [one], "properties": {one: {"type": "string"}, other: {"type": "null"}}}

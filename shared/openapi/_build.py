@@ -40,6 +40,7 @@ __all__ = ["FRONT_DOOR", "build", "is_authenticated", "operation_id"]
 _JSON = "application/json"
 _SSE = "text/event-stream"
 _MULTIPART = "multipart/form-data"
+_SCHEMAS = "#/components/schemas/"
 # Ids the gateway and Mistral hand out. The route table routes any URL-safe segment;
 # an id of other characters is simply not found.
 _ID = {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[A-Za-z0-9_-]+$"}
@@ -427,23 +428,111 @@ def _derived_operation(
 
 
 def _body(
-    sdk: list[SdkOperation], rules: Json | None
+    sdk: list[SdkOperation], rules: Json | None, schemas: Mapping[str, Json]
 ) -> tuple[str, Json, Mapping[str, Json]] | None:
-    """The route's body: (component name, its schema, content by media type)."""
-    models = [o.request_model for o in sdk if o.request_model is not None]
+    """The route's body: (component name, its schema, content by media type).
+
+    The SDK's request model; with a `#stream` variant that differs only in some fields
+    (`stream`), one object whose differing fields take either; with the gateway's rules, the
+    rules folded in field by field and their text rule put on the strings it covers. One
+    object, not an `allOf` of the SDK's model and the rules: a generator (schemathesis) then
+    draws valid bodies directly instead of drawing the SDK's and discarding most.
+    """
+    models = list(dict.fromkeys(o.request_model for o in sdk if o.request_model is not None))
     if not models:
         return None
-    options = [ref(MISTRAL_PREFIX + m) for m in dict.fromkeys(models)]
-    schema: Json = options[0] if len(options) == 1 else {"anyOf": options}
+    options = [ref(MISTRAL_PREFIX + m) for m in models]
+    schema = _merged([_resolved(o, schemas) for o in options]) if len(options) > 1 else None
+    if schema is None:
+        schema = options[0] if len(options) == 1 else {"anyOf": options}
     description = f"The SDK's `{models[0]}`"
     if len(options) > 1:
         description += f" (or, to stream, `{models[-1]}`)"
     if rules is not None:
-        schema = {"allOf": [schema, rules]}
+        schema = _with_rules(_resolved(schema, schemas), rules, schemas)
         description += ", with what the gateway refuses beyond it"
-    schema = {"description": description + ".", **schema}
+    schema = {**schema, "description": description + "."}
     media = _MULTIPART if sdk[0].request_kind == "multipart" else _JSON
     return models[0], schema, {media: ref(models[0])}
+
+
+def _resolved(node: Json, schemas: Mapping[str, Json]) -> Json:
+    """`node` with a top-level `$ref` to a component replaced by a copy of the component."""
+    while "$ref" in node and node["$ref"].startswith(_SCHEMAS):
+        target = schemas[node["$ref"].removeprefix(_SCHEMAS)]
+        node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+    return dict(node)
+
+
+def _merged(variants: list[Json]) -> Json | None:
+    """One object for variants with the same fields: a field whose schemas differ takes any
+    of them. None when they are not such objects."""
+    fields = [tuple(v.get("properties", {})) for v in variants]
+    rest = [{k: v for k, v in o.items() if k not in ("properties", "required")} for o in variants]
+    if not fields[0] or any(f != fields[0] for f in fields) or any(r != rest[0] for r in rest):
+        return None
+    properties = {}
+    for name in fields[0]:
+        found: list[Json] = []
+        for variant in variants:
+            if variant["properties"][name] not in found:
+                found.append(variant["properties"][name])
+        properties[name] = found[0] if len(found) == 1 else {"anyOf": found}
+    required = [
+        r
+        for r in variants[0].get("required", [])
+        if all(r in v.get("required", []) for v in variants)
+    ]
+    merged: Json = {**rest[0], "properties": properties}
+    if required:
+        merged["required"] = required
+    return merged
+
+
+def _with_rules(base: Json, rules: Json, schemas: Mapping[str, Json]) -> Json:
+    """The SDK's object with the gateway's rules folded in: each field's rule beside the
+    field's schema, required fields joined, the rules' combinators added, and the text rule
+    (`x-text`) put on every string at its paths."""
+    rules = dict(rules)
+    text = rules.pop("x-text", None)
+    properties = dict(base.get("properties", {}))
+    for name, rule in rules.pop("properties", {}).items():
+        properties[name] = {"allOf": [properties[name], rule]} if name in properties else rule
+    out = {**base, "properties": properties}
+    required = list(dict.fromkeys([*base.get("required", []), *rules.pop("required", [])]))
+    if required:
+        out["required"] = required
+    for key, value in rules.items():
+        if key in out and key in ("oneOf", "anyOf", "allOf"):
+            out["allOf"] = [*out.get("allOf", []), {key: value}]
+        else:
+            out[key] = value
+    if text is not None:
+        for path in text["paths"]:
+            out = _refine(out, tuple(path), text["schema"], schemas)
+    return out
+
+
+def _refine(node: Json, path: tuple[str, ...], leaf: Json, schemas: Mapping[str, Json]) -> Json:
+    """`node` with `leaf` added to every string schema at `path` ("*": a list's items).
+    References along the path are copied in, so the components themselves stay as the SDK
+    has them (responses share them)."""
+    node = _resolved(node, schemas)
+    node.pop("discriminator", None)  # its mapping names the unrefined components
+    for key in ("anyOf", "oneOf", "allOf"):
+        if key in node:
+            node[key] = [_refine(option, path, leaf, schemas) for option in node[key]]
+    if not path:
+        return {**node, **leaf} if node.get("type") == "string" else node
+    head, rest = path[0], path[1:]
+    if head == "*" and isinstance(node.get("items"), dict):
+        node["items"] = _refine(node["items"], rest, leaf, schemas)
+    elif head in node.get("properties", {}):
+        node["properties"] = {
+            **node["properties"],
+            head: _refine(node["properties"][head], rest, leaf, schemas),
+        }
+    return node
 
 
 def build(
@@ -486,7 +575,7 @@ def build(
             resolved[operation] = specs[operation]
             continue
         spec = specs.get(operation) or _derived_operation(ops, derived.queries)
-        body = _body(ops, rules.get(operation))
+        body = _body(ops, rules.get(operation), schemas)
         if body is not None:
             name, schema, content = body
             schemas[name] = schema

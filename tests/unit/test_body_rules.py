@@ -1,9 +1,10 @@
 """The gateway's refusals of Mistral request bodies and the document's statement of them agree.
 
-The document's body is the SDK model's JSON Schema combined with `body_rules` (read from
+The document's body is the SDK model's JSON Schema with `body_rules` folded in (read from
 turns, policy and agents). The gateway validates with its own hand checks (fast: no pydantic
-on the hot path). On a corpus of bodies the SDK's schema accepts, the rules accept exactly
-the bodies the gateway accepts; and no body the document accepts is refused by the gateway.
+on the hot path). On a corpus of bodies the SDK's schema accepts, the document accepts
+exactly the bodies the gateway accepts; and no body the document accepts is refused by the
+gateway.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from shared.conversations.policy import InputPolicy
 from shared.conversations.turns import build_turn
 from shared.errors import ValidationFailed
 from shared.openapi import document
+from shared.surface import operations as sdk_operations
 
 DOC = document()
 _REGISTRY: referencing.Registry[Any] = referencing.Registry().with_resource(
@@ -124,12 +126,13 @@ def _corpus(operation: str, size: int = 1500) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("operation", sorted(_FIELDS))
 def test_rules_accept_exactly_what_the_gateway_accepts(operation: str) -> None:
-    """Among bodies the SDK's schema accepts, the documented rules and the gateway's checks
-    give the same verdict; a body the whole document accepts is never refused."""
+    """Among bodies the SDK's schema accepts, the document and the gateway's checks give the
+    same verdict; a body the document accepts is never refused."""
     method, path = _BODY[operation]
     request = DOC["paths"][path][method.lower()]["requestBody"]["content"]
     name = request["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
-    sdk, rules = (_check(_ref(f"{name}/allOf/{i}")) for i in (0, 1))
+    models = [o.request_model for o in sdk_operations() if (o.method, o.path) == (method, path)]
+    sdk = _check({"anyOf": [_ref(f"Mistral.{m}") for m in models]})
     documented = _check(_ref(name))
     accept = _gateway(operation)
     sdk_valid = disagreements = 0
@@ -143,9 +146,31 @@ def test_rules_accept_exactly_what_the_gateway_accepts(operation: str) -> None:
             assert gateway, body
         if sdk.is_valid(body):
             sdk_valid += 1
-            if rules.is_valid(body) is not gateway:
+            if documented.is_valid(body) is not gateway:
                 disagreements += 1
                 raise AssertionError((body, "gateway accepts" if gateway else "gateway refuses"))
     # The corpus reaches both sides of the SDK's schema.
     assert sdk_valid > 50
     assert disagreements == 0
+
+
+def test_text_paths_are_where_the_policy_reads_text() -> None:
+    """policy.TEXT_PATHS (what the document marks as user text) are exactly the places the
+    input policy reads text from."""
+    from shared.conversations import policy
+
+    bodies = [
+        {"inputs": "plain"},
+        {
+            "inputs": [
+                {"content": "a", "result": [{"text": "b"}]},
+                {"content": [{"text": "c"}], "result": "d"},
+            ]
+        },
+    ]
+    visited = {
+        tuple("*" if isinstance(part, int) else part for part in loc[1:])
+        for body in bodies
+        for loc, _, _ in policy._texts(body)
+    }
+    assert visited == set(policy.TEXT_PATHS)

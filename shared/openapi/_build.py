@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from shared.http import routes
-from shared.openapi._mistral import MISTRAL_PREFIX, derive, sdk_version
+from shared.openapi._mistral import MISTRAL_PREFIX, REQUEST_PREFIX, derive, sdk_version
 from shared.openapi._operations import OPERATIONS, Operation, Success
 from shared.openapi._schemas import SCHEMAS, Json, ref
 
@@ -441,7 +441,7 @@ def _body(
     models = list(dict.fromkeys(o.request_model for o in sdk if o.request_model is not None))
     if not models:
         return None
-    options = [ref(MISTRAL_PREFIX + m) for m in models]
+    options = [ref(REQUEST_PREFIX + m) for m in models]
     schema = _merged([_resolved(o, schemas) for o in options]) if len(options) > 1 else None
     if schema is None:
         schema = options[0] if len(options) == 1 else {"anyOf": options}
@@ -562,8 +562,9 @@ def build(
         )
     found = [o for ops in sdk.values() for o in ops]
     derived = derive(
-        [m for o in found for m in (o.request_model, o.response_model) if m is not None],
+        [o.response_model for o in found if o.response_model is not None],
         [o.parameters_model for ops in sdk.values() for o in ops[:1] if o.parameters_model],
+        [o.request_model for o in found if o.request_model is not None],
     )
     schemas: dict[str, Json] = dict(derived.schemas)
     rules = body_rules()

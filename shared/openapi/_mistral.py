@@ -8,7 +8,10 @@ could drift. The SDK's own wrappers are turned back into plain JSON Schema:
 - `Unset` (a field left out) is not a wire value, so it leaves every union;
 - `Unknown*` variants hold what the SDK keeps of a type it does not know (an open
   union: a newer tool or event type); on the wire that is any object;
-- `Nullable_*` and `OptionalNullable_*` wrappers are inlined, and titles dropped.
+- `Nullable_*` and `OptionalNullable_*` wrappers are inlined, and titles dropped;
+- a tag (a `type` field whose schema is one constant, with that constant as its default)
+  is required and never null: the SDK always sends it, Mistral always answers it, and
+  Mistral chooses a union's member by it (a body without it is not what the SDK sends).
 
 Building this imports the SDK's models (~0.3 s): it runs only when the document is
 built (`shared.openapi` loads `_build` lazily), never at a function's cold start.
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MISTRAL_PREFIX",
     "OPEN_UNIONS",
+    "REQUEST_PREFIX",
     "RESPONSES",
     "Derived",
     "derive",
@@ -60,6 +64,8 @@ OPEN_UNIONS: dict[str, str] = {
 # The SDK's inner definitions are named `Mistral.<SDK name>` in the document, apart from
 # the gateway's own schemas.
 MISTRAL_PREFIX = "Mistral."
+# Request bodies are a pass of their own (open enums closed): `Mistral.Request.<SDK name>`.
+REQUEST_PREFIX = "Mistral.Request."
 _REF = "#/components/schemas/"
 _INLINED = ("Nullable_", "OptionalNullable_")
 # The default pydantic writes for a field the SDK leaves out: not a wire value.
@@ -87,9 +93,14 @@ class Derived:
     queries: dict[str, tuple[Json, ...]]
 
 
-def derive(sdk_models: Iterable[str], parameter_models: Iterable[str] = ()) -> Derived:
+def derive(
+    sdk_models: Iterable[str],
+    parameter_models: Iterable[str] = (),
+    request_models: Iterable[str] = (),
+) -> Derived:
     """Derive the schemas of RESPONSES and of `sdk_models` (each named `Mistral.<model>`),
-    and the query parameters of `parameter_models`, from the SDK's pydantic classes."""
+    the request bodies `request_models` (each `Mistral.Request.<model>`, see `closed`), and
+    the query parameters of `parameter_models`, from the SDK's pydantic classes."""
     from mistralai.client import models
     from pydantic import TypeAdapter  # noqa: F811 (also imported for the type checker)
 
@@ -108,22 +119,7 @@ def derive(sdk_models: Iterable[str], parameter_models: Iterable[str] = ()) -> D
         for union, by_tag in variants.items()
         for tag, cls in by_tag.items()
     ]
-    top, definitions = TypeAdapter.json_schemas(
-        keys, ref_template=_REF + MISTRAL_PREFIX + "{model}"
-    )
-    defs: dict[str, Json] = definitions.get("$defs", {})
-    inline = {name: schema for name, schema in defs.items() if name.startswith(_INLINED)}
-    schemas: dict[str, Json] = {}
-    for name, schema in defs.items():
-        if name in inline or name == "Unset":
-            continue
-        schemas[MISTRAL_PREFIX + name] = _clean(schema, inline)
-    for (name, _), schema in top.items():
-        if ":" not in name and schemas.get(name) is None:
-            cleaned = _clean(schema, inline)
-            # A model is its own definition: `Mistral.X` is not a reference to itself.
-            if cleaned != {"$ref": _REF + name}:
-                schemas[name] = cleaned
+    top, schemas, clean = _pass(keys, MISTRAL_PREFIX, closed=False)
     for union, by_tag in variants.items():
         schemas[union] = {
             "type": "object",
@@ -132,7 +128,7 @@ def derive(sdk_models: Iterable[str], parameter_models: Iterable[str] = ()) -> D
             "allOf": [
                 {
                     "if": {"properties": {"type": {"const": tag}}, "required": ["type"]},
-                    "then": _clean(top[(f"{union}:{tag}", "validation")], inline),
+                    "then": clean(top[(f"{union}:{tag}", "validation")]),
                 }
                 for tag in by_tag
             ],
@@ -140,11 +136,45 @@ def derive(sdk_models: Iterable[str], parameter_models: Iterable[str] = ()) -> D
     schemas["ConversationEvent"]["required"] = ["type"]
     queries = {
         model: _query_parameters(
-            getattr(models, model), _clean(top[(f"query:{model}", "validation")], inline), schemas
+            getattr(models, model), clean(top[(f"query:{model}", "validation")]), schemas
         )
         for model in parameter_models
     }
+    request_keys: list[tuple[str, Literal["validation"], TypeAdapter[Any]]] = [
+        (REQUEST_PREFIX + m, "validation", TypeAdapter(getattr(models, m)))
+        for m in dict.fromkeys(request_models)
+    ]
+    if request_keys:
+        schemas |= _pass(request_keys, REQUEST_PREFIX, closed=True)[1]
     return Derived(schemas, queries)
+
+
+def _pass(
+    keys: list[tuple[str, Literal["validation"], TypeAdapter[Any]]], prefix: str, *, closed: bool
+) -> tuple[dict[Any, Json], dict[str, Json], Any]:
+    """One JSON Schema pass over `keys`: (the top schemas by key, the cleaned components
+    named `prefix` + definition, the cleaning function for further schemas of the pass)."""
+    from pydantic import TypeAdapter  # noqa: F811 (also imported for the type checker)
+
+    top, definitions = TypeAdapter.json_schemas(keys, ref_template=_REF + prefix + "{model}")
+    defs: dict[str, Json] = definitions.get("$defs", {})
+    cleaning = _Cleaning(
+        {name: schema for name, schema in defs.items() if name.startswith(_INLINED)},
+        _REF + prefix,
+        closed,
+    )
+    schemas: dict[str, Json] = {}
+    for name, schema in defs.items():
+        if name in cleaning.inline or name == "Unset":
+            continue
+        schemas[prefix + name] = cleaning.clean(schema)
+    for (name, _), schema in top.items():
+        if ":" not in name and schemas.get(name) is None:
+            cleaned = cleaning.clean(schema)
+            # A model is its own definition: `Mistral.X` is not a reference to itself.
+            if cleaned != {"$ref": _REF + name}:
+                schemas[name] = cleaned
+    return top, schemas, cleaning.clean
 
 
 def _query_parameters(model: Any, schema: Json, schemas: dict[str, Json]) -> tuple[Json, ...]:
@@ -198,33 +228,70 @@ def _event_variants(models: Any) -> dict[str, type]:
     raise LookupError("the SDK's ConversationEventsData names no variants")
 
 
-def _clean(node: Any, inline: dict[str, Json]) -> Any:
-    if isinstance(node, list):
-        return [_clean(item, inline) for item in node]
-    if not isinstance(node, dict):
-        return node
-    target = node.get("$ref")
-    if isinstance(target, str):
-        name = target.removeprefix(_REF + MISTRAL_PREFIX)
-        if name in inline:
-            return _clean(inline[name], inline)
-        if name.startswith("Unknown"):
-            return {"type": "object", "description": "A variant this SDK does not know."}
-        if name == "File":
-            # A multipart part holding a file's bytes (the SDK's File model is its parts).
-            return {"type": "string", "format": "binary"}
-    cleaned = {
-        key: _clean(value, inline)
-        for key, value in node.items()
-        if key != "title" and not (key == "default" and value == _UNSET_DEFAULT)
-    }
-    for union in ("anyOf", "oneOf"):
-        if union in cleaned:
-            options = _unique(_flatten(union, [o for o in cleaned[union] if not _is_unset(o)]))
-            if len(options) == 1 and len(cleaned) == 1:
-                return options[0]
-            cleaned[union] = options
-    return cleaned
+@dataclass(frozen=True)
+class _Cleaning:
+    """How one pass's schemas are turned back into plain JSON Schema (module docstring)."""
+
+    inline: dict[str, Json]
+    # The references' start: `#/components/schemas/Mistral.` (or `Mistral.Request.`).
+    base: str
+    # Request bodies: the SDK's open enums (a known value, or any string, so that it parses a
+    # value Mistral adds later) are closed to their known values, which is what Mistral takes.
+    closed: bool
+
+    def clean(self, node: Any) -> Any:
+        if isinstance(node, list):
+            return [self.clean(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        target = node.get("$ref")
+        if isinstance(target, str):
+            name = target.removeprefix(self.base)
+            if name in self.inline:
+                return self.clean(self.inline[name])
+            if name.startswith("Unknown"):
+                return {"type": "object", "description": "A variant this SDK does not know."}
+            if name == "File":
+                # A multipart part holding a file's bytes (the SDK's File model is its parts).
+                return {"type": "string", "format": "binary"}
+        cleaned = {
+            key: self.clean(value)
+            for key, value in node.items()
+            if key != "title" and not (key == "default" and value == _UNSET_DEFAULT)
+        }
+        _require_tag(cleaned)
+        for union in ("anyOf", "oneOf"):
+            if union in cleaned:
+                options = [o for o in cleaned[union] if o != {"$ref": self.base + "Unset"}]
+                options = _unique(_flatten(union, options))
+                if self.closed:
+                    options = _closed(options)
+                if len(options) == 1 and len(cleaned) == 1:
+                    return options[0]
+                cleaned[union] = options
+        return cleaned
+
+
+def _closed(options: list[Any]) -> list[Any]:
+    """A union's options without the plain string that opens an enum of strings beside it."""
+    known = any(
+        isinstance(o, dict) and o.get("type") == "string" and ("enum" in o or "const" in o)
+        for o in options
+    )
+    return [o for o in options if not (known and o == {"type": "string"})] if known else options
+
+
+def _require_tag(node: Json) -> None:
+    """Make an object's tag required and not null (see the module docstring)."""
+    tag = node.get("properties", {}).get("type")
+    if not isinstance(tag, dict) or "default" not in tag:
+        return
+    options = [o for o in tag.get("anyOf", [tag]) if o != {"type": "null"}]
+    constant = {k: v for k, v in options[0].items() if k != "default"} if options else {}
+    if len(options) != 1 or constant.get("const") != tag["default"]:
+        return
+    node["properties"] = {**node["properties"], "type": constant}
+    node["required"] = [*node.get("required", []), "type"]
 
 
 def _flatten(union: str, options: list[Any]) -> list[Any]:
@@ -236,10 +303,6 @@ def _flatten(union: str, options: list[Any]) -> list[Any]:
         else:
             flat.append(option)
     return flat
-
-
-def _is_unset(node: Any) -> bool:
-    return isinstance(node, dict) and node.get("$ref") == _REF + MISTRAL_PREFIX + "Unset"
 
 
 def _unique(options: list[Any]) -> list[Any]:

@@ -482,6 +482,16 @@ def _usable_window(query: dict[str, Any]) -> None:
         query.pop("to", None)
 
 
+def _answer(recorder: Any, case_id: str) -> str:
+    """The status and start of the body of the answer a failed check saw."""
+    interaction = recorder.interactions.get(case_id)
+    response = getattr(interaction, "response", None)
+    if response is None:
+        return ""
+    body = getattr(response, "content", b"") or b""
+    return f"{response.status_code} {body[:600].decode(errors='replace')}"
+
+
 @dataclass
 class Report:
     """What one role's run did and found."""
@@ -508,7 +518,7 @@ class Report:
         for interaction in recorder.interactions.values():
             if interaction.response is not None:
                 self.statuses[str(interaction.response.status_code)] += 1
-        for checks in recorder.checks.values():
+        for case_id, checks in recorder.checks.items():
             for check in checks:
                 info = check.failure_info
                 key = (recorder.label, check.name, info.failure.title if info else "")
@@ -522,6 +532,7 @@ class Report:
                         "title": info.failure.title,
                         "message": info.failure.message,
                         "reproduce": info.code_sample,
+                        "answer": _answer(recorder, case_id),
                     }
                 )
 
@@ -546,6 +557,7 @@ class Report:
             lines.append(f"- {failure['operation']}: {failure['check']}: {failure['title']}")
             lines += ["    " + line for line in failure["message"].splitlines()[:14]]
             lines.append("    " + failure["reproduce"][:2000])
+            lines.append("    answered: " + failure.get("answer", "")[:600])
         lines += [f"- error: {error}" for error in self.errors]
         lines += [
             f"- mostly rejected valid data: {label}" for label in sorted(self.mostly_rejected)

@@ -132,7 +132,7 @@ def test_rules_accept_exactly_what_the_gateway_accepts(operation: str) -> None:
     request = DOC["paths"][path][method.lower()]["requestBody"]["content"]
     name = request["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
     models = [o.request_model for o in sdk_operations() if (o.method, o.path) == (method, path)]
-    sdk = _check({"anyOf": [_ref(f"Mistral.{m}") for m in models]})
+    sdk = _check({"anyOf": [_ref(f"Mistral.Request.{m}") for m in models]})
     documented = _check(_ref(name))
     accept = _gateway(operation)
     sdk_valid = disagreements = 0

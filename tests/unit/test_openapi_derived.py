@@ -59,7 +59,7 @@ def test_routes_without_an_entry_are_derived_from_the_sdk(doc: dict[str, Any]) -
     }
     body = doc["components"]["schemas"]["ChatCompletionRequest"]
     # The plain and the #stream models merged: `stream` takes either model's schema.
-    stream = doc["components"]["schemas"]["Mistral.ChatCompletionStreamRequest"]
+    stream = doc["components"]["schemas"]["Mistral.Request.ChatCompletionStreamRequest"]
     assert stream["properties"]["stream"] in body["properties"]["stream"]["anyOf"]
     assert set(body["properties"]) == set(stream["properties"])
     content = chat["responses"]["200"]["content"]
@@ -67,7 +67,7 @@ def test_routes_without_an_entry_are_derived_from_the_sdk(doc: dict[str, Any]) -
     frame = content["text/event-stream"]["schema"]
     assert frame["properties"]["data"]["contentSchema"] == ref("Mistral.CompletionEvent")
     assert {"400", "401", "422", "429", "502", "4XX"} <= set(chat["responses"])
-    assert "Mistral.ChatCompletionRequest" in doc["components"]["schemas"]
+    assert "Mistral.Request.ChatCompletionRequest" in doc["components"]["schemas"]
 
 
 def test_a_derived_request_body_is_the_sdks_model(doc: dict[str, Any]) -> None:
@@ -86,7 +86,7 @@ def test_multipart_list_query_and_delete_are_derived(doc: dict[str, Any]) -> Non
     query parameters; a delete answers the SDK's response model."""
     upload = _op(doc, "post", "/v1/files")
     assert list(upload["requestBody"]["content"]) == ["multipart/form-data"]
-    parts = doc["components"]["schemas"]["Mistral.MultiPartBodyParams"]
+    parts = doc["components"]["schemas"]["Mistral.Request.MultiPartBodyParams"]
     assert parts["properties"]["file"] == {"type": "string", "format": "binary"}
     documents = _op(doc, "get", "/v1/libraries/{library_id}/documents")
     names = {p.get("name") for p in documents["parameters"]}

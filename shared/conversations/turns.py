@@ -177,7 +177,7 @@ def body_rules() -> dict[str, dict[str, Any]]:
             types = [_JSON_TYPES[kind] for kind in kinds]
             properties[name] = {"type": types if name in required else [*types, "null"]}
         properties["inputs"]["items"] = {"type": "object"}
-        properties["handoff_execution"]["enum"] = [*_HANDOFFS, None]
+        properties["handoff_execution"]["enum"] = list(_HANDOFFS)
         return {
             "type": "object",
             "properties": properties,
@@ -216,7 +216,8 @@ def body_rules() -> dict[str, dict[str, Any]]:
     }
 
 
-_HANDOFFS = ("client", "server")
+# The values `handoff_execution` may take (None: left out).
+_HANDOFFS = ("client", "server", None)
 
 
 def build_turn(
@@ -263,7 +264,7 @@ def build_turn(
                         ("body", "inputs", i), "Input should be an entry object", "dict_type"
                     )
                 )
-    if body.get("handoff_execution") not in (None, *_HANDOFFS):
+    if body.get("handoff_execution") not in _HANDOFFS:
         problems.append(
             field_error(
                 ("body", "handoff_execution"), "Input should be 'client' or 'server'", "enum"

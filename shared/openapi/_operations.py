@@ -2,7 +2,10 @@
 
 Only what the route table and the permission table cannot say lives here: a
 summary, the query and header parameters, the request body, the success
-responses and the errors particular to the operation. Methods, paths, path
+responses and the errors particular to the operation. A Mistral route needs no
+entry (`_build` derives it from the SDK's operation); one that has an entry here
+says what the gateway does beyond Mistral (answered from its database, links,
+conflicts), never the body, which is always the SDK's request model. Methods, paths, path
 parameters, security, roles and the errors every operation of a kind shares
 (401/403/429 for authenticated ones, 404 for paths with ids, 400/413/415/422
 for bodies) are derived by `_build` from `shared.http.routes` and `shared.tenancy.auth`.

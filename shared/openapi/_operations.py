@@ -377,9 +377,11 @@ OPERATIONS: Mapping[str, Operation] = {
         "Create an agent",
         _AGENTS,
         {"200": Success("The agent, as Mistral made it.", ref("Agent"))},
-        description="409 if one of the caller's agents already has the name.",
+        description="Names may repeat, as at Mistral. 404 if `handoffs` names an agent that"
+        " is not one of the caller's; 409 `agent_busy` while another create of the same name"
+        " is under way.",
         upstream=True,
-        errors=frozenset({409}),
+        errors=frozenset({404, 409}),
         links=_AGENT_LINKS,
     ),
     "agents.list": Operation(

@@ -60,6 +60,7 @@ __all__ = [
     "GatewayError",
     "InvalidJSON",
     "MethodNotAllowed",
+    "NAME_MAX",
     "NOT_BLANK",
     "NotFound",
     "OutsideAllowList",
@@ -216,12 +217,16 @@ WHITESPACE = (
 )
 # A JSON Schema pattern for the text `.strip()` does not empty: what the blank checks allow.
 NOT_BLANK = f"[^{WHITESPACE}]"
+# The longest name (of a key, a tenant) `text_field_problems` takes by default.
+NAME_MAX = 200
 
 
 def text_field_problems(
-    body: Mapping[str, Any], name: str, *, required: bool, max_length: int = 200
+    body: Mapping[str, Any], name: str, *, required: bool, max_length: int | None = None
 ) -> list[dict[str, Any]]:
-    """The problems of a body's non-blank string field of at most `max_length` characters."""
+    """The problems of a body's non-blank string field of at most `max_length` characters
+    (default NAME_MAX)."""
+    max_length = NAME_MAX if max_length is None else max_length
     if name not in body:
         return [field_error(("body", name), "Field required", "missing")] if required else []
     value = body[name]

@@ -45,6 +45,7 @@ from typing import Any
 from shared import cursors
 from shared.db import Conn, Pool
 from shared.errors import (
+    NAME_MAX,
     Conflict,
     Forbidden,
     NotFound,
@@ -83,7 +84,7 @@ __all__ = [
 
 LIMIT_FIELDS = tenants.LIMIT_FIELDS
 ALLOW_LIST_FIELDS = ("allowed_models", "allowed_agents")
-_NAME_MAX = 200
+_NAME_MAX = NAME_MAX
 _LIST_MAX = 1000
 _ALLOW_MAX = 100
 _CURSOR = "keys"
@@ -346,8 +347,8 @@ def openapi_schemas() -> dict[str, Any]:
     limits = tenants.limit_schemas()
     allow_list: Json = {
         "type": "array",
-        "items": {"type": "string", "minLength": 1, "maxLength": 200},
-        "maxItems": 100,
+        "items": {"type": "string", "minLength": 1, "maxLength": _NAME_MAX},
+        "maxItems": _ALLOW_MAX,
         "description": "Empty: no restriction. Agents are ids (aliases and versions are of an"
         " agent); a start, append or restart outside the list is 403.",
     }

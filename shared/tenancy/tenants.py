@@ -251,9 +251,9 @@ def effective_limits(principal: Principal, settings: Settings) -> tuple[Limit, B
 
 def name_schema() -> dict[str, Any]:
     """JSON Schema of a tenant's or key's name, as `text_field_problems` checks it."""
-    from shared.errors import NOT_BLANK
+    from shared.errors import NAME_MAX, NOT_BLANK
 
-    return {"type": "string", "pattern": NOT_BLANK, "maxLength": 200}
+    return {"type": "string", "pattern": NOT_BLANK, "maxLength": NAME_MAX}
 
 
 def limit_schemas() -> dict[str, Any]:

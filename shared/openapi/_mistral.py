@@ -32,6 +32,7 @@ __all__ = [
     "MISTRAL_PREFIX",
     "OPEN_UNIONS",
     "REQUEST_PREFIX",
+    "SERVER_RULES",
     "RESPONSES",
     "Derived",
     "derive",
@@ -51,6 +52,13 @@ RESPONSES: dict[str, str] = {
     "Agent": "Agent",
     "AgentListPage": "AgentListPage",
     "AgentAliasResponse": "AgentAliasResponse",
+}
+# What Mistral's server refuses in a request body that its SDK's models do not say: SDK
+# model -> field -> JSON Schema keywords added to the field (request bodies only). The
+# stand-in refuses the same (devstack/standin/_validate.py); each entry is one found by
+# fuzzing the document against it. Keep this list short: anything here is a hand copy.
+SERVER_RULES: dict[str, dict[str, Json]] = {
+    "CompletionArgs": {"max_tokens": {"minimum": 0}},
 }
 # Unions Mistral grows, open in the document: a known `type` has the SDK's shape for it,
 # another passes (the gateway relays what it does not know). Name -> description.
@@ -145,7 +153,14 @@ def derive(
         for m in dict.fromkeys(request_models)
     ]
     if request_keys:
-        schemas |= _pass(request_keys, REQUEST_PREFIX, closed=True)[1]
+        requests = _pass(request_keys, REQUEST_PREFIX, closed=True)[1]
+        for model, fields in SERVER_RULES.items():
+            target = requests.get(REQUEST_PREFIX + model)
+            if target is not None:
+                properties = target["properties"]
+                for name, rule in fields.items():
+                    properties[name] = {**properties[name], **rule}
+        schemas |= requests
     return Derived(schemas, queries)
 
 

@@ -43,7 +43,7 @@ from datetime import datetime
 from typing import Any
 
 from shared import cursors
-from shared.db import Conn, Pool
+from shared.db import Conn, Pool, text_array
 from shared.errors import (
     NAME_MAX,
     Conflict,
@@ -220,7 +220,7 @@ def _check_agents(conn: Conn, owner: str, agent_ids: list[str]) -> None:
         "SELECT id FROM agents WHERE owner_id = :owner AND status = 'active'"
         " AND id = ANY(CAST(:ids AS text[]))",
         owner=owner,
-        ids=agent_ids,
+        ids=text_array(agent_ids),
     )
     missing = sorted(set(agent_ids) - {r["id"] for r in rows})
     if missing:
@@ -309,7 +309,7 @@ def update(pool: Pool, caller: Principal, key_id: str, fields: Mapping[str, Any]
             " allowed_agents = CAST(:allowed_agents AS text[])"
             " WHERE id = :id",
             id=key_id,
-            **{**merged, **{n: list(merged[n] or []) for n in ALLOW_LIST_FIELDS}},
+            **{**merged, **{n: text_array(merged[n] or []) for n in ALLOW_LIST_FIELDS}},
         )
         changed = {k: v for k, v in fields.items() if current[k] != v}
         audit.record(conn, "key.update", key_id, tenant_id=current["owner_id"], changes=changed)
@@ -352,6 +352,8 @@ def openapi_schemas() -> dict[str, Any]:
         "description": "Empty: no restriction. Agents are ids (aliases and versions are of an"
         " agent); a start, append or restart outside the list is 403.",
     }
+    # A request may send null for an allow-list: no restriction, as an empty one.
+    allow_list_in: Json = {**allow_list, "type": ["array", "null"]}
     key = obj(
         {
             "object": const("gateway.key"),
@@ -413,8 +415,8 @@ def openapi_schemas() -> dict[str, Any]:
                 " tenant: operators only (an admin gets 404).",
             },
             **limits,
-            "allowed_models": allow_list,
-            "allowed_agents": allow_list,
+            "allowed_models": allow_list_in,
+            "allowed_agents": allow_list_in,
         },
         ("name", "role"),
         additionalProperties=False,
@@ -438,8 +440,8 @@ def openapi_schemas() -> dict[str, Any]:
         {
             "name": key_name,
             **limits,
-            "allowed_models": allow_list,
-            "allowed_agents": allow_list,
+            "allowed_models": allow_list_in,
+            "allowed_agents": allow_list_in,
         },
         additionalProperties=False,
         description="Only the fields given change; unknown fields are refused (422).",

@@ -126,3 +126,23 @@ def test_a_mistral_entry_may_not_write_its_own_body() -> None:
     specs["agents.create"] = dataclasses.replace(specs["agents.create"], body={"type": "object"})
     with pytest.raises(LookupError, match=r"agents\.create"):
         build(None, specs)
+
+
+def test_request_bodies_are_what_the_sdk_sends_and_mistral_takes() -> None:
+    """In request bodies an open enum is closed, a tag is required, and Mistral's own rules
+    (SERVER_RULES) apply; the same models on the response side stay as open as the SDK."""
+    from shared.openapi import document
+
+    doc = document()
+    body = _validator(doc, "/components/schemas/ConversationRequest")
+    ok = {"model": "m", "inputs": [{"type": "message.input", "role": "user", "content": "hi"}]}
+    assert body.is_valid(ok)
+    assert not body.is_valid({**ok, "inputs": [{**ok["inputs"][0], "role": "robot"}]})
+    untagged = {"role": "user", "content": "hi"}
+    assert not body.is_valid({**ok, "inputs": [untagged]})
+    assert not body.is_valid({**ok, "completion_args": {"max_tokens": -1}})
+    assert body.is_valid({**ok, "completion_args": {"max_tokens": 0}})
+    entry = _validator(doc, "/components/schemas/Mistral.MessageInputEntry")
+    assert entry.is_valid({"type": "message.input", "role": "robot", "content": "hi"})
+    args = _validator(doc, "/components/schemas/Mistral.CompletionArgs")
+    assert args.is_valid({"max_tokens": -1})

@@ -343,7 +343,7 @@ def _operation(route: routes.Route, spec: Operation, table: tuple[routes.Route, 
     if spec.body is not None:
         content = spec.body_content or {_JSON: spec.body}
         operation["requestBody"] = {
-            "required": True,
+            "required": spec.body_required,
             "content": {media: {"schema": schema} for media, schema in content.items()},
         }
     operation["responses"] = _responses(route, spec)

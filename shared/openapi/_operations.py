@@ -60,6 +60,8 @@ class Operation:
     errors: frozenset[int] = frozenset()
     # False: only `responses` (an internal route whose answers are its own).
     derived_errors: bool = True
+    # False: the body may be left out (`gateway.keys.rotate`: no grace window).
+    body_required: bool = True
     # The body's schema per media type, when it is not only `application/json`. A Mistral
     # route's body is never written here: `_build` derives it from the SDK's request models.
     body_content: Mapping[str, Json] | None = None
@@ -514,6 +516,7 @@ OPERATIONS: Mapping[str, Operation] = {
         },
         description="409 for a revoked key. The body is optional (no grace window).",
         body=ref("RotateKeyRequest"),
+        body_required=False,
         errors=frozenset({409}),
     ),
     "gateway.usage": Operation(

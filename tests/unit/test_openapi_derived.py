@@ -146,3 +146,18 @@ def test_request_bodies_are_what_the_sdk_sends_and_mistral_takes() -> None:
     assert entry.is_valid({"type": "message.input", "role": "robot", "content": "hi"})
     args = _validator(doc, "/components/schemas/Mistral.CompletionArgs")
     assert args.is_valid({"max_tokens": -1})
+
+
+def test_only_the_rotate_body_may_be_left_out() -> None:
+    """Rotating a key takes no body (no grace window); every other body is required."""
+    from shared.openapi import document
+
+    bodies = {
+        (method, path): operation["requestBody"]["required"]
+        for path, item in document()["paths"].items()
+        for method, operation in item.items()
+        if "requestBody" in operation
+    }
+    assert {k for k, required in bodies.items() if not required} == {
+        ("post", "/gateway/v1/keys/{key_id}/rotate")
+    }

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from werkzeug.serving import WSGIRequestHandler
 
@@ -187,7 +187,10 @@ class Router:
             return [mapped.body]
         function = found.route.function
         query = environ.get("QUERY_STRING")
-        target = path + (f"?{query}" if query else "")
+        # The path as it came, percent-encoded again (the WSGI server decoded it): a decoded
+        # control character would not fit in the request line to the function (a 502 where
+        # the load balancer, which forwards the encoded path, gets the function's 404).
+        target = quote(path, safe="/:@!$&'()*+,;=~") + (f"?{query}" if query else "")
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:

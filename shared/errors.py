@@ -62,6 +62,8 @@ __all__ = [
     "InvalidJSON",
     "MethodNotAllowed",
     "NotExposed",
+    "NAME_MAX",
+    "NOT_BLANK",
     "NotFound",
     "OutsideAllowList",
     "PayloadTooLarge",
@@ -75,6 +77,7 @@ __all__ = [
     "UpstreamTimeout",
     "UpstreamUnavailable",
     "ValidationFailed",
+    "WHITESPACE",
     "error_response",
     "extra_field_problems",
     "field_error",
@@ -221,10 +224,24 @@ def field_error(loc: tuple[str | int, ...], msg: str, kind: str) -> dict[str, An
     return {"loc": list(loc), "msg": msg, "type": kind}
 
 
+# The characters Python's str.isspace() (so str.strip()) treats as white space, spelled out
+# for JSON Schema patterns (regex `\s` differs between engines: U+001C-U+001F, U+FEFF).
+WHITESPACE = (
+    "\\u0009-\\u000d\\u001c-\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a"
+    "\\u2028\\u2029\\u202f\\u205f\\u3000"
+)
+# A JSON Schema pattern for the text `.strip()` does not empty: what the blank checks allow.
+NOT_BLANK = f"[^{WHITESPACE}]"
+# The longest name (of a key, a tenant) `text_field_problems` takes by default.
+NAME_MAX = 200
+
+
 def text_field_problems(
-    body: Mapping[str, Any], name: str, *, required: bool, max_length: int = 200
+    body: Mapping[str, Any], name: str, *, required: bool, max_length: int | None = None
 ) -> list[dict[str, Any]]:
-    """The problems of a body's non-blank string field of at most `max_length` characters."""
+    """The problems of a body's non-blank string field of at most `max_length` characters
+    (default NAME_MAX)."""
+    max_length = NAME_MAX if max_length is None else max_length
     if name not in body:
         return [field_error(("body", name), "Field required", "missing")] if required else []
     value = body[name]

@@ -151,7 +151,7 @@ class Resources:
         record = {
             "id": str(uuid.uuid4()),
             "object": "file",
-            "size_bytes": len(data),
+            "bytes": len(data),  # the wire name of the SDK's size_bytes
             "created_at": created,
             "filename": filename,
             "purpose": purpose,

@@ -146,6 +146,30 @@ def _require_handoffs(conn: Conn, owner: str, request: Mapping[str, Any]) -> Non
     check_owned(conn, owner, "library", library_ids_in_tools(request.get("tools")))
 
 
+def body_rules() -> dict[str, dict[str, Any]]:
+    """Operation -> what `parse_create` and `parse_update` refuse beyond Mistral's schema, as
+    JSON Schema (the OpenAPI document combines it with the SDK's request model)."""
+    from shared.errors import NOT_BLANK
+
+    name = {"type": "string", "pattern": NOT_BLANK, "description": "Not blank."}
+    handoffs = {"type": ["array", "null"], "items": {"type": "string"}}
+    return {
+        "agents.create": {
+            "type": "object",
+            "properties": {"model": name, "name": name, "handoffs": handoffs},
+            "required": ["model", "name"],
+        },
+        "agents.update": {
+            "type": "object",
+            "properties": {
+                "model": {**name, "type": ["string", "null"]},
+                "name": {**name, "type": ["string", "null"]},
+                "handoffs": handoffs,
+            },
+        },
+    }
+
+
 def parse_create(body: dict[str, Any]) -> dict[str, Any]:
     """Check the fields the gateway itself relies on (name, model, handoffs); Mistral checks
     the rest."""

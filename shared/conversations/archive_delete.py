@@ -127,3 +127,23 @@ def set_archived(pool: Pool, owner: str, conversation_id: str, archived: bool) -
         action = "conversation.archive" if archived else "conversation.unarchive"
         audit.record(conn, action, conversation_id, tenant_id=owner)
     return {"object": "gateway.conversation", "id": row["id"], "status": row["status"]}
+
+
+def openapi_schemas() -> dict[str, Any]:
+    """This module's wire shapes as JSON Schema, by the OpenAPI document's component name
+    (only the document calls it)."""
+    from shared.reads._query import CONVERSATION_STATUSES
+    from shared.shapes import STRING, const, enum, obj
+
+    archived = obj(
+        {
+            "object": const("gateway.conversation"),
+            "id": STRING,
+            "status": enum(*CONVERSATION_STATUSES),
+        },
+        ("object", "id", "status"),
+    )
+
+    return {
+        "ConversationStatus": archived,
+    }

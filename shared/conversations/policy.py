@@ -25,7 +25,16 @@ from shared.errors import ConfigError, ValidationFailed, field_error
 
 _events = logging.getLogger("gateway.events")
 
-__all__ = ["DEFAULT_PATTERNS", "InputPolicy", "PolicyHit", "Rule", "log_hit"]
+__all__ = [
+    "CONTROL_CHARS",
+    "DEFAULT_PATTERNS",
+    "InputPolicy",
+    "PolicyHit",
+    "Rule",
+    "TEXT_PATHS",
+    "text_schema",
+    "log_hit",
+]
 
 REDACTED = "[redacted]"
 ACTIONS = ("log", "redact", "reject")
@@ -36,8 +45,10 @@ DEFAULT_PATTERNS = (
     {"pattern": "system override", "action": "log"},
     {"pattern": "admin mode", "action": "log"},
 )
-# C0 and C1 controls but tab, newline and carriage return, and DEL.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# C0 and C1 controls but tab, newline and carriage return, and DEL: a character class's
+# inside, valid both for Python's re and as a JSON Schema (ECMA-262) pattern.
+CONTROL_CHARS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+_CONTROL = re.compile(f"[{CONTROL_CHARS}]")
 
 
 @dataclass(frozen=True)
@@ -210,6 +221,29 @@ def _texts(body: dict[str, Any]) -> Iterator[tuple[tuple[str | int, ...], str, S
                 for j, chunk in enumerate(field):
                     if isinstance(chunk, dict) and isinstance(chunk.get("text"), str):
                         yield (*loc, i, key, j, "text"), chunk["text"], _setter(chunk, "text")
+
+
+# Where `_texts` finds user text in a body, as paths ("*": each item of a list). The
+# document puts `text_schema` on the strings at these paths; a test checks both agree.
+TEXT_PATHS: tuple[tuple[str, ...], ...] = (
+    ("inputs",),
+    ("inputs", "*", "content"),
+    ("inputs", "*", "content", "*", "text"),
+    ("inputs", "*", "result"),
+    ("inputs", "*", "result", "*", "text"),
+)
+
+
+def text_schema(max_chars: int) -> dict[str, Any]:
+    """What `apply` refuses in one piece of user text under the default policy (control
+    characters rejected), as JSON Schema (the limit is on all the text together; one
+    schema cannot sum them, so it bounds each piece)."""
+    return {
+        "pattern": f"^[^{CONTROL_CHARS}]*$",
+        "maxLength": max_chars,
+        "description": "User text: no control characters but tab, newline and carriage"
+        f" return; at most {max_chars} characters in all the inputs' text together.",
+    }
 
 
 def _setter(container: dict[str, Any], key: str) -> Setter:

@@ -161,6 +161,73 @@ _APPEND: dict[str, tuple[type, ...]] = {
 _RESTART: dict[str, tuple[type, ...]] = {**_COMMON, "from_entry_id": (str,), "agent_id": (str,)}
 
 
+_JSON_TYPES = {str: "string", list: "array", dict: "object", bool: "boolean", int: "integer"}
+
+
+def body_rules() -> dict[str, dict[str, Any]]:
+    """Operation -> what `build_turn` refuses beyond Mistral's schema, as JSON Schema (the
+    OpenAPI document combines it with the SDK's request model). Built from the same type
+    tables and input policy `build_turn` checks with; only the document calls it.
+
+    Why `build_turn` checks by hand instead of validating with the SDK's pydantic models:
+    `TypeAdapter(ConversationRequest).validate_json` costs ~83 us per body where
+    `build_turn` costs ~17 us, and importing the models ~650 ms at a cold start (measured
+    on the 2-core dev machine, best of 5 x 20,000); Mistral validates the body anyway. The
+    hand checks are proven equal to the document's schema (the SDK model's with these
+    rules) on a corpus by tests/unit/test_body_rules.py.
+    """
+    from shared.config import Settings
+    from shared.conversations.policy import TEXT_PATHS, text_schema
+
+    def rules(spec: dict[str, tuple[type, ...]], *required: str, **extra: Any) -> dict[str, Any]:
+        properties: dict[str, Any] = {}
+        for name, kinds in spec.items():
+            types = [_JSON_TYPES[kind] for kind in kinds]
+            properties[name] = {"type": types if name in required else [*types, "null"]}
+        properties["inputs"]["items"] = {"type": "object"}
+        properties["handoff_execution"]["enum"] = list(_HANDOFFS)
+        return {
+            "type": "object",
+            "properties": properties,
+            "required": list(required),
+            # The input policy's text rule, put by the document on every string at these paths.
+            "x-text": {"paths": [list(p) for p in TEXT_PATHS], "schema": text},
+            **extra,
+        }
+
+    text = text_schema(Settings.max_input_chars)
+
+    exactly_one = [
+        {"required": [one], "properties": {one: {"type": "string"}, other: {"type": "null"}}}
+        for one, other in (("model", "agent_id"), ("agent_id", "model"))
+    ]
+    confirmations = {"type": "array", "minItems": 1}
+    return {
+        "conversations.start": rules(
+            _START,
+            "inputs",
+            oneOf=exactly_one,
+            description="Exactly one of `model` and `agent_id`.",
+        ),
+        "conversations.append": rules(
+            _APPEND,
+            anyOf=[
+                {"required": ["inputs"], "properties": {"inputs": {"not": {"type": "null"}}}},
+                {
+                    "required": ["tool_confirmations"],
+                    "properties": {"tool_confirmations": confirmations},
+                },
+            ],
+            description="`inputs`, or a non-empty `tool_confirmations`, or both.",
+        ),
+        "conversations.restart": rules(_RESTART, "from_entry_id"),
+    }
+
+
+# The values `handoff_execution` may take (None: left out).
+_HANDOFFS = ("client", "server", None)
+
+
 def build_turn(
     policy: InputPolicy,
     operation: str,
@@ -205,7 +272,7 @@ def build_turn(
                         ("body", "inputs", i), "Input should be an entry object", "dict_type"
                     )
                 )
-    if body.get("handoff_execution") not in (None, "client", "server"):
+    if body.get("handoff_execution") not in _HANDOFFS:
         problems.append(
             field_error(
                 ("body", "handoff_execution"), "Input should be 'client' or 'server'", "enum"

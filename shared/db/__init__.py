@@ -2,7 +2,7 @@
 
 from shared.db._connect import connector_for
 from shared.db._in_progress import InProgress, in_progress
-from shared.db._pool import DATABASE_ERRORS, Conn, Pool, db_unavailable
+from shared.db._pool import DATABASE_ERRORS, Conn, Pool, db_unavailable, text_array
 
 __all__ = [
     "DATABASE_ERRORS",
@@ -12,4 +12,5 @@ __all__ = [
     "connector_for",
     "db_unavailable",
     "in_progress",
+    "text_array",
 ]

@@ -239,3 +239,14 @@ class Pool:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+
+
+def text_array(values: list[str] | tuple[str, ...]) -> str:
+    """A PostgreSQL text[] literal of `values`, for `CAST(:param AS text[])`.
+
+    pg8000 leaves an element spelled `null` (any case but `NULL`) unquoted, so PostgreSQL
+    reads it as NULL: an allow-list entry "null" came back as JSON null. Here every element
+    is quoted, so each is the text it was.
+    """
+    quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
+    return "{" + ",".join(quoted) + "}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import flask
 
@@ -48,3 +49,30 @@ def health(ctx: Context) -> flask.Response:
     }
     headers = {} if ok else {"Retry-After": "5"}
     return json_response(body, 200 if ok else 503, headers)
+
+
+def openapi_schemas() -> dict[str, Any]:
+    """This module's wire shapes as JSON Schema, by the OpenAPI document's component name
+    (only the document calls it)."""
+    from shared.shapes import BOOL, NUMBER, STRING, enum, obj, ref
+
+    check = obj(
+        {"ok": BOOL, "latency_ms": NUMBER, "error": STRING},
+        ("ok",),
+    )
+    health = obj(
+        {
+            "status": enum("ok", "unavailable"),
+            "function": STRING,
+            "database": ref("DependencyCheck"),
+            "redis": ref("DependencyCheck"),
+            "circuit": enum("closed", "open", "half_open"),
+            "rate_limit_failure_mode": enum("fail-open", "fail-closed"),
+        },
+        ("status", "function", "database", "redis", "circuit", "rate_limit_failure_mode"),
+    )
+
+    return {
+        "Health": health,
+        "DependencyCheck": check,
+    }

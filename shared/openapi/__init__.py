@@ -6,17 +6,20 @@
 
 How the pieces fit:
 
-    _schemas      Mistral's wire shapes (shared/reference/mistral-wire-contract.md) and the
-                  gateway's own, as small named JSON Schemas
+    _mistral      Mistral's shapes, requests and responses, from the SDK's pydantic models
+    _schemas      the stream's framing and the error bodies, and the gateway's own routes'
+                  shapes collected from the modules that serve them (`openapi_schemas()`)
     _operations   per operation id (= `Route.operation`): summary, query and header
-                  parameters, request body, success responses, particular errors
+                  parameters, success responses, particular errors; a Mistral route
+                  needs no entry (it is derived from `shared.surface`'s SDK operation)
     _build        one path item per route of `shared.http.routes.ROUTES`; security and roles from
                   `shared.tenancy.auth`; errors every operation of a kind shares derived
-                  from the route
+                  from the route; Mistral bodies with the gateway's `body_rules` folded in
 
 Because `_build` walks the route table, the document's methods and paths are the table's;
-a route whose operation has no `_operations` entry fails the build (and
-tests/unit/test_openapi.py), so a new route cannot ship undocumented.
+a gateway route whose operation has no `_operations` entry, or a Mistral route the SDK
+has no operation for, fails the build (and tests/unit/test_openapi_document.py), so a new
+route cannot ship undocumented.
 """
 
 from __future__ import annotations

@@ -6,27 +6,41 @@ balancer answers them 404/405), so a client reading the document never meets the
 
 The route table gives each operation's method, path, path parameters and function;
 the permission table (`shared.tenancy.auth`) its security and roles; `_operations` the rest.
-A route whose operation has no entry in `_operations.OPERATIONS` fails the build,
-so a route cannot be added without being documented.
+
+A Mistral route (`Route.mistral`) is documented from the SDK's operation on its method and
+path (`shared.surface`, sdk_operations.json): its request body is always the SDK's request
+model (a `#stream` variant's model as an alternative), combined with what the gateway
+refuses beyond it (`BODY_RULES`, defined beside the validation code that refuses it).
+Without an entry in `_operations.OPERATIONS` the whole entry is derived: summary and tag
+from the SDK's operation name, query parameters from its parameters model, 200 from its
+response model (an event stream too when it streams), a multipart body for a multipart
+request. A gateway route (under /gateway/v1) without an entry fails the build, as does a
+Mistral route the SDK has no operation for, so a route cannot ship undocumented.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.http import routes
-from shared.openapi._mistral import response_schemas, sdk_version
+from shared.openapi._mistral import MISTRAL_PREFIX, REQUEST_PREFIX, derive, sdk_version
 from shared.openapi._operations import OPERATIONS, Operation, Success
 from shared.openapi._schemas import SCHEMAS, Json, ref
+
+if TYPE_CHECKING:
+    from shared.surface import SdkOperation
 from shared.tenancy.auth import OPERATION_PERMISSIONS, PUBLIC_OPERATIONS, ROLE_PERMISSIONS
 from shared.tenancy.keys import KEY_PREFIX
 
-__all__ = ["FRONT_DOOR", "build", "is_authenticated", "operation_id"]
+__all__ = ["FRONT_DOOR", "build", "derived_refusals", "is_authenticated", "operation_id"]
 
 _JSON = "application/json"
 _SSE = "text/event-stream"
+_MULTIPART = "multipart/form-data"
+_SCHEMAS = "#/components/schemas/"
 # Ids the gateway and Mistral hand out. The route table routes any URL-safe segment;
 # an id of other characters is simply not found.
 _ID = {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[A-Za-z0-9_-]+$"}
@@ -249,7 +263,7 @@ def _success(success: Success, authenticated: bool) -> Json:
     if success.schema is not None:
         response["content"] = {m: {"schema": success.schema} for m in success.media_types}
         if success.stream:
-            response["content"][_SSE] = {"schema": ref("ServerSentEvent")}
+            response["content"][_SSE] = {"schema": success.events or ref("ServerSentEvent")}
     return response
 
 
@@ -329,7 +343,7 @@ def _operation(route: routes.Route, spec: Operation, table: tuple[routes.Route, 
     if spec.body is not None:
         content = spec.body_content or {_JSON: spec.body}
         operation["requestBody"] = {
-            "required": True,
+            "required": spec.body_required,
             "content": {media: {"schema": schema} for media, schema in content.items()},
         }
     operation["responses"] = _responses(route, spec)
@@ -346,34 +360,259 @@ def _operation(route: routes.Route, spec: Operation, table: tuple[routes.Route, 
     return operation
 
 
+def body_rules() -> dict[str, Json]:
+    """Operation -> what the gateway refuses in its body beyond Mistral's schema (JSON
+    Schema), read from the modules whose validation refuses it."""
+    from shared.agents.operations import body_rules as agents
+    from shared.conversations.turns import body_rules as turns
+
+    return {**turns(), **agents()}
+
+
+def _sdk_operations(route: routes.Route) -> list[SdkOperation]:
+    """The SDK's operations on the route's method and path: the plain one first."""
+    from shared.surface import operations
+
+    found = [o for o in operations() if o.method == route.method and o.path == route.template]
+    return sorted(found, key=lambda o: o.variant is not None)
+
+
+def _stream_frame(model: str | None) -> Json:
+    data: Json = {"type": "string"}
+    if model is not None:
+        data |= {"contentMediaType": _JSON, "contentSchema": ref(MISTRAL_PREFIX + model)}
+    return {
+        "type": "object",
+        "description": "One server-sent event; `data` holds the JSON of one event.",
+        "properties": {"event": {"type": "string"}, "data": data},
+        "required": ["data"],
+    }
+
+
+def _derived_success(sdk: list[SdkOperation]) -> tuple[str, Success]:
+    plain = sdk[0]
+    streamed = next((o for o in sdk if o.streams), None)
+    # A stream variant names its events' model; a plain operation that streams does not.
+    events_model = streamed.response_model if streamed and streamed is not plain else None
+    events = _stream_frame(events_model)
+    status = str(plain.success_status)
+    if plain.response_model is None:
+        if status == "204":
+            return status, Success("Done. No body.")
+        if plain.response_scalar is not None:
+            scalar: Json = {"type": "string"} if plain.response_scalar == "str" else {}
+            return status, Success("Mistral's answer, relayed as it came.", scalar)
+        return status, Success(
+            "Mistral's answer, relayed as it came.", {}, media_types=("application/octet-stream",)
+        )
+    schema = ref(MISTRAL_PREFIX + plain.response_model)
+    if plain.response_list:
+        schema = {"type": "array", "items": schema}
+    description = "Mistral's answer, relayed as it came"
+    if streamed is not None:
+        description += '; with `"stream": true` an event stream'
+    return status, Success(description + ".", schema, stream=streamed is not None, events=events)
+
+
+def derived_refusals(route: routes.Route) -> frozenset[int]:
+    """What the gateway itself refuses on a Mistral route without an entry, beyond what
+    its path and roles imply: a key's allow-list (403) on a metered call or a model read,
+    and a referenced agent or file that is not the tenant's (404)."""
+    sdk = _sdk_operations(route)
+    if not sdk:
+        return frozenset()
+    plain = sdk[0]
+    if plain.treatment == "metered":
+        return frozenset({403, 404})
+    if plain.name == "models.retrieve":
+        return frozenset({403})
+    if plain.name == "batch.jobs.create":
+        return frozenset({404})
+    return frozenset()
+
+
+def _derived_operation(
+    route: routes.Route, sdk: list[SdkOperation], queries: Mapping[str, tuple[Json, ...]]
+) -> Operation:
+    """A Mistral route's whole entry, from the SDK's operation alone."""
+    plain = sdk[0]
+    name = plain.name.removeprefix("beta.")
+    status, success = _derived_success(sdk)
+    return Operation(
+        summary=f"Mistral's {name}",
+        tag=name.split(".")[0].capitalize(),
+        responses={status: success},
+        description=f"Mistral's `{plain.operation_id}`, as the SDK's `{plain.name}` calls it.",
+        query=queries.get(plain.parameters_model or "", ()),
+        upstream=True,
+        errors=derived_refusals(route),
+    )
+
+
+def _body(
+    sdk: list[SdkOperation], rules: Json | None, schemas: Mapping[str, Json]
+) -> tuple[str, Json, Mapping[str, Json]] | None:
+    """The route's body: (component name, its schema, content by media type).
+
+    The SDK's request model; with a `#stream` variant that differs only in some fields
+    (`stream`), one object whose differing fields take either; with the gateway's rules, the
+    rules folded in field by field and their text rule put on the strings it covers. One
+    object, not an `allOf` of the SDK's model and the rules: a generator (schemathesis) then
+    draws valid bodies directly instead of drawing the SDK's and discarding most.
+    """
+    models = list(dict.fromkeys(o.request_model for o in sdk if o.request_model is not None))
+    if not models:
+        return None
+    options = [ref(REQUEST_PREFIX + m) for m in models]
+    schema = _merged([_resolved(o, schemas) for o in options]) if len(options) > 1 else None
+    if schema is None:
+        schema = options[0] if len(options) == 1 else {"anyOf": options}
+    description = f"The SDK's `{models[0]}`"
+    if len(options) > 1:
+        description += f" (or, to stream, `{models[-1]}`)"
+    if rules is not None:
+        schema = _with_rules(_resolved(schema, schemas), rules, schemas)
+        description += ", with what the gateway refuses beyond it"
+    schema = {**schema, "description": description + "."}
+    media = _MULTIPART if sdk[0].request_kind == "multipart" else _JSON
+    return models[0], schema, {media: ref(models[0])}
+
+
+def _resolved(node: Json, schemas: Mapping[str, Json]) -> Json:
+    """`node` with a top-level `$ref` to a component replaced by a copy of the component."""
+    while "$ref" in node and node["$ref"].startswith(_SCHEMAS):
+        target = schemas[node["$ref"].removeprefix(_SCHEMAS)]
+        node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+    return dict(node)
+
+
+def _merged(variants: list[Json]) -> Json | None:
+    """One object for variants with the same fields: a field whose schemas differ takes any
+    of them. None when they are not such objects."""
+    fields = [tuple(v.get("properties", {})) for v in variants]
+    rest = [{k: v for k, v in o.items() if k not in ("properties", "required")} for o in variants]
+    if not fields[0] or any(f != fields[0] for f in fields) or any(r != rest[0] for r in rest):
+        return None
+    properties = {}
+    for name in fields[0]:
+        found: list[Json] = []
+        for variant in variants:
+            if variant["properties"][name] not in found:
+                found.append(variant["properties"][name])
+        properties[name] = found[0] if len(found) == 1 else {"anyOf": found}
+    required = [
+        r
+        for r in variants[0].get("required", [])
+        if all(r in v.get("required", []) for v in variants)
+    ]
+    merged: Json = {**rest[0], "properties": properties}
+    if required:
+        merged["required"] = required
+    return merged
+
+
+def _with_rules(base: Json, rules: Json, schemas: Mapping[str, Json]) -> Json:
+    """The SDK's object with the gateway's rules folded in: each field's rule beside the
+    field's schema, required fields joined, the rules' combinators added, and the text rule
+    (`x-text`) put on every string at its paths."""
+    rules = dict(rules)
+    text = rules.pop("x-text", None)
+    properties = dict(base.get("properties", {}))
+    for name, rule in rules.pop("properties", {}).items():
+        properties[name] = {"allOf": [properties[name], rule]} if name in properties else rule
+    out = {**base, "properties": properties}
+    required = list(dict.fromkeys([*base.get("required", []), *rules.pop("required", [])]))
+    if required:
+        out["required"] = required
+    for key, value in rules.items():
+        if key in out and key in ("oneOf", "anyOf", "allOf"):
+            out["allOf"] = [*out.get("allOf", []), {key: value}]
+        else:
+            out[key] = value
+    if text is not None:
+        for path in text["paths"]:
+            out = _refine(out, tuple(path), text["schema"], schemas)
+    return out
+
+
+def _refine(node: Json, path: tuple[str, ...], leaf: Json, schemas: Mapping[str, Json]) -> Json:
+    """`node` with `leaf` added to every string schema at `path` ("*": a list's items).
+    References along the path are copied in, so the components themselves stay as the SDK
+    has them (responses share them)."""
+    node = _resolved(node, schemas)
+    node.pop("discriminator", None)  # its mapping names the unrefined components
+    for key in ("anyOf", "oneOf", "allOf"):
+        if key in node:
+            node[key] = [_refine(option, path, leaf, schemas) for option in node[key]]
+    if not path:
+        return {**node, **leaf} if node.get("type") == "string" else node
+    head, rest = path[0], path[1:]
+    if head == "*" and isinstance(node.get("items"), dict):
+        node["items"] = _refine(node["items"], rest, leaf, schemas)
+    elif head in node.get("properties", {}):
+        node["properties"] = {
+            **node["properties"],
+            head: _refine(node["properties"][head], rest, leaf, schemas),
+        }
+    return node
+
+
 def build(
     table: tuple[routes.Route, ...] | None = None,
     specs: Mapping[str, Operation] = OPERATIONS,
 ) -> Json:
     """The whole document for a route table (the front door's by default), as JSON-ready data.
 
-    Raises LookupError when the table and the operation entries disagree: a route whose
-    operation has no entry, or an entry no route uses any more. Routes that are not public
-    are left out: they have no entry.
+    Raises LookupError when the table and the operation entries disagree: a gateway route
+    without an entry, a Mistral route the SDK has no operation for, an entry no route uses
+    any more, or a Mistral entry that writes its own body. Routes that are not public are
+    left out: they have no entry.
     """
     table = FRONT_DOOR if table is None else tuple(r for r in table if r.public)
     used = {r.operation for r in table}
-    missing, stale = sorted(used - set(specs)), sorted(set(specs) - used)
-    if missing or stale:
+    sdk = {r.operation: _sdk_operations(r) for r in table if r.mistral}
+    missing = sorted(
+        r.operation for r in table if r.operation not in specs and not sdk.get(r.operation)
+    )
+    stale = sorted(set(specs) - used)
+    handwritten = sorted(o for o in sdk if o in specs and specs[o].body is not None)
+    if missing or stale or handwritten:
         raise LookupError(
             f"OpenAPI entries out of step with the route table: routes without an entry"
-            f" {missing}, entries without a route {stale}"
+            f" {missing}, entries without a route {stale}, Mistral bodies written by hand"
+            f" {handwritten}"
         )
+    found = [o for ops in sdk.values() for o in ops]
+    derived = derive(
+        [o.response_model for o in found if o.response_model is not None],
+        [o.parameters_model for ops in sdk.values() for o in ops[:1] if o.parameters_model],
+        [o.request_model for o in found if o.request_model is not None],
+    )
+    schemas: dict[str, Json] = dict(derived.schemas)
+    rules = body_rules()
+    resolved: dict[str, Operation] = {}
+    for route in table:
+        operation = route.operation
+        ops = sdk.get(operation)
+        if not ops:
+            resolved[operation] = specs[operation]
+            continue
+        spec = specs.get(operation) or _derived_operation(route, ops, derived.queries)
+        body = _body(ops, rules.get(operation), schemas)
+        if body is not None:
+            name, schema, content = body
+            schemas[name] = schema
+            spec = dataclasses.replace(spec, body=ref(name), body_content=content)
+        resolved[operation] = spec
+    clash = sorted(set(schemas) & set(SCHEMAS))
+    if clash:
+        raise LookupError(f"schemas both derived from the SDK and written by hand: {clash}")
     paths: dict[str, dict[str, Any]] = {}
     for route in table:
         paths.setdefault(route.template, {})[route.method.lower()] = _operation(
-            route, specs[route.operation], table
+            route, resolved[route.operation], table
         )
-    tags = sorted({spec.tag for spec in specs.values()})
-    derived = response_schemas()
-    clash = sorted(set(derived) & set(SCHEMAS))
-    if clash:
-        raise LookupError(f"schemas both derived from the SDK and written by hand: {clash}")
+    tags = sorted({spec.tag for spec in resolved.values()})
     return {
         "openapi": "3.1.0",
         "info": {
@@ -398,6 +637,6 @@ def build(
             "parameters": _shared_parameters(table),
             "headers": _HEADERS,
             "responses": _error_responses(),
-            "schemas": {**SCHEMAS, **derived},
+            "schemas": {**SCHEMAS, **schemas},
         },
     }

@@ -2,7 +2,10 @@
 
 Only what the route table and the permission table cannot say lives here: a
 summary, the query and header parameters, the request body, the success
-responses and the errors particular to the operation. Methods, paths, path
+responses and the errors particular to the operation. A Mistral route needs no
+entry (`_build` derives it from the SDK's operation); one that has an entry here
+says what the gateway does beyond Mistral (answered from its database, links,
+conflicts), never the body, which is always the SDK's request model. Methods, paths, path
 parameters, security, roles and the errors every operation of a kind shares
 (401/403/429 for authenticated ones, 404 for paths with ids, 400/413/415/422
 for bodies) are derived by `_build` from `shared.http.routes` and `shared.tenancy.auth`.
@@ -13,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from shared.openapi._schemas import WHITESPACE, Json, ref
+from shared.errors import WHITESPACE
+from shared.openapi._schemas import Json, ref
 from shared.reads import MAX_PAGE_SIZE
 from shared.reads._query import BATCH_ITEM_STATUSES, CONVERSATION_STATUSES
 from shared.tenancy.audit import ACTIONS
@@ -37,6 +41,8 @@ class Success:
     headers: tuple[str, ...] = ()
     # The media types the body may come as (the console's files are not JSON).
     media_types: tuple[str, ...] = ("application/json",)
+    # With `stream`: the schema of one event (default: a ServerSentEvent of the conversation).
+    events: Json | None = None
 
 
 @dataclass(frozen=True)
@@ -54,7 +60,10 @@ class Operation:
     errors: frozenset[int] = frozenset()
     # False: only `responses` (an internal route whose answers are its own).
     derived_errors: bool = True
-    # The body's schema per media type, when it is not only `application/json`.
+    # False: the body may be left out (`gateway.keys.rotate`: no grace window).
+    body_required: bool = True
+    # The body's schema per media type, when it is not only `application/json`. A Mistral
+    # route's body is never written here: `_build` derives it from the SDK's request models.
     body_content: Mapping[str, Json] | None = None
     links: Mapping[str, Json] = field(default_factory=dict)
 
@@ -243,7 +252,6 @@ OPERATIONS: Mapping[str, Operation] = {
         {"200": _TURN},
         description=_TURN_DESCRIPTION,
         headers=(_IDEMPOTENCY_KEY,),
-        body=ref("ConversationRequest"),
         upstream=True,
         # 404: an `agent_id` that is not one of the caller's agents; 409: Idempotency-Key.
         errors=frozenset({404, 409}),
@@ -255,7 +263,6 @@ OPERATIONS: Mapping[str, Operation] = {
         {"200": _TURN},
         description=_TURN_DESCRIPTION,
         headers=(_IDEMPOTENCY_KEY,),
-        body=ref("ConversationAppendRequest"),
         upstream=True,
         errors=frozenset({409}),
     ),
@@ -265,7 +272,6 @@ OPERATIONS: Mapping[str, Operation] = {
         {"200": _TURN},
         description=_TURN_DESCRIPTION + " The answer names a new conversation.",
         headers=(_IDEMPOTENCY_KEY,),
-        body=ref("ConversationRestartRequest"),
         upstream=True,
         errors=frozenset({409}),
         links=_CONVERSATION_LINKS,
@@ -373,10 +379,11 @@ OPERATIONS: Mapping[str, Operation] = {
         "Create an agent",
         _AGENTS,
         {"200": Success("The agent, as Mistral made it.", ref("Agent"))},
-        description="409 if one of the caller's agents already has the name.",
-        body=ref("CreateAgentRequest"),
+        description="Names may repeat, as at Mistral. 404 if `handoffs` names an agent that"
+        " is not one of the caller's; 409 `agent_busy` while another create of the same name"
+        " is under way.",
         upstream=True,
-        errors=frozenset({409}),
+        errors=frozenset({404, 409}),
         links=_AGENT_LINKS,
     ),
     "agents.list": Operation(
@@ -407,7 +414,6 @@ OPERATIONS: Mapping[str, Operation] = {
         "Update an agent",
         _AGENTS,
         {"200": Success("The agent's new version.", ref("Agent"))},
-        body=ref("UpdateAgentRequest"),
         upstream=True,
         errors=frozenset({409}),
     ),
@@ -462,66 +468,6 @@ OPERATIONS: Mapping[str, Operation] = {
         query=(_query("alias", {"type": "string", "minLength": 1}, required=True),),
         upstream=True,
     ),
-    # --- issue-19c: replaced by the SDK derivation at merge ---------------------------------
-    # Tenant-owned resources; response and request shapes are the SDK's models named here.
-    **{
-        operation: Operation(
-            f"{operation} (SDK response model: {model or 'none'})",
-            "Tenant-owned resources",
-            {
-                status: Success(
-                    f"Mistral's {model or 'answer'}, relayed.",
-                    None if status == "204" else {},
-                    media_types=(
-                        ("application/octet-stream",)
-                        if operation == "files.download"
-                        else ("application/json",)
-                    ),
-                )
-            },
-            description="Another tenant's object answers 404 exactly as a missing one.",
-            body={} if kind == "json" else None,
-            body_content={"multipart/form-data": {"type": "object"}}
-            if kind == "multipart"
-            else None,
-            upstream=True,
-            errors=frozenset({413, 415}) if kind == "multipart" else frozenset(),
-        )
-        for operation, status, kind, model in (
-            ("files.upload", "200", "multipart", "CreateFileResponse"),
-            ("files.list", "200", None, "ListFilesResponse"),
-            ("files.retrieve", "200", None, "GetFileResponse"),
-            ("files.delete", "200", None, "DeleteFileResponse"),
-            ("files.download", "200", None, None),
-            ("files.get_signed_url", "200", None, "GetSignedURLResponse"),
-            ("libraries.list", "200", None, "ListLibrariesResponse"),
-            ("libraries.create", "201", "json", "Library"),
-            ("libraries.get", "200", None, "Library"),
-            ("libraries.update", "200", "json", "Library"),
-            ("libraries.replace", "200", "json", "Library"),
-            ("libraries.delete", "200", None, "Library"),
-            ("libraries.documents.list", "200", None, "ListDocumentsResponse"),
-            ("libraries.documents.upload", "200", "multipart", "Document"),
-            ("libraries.documents.get", "200", None, "Document"),
-            ("libraries.documents.update", "200", "json", "Document"),
-            ("libraries.documents.replace", "200", "json", "Document"),
-            ("libraries.documents.delete", "204", None, None),
-            ("libraries.documents.text_content", "200", None, "DocumentTextContent"),
-            ("libraries.documents.status", "200", None, "ProcessingStatus"),
-            ("libraries.documents.get_signed_url", "200", None, None),
-            ("libraries.documents.extracted_text_signed_url", "200", None, None),
-            ("libraries.documents.reprocess", "204", None, None),
-            ("libraries.accesses.list", "200", None, "ListSharingResponse"),
-            ("libraries.accesses.update_or_create", "200", "json", "Sharing"),
-            ("libraries.accesses.delete", "200", "json", "Sharing"),
-            ("batch.jobs.list", "200", None, "ListBatchJobsResponse"),
-            ("batch.jobs.create", "200", "json", "BatchJob"),
-            ("batch.jobs.get", "200", None, "BatchJob"),
-            ("batch.jobs.cancel", "200", None, "BatchJob"),
-            ("batch.jobs.delete", "200", None, "DeleteBatchJobResponse"),
-        )
-    },
-    # --- end issue-19c --------------------------------------------------------------------
     # -- admin: keys and usage --------------------------------------------------------------
     "gateway.keys.create": Operation(
         "Create an API key",
@@ -570,6 +516,7 @@ OPERATIONS: Mapping[str, Operation] = {
         },
         description="409 for a revoked key. The body is optional (no grace window).",
         body=ref("RotateKeyRequest"),
+        body_required=False,
         errors=frozenset({409}),
     ),
     "gateway.usage": Operation(
@@ -635,8 +582,8 @@ OPERATIONS: Mapping[str, Operation] = {
             _query("tenant_id", _PRINTABLE),
             _query("actor_key_id", _PRINTABLE),
             _query("action", {"type": "string", "enum": list(ACTIONS)}),
-            _query("since", _MOMENT, "Entries at or after this time."),
-            _query("until", _MOMENT, "Entries before this time."),
+            _query("since", _or_empty(_MOMENT), "Entries at or after this time."),
+            _query("until", _or_empty(_MOMENT), "Entries before this time."),
         ),
         errors=frozenset({404}),
     ),
@@ -670,83 +617,6 @@ OPERATIONS: Mapping[str, Operation] = {
             )
         },
     ),
-    # --- issue-19a: replaced by the SDK derivation at merge
-    "models.list": Operation(
-        "List the models",
-        "Models",
-        {"200": Success("Mistral's models the key may name.", ref("ModelList"))},
-        query=(_query("provider", {"type": "string"}), _query("model", {"type": "string"})),
-        upstream=True,
-    ),
-    "models.retrieve": Operation(
-        "Get one model",
-        "Models",
-        {"200": Success("Mistral's card for the model.", ref("ModelCard"))},
-        upstream=True,
-    ),
-    # --- end issue-19a
-    # --- issue-19b: replaced by the SDK derivation at merge
-    **{
-        operation: Operation(
-            f"Metered pass-through: {operation}",
-            "Metered pass-through",
-            {
-                "200": Success(
-                    f"Mistral's {response} as it sent it"
-                    + (' (with `"stream": true`, its event stream).' if streams else "."),
-                    {"type": "object", "description": f"mistralai.client.models.{response}"},
-                    stream=streams,
-                )
-            },
-            description="Relayed unchanged; the usage Mistral reports is recorded and charged.",
-            body=None if multipart else {"type": "object", "description": request},
-            body_content=(
-                {"multipart/form-data": {"type": "object", "description": request}}
-                if multipart
-                else None
-            ),
-            upstream=True,
-            errors=frozenset({404} if operation == "agents.complete" else ()),
-        )
-        for operation, request, response, streams, multipart in (
-            ("chat.complete", "ChatCompletionRequest", "ChatCompletionResponse", True, False),
-            ("fim.complete", "FIMCompletionRequest", "FIMCompletionResponse", True, False),
-            ("embeddings.create", "EmbeddingRequest", "EmbeddingResponse", False, False),
-            ("agents.complete", "AgentsCompletionRequest", "ChatCompletionResponse", True, False),
-            (
-                "classifiers.classify",
-                "ClassificationRequest",
-                "ClassificationResponse",
-                False,
-                False,
-            ),
-            (
-                "classifiers.classify_chat",
-                "ChatClassificationRequest",
-                "ClassificationResponse",
-                False,
-                False,
-            ),
-            ("classifiers.moderate", "ClassificationRequest", "ModerationResponse", False, False),
-            (
-                "classifiers.moderate_chat",
-                "ChatModerationRequest",
-                "ModerationResponse",
-                False,
-                False,
-            ),
-            ("ocr.process", "OCRRequest", "OCRResponse", False, False),
-            (
-                "audio.transcriptions.complete",
-                "AudioTranscriptionRequest",
-                "TranscriptionResponse",
-                True,
-                True,
-            ),
-            ("audio.speech.complete", "SpeechRequest", "SpeechResponse", True, False),
-        )
-    },
-    # --- end issue-19b
     # -- every function ---------------------------------------------------------------------
     "gateway.health": Operation(
         "Check a function's dependencies",

@@ -108,3 +108,97 @@ def page(
     shown = rows[:limit]
     next_cursor = cursors.encode(kind, *position(shown[-1])) if more else None
     return {"object": "list", "data": [shape(r) for r in shown], "next_cursor": next_cursor}
+
+
+def openapi_schemas() -> dict[str, Any]:
+    """This module's wire shapes as JSON Schema, by the OpenAPI document's component name
+    (only the document calls it)."""
+    from shared.reads._query import BATCH_ITEM_STATUSES, CONVERSATION_STATUSES
+    from shared.shapes import INT, STRING, TIME, const, enum, nullable, obj, page, ref
+
+    gateway_conversation = {
+        "allOf": [
+            ref("Conversation"),
+            obj({"status": enum(*CONVERSATION_STATUSES)}, ("status",)),
+        ],
+    }
+    stored_entry = obj(
+        {
+            "object": const("conversation.entry"),
+            "seq": {"type": "integer", "minimum": 0},
+            "id": STRING,
+            "type": STRING,
+            "status": enum("complete", "incomplete", "unstorable"),
+            "prompt_tokens": INT,
+            "completion_tokens": INT,
+            "created_at": TIME,
+            "entry": ref("Entry"),
+        },
+        (
+            "object",
+            "seq",
+            "id",
+            "type",
+            "status",
+            "prompt_tokens",
+            "completion_tokens",
+            "created_at",
+        ),
+        description="A stored entry with what the gateway knows of it; `entry` is Mistral's.",
+    )
+    batch = obj(
+        {
+            "object": const("batch"),
+            "id": STRING,
+            "status": enum("pending", "running", "succeeded", "failed", "rejected"),
+            "item_count": INT,
+            "message_id": nullable(STRING),
+            "error": {},
+            "published_at": nullable(TIME),
+            "created_at": TIME,
+            "updated_at": TIME,
+        },
+        ("object", "id", "status", "item_count", "created_at", "updated_at"),
+    )
+    batch_detail = {
+        "allOf": [
+            ref("Batch"),
+            obj(
+                {
+                    "counts": obj(
+                        {s: {"type": "integer", "minimum": 0} for s in BATCH_ITEM_STATUSES},
+                        BATCH_ITEM_STATUSES,
+                    )
+                },
+                ("counts",),
+            ),
+        ],
+    }
+    batch_item = obj(
+        {
+            "object": const("batch.item"),
+            "batch_id": STRING,
+            "index": {"type": "integer", "minimum": 0},
+            "custom_id": nullable(STRING),
+            "status": enum(*BATCH_ITEM_STATUSES),
+            "conversation_id": nullable(STRING),
+            "result": {},
+            "error": {},
+            "attempts": INT,
+            "started_at": nullable(TIME),
+            "finished_at": nullable(TIME),
+        },
+        ("object", "batch_id", "index", "status", "attempts"),
+    )
+
+    return {
+        "GatewayConversation": gateway_conversation,
+        "GatewayConversationPage": page("GatewayConversation"),
+        "StoredEntry": stored_entry,
+        "StoredEntryPage": page("StoredEntry"),
+        "Batch": batch,
+        "BatchDetail": batch_detail,
+        "BatchPage": page("Batch"),
+        "BatchItem": batch_item,
+        "BatchItemPage": page("BatchItem"),
+    }

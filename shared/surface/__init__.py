@@ -39,6 +39,11 @@ class SdkOperation:
     request_kind: str | None
     parameters_model: str | None
     response_model: str | None
+    # The answer is a JSON array of `response_model`.
+    response_list: bool
+    success_status: int
+    # The SDK parses a JSON answer as `str` or `Any`, not as a model.
+    response_scalar: str | None
     streams: bool
     aliases: tuple[str, ...]
     treatment: Treatment

@@ -21,6 +21,12 @@ _OPERATION_ID = re.compile(r'operation_id="([^"]+)"')
 _REQUEST_MODEL = re.compile(r"serialize_request_body\(\s*[\w.]+,.*?models\.(\w+)", re.S)
 _REQUEST_KIND = re.compile(r'serialize_request_body\(\s*[\w.]+,\s*\w+,\s*\w+,\s*"(\w+)"', re.S)
 _RESPONSE_MODEL = re.compile(r"unmarshal_json_response\(\s*(?:[^,]*?)models\.(\w+)")
+# unmarshal_json_response(List[models.Agent], http_res): the answer is a JSON array of them.
+# A JSON answer the SDK parses as no model: a bare string (a signed URL) or anything.
+_RESPONSE_SCALAR = re.compile(r"unmarshal_json_response\(\s*(str|Any),")
+_RESPONSE_LIST = re.compile(r"unmarshal_json_response\(\s*List\[")
+# The status the SDK reads its answer from: `utils.match_response(http_res, "201", ...)`.
+_SUCCESS = re.compile(r'match_response\(\s*http_res,\s*"(2\d\d)"')
 _QUERY_MODEL = re.compile(r"request = models\.(\w+)\(")
 
 # Back references between sub-SDKs: following them would only revisit.
@@ -54,6 +60,9 @@ def _describe(name: str, method: Any) -> dict[str, Any] | None:
         "request_kind": kind.group(1) if kind else None,
         "parameters_model": params.group(1) if params else None,
         "response_model": responses[0] if responses else None,
+        "response_list": bool(_RESPONSE_LIST.search(source)),
+        "response_scalar": scalar.group(1) if (scalar := _RESPONSE_SCALAR.search(source)) else None,
+        "success_status": int(success.group(1)) if (success := _SUCCESS.search(source)) else 200,
         "streams": streams,
     }
 

@@ -267,3 +267,46 @@ def list_entries(pool: Pool, query: AuditQuery) -> dict[str, Any]:
     if len(rows) > query.limit:
         cursor = cursors.encode(_CURSOR, str(page[-1]["id"]))
     return {"object": "list", "data": [_view(r) for r in page], "next_cursor": cursor}
+
+
+def openapi_schemas() -> dict[str, Any]:
+    """This module's wire shapes as JSON Schema, by the OpenAPI document's component name
+    (only the document calls it)."""
+    from shared.shapes import STRING, TIME, const, enum, nullable, obj, page
+
+    audit_entry = obj(
+        {
+            "object": const("gateway.audit_entry"),
+            "id": STRING,
+            "created_at": TIME,
+            "tenant_id": STRING,
+            "actor_key_id": nullable(STRING),
+            "actor_prefix": nullable(STRING),
+            "actor_role": nullable(STRING),
+            "action": enum(*ACTIONS),
+            "target_id": nullable(STRING),
+            "request_id": nullable(STRING),
+            "outcome": STRING,
+            "changes": {"type": "object", "description": "The changed fields; never a secret."},
+        },
+        (
+            "object",
+            "id",
+            "created_at",
+            "tenant_id",
+            "actor_key_id",
+            "actor_prefix",
+            "actor_role",
+            "action",
+            "target_id",
+            "request_id",
+            "outcome",
+            "changes",
+        ),
+        description="One administrative change. A null actor: the command line.",
+    )
+
+    return {
+        "AuditEntry": audit_entry,
+        "AuditPage": page("AuditEntry"),
+    }

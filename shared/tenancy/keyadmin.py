@@ -43,8 +43,9 @@ from datetime import datetime
 from typing import Any
 
 from shared import cursors
-from shared.db import Conn, Pool
+from shared.db import Conn, Pool, text_array
 from shared.errors import (
+    NAME_MAX,
     Conflict,
     Forbidden,
     NotFound,
@@ -57,6 +58,7 @@ from shared.reads import QueryArgs
 from shared.tenancy import audit, tenants
 from shared.tenancy.auth import crosses_tenants, tenant_scope
 from shared.tenancy.keys import (
+    KEY_PREFIX,
     MAX_GRACE_S,
     ROLES,
     NewKey,
@@ -82,7 +84,7 @@ __all__ = [
 
 LIMIT_FIELDS = tenants.LIMIT_FIELDS
 ALLOW_LIST_FIELDS = ("allowed_models", "allowed_agents")
-_NAME_MAX = 200
+_NAME_MAX = NAME_MAX
 _LIST_MAX = 1000
 _ALLOW_MAX = 100
 _CURSOR = "keys"
@@ -218,7 +220,7 @@ def _check_agents(conn: Conn, owner: str, agent_ids: list[str]) -> None:
         "SELECT id FROM agents WHERE owner_id = :owner AND status = 'active'"
         " AND id = ANY(CAST(:ids AS text[]))",
         owner=owner,
-        ids=agent_ids,
+        ids=text_array(agent_ids),
     )
     missing = sorted(set(agent_ids) - {r["id"] for r in rows})
     if missing:
@@ -307,7 +309,7 @@ def update(pool: Pool, caller: Principal, key_id: str, fields: Mapping[str, Any]
             " allowed_agents = CAST(:allowed_agents AS text[])"
             " WHERE id = :id",
             id=key_id,
-            **{**merged, **{n: list(merged[n] or []) for n in ALLOW_LIST_FIELDS}},
+            **{**merged, **{n: text_array(merged[n] or []) for n in ALLOW_LIST_FIELDS}},
         )
         changed = {k: v for k, v in fields.items() if current[k] != v}
         audit.record(conn, "key.update", key_id, tenant_id=current["owner_id"], changes=changed)
@@ -334,3 +336,122 @@ def rotate(pool: Pool, caller: Principal, key_id: str, grace_s: int) -> dict[str
             conn, "key.rotate", key_id, tenant_id=current["owner_id"], changes={"grace_s": grace_s}
         )
         return _with_secret(conn, key)
+
+
+def openapi_schemas() -> dict[str, Any]:
+    """This module's wire shapes as JSON Schema, by the OpenAPI document's component name
+    (only the document calls it)."""
+    from shared.shapes import BOOL, INT, STRING, TIME, Json, const, enum, nullable, obj, page, ref
+
+    key_name = tenants.name_schema()
+    limits = tenants.limit_schemas()
+    allow_list: Json = {
+        "type": "array",
+        "items": {"type": "string", "minLength": 1, "maxLength": _NAME_MAX},
+        "maxItems": _ALLOW_MAX,
+        "description": "Empty: no restriction. Agents are ids (aliases and versions are of an"
+        " agent); a start, append or restart outside the list is 403.",
+    }
+    # A request may send null for an allow-list: no restriction, as an empty one.
+    allow_list_in: Json = {**allow_list, "type": ["array", "null"]}
+    key = obj(
+        {
+            "object": const("gateway.key"),
+            "id": STRING,
+            "name": STRING,
+            "role": enum(*ROLES),
+            "owner_id": STRING,
+            "prefix": {"type": "string", "description": "The key's visible start, for listings."},
+            **{name: nullable(INT) for name in LIMIT_FIELDS},
+            "allowed_models": allow_list,
+            "allowed_agents": allow_list,
+            "created_at": TIME,
+            "last_used_at": nullable(TIME),
+            "rotated_at": nullable(TIME),
+            "previous_secret_expires_at": {
+                **nullable(TIME),
+                "description": "Until when the secret before the last rotation still works.",
+            },
+            "revoked_at": nullable(TIME),
+            "revoked": BOOL,
+        },
+        (
+            "object",
+            "id",
+            "name",
+            "role",
+            "owner_id",
+            "prefix",
+            *LIMIT_FIELDS,
+            "allowed_models",
+            "allowed_agents",
+            "created_at",
+            "last_used_at",
+            "rotated_at",
+            "previous_secret_expires_at",
+            "revoked_at",
+            "revoked",
+        ),
+        description="An API key's record. Neither its secret nor the secret's hash is ever shown.",
+    )
+    key_with_secret = obj(
+        {
+            "key": ref("Key"),
+            "secret": {
+                "type": "string",
+                "pattern": f"^{KEY_PREFIX}[A-Za-z0-9_-]{{43}}$",
+                "description": "The key itself: shown this once, stored only as a hash.",
+            },
+        },
+        ("key", "secret"),
+    )
+    create_key = obj(
+        {
+            "name": key_name,
+            "role": enum(*ROLES),
+            "owner_id": {
+                **key_name,
+                "description": "The tenant to make the key in; default the caller's. Another"
+                " tenant: operators only (an admin gets 404).",
+            },
+            **limits,
+            "allowed_models": allow_list_in,
+            "allowed_agents": allow_list_in,
+        },
+        ("name", "role"),
+        additionalProperties=False,
+        description="Unknown fields are refused (422), so a misspelt limit is not ignored.",
+    )
+    rotate_key = obj(
+        {
+            "grace_s": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": MAX_GRACE_S,
+                "default": 0,
+                "description": "Seconds the old secret keeps working (then it stops everywhere"
+                " within the key cache's TTL).",
+            }
+        },
+        (),
+        additionalProperties=False,
+    )
+    update_key = obj(
+        {
+            "name": key_name,
+            **limits,
+            "allowed_models": allow_list_in,
+            "allowed_agents": allow_list_in,
+        },
+        additionalProperties=False,
+        description="Only the fields given change; unknown fields are refused (422).",
+    )
+
+    return {
+        "Key": key,
+        "KeyWithSecret": key_with_secret,
+        "KeyPage": page("Key"),
+        "CreateKeyRequest": create_key,
+        "UpdateKeyRequest": update_key,
+        "RotateKeyRequest": rotate_key,
+    }

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shared.db import Conn, Pool
+from shared.db import Conn, Pool, text_array
 from shared.errors import Unauthorized
 
 __all__ = [
@@ -133,8 +133,8 @@ def create_key(
         rw=limits.get("rate_limit_window"),
         tbm=limits.get("token_budget_per_minute"),
         tbd=limits.get("token_budget_per_day"),
-        models=list(allowed_models),
-        agents=list(allowed_agents),
+        models=text_array(list(allowed_models)),
+        agents=text_array(list(allowed_agents)),
     )
     assert row is not None
     return NewKey(_principal(row), secret)

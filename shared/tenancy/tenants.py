@@ -247,3 +247,65 @@ def effective_limits(principal: Principal, settings: Settings) -> tuple[Limit, B
         _tighter_budget(principal.token_budget_per_day, day),
     )
     return tighter, budget
+
+
+def name_schema() -> dict[str, Any]:
+    """JSON Schema of a tenant's or key's name, as `text_field_problems` checks it."""
+    from shared.errors import NAME_MAX, NOT_BLANK
+
+    return {"type": "string", "pattern": NOT_BLANK, "maxLength": NAME_MAX}
+
+
+def limit_schemas() -> dict[str, Any]:
+    """JSON Schema of each limit field, as `parse_limits` checks it."""
+    from shared.shapes import INT32_MAX
+
+    return {
+        name: {
+            "type": ["integer", "null"],
+            "minimum": minimum,
+            "maximum": INT32_MAX,
+            "description": "null: the deployment's default.",
+        }
+        for name, minimum in LIMIT_FIELDS.items()
+    }
+
+
+def openapi_schemas() -> dict[str, Any]:
+    """This module's wire shapes as JSON Schema, by the OpenAPI document's component name
+    (only the document calls it)."""
+    from shared.shapes import BOOL, INT, STRING, TIME, const, nullable, obj, page
+
+    key_name = name_schema()
+    limits = limit_schemas()
+    tenant_id = {"type": "string", "pattern": _ID.pattern}
+    tenant = obj(
+        {
+            "object": const("gateway.tenant"),
+            "id": STRING,
+            "name": STRING,
+            "created_at": TIME,
+            "disabled": BOOL,
+            **{name: nullable(INT) for name in LIMIT_FIELDS},
+        },
+        ("object", "id", "name", "created_at", "disabled", *LIMIT_FIELDS),
+        description="A tenant; a null limit is the deployment's default. A key narrows its"
+        " tenant's limits, never widens them.",
+    )
+    create_tenant = obj(
+        {"id": tenant_id, "name": key_name, **limits},
+        ("id", "name"),
+        additionalProperties=False,
+    )
+    update_tenant = obj(
+        {"name": key_name, "disabled": BOOL, **limits},
+        additionalProperties=False,
+        description="Only the fields given change. A disabled tenant's keys answer 401.",
+    )
+
+    return {
+        "Tenant": tenant,
+        "TenantPage": page("Tenant"),
+        "CreateTenantRequest": create_tenant,
+        "UpdateTenantRequest": update_tenant,
+    }

@@ -171,3 +171,51 @@ def usage(pool: Pool, query: UsageQuery) -> dict[str, Any]:
         "totals": totals,
         "data": data,
     }
+
+
+def openapi_schemas() -> dict[str, Any]:
+    """This module's wire shapes as JSON Schema, by the OpenAPI document's component name
+    (only the document calls it)."""
+    from shared.shapes import STRING, Json, const, enum, nullable, obj
+
+    counts: Json = {
+        name: {"type": "integer", "minimum": 0}
+        for name in (
+            "requests",
+            "failed_requests",
+            "prompt_tokens",
+            "completion_tokens",
+            "total_tokens",
+        )
+    }
+    usage_report = obj(
+        {
+            "object": const("gateway.usage"),
+            "owner_id": STRING,
+            "from": {"type": "string", "format": "date"},
+            "to": {"type": "string", "format": "date"},
+            "group_by": {"type": "array", "items": enum(*DIMENSIONS)},
+            "totals": obj(counts, tuple(counts)),
+            "data": {
+                "type": "array",
+                "items": obj(
+                    {
+                        **counts,
+                        "key_id": nullable(STRING),
+                        "agent_id": nullable(STRING),
+                        "model": nullable(STRING),
+                        "operation": nullable(STRING),
+                        "day": {"type": "string", "format": "date"},
+                        "hour": {"type": "string", "format": "date-time"},
+                    },
+                    tuple(counts),
+                ),
+            },
+        },
+        ("object", "owner_id", "from", "to", "group_by", "totals", "data"),
+        description="Requests and tokens, summed per the dimensions of `group_by` (UTC days).",
+    )
+
+    return {
+        "Usage": usage_report,
+    }

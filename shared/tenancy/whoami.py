@@ -43,3 +43,42 @@ def describe(principal: Principal, settings: Settings) -> dict[str, Any]:
         "allowed_models": list(principal.allowed_models),
         "allowed_agents": list(principal.allowed_agents),
     }
+
+
+def openapi_schemas() -> dict[str, Any]:
+    """This module's wire shapes as JSON Schema, by the OpenAPI document's component name
+    (only the document calls it)."""
+    from shared.shapes import INT, STRING, const, obj
+
+    principal = obj(
+        {
+            "object": const("gateway.principal"),
+            "key_id": STRING,
+            "prefix": STRING,
+            "name": STRING,
+            "owner_id": STRING,
+            "role": STRING,
+            "operations": {"type": "array", "items": STRING},
+            "allowed_models": {"type": "array", "items": STRING},
+            "allowed_agents": {"type": "array", "items": STRING},
+            "limits": obj(
+                {
+                    "rate_limit_requests": INT,
+                    "rate_limit_window": INT,
+                    "token_budget_per_minute": INT,
+                    "token_budget_per_day": INT,
+                },
+                (
+                    "rate_limit_requests",
+                    "rate_limit_window",
+                    "token_budget_per_minute",
+                    "token_budget_per_day",
+                ),
+            ),
+        },
+        ("object", "key_id", "prefix", "name", "owner_id", "role", "operations", "limits"),
+    )
+
+    return {
+        "Principal": principal,
+    }

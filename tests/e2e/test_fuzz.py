@@ -210,9 +210,18 @@ _PUBLIC_OPERATIONS = {
 }
 
 
-# Operations whose query the document states only in part: "printable text" and the bounds of
-# a metadata filter are more than JSON Schema says, so an "invalid" value may be fine.
-_PARTLY_STATED_QUERY = {"GET /gateway/v1/conversations"}
+# Operations whose query the document states only in part: "printable text" (a parameter whose
+# pattern is its ASCII part) and the bounds of a metadata filter are more than JSON Schema says,
+# so an "invalid" value may be fine.
+_PRINTABLE_PATTERN = "^[ -~]*$"
+_PARTLY_STATED_QUERY = {"GET /gateway/v1/conversations"} | {
+    f"{method.upper()} {path}"
+    for path, item in openapi.document()["paths"].items()
+    for method, operation in item.items()
+    for parameter in operation["parameters"]
+    if parameter.get("in") == "query"
+    and parameter.get("schema", {}).get("pattern") == _PRINTABLE_PATTERN
+}
 
 
 def _negative_query(case: Any) -> bool:
@@ -482,6 +491,16 @@ def _usable_window(query: dict[str, Any]) -> None:
         query.pop("to", None)
 
 
+def _answer(recorder: Any, case_id: str) -> str:
+    """The status and start of the body of the answer a failed check saw."""
+    interaction = recorder.interactions.get(case_id)
+    response = getattr(interaction, "response", None)
+    if response is None:
+        return ""
+    body = getattr(response, "content", b"") or b""
+    return f"{response.status_code} {body[:600].decode(errors='replace')}"
+
+
 @dataclass
 class Report:
     """What one role's run did and found."""
@@ -508,7 +527,7 @@ class Report:
         for interaction in recorder.interactions.values():
             if interaction.response is not None:
                 self.statuses[str(interaction.response.status_code)] += 1
-        for checks in recorder.checks.values():
+        for case_id, checks in recorder.checks.items():
             for check in checks:
                 info = check.failure_info
                 key = (recorder.label, check.name, info.failure.title if info else "")
@@ -522,6 +541,7 @@ class Report:
                         "title": info.failure.title,
                         "message": info.failure.message,
                         "reproduce": info.code_sample,
+                        "answer": _answer(recorder, case_id),
                     }
                 )
 
@@ -546,6 +566,7 @@ class Report:
             lines.append(f"- {failure['operation']}: {failure['check']}: {failure['title']}")
             lines += ["    " + line for line in failure["message"].splitlines()[:14]]
             lines.append("    " + failure["reproduce"][:2000])
+            lines.append("    answered: " + failure.get("answer", "")[:600])
         lines += [f"- error: {error}" for error in self.errors]
         lines += [
             f"- mostly rejected valid data: {label}" for label in sorted(self.mostly_rejected)

@@ -49,6 +49,19 @@ def test_a_created_key_is_shown_once_and_works(container: Container, admin: NewK
     assert answer.headers["RateLimit-Limit"] == "5"
 
 
+def test_allow_list_entries_are_kept_as_written(container: Container, admin: NewKey) -> None:
+    """Model names spelled like SQL's null, with quotes, braces or backslashes, come back as
+    the same strings on create and update (pg8000 sent an unquoted `null` as NULL)."""
+    odd = ["null", "Null", 'say "hi"', "{a,b}", "back\\slash", "NULL"]
+    made = new_key(admin, allowed_models=odd)
+    assert sorted(made["key"]["allowed_models"]) == sorted(odd)
+    answer = client("admin").patch(
+        f"{KEYS}/{made['key']['id']}", json={"allowed_models": odd[:3]}, headers=bearer(admin)
+    )
+    assert answer.status_code == 200
+    assert sorted(answer.get_json()["allowed_models"]) == sorted(odd[:3])
+
+
 def test_the_list_shows_the_tenants_keys_without_secrets(
     container: Container, admin: NewKey
 ) -> None:

@@ -306,7 +306,7 @@ def test_each_http_client_relays_a_streamed_upload(
         len(whole) if with_length else None,
     )
     body = answer.json()
-    assert (body["size_bytes"], body["purpose"], body["filename"]) == (5000, "batch", "s.bin")
+    assert (body["bytes"], body["purpose"], body["filename"]) == (5000, "batch", "s.bin")
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ from email.policy import HTTP
 from typing import Any
 
 from ._replies import _LEAD, _words
+from ._sdk import sdk_models, sdk_request
 from ._store import Store
 from ._wire import ApiError, Event, Reply, new_id, unprocessable
 
@@ -43,31 +44,6 @@ _CATEGORIES = (
 _AUDIO_CHUNK = 64
 
 
-def _models() -> Any:
-    from mistralai.client import models
-
-    return models
-
-
-def _validate(model: str, body: Any) -> Any:
-    """`body` as the SDK's request model `model`, or the 422 Mistral answers."""
-    from pydantic import ValidationError
-
-    if not isinstance(body, dict):
-        raise unprocessable(
-            [{"loc": ["body"], "msg": "Input should be a valid dictionary", "type": "dict_type"}]
-        )
-    try:
-        return getattr(_models(), model).model_validate(body)
-    except ValidationError as error:
-        raise unprocessable(
-            [
-                {"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]}
-                for e in error.errors(include_url=False)
-            ]
-        ) from None
-
-
 def _dump(value: Any) -> Any:
     return value.model_dump(mode="json", by_alias=True)
 
@@ -88,7 +64,7 @@ def _tokens(text: str) -> int:
 
 
 def _usage(prompt: int, completion: int, **extra: Any) -> Any:
-    return _models().UsageInfo(
+    return sdk_models().UsageInfo(
         prompt_tokens=prompt,
         completion_tokens=completion,
         total_tokens=prompt + completion,
@@ -107,11 +83,11 @@ def _completion(
     body: Mapping[str, Any], request_model: str, basis: str, model: str, object_: str
 ) -> Reply:
     stream = body.get("stream") is True
-    request = _validate(request_model, body)
+    request = sdk_request(request_model, body)
     max_tokens = getattr(request, "max_tokens", None)
     words = _words(_LEAD, basis, max_tokens if isinstance(max_tokens, int) else None)
     usage = _usage(_tokens(basis), len(words))
-    m = _models()
+    m = sdk_models()
     ident, created = new_id("cmpl"), int(time.time())
     if not stream:
         choice = m.ChatCompletionChoice(
@@ -172,7 +148,7 @@ def _fim(store: Store, body: Any) -> Reply:
 
 def _agents(store: Store, body: Any) -> Reply:
     request = "AgentsCompletionStreamRequest" if body_streams(body) else "AgentsCompletionRequest"
-    _validate(request, body)
+    sdk_request(request, body)
     agent = store.get_agent(str(body["agent_id"]), None)
     basis = _text(body.get("messages"))
     return _completion(body, request, basis, str(agent.get("model") or _DEFAULT_MODEL), "chat")
@@ -206,11 +182,11 @@ def _unit(seed: int, index: int) -> float:
 
 
 def _embeddings(store: Store, body: Any) -> Reply:
-    request = _validate("EmbeddingRequest", body)
+    request = sdk_request("EmbeddingRequest", body)
     texts = _inputs(request.inputs)
     dimension = request.output_dimension if isinstance(request.output_dimension, int) else None
     size = dimension or _EMBED_DIMENSION
-    m = _models()
+    m = sdk_models()
     data = []
     for index, text in enumerate(texts):
         seed = _seed(text)
@@ -235,14 +211,14 @@ def _with_usage(payload: dict[str, Any], prompt: int) -> dict[str, Any]:
 
 
 def _classification(model: str, texts: list[str]) -> dict[str, Any]:
-    m = _models()
+    m = sdk_models()
     results = [{"safety": m.ClassificationTargetResult(scores=_scores(text))} for text in texts]
     response = m.ClassificationResponse(id=new_id("cls"), model=model, results=results)
     return _with_usage(_dump(response), sum(_tokens(t) for t in texts))
 
 
 def _moderation(model: str, texts: list[str]) -> dict[str, Any]:
-    m = _models()
+    m = sdk_models()
     results = []
     for text in texts:
         scores = _scores(text)
@@ -263,22 +239,22 @@ def _conversations(value: Any) -> list[str]:
 
 
 def _classify(store: Store, body: Any) -> Reply:
-    request = _validate("ClassificationRequest", body)
+    request = sdk_request("ClassificationRequest", body)
     return Reply(200, _classification(request.model, _inputs(request.inputs)))
 
 
 def _classify_chat(store: Store, body: Any) -> Reply:
-    request = _validate("ChatClassificationRequest", body)
+    request = sdk_request("ChatClassificationRequest", body)
     return Reply(200, _classification(request.model, _conversations(request.input)))
 
 
 def _moderate(store: Store, body: Any) -> Reply:
-    request = _validate("ClassificationRequest", body)
+    request = sdk_request("ClassificationRequest", body)
     return Reply(200, _moderation(request.model, _inputs(request.inputs)))
 
 
 def _moderate_chat(store: Store, body: Any) -> Reply:
-    request = _validate("ChatModerationRequest", body)
+    request = sdk_request("ChatModerationRequest", body)
     return Reply(200, _moderation(request.model, _conversations(request.inputs)))
 
 
@@ -286,11 +262,11 @@ def _moderate_chat(store: Store, body: Any) -> Reply:
 
 
 def _ocr(store: Store, body: Any) -> Reply:
-    request = _validate("OCRRequest", body)
+    request = sdk_request("OCRRequest", body)
     basis = json.dumps(body.get("document"), sort_keys=True)
     seed = _seed(basis)
     count = 1 + seed % 3
-    m = _models()
+    m = sdk_models()
     pages = []
     for index in range(count):
         words = _words(("Page", str(index + 1)), f"{basis}:{index}", 12)
@@ -330,10 +306,20 @@ def _form(content_type: str, raw: bytes) -> tuple[dict[str, Any], bytes]:
             data = payload
             fields[str(name)] = {"file_name": part.get_filename(), "content": payload}
         elif name in ("context_bias", "timestamp_granularities"):
-            fields.setdefault(str(name), []).append(payload.decode())
+            fields.setdefault(str(name), []).append(_field_text(name, payload))
         elif name is not None:
-            fields[str(name)] = payload.decode()
+            fields[str(name)] = _field_text(str(name), payload)
     return fields, data
+
+
+def _field_text(name: str, payload: bytes) -> str:
+    """A form field's text, or the 422 a field that is not UTF-8 gets."""
+    try:
+        return payload.decode()
+    except UnicodeDecodeError:
+        raise unprocessable(
+            [{"loc": ["body", name], "msg": "Input should be valid UTF-8", "type": "string_type"}]
+        ) from None
 
 
 def _transcription(store: Store, body: Any, content_type: str = "") -> Reply:
@@ -341,7 +327,7 @@ def _transcription(store: Store, body: Any, content_type: str = "") -> Reply:
     stream = str(fields.get("stream", "")).lower() == "true"
     if "stream" in fields:
         fields["stream"] = stream
-    request = _validate(
+    request = sdk_request(
         "AudioTranscriptionRequestStream" if stream else "AudioTranscriptionRequest", fields
     )
     basis = hashlib.sha256(data or str(fields.get("file_url") or fields.get("file_id")).encode())
@@ -349,7 +335,7 @@ def _transcription(store: Store, body: Any, content_type: str = "") -> Reply:
     seconds = max(1, len(data) // 16_000)
     usage = _usage(seconds * 10, len(words), prompt_audio_seconds=seconds)
     text = " ".join(words)
-    m = _models()
+    m = sdk_models()
     segment = m.TranscriptionSegmentChunk(text=text, start=0.0, end=float(seconds))
     if not stream:
         response = m.TranscriptionResponse(
@@ -382,11 +368,11 @@ def _transcription(store: Store, body: Any, content_type: str = "") -> Reply:
 
 
 def _speech(store: Store, body: Any) -> Reply:
-    request = _validate("SpeechRequest", body)
+    request = sdk_request("SpeechRequest", body)
     words = request.input.split() or [""]
     audio = [hashlib.sha256(f"{i}:{w}".encode()).digest() * 2 for i, w in enumerate(words)]
     usage = _usage(_tokens(request.input), len(audio))
-    m = _models()
+    m = sdk_models()
     if body.get("stream") is not True:
         response = m.SpeechResponse(audio_data=base64.b64encode(b"".join(audio)).decode())
         return Reply(200, _dump(response))

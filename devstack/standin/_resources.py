@@ -18,6 +18,7 @@ from typing import Any
 
 from werkzeug.formparser import parse_form_data
 
+from ._sdk import sdk_request
 from ._wire import ApiError, Reply, error_payload, not_found, now, unprocessable
 
 __all__ = ["OPERATIONS", "Resources"]
@@ -63,13 +64,16 @@ def _pagination(total: int, page: int, page_size: int) -> dict[str, Any]:
     }
 
 
-def _json_body(body: bytes) -> dict[str, Any]:
+def _json_body(body: bytes, model: str) -> dict[str, Any]:
+    """The JSON body, refused with Mistral's 422 unless the SDK's request model `model`
+    takes it (as Mistral's server checks its own)."""
     try:
         parsed = json.loads(body or b"{}")
     except ValueError:
         raise ApiError(400, error_payload("Invalid JSON body", "invalid_json")) from None
     if not isinstance(parsed, dict):
         raise unprocessable([{"loc": ["body"], "msg": "Input should be an object", "type": "dict"}])
+    sdk_request(model, parsed)
     return parsed
 
 
@@ -219,7 +223,7 @@ class Resources:
         return found
 
     def create_library(self, body: bytes, commit: bool) -> Reply:
-        request = _json_body(body)
+        request = _json_body(body, "CreateLibraryRequest")
         name = request.get("name")
         if not isinstance(name, str):
             raise unprocessable(
@@ -268,7 +272,7 @@ class Resources:
             return Reply(200, dict(self._library(library_id)))
 
     def update_library(self, library_id: str, body: bytes, commit: bool) -> Reply:
-        request = _json_body(body)
+        request = _json_body(body, "UpdateLibraryRequest")
         with self._lock:
             library = dict(self._library(library_id))
             for name in ("name", "description"):
@@ -376,7 +380,7 @@ class Resources:
     def update_document(
         self, library_id: str, document_id: str, body: bytes, commit: bool
     ) -> Reply:
-        request = _json_body(body)
+        request = _json_body(body, "UpdateDocumentRequest")
         with self._lock:
             document = dict(self._document(library_id, document_id))
             for name in ("name", "attributes", "expires_at"):
@@ -430,7 +434,7 @@ class Resources:
             return Reply(200, {"data": list(self.shares.get(library_id, []))})
 
     def share(self, library_id: str, body: bytes, commit: bool) -> Reply:
-        request = _json_body(body)
+        request = _json_body(body, "SharingRequest")
         for name in ("level", "share_with_uuid", "share_with_type"):
             if not isinstance(request.get(name), str):
                 raise unprocessable(
@@ -456,7 +460,7 @@ class Resources:
         return Reply(200, sharing)
 
     def unshare(self, library_id: str, body: bytes, commit: bool) -> Reply:
-        request = _json_body(body)
+        request = _json_body(body, "SharingDelete")
         uuid_ = request.get("share_with_uuid")
         with self._lock:
             self._library(library_id)
@@ -478,7 +482,7 @@ class Resources:
         return found
 
     def create_job(self, body: bytes, commit: bool) -> Reply:
-        request = _json_body(body)
+        request = _json_body(body, "CreateBatchJobRequest")
         endpoint = request.get("endpoint")
         if not isinstance(endpoint, str):
             raise unprocessable(

@@ -431,6 +431,21 @@ def derived_refusals(route: routes.Route) -> frozenset[int]:
     return frozenset()
 
 
+def _with_query_rules(op: SdkOperation, query: tuple[Json, ...]) -> tuple[Json, ...]:
+    """A tenant-owned list's parameters with what the gateway's paging refuses, as it reads it
+    (`shared.resources.operations.QUERY_RULES`): the lists are answered from the records."""
+    if op.treatment != "owned" or not query:
+        return query
+    from shared.resources.operations import QUERY_RULES
+
+    return tuple(
+        {**p, "schema": {**p["schema"], **QUERY_RULES[p["name"]]}}
+        if p["name"] in QUERY_RULES
+        else p
+        for p in query
+    )
+
+
 def _derived_operation(
     route: routes.Route, sdk: list[SdkOperation], queries: Mapping[str, tuple[Json, ...]]
 ) -> Operation:
@@ -443,7 +458,7 @@ def _derived_operation(
         tag=name.split(".")[0].capitalize(),
         responses={status: success},
         description=f"Mistral's `{plain.operation_id}`, as the SDK's `{plain.name}` calls it.",
-        query=queries.get(plain.parameters_model or "", ()),
+        query=_with_query_rules(plain, queries.get(plain.parameters_model or "", ())),
         upstream=True,
         errors=derived_refusals(route),
     )

@@ -100,7 +100,8 @@ def build_passthrough(
             problems.append(
                 field_error(("body", name), "Input should be a valid string", "string_type")
             )
-    if not multipart and not isinstance(fields.get("stream", False), bool):
+    # The SDK's request models take `"stream": null` as not streaming.
+    if not multipart and not isinstance(fields.get("stream", False), bool | None):
         problems.append(
             field_error(("body", "stream"), "Input should be a valid boolean", "bool_type")
         )

@@ -60,6 +60,7 @@ from shared.resources.records import (
 from shared.tenancy import audit
 
 __all__ = [
+    "QUERY_RULES",
     "ListQuery",
     "Upload",
     "batch_job_action",
@@ -150,6 +151,11 @@ def _int(raw: str | None, name: str, default: int, minimum: int, maximum: int) -
     return min(value, maximum)
 
 
+# What a list's query refuses beyond the SDK's parameter types (larger values are capped,
+# not refused); the OpenAPI document adds these to every tenant-owned list's parameters.
+QUERY_RULES: Mapping[str, Mapping[str, int]] = {"page": {"minimum": 0}, "page_size": {"minimum": 1}}
+
+
 def parse_list_query(values: Mapping[str, list[str]]) -> ListQuery:
     """Paging and filters from a query string (each name's repeated values)."""
 
@@ -158,8 +164,14 @@ def parse_list_query(values: Mapping[str, list[str]]) -> ListQuery:
         return found[0] if found else None
 
     return ListQuery(
-        page=_int(first("page"), "page", 0, 0, _MAX_PAGE),
-        page_size=_int(first("page_size"), "page_size", _DEFAULT_PAGE_SIZE, 1, _MAX_PAGE_SIZE),
+        page=_int(first("page"), "page", 0, QUERY_RULES["page"]["minimum"], _MAX_PAGE),
+        page_size=_int(
+            first("page_size"),
+            "page_size",
+            _DEFAULT_PAGE_SIZE,
+            QUERY_RULES["page_size"]["minimum"],
+            _MAX_PAGE_SIZE,
+        ),
         search=first("search") or None,
         values={name: tuple(v) for name, v in values.items()},
     )

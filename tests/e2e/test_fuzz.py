@@ -24,13 +24,19 @@ Checks, and why:
     response_schema_conformance   bodies, and each frame of an event stream, match the schemas
                                   (sandbox pass: error answers only, see above)
     response_headers_conformance  documented required headers (X-Request-Id, Retry-After, Allow)
-    positive_data_acceptance      a request the document calls valid is not refused with 4xx
+    gateway_positive_data_acceptance
+                                  a request the document calls valid is not refused with 4xx
                                   other than 403 (the role), 404 (an id not the caller's) or 409
-                                  (state): the document is no looser than what the gateway takes
+                                  (state): the document is no looser than what the gateway takes.
+                                  A refusal Mistral (the stand-in) makes and the gateway relays
+                                  is Mistral's judgement of a body its SDK's schema allows (its
+                                  server checks more than that schema says), not the gateway's
     ignored_auth                  every protected operation answers 401 without a valid key
     (not mostly rejected)         as admin, no operation refuses every valid case of a scenario
                                   with 400/422 (schemathesis' "mostly rejected generated data"):
                                   the document's constraints must say what validation refuses
+                                  (the gateway's: refusals that are all Mistral's, relayed, are
+                                  its server checking more than its SDK's schema says)
     gateway_negative_data_rejection
                                   negative_data_rejection on the gateway's own routes only, whose
                                   schemas are the gateway's validation. On Mistral's routes the
@@ -86,6 +92,7 @@ from schemathesis.engine import events, from_schema
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import (
     negative_data_rejection,
+    positive_data_acceptance,
     response_schema_conformance,
 )
 
@@ -237,6 +244,29 @@ def gateway_negative_data_rejection(ctx: Any, response: Any, case: Any) -> bool 
     if case.operation.label in _PARTLY_STATED_QUERY and _negative_query(case):
         return None
     result: bool | None = negative_data_rejection(ctx, response, case)
+    return result
+
+
+def _mistral_refusal(response: Any) -> bool:
+    """A 4xx that is Mistral's own, relayed (its `{"detail": [...]}` validation error or any
+    body without the gateway's `"object": "error"`): the gateway passed the request on."""
+    try:
+        body = json.loads(response.content or b"null")
+    except ValueError:
+        return False
+    return 400 <= response.status_code < 500 and not (
+        isinstance(body, dict) and body.get("object") == "error"
+    )
+
+
+@schemathesis.check
+def gateway_positive_data_acceptance(ctx: Any, response: Any, case: Any) -> bool | None:
+    """positive_data_acceptance of the gateway's own refusals: what Mistral refuses of a body
+    the SDK's schema allows is Mistral's judgement (its server checks more than its SDK's
+    JSON Schema says), relayed unchanged."""
+    if _mistral_refusal(response):
+        return None
+    result: bool | None = positive_data_acceptance(ctx, response, case)
     return result
 
 
@@ -414,7 +444,9 @@ def _config(stack: StackInfo, key: str, *, sandbox: bool) -> SchemathesisConfig:
                 "response_schema_conformance": {"enabled": not sandbox},
                 "error_response_schema_conformance": {"enabled": sandbox},
                 "response_headers_conformance": {"enabled": True},
-                "positive_data_acceptance": {"enabled": True, "expected-statuses": _VALID_ANSWERS},
+                "gateway_positive_data_acceptance": {"enabled": True},
+                # Read by gateway_positive_data_acceptance, which runs it on the gateway's answers.
+                "positive_data_acceptance": {"enabled": False, "expected-statuses": _VALID_ANSWERS},
                 "ignored_auth": {"enabled": True},
                 "unsupported_method": {"enabled": TIER.coverage},
                 # Read by gateway_negative_data_rejection, which runs it where it applies.
@@ -501,6 +533,17 @@ def _answer(recorder: Any, case_id: str) -> str:
     return f"{response.status_code} {body[:600].decode(errors='replace')}"
 
 
+def _only_mistral_refused(recorder: Any) -> bool:
+    """Every 400/422 of the scenario is Mistral's own, relayed: the gateway refused none (see
+    gateway_positive_data_acceptance)."""
+    refusals = [
+        i.response
+        for i in recorder.interactions.values()
+        if i.response is not None and i.response.status_code in (400, 422)
+    ]
+    return bool(refusals) and all(_mistral_refusal(r) for r in refusals)
+
+
 @dataclass
 class Report:
     """What one role's run did and found."""
@@ -522,7 +565,9 @@ class Report:
         self.examples[recorder.label] += len(recorder.cases)
         if all_positive_are_rejected(recorder):
             positive = aggregate_status_codes(recorder, positive_only=True)
-            if positive.should_warn_about_validation_mismatch():
+            if positive.should_warn_about_validation_mismatch() and not _only_mistral_refused(
+                recorder
+            ):
                 self.mostly_rejected.add(recorder.label)
         for interaction in recorder.interactions.values():
             if interaction.response is not None:

@@ -213,3 +213,24 @@ def test_a_file_named_in_a_call_must_be_the_callers(
         "messages": [{"role": "user", "content": [{"type": "file", "file_id": "file-of-b"}]}],
     }
     assert _post(key, "/v1/chat/completions", chat).status_code == 404
+
+
+def test_the_stand_in_refuses_what_the_sdk_models_cannot_read(standin: StandIn) -> None:
+    """A message without `role` (the SDK's discriminator raises a bare ValueError) and a
+    form field that is not UTF-8 are Mistral's 422, never a dropped connection (a 502)."""
+    moderation = httpx2.post(
+        standin.url + "/v1/chat/moderations",
+        json={"model": "m", "input": [{"content": "no role"}]},
+        headers={"Authorization": "Bearer x"},
+        timeout=30,
+    )
+    assert moderation.status_code == 422, moderation.text
+    transcription = httpx2.post(
+        standin.url + "/v1/audio/transcriptions",
+        files={"file": ("a.mp3", b"abc")},
+        data={"model": b"\x80\xff"},
+        headers={"Authorization": "Bearer x"},
+        timeout=30,
+    )
+    assert transcription.status_code == 422, transcription.text
+    assert transcription.json()["detail"][0]["loc"] == ["body", "model"]

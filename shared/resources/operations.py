@@ -31,7 +31,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -178,15 +178,18 @@ def parse_list_query(values: Mapping[str, list[str]]) -> ListQuery:
 
 
 def _timestamp(raw: str | None, name: str) -> str | None:
-    """An ISO 8601 date-time from the query string, as given; 422 if it is none."""
+    """An ISO 8601 date-time from the query string, in UTC (PostgreSQL takes offsets only to
+    +/-15:59, ISO 8601 to +/-23:59; a time without one is UTC); 422 if it is none."""
     if not raw:
         return None
     try:
-        datetime.fromisoformat(raw)
-    except ValueError:
+        parsed = datetime.fromisoformat(raw)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC).isoformat()
+    except (ValueError, OverflowError):
         msg = "Input should be a valid datetime"
         raise ValidationFailed([field_error(("query", name), msg, "datetime_parsing")]) from None
-    return raw
 
 
 def _pagination(page: Page, query: ListQuery) -> dict[str, Any]:

@@ -348,3 +348,17 @@ def test_a_library_its_documents_and_its_sharing_leave_records_and_audit_rows(
         ("library.unshare", lib),
         ("library.delete", lib),
     ]
+
+
+@pytest.mark.parametrize(
+    "given", ["7464-08-16T17:05:50+21:01", "2026-01-01T00:00:00", "0001-01-01T00:00:00+01:00"]
+)
+def test_batch_job_created_after_takes_any_iso_offset(gateway: Container, given: str) -> None:
+    """A `created_after` PostgreSQL could not read as given (an offset past 15:59, none, or a
+    time before year 1 in UTC) is read in UTC or refused with 422, never a 500."""
+    key = make_key(gateway, "admin", owner="tenant-a")
+    answer = client("admin").get(
+        "/v1/batch/jobs", query_string={"created_after": given}, headers=bearer(key)
+    )
+    assert answer.status_code in (200, 422), answer.get_data()
+    assert answer.status_code == (422 if given.startswith("0001") else 200)

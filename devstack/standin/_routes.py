@@ -54,7 +54,7 @@ _ROUTES: tuple[tuple[re.Pattern[str], dict[str, str]], ...] = tuple(
                 "DELETE": "agents.delete_alias",
             },
         ),
-        # issue-19a: the models list (shared read-only)
+        # the models list (shared read-only, _models.py)
         (r"/v1/models", {"GET": "models.list"}),
         (r"/v1/models/(?P<model_id>[^/]+)", {"GET": "models.retrieve"}),
         # tenant-owned resources (_resources.py)

@@ -92,7 +92,7 @@ def _routes() -> tuple[Route, ...]:
         Route("POST", conv, "start", "conversations.start"),
         Route("POST", one, "start", "conversations.append"),
         Route("POST", one + "/restart", "start", "conversations.restart"),
-        # --- issue-19b: metered pass-through (shared.passthrough), relayed to Mistral
+        # metered pass-through (shared.passthrough), relayed to Mistral
         *(Route("POST", path, "start", op) for op, path in PASSTHROUGH_PATHS.items()),
         # history: the read path, answered from the gateway's database
         Route("GET", conv, "history", "conversations.list"),
@@ -124,7 +124,7 @@ def _routes() -> tuple[Route, ...]:
         Route("PUT", agent + "/aliases", "admin", "agents.create_alias"),
         Route("GET", agent + "/aliases", "admin", "agents.list_aliases"),
         Route("DELETE", agent + "/aliases", "admin", "agents.delete_alias"),
-        # shared read-only (issue 19a): Mistral's models, filtered by the key's allowed_models
+        # shared read-only: Mistral's models, filtered by the key's allowed_models
         Route("GET", "/v1/models", "admin", "models.list"),
         Route("GET", "/v1/models/{model_id}", "admin", "models.retrieve"),
         Route(
@@ -154,7 +154,7 @@ def _routes() -> tuple[Route, ...]:
         # the web console: a static shell (public) whose data comes from the routes above
         Route("GET", gw + "/console", "admin", "gateway.console"),
         Route("GET", gw + "/console/{asset}", "admin", "gateway.console.asset"),
-        # --- issue-19c: tenant-owned Mistral resources (shared.resources) ---
+        # tenant-owned Mistral resources (shared.resources)
         *_owned_routes(),
         # batch: reached by the Pub/Sub push subscription, not the load balancer
         Route("POST", gw + "/batches/events", "batch", "gateway.batches.deliver", public=False),

@@ -534,13 +534,16 @@ def _answer(recorder: Any, case_id: str) -> str:
 
 
 def _only_mistral_refused(recorder: Any) -> bool:
-    """Every 400/422 of the scenario is Mistral's own, relayed: the gateway refused none (see
-    gateway_positive_data_acceptance)."""
-    refusals = [
-        i.response
-        for i in recorder.interactions.values()
-        if i.response is not None and i.response.status_code in (400, 422)
-    ]
+    """Every 400/422 answering a valid (positive) case of the scenario is Mistral's own,
+    relayed: the gateway refused none of them (see gateway_positive_data_acceptance)."""
+    refusals = []
+    for case_id, interaction in recorder.interactions.items():
+        node = recorder.cases.get(case_id)
+        meta = getattr(getattr(node, "value", None), "meta", None)
+        positive = meta is not None and meta.generation.mode is GenerationMode.POSITIVE
+        response = interaction.response
+        if positive and response is not None and response.status_code in (400, 422):
+            refusals.append(response)
     return bool(refusals) and all(_mistral_refusal(r) for r in refusals)
 
 

@@ -124,7 +124,7 @@ class MistralClient:
         operation: str,
         method: str,
         path: str,
-        body: bytes | None = None,
+        body: bytes | StreamedBody | None = None,
         *,
         retry: Retry = Retry.IDEMPOTENT,
         content_type: str = "application/json",
@@ -155,18 +155,7 @@ class MistralClient:
         """A POST whose body is relayed as it is read (a multipart upload), never held whole.
         Sent once: a body already read cannot be sent again."""
         streamed = StreamedBody(content_type, chunks, length)
-        response, latency_ms, state = self._send(
-            operation, "POST", path, streamed, Retry.NEVER, False
-        )
-        try:
-            content = response.read()
-        except httpx2.HTTPError as exc:
-            self._failed(state)
-            raise _translate(exc) from exc
-        finally:
-            response.close()
-        self._judge(response, content, state)
-        return UpstreamResponse(response.status_code, response.headers, content, latency_ms)
+        return self.call(operation, "POST", path, streamed, retry=Retry.NEVER)
 
     def download(self, operation: str, path: str) -> UpstreamStream:
         """A GET whose answer is relayed as it arrives (a file's content), never held whole."""

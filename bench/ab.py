@@ -4,12 +4,14 @@
     .venv/bin/python -m bench.ab --base 32a8736 --runs 9 --seconds 3
     .venv/bin/python -m bench.ab --base work --b-env GC_FREEZE=0   one tree, two settings
     .venv/bin/python -m bench.ab --scenario entries       a history page instead (seeded)
+    .venv/bin/python -m bench.ab --scenario passthrough   a metered chat call instead
 
 The bench stack (`bench._stack.BenchStack`), one stand-in at 0 ms and two start
 instances as deployed (THREADS, DB_POOL_SIZE from Terraform): A runs the code of
 `--base` (a commit exported with `git archive` into `.local/ab/<commit>`, or the work
 tree itself with `--base work`), B the work tree. `--scenario entries` (or `conversations`) compares
-two history instances on the history scenario's seeded pages (`bench._history`) instead.
+two history instances on the history scenario's seeded pages (`bench._history`) instead;
+`--scenario passthrough` two start instances on a metered chat call (issue 19).
 In each round one wrk client sends
 full starts to A, then B (the order alternates round by round, so a drift in the
 shared machine's load falls on both alike) for `--seconds`, while the instance's
@@ -29,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._proc import ROOT, tree_cpu
-from bench._requests import PATH, START_BODY
+from bench._requests import CHAT_BODY, CHAT_PATH, PATH, START_BODY
 from bench._stack import DEPLOYED_THREADS, DEPLOYED_THREADS_BY_FUNCTION, BenchStack
 from bench._wrk import ensure_wrk, run_wrk
 
@@ -61,6 +63,8 @@ def _target(stack: BenchStack, scenario: str) -> tuple[str, str, str, int, Any]:
     """(function, path, key, THREADS, body) of what each round sends."""
     if scenario == "start":
         return "start", PATH, stack.user_key, DEPLOYED_THREADS, START_BODY
+    if scenario == "passthrough":
+        return "start", CHAT_PATH, stack.user_key, DEPLOYED_THREADS, CHAT_BODY
     from bench import _history
 
     assert stack.info is not None
@@ -133,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=3)
     parser.add_argument("--clients", type=int, default=1)
     parser.add_argument(
-        "--scenario", choices=("start", "entries", "conversations"), default="start"
+        "--scenario", choices=("start", "passthrough", "entries", "conversations"), default="start"
     )
     args = parser.parse_args(argv)
     base = None if args.base == "work" else export(args.base)

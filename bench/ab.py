@@ -5,6 +5,8 @@
     .venv/bin/python -m bench.ab --base work --b-env GC_FREEZE=0   one tree, two settings
     .venv/bin/python -m bench.ab --scenario entries       a history page instead (seeded)
     .venv/bin/python -m bench.ab --scenario passthrough   a metered chat call instead
+    .venv/bin/python -m bench.ab --base work --b-python .local/pgo-venv/bin/python
+                                                       the same code on another interpreter
 
 The bench stack (`bench._stack.BenchStack`), one stand-in at 0 ms and two start
 instances as deployed (THREADS, DB_POOL_SIZE from Terraform): A runs the code of
@@ -85,6 +87,7 @@ def compare(
     seconds: float,
     clients: int = 1,
     scenario: str = "start",
+    b_python: str | None = None,
 ) -> dict[str, dict[str, list[float]]]:
     ensure_wrk()
     stack = BenchStack().start()
@@ -100,7 +103,9 @@ def compare(
                 "A": held.enter_context(
                     stack.instance(function, threads, standin.url, a_env, base)
                 ),
-                "B": held.enter_context(stack.instance(function, threads, standin.url, b_env)),
+                "B": held.enter_context(
+                    stack.instance(function, threads, standin.url, b_env, None, b_python)
+                ),
             }
             url = {side: inst.url + path for side, inst in instances.items()}
             for side in "AB":  # warm: threads, connections, caches, the frozen heap
@@ -133,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base", default="HEAD", help="a commit, or `work` for the work tree")
     parser.add_argument("--a-env", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--b-env", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument(
+        "--b-python", help="B's interpreter (a venv's python with requirements.txt installed)"
+    )
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--seconds", type=float, default=3)
     parser.add_argument("--clients", type=int, default=1)
@@ -149,10 +157,12 @@ def main(argv: list[str] | None = None) -> int:
         args.seconds,
         args.clients,
         args.scenario,
+        args.b_python,
     )
     a, b = result["A"], result["B"]
     ratio = statistics.median(y / x for x, y in zip(a["cpu_ms"], b["cpu_ms"], strict=True))
-    print(f"A = {args.base} {' '.join(args.a_env)}; B = work tree {' '.join(args.b_env)}")
+    b_name = "work tree" + (f" on {args.b_python}" if args.b_python else "")
+    print(f"A = {args.base} {' '.join(args.a_env)}; B = {b_name} {' '.join(args.b_env)}")
     for side, r in result.items():
         runs = ", ".join(f"{c:.3f}" for c in r["cpu_ms"])
         print(

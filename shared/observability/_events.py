@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 import traceback
 from collections.abc import Mapping
@@ -66,6 +67,7 @@ _TEXT = frozenset(
     }
 )
 _BODY_LIMIT = 4096  # characters of a logged body
+_MESSAGE = "%s %s %d"  # the access line's message: method, route (or path), status
 
 _SEVERITIES: Mapping[str, int] = {
     "DEBUG": logging.DEBUG,
@@ -213,18 +215,19 @@ def _write_access(
         if coerced is not None:
             line[name] = coerced
     line = {k: v for k, v in line.items() if v is not None}
-    severity = severity_for_status(status)
-    _access_logger.log(
-        _SEVERITIES[severity],
-        "%s %s %d",
-        request.method,
-        route or request.path[:200],
-        status,
-        extra={
-            "json_fields": line,
-            "http_request": _http_request(request, status, elapsed, response_bytes),
-        },
-    )
+    level = _SEVERITIES[severity_for_status(status)]
+    if not _access_logger.isEnabledFor(level):
+        return
+    args = (request.method, route or request.path[:200], status)
+    http = _http_request(request, status, elapsed, response_bytes)
+    # The line's own path (`_handler.write_access`) when logging is configured; the
+    # library's (`logging`, google-cloud-logging's handler) where it declines.
+    write = STATE.access_writer
+    if write is not None and write(
+        _access_logger, level, _MESSAGE, args, line, http, sys._getframe()
+    ):
+        return
+    _access_logger.log(level, _MESSAGE, *args, extra={"json_fields": line, "http_request": http})
 
 
 def _coerce(name: str, value: Any) -> Any:

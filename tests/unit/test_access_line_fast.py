@@ -261,3 +261,30 @@ def test_lines_from_150_threads_are_one_write_each() -> None:
         assert text.endswith("\n")
         assert text.count("\n") == 1
         assert json.loads(text)["tokens_out"] == 34
+
+
+URLS: list[tuple[str, dict[str, Any]]] = [
+    ("/v1/conversations", {}),
+    ("/v1/conversations", {"query_string": "a=1&b=%C3%A9"}),
+    ("/v1/conversations", {"base_url": "https://gateway.example:8443/root"}),
+    ("/v1/conversations", {"headers": {"Host": "xn--bcher-kva.example"}}),
+    ("/v1/conversations", {"headers": {"Host": "Other.Example:80"}}),
+    ("/v1/ü/%41%2F", {}),
+    ("/v1/conversations/conv_1", {"query_string": "password=x"}),
+]
+
+
+def test_the_url_is_the_requests_own() -> None:
+    """requestUrl is `request.url` for requests that differ in one URL part each, also
+    when asked again for a new request with the same parts (the kept answer)."""
+    for _ in range(2):
+        for path, options in URLS:
+            request = _request(path, **options)
+            assert _events._url(request) == request.url
+
+
+def test_kept_urls_are_bounded() -> None:
+    """However many distinct URLs are logged, the kept answers stay bounded."""
+    for n in range(_events._URLS_KEPT + 10):
+        _events._url(_request(f"/v1/conversations/c_{n}"))
+    assert 0 < len(_events._urls) <= _events._URLS_KEPT

@@ -131,6 +131,8 @@ class GatewayLogHandler(StructuredLogHandler):
             _cloud_fields(f) if type(f) is CloudLoggingFilter else f for f in self.filters
         ]
         self.filters.insert(0, _RequestContextFilter())
+        # What `access_text` stands for; a handler given other filters since is sent records.
+        self.installed_filters = list(self.filters)
 
     def format(self, record: logging.LogRecord) -> str:
         line: str = super().format(record)  # type: ignore[no-untyped-call]
@@ -252,7 +254,9 @@ def write_access(
             found = True
             if level < handler.level:
                 continue
-            if isinstance(handler, GatewayLogHandler):
+            if isinstance(handler, GatewayLogHandler) and (
+                handler.filters == handler.installed_filters
+            ):
                 if text is None:
                     text = access_text(
                         context, logger.name, level, msg % args, fields, http_request, source

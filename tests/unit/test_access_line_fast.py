@@ -212,6 +212,22 @@ def test_a_level_above_the_lines_writes_nothing(capsys: pytest.CaptureFixture[st
     assert _written(capsys, _ok) == []
 
 
+def test_a_handler_given_another_filter_is_sent_the_record(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A filter added to the gateway's handler still decides: one that drops access
+    records leaves stdout without the line."""
+    handler = STATE.handler
+    assert handler is not None
+    drop = logging.Filter("nothing.matches")
+    handler.addFilter(drop)
+    try:
+        assert _written(capsys, _ok) == []
+    finally:
+        handler.removeFilter(drop)
+    assert [line["event"] for line in _written(capsys, _ok)] == ["access"]
+
+
 def test_other_handlers_get_the_record(caplog: pytest.LogCaptureFixture) -> None:
     """A handler that is not the gateway's (pytest's here) still gets the access record,
     with its message and fields."""

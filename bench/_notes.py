@@ -277,8 +277,9 @@ CPU per start ranged from 1.4 to 3.9 ms: changes under about 5% cannot be told f
     library's path 48.8 us, own path 25.7 us (**0.53x**); the URL kept, 30.8 -> 25.6 us.
     py-spy share of a start: 11.0% -> 6.6%. A full start, `bench.ab --base 22c0336`
     (the branch point; load average 5-6 from the other helpers' runs): `--runs 9
-    --seconds 3` -8.2% (the own path only), `--runs 11` -2.6%, `--runs 15` -3.2%;
-    `--scenario passthrough --runs 11` -4.2%.
+    --seconds 3` -8.2% (the own path only), `--runs 11` -2.6%, `--runs 15` -3.2% and
+    -2.9% (1.808 -> 1.791 ms): **about -3%**; `--scenario passthrough --runs 11` -4.2%
+    (1.349 -> 1.311 ms).
 
 Considered and left: deferring the history read after each turn (Mistral's answer does not
 carry the input entries' ids: `message.input` entries appear in a conversation's history

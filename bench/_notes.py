@@ -258,6 +258,28 @@ CPU per start ranged from 1.4 to 3.9 ms: changes under about 5% cannot be told f
     and 4.93. This session's start-path changes together, against the commit it began from
     (`bench.ab --base dc0837c`): before 12, 9 rounds, 1.665 -> 1.544 ms (-5.1%); with
     12 and 13, 11 rounds, **1.509 -> 1.424 ms (-7.7%)**.
+18. `shared/observability/_handler.py` (`write_access`, `access_text`), `_events.py`
+    (**the access line**, issue 22): the one line per request went through `logging` and
+    google-cloud-logging's handler (a LogRecord, the caller's frame walk, the two filters,
+    the library's %-template, four `json.dumps` and a `json.loads` attempt, then the
+    redactor): 11% of a start (py-spy). It is now one dict in the library's key order,
+    encoded once with the same encoder, redacted whole as before, written to the
+    gateway's handlers as one write under the handler's lock (lines from 150 threads
+    never interleave); any other handler (pytest's) gets the record `logging` would
+    make, and outside a request the library's path writes it. Events, errors and bodies
+    keep the library's path. `tests/unit/test_access_line_fast.py` proves the line the
+    same JSON object, keys in the same order, as the library's for a 2xx, a 4xx with
+    the legacy trace header, a 5xx with an exception, an unrouted 404 with a non-ASCII
+    path, a streamed body, and secrets in the URL, headers and a field. requestUrl
+    (werkzeug's `Request.url`, 2.1% of a start) is kept per request class and PEP 3333
+    URL keys of the environ (a test: equal to `request.url`). Same run, the line alone
+    (`python -m bench.access_line`, CPU per line, best of 7 alternating rounds):
+    library's path 48.8 us, own path 25.7 us (**0.53x**); the URL kept, 30.8 -> 25.6 us.
+    py-spy share of a start: 11.0% -> 6.6%. A full start, `bench.ab --base 22c0336`
+    (the branch point; load average 5-6 from the other helpers' runs): `--runs 9
+    --seconds 3` -8.2% (the own path only), `--runs 11` -2.6%, `--runs 15` -3.2% and
+    -2.9% (1.808 -> 1.791 ms): **about -3%**; `--scenario passthrough --runs 11` -4.2%
+    (1.349 -> 1.311 ms).
 
 Considered and left: deferring the history read after each turn (Mistral's answer does not
 carry the input entries' ids: `message.input` entries appear in a conversation's history

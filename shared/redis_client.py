@@ -153,12 +153,15 @@ def run_script(client: redis.Redis, script: LuaScript, keys: list[str], args: li
     """`EVALSHA` the script; load it and run it again if the server does not know it.
 
     What `client.register_script(text)(keys, args)` does (tests/functional/
-    test_redis_script.py proves the replies equal), at about half its CPU per call: one
-    pooled connection's own `send_command`/`read_response`, as redis-py's pipelines use
-    them, without `Script`'s and `Redis.execute_command`'s per-call layers (a `Retry`
-    wrapper that retries nothing here, a reply-callback lookup, telemetry hooks). The
-    pool still hands out a checked connection (reconnecting one the server closed) and
-    takes it back; a connection that failed is dropped, as `execute_command` drops it.
+    test_redis_script.py proves the replies equal), through one pooled connection's own
+    `send_command`/`read_response`, as redis-py's pipelines use them, without `Script`'s
+    and `Redis.execute_command`'s per-call layers (a `Retry` wrapper that retries nothing
+    here, a reply-callback lookup, telemetry hooks). The pool still hands out a checked
+    connection (reconnecting one the server closed) and takes it back; a connection that
+    failed is dropped, as `execute_command` drops it. CPU per rate-limit check, in the
+    same runs (bench/_notes.py, note 18): 0.77 x `Script`'s, both with hiredis (a
+    scratch driver of `bench/ratelimit_loop.py`'s loop, 5 alternating rounds); with
+    hiredis, 0.51 x the code before (`bench/ratelimit_loop.py`, 7 rounds).
     """
     try:
         return _evalsha(client.connection_pool, script.sha, keys, args)

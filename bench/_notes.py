@@ -280,12 +280,13 @@ CPU per start ranged from 1.4 to 3.9 ms: changes under about 5% cannot be told f
     `bench.ab --base 22c0336 --runs 9 --seconds 3` (and `--runs 11`; 22c0336's export in
     `.local/ab/` given a `hiredis.py` that raises ImportError, as its requirements have no
     hiredis; load average 4-7), three runs: **-4.3%, -3.7%, -1.8%** CPU per full start
-    (paired medians; 1.570 -> 1.474 ms in the second); `--scenario passthrough`, two runs:
-    +0.1%, -2.7%. What is left of the check is mostly the pool (`get_connection` and
-    `release`: 4 of its 7 points). Tried and dropped: one connection kept per thread
-    around the pool (`bench.ab --base HEAD --runs 9 --seconds 3`: -1.3%, within noise),
-    not worth a pool of our own (connections that outlive batch threads, fork and
-    closed-socket checks by hand).
+    (paired medians; 1.570 -> 1.474 ms in the second), a fourth of 11 rounds -1.7%;
+    `--scenario passthrough`, two runs: +0.1%, -2.7%. What is left of the check is mostly
+    the pool (`get_connection` and `release`: 4 of its 7 points). Tried and dropped: one
+    connection kept per thread around the pool, with the pool's own checks (fork,
+    unread data or a closed socket) by hand: `bench.ab --base HEAD --seconds 3`, three
+    runs of 9, 15 and 13 rounds: -1.3%, -9.1%, +0.1%, no gain that stands out of the
+    noise, so not worth a pool of our own (connections outliving the batch's threads).
 
 Considered and left: deferring the history read after each turn (Mistral's answer does not
 carry the input entries' ids: `message.input` entries appear in a conversation's history

@@ -280,6 +280,35 @@ CPU per start ranged from 1.4 to 3.9 ms: changes under about 5% cannot be told f
     --seconds 3` -8.2% (the own path only), `--runs 11` -2.6%, `--runs 15` -3.2% and
     -2.9% (1.808 -> 1.791 ms): **about -3%**; `--scenario passthrough --runs 11` -4.2%
     (1.349 -> 1.311 ms).
+19. `shared/redis_client.py` (`run_script`), `shared/limits/ratelimit.py`, `requirements.txt`:
+    the rate-limit check was 11% of a full start's worker CPU (py-spy, GIL samples), nearly
+    all of it redis-py around the one `EVALSHA`: `Script.__call__`, `execute_command`'s
+    `Retry` wrapper (no retries are configured) and telemetry hooks, the pure-Python RESP3
+    parser and command packer, the pool's `get_connection`/`release`. Now **hiredis**
+    (3.5.0, the C parser redis-py uses when it is installed; a cp311 manylinux wheel, as
+    Cloud Run's Python 3.11 build gets) parses and packs, and the script runs by `EVALSHA`
+    on a pooled connection through redis-py's own `send_command`/`read_response` (as its
+    pipelines do): the same replies as `Script` (`tests/functional/test_redis_script.py`),
+    NOSCRIPT loads the script and runs it again, a connection that failed or timed out is
+    dropped, the pool still checks each connection it hands out (one the server closed is
+    replaced, not failed). The slow-start connection class restores hiredis's own timeout
+    too (it broke on hiredis before). CPU per check alone (`bench/ratelimit_loop.py URL
+    --seconds 3`, its `cpu_us`, on 22c0336's code with hiredis hidden and on this one, 7
+    alternating rounds, one Valkey, load average 4-7; one round of 22c0336's timed out and
+    failed open, left out): **49.6 -> 25.7 us** (0.51 x paired), 9,457 -> 13,564 checks/s.
+    In a scratch driver of the same loop: hiredis alone 0.73 x; RESP2 instead of RESP3
+    with hiredis the same within noise, so redis-py's default RESP3 stays. The check's
+    share of the start profile (`bench._profile`'s py-spy run, 1 client): 11% -> 7%.
+    `bench.ab --base 22c0336 --runs 9 --seconds 3` (and `--runs 11`; 22c0336's export in
+    `.local/ab/` given a `hiredis.py` that raises ImportError, as its requirements have no
+    hiredis; load average 4-7), three runs: **-4.3%, -3.7%, -1.8%** CPU per full start
+    (paired medians; 1.570 -> 1.474 ms in the second), a fourth of 11 rounds -1.7%;
+    `--scenario passthrough`, two runs: +0.1%, -2.7%. What is left of the check is mostly
+    the pool (`get_connection` and `release`: 4 of its 7 points). Tried and dropped: one
+    connection kept per thread around the pool, with the pool's own checks (fork,
+    unread data or a closed socket) by hand: `bench.ab --base HEAD --seconds 3`, three
+    runs of 9, 15 and 13 rounds: -1.3%, -9.1%, +0.1%, no gain that stands out of the
+    noise, so not worth a pool of our own (connections outliving the batch's threads).
 
 Considered and left: deferring the history read after each turn (Mistral's answer does not
 carry the input entries' ids: `message.input` entries appear in a conversation's history

@@ -158,10 +158,8 @@ def run_script(client: redis.Redis, script: LuaScript, keys: list[str], args: li
     and `Redis.execute_command`'s per-call layers (a `Retry` wrapper that retries nothing
     here, a reply-callback lookup, telemetry hooks). The pool still hands out a checked
     connection (reconnecting one the server closed) and takes it back; a connection that
-    failed is dropped, as `execute_command` drops it. CPU per rate-limit check, in the
-    same runs (bench/_notes.py, note 18): 0.77 x `Script`'s, both with hiredis (a
-    scratch driver of `bench/ratelimit_loop.py`'s loop, 5 alternating rounds); with
-    hiredis, 0.51 x the code before (`bench/ratelimit_loop.py`, 7 rounds).
+    failed is dropped, as `execute_command` drops it. Its CPU per check against
+    `Script`'s, measured in the same runs, is in bench/RESULTS.md (note 19).
     """
     try:
         return _evalsha(client.connection_pool, script.sha, keys, args)

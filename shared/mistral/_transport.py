@@ -198,7 +198,7 @@ class SdkTransport:
         its URL and body, whose own headers (Host, Content-Length) httpx2 derives as it
         does for the SDK's. A callable `security` (a token that may change) is asked on
         every request, so nothing is kept for it: None, and the caller builds in full.
-        (`_build_request` was a quarter of an upstream call's CPU; py-spy, bench/RESULTS.md.)
+        (bench/RESULTS.md, note 21, has what it saves.)
         """
         key = (method, accept, content_type)
         headers = self._headers.get(key)

@@ -281,7 +281,8 @@ def _http_request(
 
 # PEP 3333's URL reconstruction: a request's URL is what the server made of these keys
 # of its environ. Building it (werkzeug's `Request.url`: IRI decoding, IDNA, quoting)
-# was 2.1% of a full start's CPU (py-spy); a start's URL is the same every time, so
+# costs more than the rest of the httpRequest (bench/RESULTS.md, note 18); a start's URL
+# is the same every time, so
 # each server's answer for these keys is kept (bounded: cleared when full).
 _URL_KEYS = (
     "wsgi.url_scheme",

@@ -175,12 +175,11 @@ class CaptureHandler(GatewayLogHandler):
 
 # The access line's own path. There is one such line per request, and through `logging`
 # it cost a LogRecord, the caller's frame walk, the two filters above, the library's
-# %-template, four json.dumps and a json.loads attempt: 11% of a full start's CPU
-# (py-spy, the whole line). Here it is one dict in the library's key order, one encode
-# with the same encoder, the same redaction of the whole text, and one write under the
-# handler's lock. Measured in the same run against the library's path it replaces
-# (`python -m bench.access_line`, CPU per line, best of 7 alternating rounds):
-# library 48.8 us, this path 25.7 us (0.53x); bench/_notes.py, note 18, has the start.
+# %-template, four json.dumps and a json.loads attempt. Here it is one dict in the
+# library's key order, one encode with the same encoder, the same redaction of the whole
+# text, and one write under the handler's lock. It is measured in the same run against
+# the library's path it replaces by `python -m bench.access_line`; the figures are in
+# bench/RESULTS.md (note 18).
 # `tests/unit/test_access_line_fast.py` proves the line the same JSON object (keys in
 # the same order) as the library's for 2xx, 4xx, 5xx, unrouted, streamed, with and
 # without a trace header, with secrets in the request; other records (events, errors,

@@ -282,8 +282,8 @@ def _http_request(
 # PEP 3333's URL reconstruction: a request's URL is what the server made of these keys
 # of its environ. Building it (werkzeug's `Request.url`: IRI decoding, IDNA, quoting)
 # costs more than the rest of the httpRequest (bench/RESULTS.md, note 18); a start's URL
-# is the same every time, so
-# each server's answer for these keys is kept (bounded: cleared when full).
+# is the same every time, so each server's answer for these keys is kept (bounded:
+# cleared when full).
 _URL_KEYS = (
     "wsgi.url_scheme",
     "HTTP_HOST",

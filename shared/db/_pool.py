@@ -21,7 +21,7 @@ from typing import Any
 
 import pg8000.exceptions
 from pg8000.core import CoreConnection
-from pg8000.native import to_statement
+from pg8000.native import PreparedStatement, to_statement
 
 from shared.errors import ServiceUnavailable, UniqueViolation
 
@@ -103,6 +103,7 @@ class Conn:
         self.columns: list[str] = []
         # Set when the socket failed: the connection is closed, never reused.
         self.broken = False
+        self._prepared: dict[str, PreparedStatement] = {}
 
     def run(self, sql: str, **params: Any) -> list[list[Any]]:
         """Run one statement; return its rows."""
@@ -125,6 +126,29 @@ class Conn:
             raise
         self.columns = [c["name"] for c in (context.columns or [])]
         return context.rows or []
+
+    def run_prepared(self, sql: str, **params: Any) -> list[list[Any]]:
+        """Run one statement as a prepared statement of this connection (pg8000's
+        `PreparedStatement`), which the server parses once per connection.
+
+        pg8000's `execute_unnamed` (what `run` uses) waits for the server three times per
+        statement (parse; describe and bind; execute); a prepared one is one round trip
+        (bind, execute, sync). For hot single statements: the usage event of every
+        pass-through call (bench/_notes.py)."""
+        try:
+            prepared = self._prepared.get(sql)
+            if prepared is None:
+                prepared = self._prepared[sql] = self.raw.prepare(sql)
+            rows = prepared.run(**params)
+        except pg8000.exceptions.DatabaseError as exc:
+            if _sql_state(exc) == _UNIQUE_VIOLATION:
+                raise UniqueViolation() from exc
+            raise
+        except Exception:
+            self.broken = True  # as in `run`
+            raise
+        self.columns = [c["name"] for c in (prepared.cols or [])]
+        return rows or []
 
     def one(self, sql: str, **params: Any) -> dict[str, Any] | None:
         """The first row as a dict, or None."""

@@ -15,7 +15,7 @@ from shared.config import Settings
 from shared.container import Container
 from shared.db import Pool, connector_for
 from shared.db.schema import MIGRATIONS_DIR, MigrationError, migrate
-from shared.errors import ServiceUnavailable
+from shared.errors import ServiceUnavailable, UniqueViolation
 
 
 def _pool(url: str, size: int = 2, timeout_s: float = 0.3) -> Pool:
@@ -72,6 +72,37 @@ def test_named_parameters_are_sent_as_parameters(container: Container) -> None:
     with container.pool.connection() as conn:
         row = conn.one("SELECT id FROM batches WHERE owner_id = :o", o="o1")
     assert row == {"id": hostile}
+
+
+def test_prepared_statement_is_parsed_once_per_connection(container: Container) -> None:
+    """`run_prepared` stores what `run` would, and the server holds one statement for it."""
+    insert = "INSERT INTO batches (id, owner_id, status) VALUES (:id, :owner, 'pending')"
+    hostile = "x'); DROP TABLE batches; --"
+    with container.pool.connection() as conn:
+        assert conn.run_prepared(insert, id=hostile, owner="o1") == []
+        conn.run_prepared(insert, id="b2", owner="o1")
+        held = conn.run(
+            "SELECT count(*) FROM pg_prepared_statements"
+            " WHERE statement LIKE 'INSERT INTO batches%'"
+        )
+        rows = conn.run_prepared("SELECT id FROM batches WHERE owner_id = :o ORDER BY id", o="o1")
+        columns = conn.columns
+    assert held == [[1]]
+    assert rows == [["b2"], [hostile]]
+    assert columns == ["id"]
+
+
+def test_prepared_statement_names_a_unique_violation(container: Container) -> None:
+    """A duplicate through `run_prepared` is UniqueViolation, and the connection stays usable."""
+    insert = "INSERT INTO batches (id, owner_id, status) VALUES (:id, :owner, 'pending')"
+    with container.pool.connection() as conn:
+        conn.run_prepared(insert, id="b1", owner="o1")
+        with pytest.raises(UniqueViolation):
+            conn.run_prepared(insert, id="b1", owner="o1")
+        assert not conn.broken
+        assert conn.run_prepared("SELECT count(*) FROM batches WHERE owner_id = :o", o="o1") == [
+            [1]
+        ]
 
 
 def test_pool_recovers_after_a_database_restart(tmp_root: Path) -> None:

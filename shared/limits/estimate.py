@@ -42,6 +42,8 @@ _PIECE = re.compile(r"[A-Za-z0-9]+|[^\sA-Za-z0-9]")
 _PER_ENTRY = 4
 # Entries read back to find the last turn's prompt: a turn has a handful.
 _LOOKBACK = 64
+# Body fields a turn's prompt is made of (every string counted).
+_TURN_INPUTS = ("inputs", "instructions", "tools")
 
 
 def text_tokens(text: str) -> int:
@@ -84,26 +86,45 @@ def turn_reservation(
     conversation_id: str | None,
 ) -> int:
     """The tokens to reserve for a turn with this body (on that conversation, if any)."""
-    prompt = _PER_ENTRY + _value_tokens(body.get("inputs"))
-    prompt += _value_tokens(body.get("instructions")) + _value_tokens(body.get("tools"))
+    prompt = _PER_ENTRY + _fields_tokens(body, _TURN_INPUTS)
     completion = _max_tokens(body.get("completion_args"))
     agent_id = body.get("agent_id")
     if isinstance(agent_id, str):
-        agent = conn.one(
-            "SELECT instructions, tools, completion_args FROM agents"
-            " WHERE id = :id AND owner_id = :owner",
-            id=agent_id,
-            owner=owner,
-        )
-        if agent is not None:
-            prompt += _value_tokens(agent["instructions"]) + _value_tokens(agent["tools"])
-            if completion is None:
-                completion = _max_tokens(_as_json(agent["completion_args"]))
+        prompt, completion = _with_agent(conn, owner, agent_id, prompt, completion)
     if conversation_id is not None:
         prompt += _history_tokens(conn, owner, conversation_id)
     if completion is None:
         completion = settings.token_reserve_completion
-    return max(1, min(prompt + completion, settings.model_context_tokens))
+    return _bounded(settings, prompt + completion)
+
+
+def _fields_tokens(body: dict[str, Any], names: tuple[str, ...]) -> int:
+    """The tokens of the body's fields a prompt is made of (absent ones count nothing)."""
+    return sum(_value_tokens(body.get(name)) for name in names)
+
+
+def _with_agent(
+    conn: Conn, owner: str, agent_id: str, prompt: int, completion: int | None
+) -> tuple[int, int | None]:
+    """The prompt with the agent's instructions and tools added, and the completion
+    bound: the body's, else the agent's `max_tokens`. A missing agent adds nothing."""
+    agent = conn.one(
+        "SELECT instructions, tools, completion_args FROM agents"
+        " WHERE id = :id AND owner_id = :owner",
+        id=agent_id,
+        owner=owner,
+    )
+    if agent is None:
+        return prompt, completion
+    prompt += _value_tokens(agent["instructions"]) + _value_tokens(agent["tools"])
+    if completion is None:
+        completion = _max_tokens(_as_json(agent["completion_args"]))
+    return prompt, completion
+
+
+def _bounded(settings: Settings, tokens: int) -> int:
+    """At least one token, never more than the model's window."""
+    return max(1, min(tokens, settings.model_context_tokens))
 
 
 def _history_tokens(conn: Conn, owner: str, conversation_id: str) -> int:
@@ -158,22 +179,13 @@ def call_reservation(
 ) -> int:
     """The tokens to reserve for a metered pass-through call with this body. `conn` is
     read only for agents.complete (the agent's instructions, tools and max_tokens)."""
-    prompt = sum(_value_tokens(body.get(name)) for name in _CALL_INPUTS.get(operation, ()))
+    prompt = _fields_tokens(body, _CALL_INPUTS.get(operation, ()))
     completion = _max_tokens(body)
     agent_id = body.get("agent_id")
     if operation == "agents.complete" and conn is not None and isinstance(agent_id, str):
-        agent = conn.one(
-            "SELECT instructions, tools, completion_args FROM agents"
-            " WHERE id = :id AND owner_id = :owner",
-            id=agent_id,
-            owner=owner,
-        )
-        if agent is not None:
-            prompt += _value_tokens(agent["instructions"]) + _value_tokens(agent["tools"])
-            if completion is None:
-                completion = _max_tokens(_as_json(agent["completion_args"]))
+        prompt, completion = _with_agent(conn, owner, agent_id, prompt, completion)
     if operation not in _COMPLETES:
         completion = 0
     elif completion is None:
         completion = settings.token_reserve_completion
-    return max(1, min(prompt + completion, settings.model_context_tokens))
+    return _bounded(settings, prompt + completion)

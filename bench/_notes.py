@@ -259,6 +259,28 @@ CPU per start ranged from 1.4 to 3.9 ms: changes under about 5% cannot be told f
     (`bench.ab --base dc0837c`): before 12, 9 rounds, 1.665 -> 1.544 ms (-5.1%); with
     12 and 13, 11 rounds, **1.509 -> 1.424 ms (-7.7%)**.
 
+18. **Pass-through: the usage event in one round trip** (`shared/db/_pool.py`
+    `Conn.run_prepared`, `store.record_usage`). A metered chat call's one PostgreSQL
+    statement, its usage event, went through pg8000's `execute_unnamed`, which waits for
+    the server three times per statement (parse; describe and bind; execute). It is now a
+    prepared statement of its connection (pg8000's `PreparedStatement`, parsed once per
+    connection): bind, execute and sync in one round trip. `python -m bench.usage_insert`
+    (the insert alone, alternating rounds): **69.7 -> 27.4 us CPU, 170 -> 59 us wall** per
+    statement. `bench.ab --base main --scenario passthrough --runs 15 --seconds 3` (load
+    average 4-5): **1.066 -> 1.005 ms CPU per call (-4.0%)**, p50 1.56 -> 1.44 ms; the
+    same command's other runs, with the machine busier, gave -10.5% (9 rounds), +1.5% (9)
+    and +7.2% (15): the per-call saving (about 45 us of about 1.1 ms) is inside this
+    machine's noise, the insert's own figure is not. py-spy (a chat call, 1 client): the
+    insert went from 7.9% of the worker's CPU to 3.7%. The rest of the call is shared with
+    the full start: the upstream call through the SDK 25%, gunicorn 16%, the rate limit
+    13%, the access line 13%, Flask and functions-framework 12%, the body's parse 3%
+    (`Context.json_body`); the pass-through's own code (its request, reservation, relay,
+    settlement, response) about 8%, half of it the insert. Every other parameterised
+    statement still takes three round trips through `Conn.run`; the same change there
+    measured, on the full start, `bench.ab --base HEAD --runs 9 --seconds 3`: **-4.0%**
+    CPU, p50 3.03 -> 2.45 ms (not adopted here: `shared/db` is shared, and statements whose
+    text varies, such as a turn's multi-row insert, would need a bounded cache).
+
 Considered and left: deferring the history read after each turn (Mistral's answer does not
 carry the input entries' ids: `message.input` entries appear in a conversation's history
 and messages only, per the wire contract, so no answer gives what is stored; the gateway

@@ -274,12 +274,14 @@ CPU per start ranged from 1.4 to 3.9 ms: changes under about 5% cannot be told f
     insert went from 7.9% of the worker's CPU to 3.7%. The rest of the call is shared with
     the full start: the upstream call through the SDK 25%, gunicorn 16%, the rate limit
     13%, the access line 13%, Flask and functions-framework 12%, the body's parse 3%
-    (`Context.json_body`); the pass-through's own code (its request, reservation, relay,
-    settlement, response) about 8%, half of it the insert. Every other parameterised
-    statement still takes three round trips through `Conn.run`; the same change there
-    measured, on the full start, `bench.ab --base HEAD --runs 9 --seconds 3`: **-4.0%**
-    CPU, p50 3.03 -> 2.45 ms (not adopted here: `shared/db` is shared, and statements whose
-    text varies, such as a turn's multi-row insert, would need a bounded cache).
+    (`Context.json_body`), authentication 1%; the pass-through's own code about 12% (the
+    insert 3.7, the pool's checkout and the event around it 2.1, reading the answer's
+    content type and usage 3.2, the response object 2.2, the request 0.7). Every other
+    parameterised statement still takes three round trips through `Conn.run`; the same
+    change there measured, on the full start, `bench.ab --base HEAD --runs 9 --seconds 3`:
+    **-4.0%** CPU, p50 3.03 -> 2.45 ms (not adopted here: `shared/db` is shared, and
+    statements whose text varies, such as a turn's multi-row insert, would need a bounded
+    cache).
 
 Considered and left: deferring the history read after each turn (Mistral's answer does not
 carry the input entries' ids: `message.input` entries appear in a conversation's history

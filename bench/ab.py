@@ -5,11 +5,15 @@
     .venv/bin/python -m bench.ab --base work --b-env GC_FREEZE=0   one tree, two settings
     .venv/bin/python -m bench.ab --scenario entries       a history page instead (seeded)
     .venv/bin/python -m bench.ab --scenario passthrough   a metered chat call instead
+    .venv/bin/python -m bench.ab --base main --head HEAD  two commits, both exported
 
 The bench stack (`bench._stack.BenchStack`), one stand-in at 0 ms and two start
 instances as deployed (THREADS, DB_POOL_SIZE from Terraform): A runs the code of
 `--base` (a commit exported with `git archive` into `.local/ab/<commit>`, or the work
-tree itself with `--base work`), B the work tree. `--scenario entries` (or `conversations`) compares
+tree itself with `--base work`), B the work tree, or with `--head` another exported
+commit: a run of this tree against its own HEAD once measured B +8% (a busy machine),
+so a small difference is better measured between two exports, and with the sides
+swapped. `--scenario entries` (or `conversations`) compares
 two history instances on the history scenario's seeded pages (`bench._history`) instead;
 `--scenario passthrough` two start instances on a metered chat call (issue 19).
 In each round one wrk client sends
@@ -85,6 +89,7 @@ def compare(
     seconds: float,
     clients: int = 1,
     scenario: str = "start",
+    head: Path | None = None,
 ) -> dict[str, dict[str, list[float]]]:
     ensure_wrk()
     stack = BenchStack().start()
@@ -100,7 +105,9 @@ def compare(
                 "A": held.enter_context(
                     stack.instance(function, threads, standin.url, a_env, base)
                 ),
-                "B": held.enter_context(stack.instance(function, threads, standin.url, b_env)),
+                "B": held.enter_context(
+                    stack.instance(function, threads, standin.url, b_env, head)
+                ),
             }
             url = {side: inst.url + path for side, inst in instances.items()}
             for side in "AB":  # warm: threads, connections, caches, the frozen heap
@@ -131,6 +138,7 @@ def compare(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ab", description=__doc__.split("\n")[0])
     parser.add_argument("--base", default="HEAD", help="a commit, or `work` for the work tree")
+    parser.add_argument("--head", default=None, help="B: a commit instead of the work tree")
     parser.add_argument("--a-env", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--b-env", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--runs", type=int, default=7)
@@ -149,10 +157,12 @@ def main(argv: list[str] | None = None) -> int:
         args.seconds,
         args.clients,
         args.scenario,
+        None if args.head is None else export(args.head),
     )
     a, b = result["A"], result["B"]
     ratio = statistics.median(y / x for x, y in zip(a["cpu_ms"], b["cpu_ms"], strict=True))
-    print(f"A = {args.base} {' '.join(args.a_env)}; B = work tree {' '.join(args.b_env)}")
+    b_side = "work tree" if args.head is None else args.head
+    print(f"A = {args.base} {' '.join(args.a_env)}; B = {b_side} {' '.join(args.b_env)}")
     for side, r in result.items():
         runs = ", ".join(f"{c:.3f}" for c in r["cpu_ms"])
         print(

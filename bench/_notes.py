@@ -266,22 +266,24 @@ CPU per start ranged from 1.4 to 3.9 ms: changes under about 5% cannot be told f
     prepared statement of its connection (pg8000's `PreparedStatement`, parsed once per
     connection): bind, execute and sync in one round trip. `python -m bench.usage_insert`
     (the insert alone, alternating rounds): **69.7 -> 27.4 us CPU, 170 -> 59 us wall** per
-    statement. `bench.ab --base main --scenario passthrough --runs 15 --seconds 3` (load
-    average 4-5): **1.066 -> 1.005 ms CPU per call (-4.0%)**, p50 1.56 -> 1.44 ms; the
-    same command's other runs, with the machine busier, gave -10.5% (9 rounds), +1.5% (9)
-    and +7.2% (15): the per-call saving (about 45 us of about 1.1 ms) is inside this
-    machine's noise, the insert's own figure is not. py-spy (a chat call, 1 client): the
-    insert went from 7.9% of the worker's CPU to 3.7%. The rest of the call is shared with
-    the full start: the upstream call through the SDK 25%, gunicorn 16%, the rate limit
-    13%, the access line 13%, Flask and functions-framework 12%, the body's parse 3%
-    (`Context.json_body`), authentication 1%; the pass-through's own code about 12% (the
-    insert 3.7, the pool's checkout and the event around it 2.1, reading the answer's
-    content type and usage 3.2, the response object 2.2, the request 0.7). Every other
-    parameterised statement still takes three round trips through `Conn.run`; the same
-    change there measured, on the full start, `bench.ab --base HEAD --runs 9 --seconds 3`:
-    **-4.0%** CPU, p50 3.03 -> 2.45 ms (not adopted here: `shared/db` is shared, and
-    statements whose text varies, such as a turn's multi-row insert, would need a bounded
-    cache).
+    statement. The whole call, both sides exported commits and each order once (`bench.ab
+    --base main --head HEAD --scenario passthrough --runs 15 --seconds 3`, then `--base
+    HEAD --head main`; load average 4-7): **-2.2%** and **-3.5%** CPU per call (about 1.1
+    ms), p50 about -0.1 ms. Against the work tree (`--base main`, B the work tree) the
+    same change read -10.5%, +1.5%, +7.2%, -4.0% and +5.4% in five runs, and the work
+    tree against its own HEAD +8.0%: at ~4% a difference is inside what that side's
+    placement and the machine's load move, hence `--head`. py-spy (a chat call, 1
+    client): the insert went from 7.9% of the worker's CPU to 3.7%. The rest of the call
+    is shared with the full start: the upstream call through the SDK 25%, gunicorn 16%,
+    the rate limit 13%, the access line 13%, Flask and functions-framework 12%, the body's
+    parse 3% (`Context.json_body`), authentication 1%; the pass-through's own code about
+    12% (the insert 3.7, the pool's checkout and the event around it 2.1, reading the
+    answer's content type and usage 3.2, the response object 2.2, the request 0.7). Every
+    other parameterised statement still takes three round trips through `Conn.run`; the
+    same change there measured, on the full start, `bench.ab --base HEAD --runs 9 --seconds 3`
+    (one run, B the work tree): **-4.0%** CPU, p50 3.03 -> 2.45 ms. Not adopted here:
+    `shared/db` is shared, and statements whose text varies, such as a turn's multi-row
+    insert, would need a bounded cache.
 
 Considered and left: deferring the history read after each turn (Mistral's answer does not
 carry the input entries' ids: `message.input` entries appear in a conversation's history

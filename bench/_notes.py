@@ -258,33 +258,80 @@ CPU per start ranged from 1.4 to 3.9 ms: changes under about 5% cannot be told f
     and 4.93. This session's start-path changes together, against the commit it began from
     (`bench.ab --base dc0837c`): before 12, 9 rounds, 1.665 -> 1.544 ms (-5.1%); with
     12 and 13, 11 rounds, **1.509 -> 1.424 ms (-7.7%)**.
-
-18. **Pass-through: the usage event in one round trip** (`shared/db/_pool.py`
-    `Conn.run_prepared`, `store.record_usage`). A metered chat call's one PostgreSQL
-    statement, its usage event, went through pg8000's `execute_unnamed`, which waits for
-    the server three times per statement (parse; describe and bind; execute). It is now a
-    prepared statement of its connection (pg8000's `PreparedStatement`, parsed once per
-    connection): bind, execute and sync in one round trip. `python -m bench.usage_insert`
-    (the insert alone, alternating rounds): **69.7 -> 27.4 us CPU, 170 -> 59 us wall** per
-    statement. The whole call, both sides exported commits and each order once (`bench.ab
-    --base main --head HEAD --scenario passthrough --runs 15 --seconds 3`, then `--base
-    HEAD --head main`; load average 4-7): **-2.2%** and **-3.5%** CPU per call (about 1.1
-    ms), p50 about -0.1 ms. Against the work tree (`--base main`, B the work tree) the
-    same change read -10.5%, +1.5%, +7.2%, -4.0% and +5.4% in five runs, and the work
-    tree against its own HEAD +8.0%: at ~4% a difference is inside what that side's
-    placement and the machine's load move, hence `--head`. py-spy (a chat call, 1
-    client): the insert went from 7.9% of the worker's CPU to 3.7%. The rest of the call
-    is shared with the full start: the upstream call through the SDK 25%, gunicorn 16%,
-    the rate limit 13%, the access line 13%, Flask and functions-framework 12%, the body's
-    parse 3% (`Context.json_body`), authentication 1%; the pass-through's own code about
-    12% (the insert 3.7, the pool's checkout and the event around it 2.1, reading the
-    answer's content type and usage 3.2, the response object 2.2, the request 0.7). Every
-    other parameterised statement still takes three round trips through `Conn.run`; the
-    same change there measured, on the full start, `bench.ab --base HEAD --runs 9 --seconds 3`
-    (one run, B the work tree): **-4.0%** CPU, p50 3.03 -> 2.45 ms. Not adopted here:
-    `shared/db` is shared, and statements whose text varies, such as a turn's multi-row
-    insert, would need a bounded cache.
-19. **Budgeted calls: the reservation's count** (`shared/limits/estimate.py`). With a
+18. `shared/observability/_handler.py` (`write_access`, `access_text`), `_events.py`
+    (**the access line**, issue 22): the one line per request went through `logging` and
+    google-cloud-logging's handler (a LogRecord, the caller's frame walk, the two filters,
+    the library's %-template, four `json.dumps` and a `json.loads` attempt, then the
+    redactor): 11% of a start (py-spy). It is now one dict in the library's key order,
+    encoded once with the same encoder, redacted whole as before, written to the
+    gateway's handlers as one write under the handler's lock (lines from 150 threads
+    never interleave); any other handler (pytest's) gets the record `logging` would
+    make, and outside a request the library's path writes it. Events, errors and bodies
+    keep the library's path. `tests/unit/test_access_line_fast.py` proves the line the
+    same JSON object, keys in the same order, as the library's for a 2xx, a 4xx with
+    the legacy trace header, a 5xx with an exception, an unrouted 404 with a non-ASCII
+    path, a streamed body, and secrets in the URL, headers and a field. requestUrl
+    (werkzeug's `Request.url`, 2.1% of a start) is kept per request class and PEP 3333
+    URL keys of the environ (a test: equal to `request.url`). Same run, the line alone
+    (`python -m bench.access_line`, CPU per line, best of 7 alternating rounds):
+    library's path 48.8 us, own path 25.7 us (**0.53x**); the URL kept, 30.8 -> 25.6 us.
+    py-spy share of a start: 11.0% -> 6.6%. A full start, `bench.ab --base 22c0336`
+    (the branch point; load average 5-6 from the other helpers' runs): `--runs 9
+    --seconds 3` -8.2% (the own path only), `--runs 11` -2.6%, `--runs 15` -3.2% and
+    -2.9% (1.808 -> 1.791 ms): **about -3%**; `--scenario passthrough --runs 11` -4.2%
+    (1.349 -> 1.311 ms).
+19. `shared/redis_client.py` (`run_script`), `shared/limits/ratelimit.py`, `requirements.txt`:
+    the rate-limit check was 11% of a full start's worker CPU (py-spy, GIL samples), nearly
+    all of it redis-py around the one `EVALSHA`: `Script.__call__`, `execute_command`'s
+    `Retry` wrapper (no retries are configured) and telemetry hooks, the pure-Python RESP3
+    parser and command packer, the pool's `get_connection`/`release`. Now **hiredis**
+    (3.5.0, the C parser redis-py uses when it is installed; a cp311 manylinux wheel, as
+    Cloud Run's Python 3.11 build gets) parses and packs, and the script runs by `EVALSHA`
+    on a pooled connection through redis-py's own `send_command`/`read_response` (as its
+    pipelines do): the same replies as `Script` (`tests/functional/test_redis_script.py`),
+    NOSCRIPT loads the script and runs it again, a connection that failed or timed out is
+    dropped, the pool still checks each connection it hands out (one the server closed is
+    replaced, not failed). The slow-start connection class restores hiredis's own timeout
+    too (it broke on hiredis before). CPU per check alone (`bench/ratelimit_loop.py URL
+    --seconds 3`, its `cpu_us`, on 22c0336's code with hiredis hidden and on this one, 7
+    alternating rounds, one Valkey, load average 4-7; one round of 22c0336's timed out and
+    failed open, left out): **49.6 -> 25.7 us** (0.51 x paired), 9,457 -> 13,564 checks/s.
+    In a scratch driver of the same loop: hiredis alone 0.73 x; RESP2 instead of RESP3
+    with hiredis the same within noise, so redis-py's default RESP3 stays. The check's
+    share of the start profile (`bench._profile`'s py-spy run, 1 client): 11% -> 7%.
+    `bench.ab --base 22c0336 --runs 9 --seconds 3` (and `--runs 11`; 22c0336's export in
+    `.local/ab/` given a `hiredis.py` that raises ImportError, as its requirements have no
+    hiredis; load average 4-7), three runs: **-4.3%, -3.7%, -1.8%** CPU per full start
+    (paired medians; 1.570 -> 1.474 ms in the second), a fourth of 11 rounds -1.7%;
+    `--scenario passthrough`, two runs: +0.1%, -2.7%. What is left of the check is mostly
+    the pool (`get_connection` and `release`: 4 of its 7 points). Tried and dropped: one
+    connection kept per thread around the pool, with the pool's own checks (fork,
+    unread data or a closed socket) by hand: `bench.ab --base HEAD --seconds 3`, three
+    runs of 9, 15 and 13 rounds: -1.3%, -9.1%, +0.1%, no gain that stands out of the
+    noise, so not worth a pool of our own (connections outliving the batch's threads).
+20. **The pass-through's own code** (issue 19's chat call, `shared/passthrough/`). py-spy
+    on a chat call (1 client, `bench._profile.profile_start` pointed at `CHAT_PATH` and
+    `CHAT_BODY`) at 22c0336: the call's one PostgreSQL statement, its usage event, was
+    7.9% of the worker's CPU, through `execute_unnamed`'s three round trips. A prepared
+    statement of the connection does it in one: the insert alone, the two alternating
+    in one run on an embedded PostgreSQL (a scratch driver), **69.7 -> 27.4 us CPU,
+    170 -> 59 us wall**; `bench.ab --base 22c0336 --scenario passthrough --runs 9
+    --seconds 3` (one run): **-10.5%** CPU per call (1.263 -> 1.139
+    ms), p50 1.91 -> 1.71 ms, and its share of the profile 7.9% -> 3.7%. The pool now
+    prepares every statement (`shared/db/_pool.py`), which carries this. What else the
+    pass-through does itself was already single: the body parsed once and relayed as
+    received, the answer parsed once for its usage, nothing re-serialised, the usage
+    event one autocommitted statement; the budget is settled in Redis (the rate-limit
+    script's keys), the usage written to PostgreSQL, so the two cannot be one statement.
+    Its share of the call after the insert's change: about 12% (the insert 3.7, the
+    pool's checkout and the event around it 2.1, reading the answer's content type and
+    usage 3.2, the response object 2.2, the request 0.7); the rest is shared with the full
+    start: the upstream call through the SDK 25%, gunicorn 16%, the rate limit 13%, the
+    access line 13%, Flask and functions-framework 12%, the body's read and parse
+    (`Context.json_body`) 3%, authentication 1%. Against its own HEAD exported, the work
+    tree measured B/A +8.0% in one `bench.ab --base HEAD --scenario passthrough --runs 15`
+    (the same code: load average 5-7), so a few percent is inside this machine's noise.
+21. **Budgeted calls: the reservation's count** (`shared/limits/estimate.py`). With a
     token budget on, a call's reservation counts every string of its body with a regex
     (`[A-Za-z0-9]+|[^\\sA-Za-z0-9]`, `findall`): on a chat call carrying a 40-message
     conversation (38 KB) `call_reservation` took 690 us, about as much as the rest of the

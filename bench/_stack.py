@@ -254,11 +254,14 @@ class BenchStack:
         mistral_url: str,
         extra_env: dict[str, str] | None = None,
         root: Path | None = None,
+        python: str | None = None,
     ) -> Instance:
         """Starts one instance and returns at once (cold-start timing starts here).
 
         `root` runs the function from another copy of the code (`bench.ab`: a commit
-        against the work tree), its own directory first on the import path."""
+        against the work tree), its own directory first on the import path; `python`
+        under another interpreter (with the runtime packages installed), the code's
+        directory on its import path."""
         listen = port()
         env = {
             **self.function_env(mistral_url, threads, function),
@@ -267,6 +270,9 @@ class BenchStack:
             **(extra_env or {}),
         }
         command = function_command(function, listen)
+        if python is not None:
+            command[0] = python
+            env["PYTHONPATH"] = str(root or ROOT)
         log = self.state_dir / f"{function}-{threads}-{listen}.log"
         if root is None:
             proc = spawn(command, env, log)
@@ -292,9 +298,10 @@ class BenchStack:
         mistral_url: str,
         extra_env: dict[str, str] | None = None,
         root: Path | None = None,
+        python: str | None = None,
     ) -> Iterator[Instance]:
         for attempt in range(3):
-            inst = self.spawn_instance(function, threads, mistral_url, extra_env, root)
+            inst = self.spawn_instance(function, threads, mistral_url, extra_env, root, python)
             try:
                 wait_http(inst.url + routes.health_path(function), inst.proc)
                 break

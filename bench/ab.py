@@ -5,15 +5,13 @@
     .venv/bin/python -m bench.ab --base work --b-env GC_FREEZE=0   one tree, two settings
     .venv/bin/python -m bench.ab --scenario entries       a history page instead (seeded)
     .venv/bin/python -m bench.ab --scenario passthrough   a metered chat call instead
-    .venv/bin/python -m bench.ab --base main --head HEAD  two commits, both exported
+    .venv/bin/python -m bench.ab --base work --b-python .local/pgo-venv/bin/python
+                                                       the same code on another interpreter
 
 The bench stack (`bench._stack.BenchStack`), one stand-in at 0 ms and two start
 instances as deployed (THREADS, DB_POOL_SIZE from Terraform): A runs the code of
 `--base` (a commit exported with `git archive` into `.local/ab/<commit>`, or the work
-tree itself with `--base work`), B the work tree, or with `--head` another exported
-commit: a run of this tree against its own HEAD once measured B +8% (a busy machine),
-so a small difference is better measured between two exports, and with the sides
-swapped. `--scenario entries` (or `conversations`) compares
+tree itself with `--base work`), B the work tree. `--scenario entries` (or `conversations`) compares
 two history instances on the history scenario's seeded pages (`bench._history`) instead;
 `--scenario passthrough` two start instances on a metered chat call (issue 19).
 In each round one wrk client sends
@@ -89,7 +87,7 @@ def compare(
     seconds: float,
     clients: int = 1,
     scenario: str = "start",
-    head: Path | None = None,
+    b_python: str | None = None,
 ) -> dict[str, dict[str, list[float]]]:
     ensure_wrk()
     stack = BenchStack().start()
@@ -106,7 +104,7 @@ def compare(
                     stack.instance(function, threads, standin.url, a_env, base)
                 ),
                 "B": held.enter_context(
-                    stack.instance(function, threads, standin.url, b_env, head)
+                    stack.instance(function, threads, standin.url, b_env, None, b_python)
                 ),
             }
             url = {side: inst.url + path for side, inst in instances.items()}
@@ -138,9 +136,11 @@ def compare(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ab", description=__doc__.split("\n")[0])
     parser.add_argument("--base", default="HEAD", help="a commit, or `work` for the work tree")
-    parser.add_argument("--head", default=None, help="B: a commit instead of the work tree")
     parser.add_argument("--a-env", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--b-env", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument(
+        "--b-python", help="B's interpreter (a venv's python with requirements.txt installed)"
+    )
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--seconds", type=float, default=3)
     parser.add_argument("--clients", type=int, default=1)
@@ -157,12 +157,12 @@ def main(argv: list[str] | None = None) -> int:
         args.seconds,
         args.clients,
         args.scenario,
-        None if args.head is None else export(args.head),
+        args.b_python,
     )
     a, b = result["A"], result["B"]
     ratio = statistics.median(y / x for x, y in zip(a["cpu_ms"], b["cpu_ms"], strict=True))
-    b_side = "work tree" if args.head is None else args.head
-    print(f"A = {args.base} {' '.join(args.a_env)}; B = {b_side} {' '.join(args.b_env)}")
+    b_name = "work tree" + (f" on {args.b_python}" if args.b_python else "")
+    print(f"A = {args.base} {' '.join(args.a_env)}; B = {b_name} {' '.join(args.b_env)}")
     for side, r in result.items():
         runs = ", ".join(f"{c:.3f}" for c in r["cpu_ms"])
         print(

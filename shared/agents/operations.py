@@ -71,6 +71,7 @@ from shared.errors import (
 from shared.jsonsafe import check_storable
 from shared.mistral import MistralClient, Retry, UpstreamResponse
 from shared.observability import log_event
+from shared.query import query_integer
 from shared.reads import MISTRAL_PAGE_SIZE_CLAMP
 from shared.resources import check_owned, library_ids_in_tools
 from shared.tenancy import audit
@@ -191,26 +192,6 @@ def parse_update(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def _query_int(
-    query: Query, name: str, default: int, minimum: int, maximum: int | None = None
-) -> int:
-    raw = query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        msg = "Input should be a valid integer, unable to parse string as an integer"
-        raise ValidationFailed([field_error(("query", name), msg, "int_parsing")]) from None
-    if value < minimum:
-        msg = f"Input should be greater than or equal to {minimum}"
-        raise ValidationFailed([field_error(("query", name), msg, "greater_than_equal")])
-    if maximum is not None and value > maximum:
-        msg = f"Input should be less than or equal to {maximum}"
-        raise ValidationFailed([field_error(("query", name), msg, "less_than_equal")])
-    return value
-
-
 def _query_bool(query: Query, name: str) -> bool | None:
     raw = query.get(name)
     if raw is None:
@@ -254,9 +235,16 @@ def parse_filters(query: Query, sources: list[str]) -> AgentFilters:
             # A filter PostgreSQL cannot take (NUL, lone surrogate) is 422, not a 500.
             check_storable(metadata, ("query", "metadata"))
     return AgentFilters(
-        page=_query_int(query, "page", 0, 0, MAX_PAGE),
+        page=query_integer(query.get("page"), "page", default=0, minimum=0, maximum=MAX_PAGE),
         # Any size is served, as Mistral serves it (see MISTRAL_PAGE_SIZE_CLAMP).
-        page_size=min(_query_int(query, "page_size", 20, 1), MISTRAL_PAGE_SIZE_CLAMP),
+        page_size=query_integer(
+            query.get("page_size"),
+            "page_size",
+            default=20,
+            minimum=1,
+            maximum=MISTRAL_PAGE_SIZE_CLAMP,
+            clamp=True,
+        ),
         page_token=query.get("page_token") or None,
         name=query.get("name"),
         search=query.get("search"),

@@ -595,4 +595,4 @@ def _event_params(event: UsageEvent | None) -> dict[str, Any]:
 
 def record_usage(conn: Conn, event: UsageEvent) -> None:
     """A usage event on its own (a turn Mistral was not asked to keep)."""
-    conn.run_prepared(f"{_USAGE_COLUMNS} VALUES ({_USAGE_VALUES})", **event.params())
+    conn.run(f"{_USAGE_COLUMNS} VALUES ({_USAGE_VALUES})", **event.params())

@@ -46,8 +46,12 @@ def connector_for(
     def connect() -> CoreConnection:
         conn = opener(steady_s if connected.is_set() else first_s)
         connected.set()
-        # A runaway query must not hold a pool slot for ever.
-        conn.execute_simple(f"SET statement_timeout = {statement_timeout}")
+        # A runaway query must not hold a pool slot for ever. Statements are prepared once per
+        # connection (`_pool.Conn`); each execution is still planned for its own values, as
+        # an unprepared statement is, so a tenant's skewed data never gets a generic plan.
+        conn.execute_simple(
+            f"SET statement_timeout = {statement_timeout}; SET plan_cache_mode = force_custom_plan"
+        )
         conn.register_in_adapter(TIMESTAMPTZ, timestamptz_in)
         raw_socket = getattr(conn, "_usock", None)
         if raw_socket is not None:

@@ -20,8 +20,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import pg8000.exceptions
+from pg8000.converters import make_params
 from pg8000.core import CoreConnection
-from pg8000.native import PreparedStatement, to_statement
+from pg8000.native import to_statement
 
 from shared.errors import ServiceUnavailable, UniqueViolation
 
@@ -45,6 +46,17 @@ _PING_AFTER_IDLE_S = 10.0
 # The result depends on the SQL text alone, and the gateway's statements are a fixed
 # set of strings, so each is parsed once per process.
 _to_statement = functools.lru_cache(maxsize=1024)(to_statement)
+
+# Statements each connection keeps prepared. pg8000's `execute_unnamed` parses, describes,
+# binds and executes in three round trips to the server on every call; a statement prepared
+# once per connection (pg8000's `prepare_statement`, what its `native.PreparedStatement`
+# does) then runs in one: Bind, Execute, Sync. The gateway's statements are a fixed set
+# (`_to_statement` above); past this many on one connection the rest run unprepared.
+_PREPARED_PER_CONNECTION = 256
+# "cached plan must not change result type": a table a prepared statement reads changed
+# shape (a migration ran while this instance lived). Its statements are stale: the
+# connection is dropped, the next one prepares afresh.
+_FEATURE_NOT_SUPPORTED = "0A000"
 
 
 def db_unavailable(exc: BaseException) -> bool:
@@ -93,31 +105,47 @@ class _FairSlots:
                 self._free += 1
 
 
+# (statement name or None for unprepared, columns, input converters, pg8000's SQL, values maker)
+_Prepared = tuple[bytes | None, Any, Any, str, Callable[[dict[str, Any]], Any]]
+
+
 class Conn:
-    """One checked-out connection, with named parameters (`:name`) in SQL."""
+    """One checked-out connection, with named parameters (`:name`) in SQL, each statement
+    prepared on first use."""
 
     def __init__(self, raw: CoreConnection) -> None:
         self.raw = raw
         self.created = time.monotonic()
         self.last_used = self.created
         self.columns: list[str] = []
+        self._prepared: dict[str, _Prepared] = {}
         # Set when the socket failed: the connection is closed, never reused.
         self.broken = False
-        self._prepared: dict[str, PreparedStatement] = {}
 
     def run(self, sql: str, **params: Any) -> list[list[Any]]:
         """Run one statement; return its rows."""
+        raw = self.raw
         try:
             if params:
-                statement, make_vals = _to_statement(sql)
-                context = self.raw.execute_unnamed(statement, make_vals(params))
+                prepared = self._prepared.get(sql)
+                if prepared is None:
+                    prepared = self._prepare(sql)
+                name, columns, input_funcs, statement, make_vals = prepared
+                values = make_params(raw.py_types, make_vals(params))
+                if name is None:
+                    context = raw.execute_unnamed(statement, values)
+                else:
+                    context = raw.execute_named(name, values, columns, input_funcs, statement)
             else:
-                context = self.raw.execute_simple(sql)
+                context = raw.execute_simple(sql)
         except pg8000.exceptions.DatabaseError as exc:
             # The server answered: the protocol is in step, the connection reusable. What
             # the domain acts on gets its name here (`shared.errors`), not a SQLSTATE.
-            if _sql_state(exc) == _UNIQUE_VIOLATION:
+            state = _sql_state(exc)
+            if state == _UNIQUE_VIOLATION:
                 raise UniqueViolation() from exc
+            if state == _FEATURE_NOT_SUPPORTED:
+                self.broken = True
             raise
         except Exception:
             # Failed mid-message (a value pg8000 cannot encode, a dropped socket): whatever
@@ -127,28 +155,14 @@ class Conn:
         self.columns = [c["name"] for c in (context.columns or [])]
         return context.rows or []
 
-    def run_prepared(self, sql: str, **params: Any) -> list[list[Any]]:
-        """Run one statement as a prepared statement of this connection (pg8000's
-        `PreparedStatement`), which the server parses once per connection.
-
-        pg8000's `execute_unnamed` (what `run` uses) waits for the server three times per
-        statement (parse; describe and bind; execute); a prepared one is one round trip
-        (bind, execute, sync). For hot single statements: the usage event of every
-        pass-through call (bench/_notes.py)."""
-        try:
-            prepared = self._prepared.get(sql)
-            if prepared is None:
-                prepared = self._prepared[sql] = self.raw.prepare(sql)
-            rows = prepared.run(**params)
-        except pg8000.exceptions.DatabaseError as exc:
-            if _sql_state(exc) == _UNIQUE_VIOLATION:
-                raise UniqueViolation() from exc
-            raise
-        except Exception:
-            self.broken = True  # as in `run`
-            raise
-        self.columns = [c["name"] for c in (prepared.cols or [])]
-        return rows or []
+    def _prepare(self, sql: str) -> _Prepared:
+        statement, make_vals = _to_statement(sql)
+        if len(self._prepared) >= _PREPARED_PER_CONNECTION:
+            return (None, None, None, statement, make_vals)
+        name, columns, input_funcs = self.raw.prepare_statement(statement, ())
+        prepared: _Prepared = (name, columns, input_funcs, statement, make_vals)
+        self._prepared[sql] = prepared
+        return prepared
 
     def one(self, sql: str, **params: Any) -> dict[str, Any] | None:
         """The first row as a dict, or None."""

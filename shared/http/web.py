@@ -181,6 +181,8 @@ def discard_body(request: flask.Request, bound: int) -> bool:
 
 def _reject_unstorable_query(request: flask.Request) -> None:
     """422 for a query parameter PostgreSQL cannot compare (NUL, lone surrogate)."""
+    if not request.query_string:
+        return  # werkzeug parses `args` on first use: a request without a query skips it
     for name, value in request.args.items(multi=True):
         check_text(name, ("query", name))
         check_text(value, ("query", name))

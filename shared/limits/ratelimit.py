@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import redis
 
 from shared.config import FailureMode
 from shared.errors import RateLimited, ServiceUnavailable
+from shared.redis_client import LuaScript, run_script
 
 __all__ = ["Budget", "Decision", "Limit", "RateLimiter"]
 
@@ -43,7 +43,7 @@ _BACKOFF_S = 0.5
 # exactly (now is ~1.8e15 < 2^53) and the burst is exactly `limit` for any limit and
 # window. The theoretical arrival time is stored with '%.0f': Lua's own number-to-string
 # keeps only 14 significant digits, which would round it on every write.
-_SCRIPT = """
+_SCRIPT = LuaScript("""
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
@@ -79,18 +79,18 @@ end
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX',
            math.ceil((new_tat - now) / 1000))
 return {1, math.floor((burst - (new_tat - now)) / interval), new_tat - now, 0, 0}
-"""
+""")
 
 # KEYS: the budget buckets of a reservation. ARGV: tokens to add (negative to give back).
 # Only a bucket that still exists is corrected: one that expired (a long stream) or was
 # never counted (that budget is off) is left alone, since INCRBY would create it without
 # an expiry and it would stay in Redis for ever.
-_SETTLE = """
+_SETTLE = LuaScript("""
 for _, key in ipairs(KEYS) do
   if redis.call('EXISTS', key) == 1 then redis.call('INCRBY', key, ARGV[1]) end
 end
 return 0
-"""
+""")
 
 
 @dataclass(frozen=True)
@@ -156,12 +156,9 @@ class RateLimiter:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
-        self._script: redis.commands.core.Script | None = None
-        self._settle_script: redis.commands.core.Script | None = None
         self._failure_mode = FailureMode(failure_mode)
         self._clock = clock
         self._down_until = 0.0
-        self._lock = threading.Lock()
 
     def check(
         self,
@@ -219,19 +216,12 @@ class RateLimiter:
         if not decision.reserved_tokens or delta == 0:
             return
         try:
-            if self._settle_script is None:
-                self._settle_script = self._client().register_script(_SETTLE)
-            self._settle_script(keys=[decision.minute_key, decision.day_key], args=[delta])
+            run_script(self._client(), _SETTLE, [decision.minute_key, decision.day_key], [delta])
         except (redis.RedisError, OSError) as exc:
             self._note_failure(exc)
 
     def _run(self, keys: list[str], args: list[float | int]) -> list[int]:
-        if self._script is None:
-            with self._lock:
-                if self._script is None:
-                    self._script = self._client().register_script(_SCRIPT)
-        result = self._script(keys=keys, args=args)
-        return [int(x) for x in result]
+        return [int(x) for x in run_script(self._client(), _SCRIPT, keys, args)]
 
     def _note_failure(self, exc: BaseException) -> None:
         self._down_until = time.monotonic() + _BACKOFF_S

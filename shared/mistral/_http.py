@@ -164,6 +164,13 @@ def _only_tls_records(sock: ssl.SSLSocket) -> bool:
     return False
 
 
+def _set_timeout(sock: socket.socket, timeout: float | None) -> None:
+    """`settimeout` only when the value changes: each call is a system call (ioctl), and
+    a kept-alive connection's read and write limits are usually one value."""
+    if sock.gettimeout() != timeout:
+        sock.settimeout(timeout)
+
+
 def _incomplete() -> httpx2.RemoteProtocolError:
     return httpx2.RemoteProtocolError(
         "peer closed connection without sending complete message body"
@@ -460,7 +467,7 @@ class LeanHttpClient(SdkHttpClient):
         """Sends the request and reads the answer's head; the body is left to the response."""
         sock = conn.sock
         try:
-            sock.settimeout(timeout.get("write"))
+            _set_timeout(sock, timeout.get("write"))
             unsent: httpx2.WriteError | None = None
             try:
                 if not isinstance(body, bytes):
@@ -479,7 +486,7 @@ class LeanHttpClient(SdkHttpClient):
                 # as httpcore reads too; if it did not, this is the failure to report.
                 unsent = httpx2.WriteError(str(exc) or type(exc).__name__, request=request)
                 unsent.__cause__ = exc
-            sock.settimeout(timeout.get("read"))
+            _set_timeout(sock, timeout.get("read"))
             try:
                 while True:
                     status, reason, version, headers = self._read_head(conn, request)

@@ -48,13 +48,14 @@ def configure_logging(settings: Settings) -> None:
             _previous_level = root.level
         root.setLevel(settings.log_level.upper())
         if STATE.handler is None or STATE.project != settings.gcp_project:
-            from shared.observability._handler import GatewayLogHandler
+            from shared.observability._handler import GatewayLogHandler, write_access
 
             handler = GatewayLogHandler(project_id=settings.gcp_project or None)
             if STATE.handler is not None:
                 root.removeHandler(STATE.handler)
             root.addHandler(handler)
             STATE.handler = handler
+            STATE.access_writer = write_access
             # Its import (google-cloud-logging) brought most of the process's modules.
             from shared.heap import settle_heap
 
@@ -82,6 +83,7 @@ def reset_logging() -> None:
             root.setLevel(_previous_level)
             _previous_level = None
         STATE.handler = None
+        STATE.access_writer = None
         STATE.key = None
         STATE.settings = None
         STATE.project = ""

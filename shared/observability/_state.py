@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shared.config import Settings
@@ -19,6 +20,8 @@ class LoggingState:
     log_bodies: bool = False
     redactor: Redactor = field(default_factory=Redactor)
     handler: logging.Handler | None = None
+    # `_handler.write_access` once a handler is installed: the access line's own path.
+    access_writer: Callable[..., bool] | None = None
     # The settings last applied, and what of them matters, to make reconfiguring a no-op.
     settings: Settings | None = None
     key: tuple[object, ...] | None = None

@@ -16,6 +16,7 @@ from typing import Any, cast
 
 from shared import cursors
 from shared.errors import ValidationFailed, field_error
+from shared.query import query_integer
 
 __all__ = [
     "BATCH_ITEM_STATUSES",
@@ -40,7 +41,6 @@ MISTRAL_PAGE_SIZE_CLAMP = 2**31 - 1
 # Page numbers beyond this are no real walk through a tenant's conversations.
 _MAX_PAGE = 1_000_000
 _MAX_TEXT = 256
-_MAX_DIGITS = 18
 _MAX_METADATA = 4096
 _MAX_METADATA_DEPTH = 16
 _METADATA_LIMITS = (
@@ -81,28 +81,18 @@ class _Args:
         self, name: str, default: int, minimum: int, maximum: int, *, clamp: bool = False
     ) -> int:
         """A query integer in [minimum, maximum]; with `clamp`, a larger one is `maximum`."""
-        raw = self._raw(name)
-        if raw is None:
-            return default
-        # int() alone would accept " 7", "7_0" and "٧"; a query parameter is plain digits.
-        digits = raw[1:] if raw[:1] in "+-" else raw
-        if not (digits.isascii() and digits.isdigit()):
-            self._fail(name, "Input should be a valid integer", "int_parsing")
-            return default
-        # Past any bound either way: no need to convert a thousand digits to find out.
-        if len(digits) <= _MAX_DIGITS:
-            value = int(raw)
-        else:
-            value = -(10**_MAX_DIGITS) if raw.startswith("-") else 10**_MAX_DIGITS
-        if value < minimum:
-            self._fail(
-                name, f"Input should be greater than or equal to {minimum}", "greater_than_equal"
+        try:
+            return query_integer(
+                self._raw(name),
+                name,
+                default=default,
+                minimum=minimum,
+                maximum=maximum,
+                clamp=clamp,
             )
-        elif value > maximum:
-            if clamp:
-                return maximum
-            self._fail(name, f"Input should be less than or equal to {maximum}", "less_than_equal")
-        return value
+        except ValidationFailed as exc:
+            self._errors.extend(exc.detail)
+            return default
 
     def text(self, name: str) -> str | None:
         raw = self._raw(name)

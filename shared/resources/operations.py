@@ -47,6 +47,7 @@ from shared.errors import (
 )
 from shared.mistral import MistralClient, Retry, UpstreamResponse, UpstreamStream
 from shared.observability import log_event
+from shared.query import query_integer
 from shared.resources.records import (
     WHAT,
     Kind,
@@ -137,20 +138,6 @@ class ListQuery:
         return tuple((self.values or {}).get(name) or ())
 
 
-def _int(raw: str | None, name: str, default: int, minimum: int, maximum: int) -> int:
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        msg = "Input should be a valid integer, unable to parse string as an integer"
-        raise ValidationFailed([field_error(("query", name), msg, "int_parsing")]) from None
-    if value < minimum:
-        msg = f"Input should be greater than or equal to {minimum}"
-        raise ValidationFailed([field_error(("query", name), msg, "greater_than_equal")])
-    return min(value, maximum)
-
-
 # What a list's query refuses beyond the SDK's parameter types (larger values are capped,
 # not refused); the OpenAPI document adds these to every tenant-owned list's parameters.
 QUERY_RULES: Mapping[str, Mapping[str, int]] = {"page": {"minimum": 0}, "page_size": {"minimum": 1}}
@@ -164,13 +151,22 @@ def parse_list_query(values: Mapping[str, list[str]]) -> ListQuery:
         return found[0] if found else None
 
     return ListQuery(
-        page=_int(first("page"), "page", 0, QUERY_RULES["page"]["minimum"], _MAX_PAGE),
-        page_size=_int(
+        # Larger values are capped, not refused (QUERY_RULES above).
+        page=query_integer(
+            first("page"),
+            "page",
+            default=0,
+            minimum=QUERY_RULES["page"]["minimum"],
+            maximum=_MAX_PAGE,
+            clamp=True,
+        ),
+        page_size=query_integer(
             first("page_size"),
             "page_size",
-            _DEFAULT_PAGE_SIZE,
-            QUERY_RULES["page_size"]["minimum"],
-            _MAX_PAGE_SIZE,
+            default=_DEFAULT_PAGE_SIZE,
+            minimum=QUERY_RULES["page_size"]["minimum"],
+            maximum=_MAX_PAGE_SIZE,
+            clamp=True,
         ),
         search=first("search") or None,
         values={name: tuple(v) for name, v in values.items()},

@@ -1,14 +1,18 @@
 """Fixtures every functional test module may use: a Mistral stand-in over real HTTP, a
-Mistral client for it, and a gateway container wired to both. A module that needs
-another shape (settings, faults) defines its own fixture of the same name."""
+Mistral client for it, a gateway container wired to both, and a Valkey of a test's own
+(to stop or freeze). A module that needs another shape (settings, faults) defines its own
+fixture of the same name."""
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
 from collections.abc import Iterator
 
 import pytest
 
+from devstack.servers import EmbeddedValkey
 from devstack.standin import StandIn
 from shared.config import Settings
 from shared.container import Container, set_container
@@ -25,6 +29,19 @@ def standin() -> Iterator[StandIn]:
 @pytest.fixture(scope="module")
 def mistral(base_settings: Settings, standin: StandIn) -> MistralClient:
     return build_client(dataclasses.replace(base_settings, mistral_server_url=standin.url), None)
+
+
+@pytest.fixture
+def private_valkey() -> Iterator[EmbeddedValkey]:
+    """A Valkey of this test's own, so stopping it disturbs no other test."""
+    server = EmbeddedValkey().start()
+    try:
+        yield server
+    finally:
+        if server.proc is not None:
+            # A frozen server must be woken before it can be told to stop.
+            os.kill(server.proc.pid, signal.SIGCONT)
+        server.stop()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import textwrap
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -186,19 +185,6 @@ def test_a_burst_allows_exactly_the_limit(
 
 
 # -- Redis away ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def private_valkey() -> Iterator[EmbeddedValkey]:
-    """A Valkey of this test's own, so stopping it disturbs no other test."""
-    server = EmbeddedValkey().start()
-    try:
-        yield server
-    finally:
-        if server.proc is not None:
-            # A frozen server must be woken before it can be told to stop.
-            os.kill(server.proc.pid, signal.SIGCONT)
-        server.stop()
 
 
 def _gateway(container: Container, base_settings: Settings, **changes: Any) -> Container:

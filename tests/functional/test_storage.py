@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+import pg8000.exceptions
 import pytest
 
 from devstack.servers import EmbeddedPostgres
@@ -15,7 +16,7 @@ from shared.config import Settings
 from shared.container import Container
 from shared.db import Pool, connector_for
 from shared.db.schema import MIGRATIONS_DIR, MigrationError, migrate
-from shared.errors import ServiceUnavailable, UniqueViolation
+from shared.errors import ServiceUnavailable
 
 
 def _pool(url: str, size: int = 2, timeout_s: float = 0.3) -> Pool:
@@ -74,35 +75,45 @@ def test_named_parameters_are_sent_as_parameters(container: Container) -> None:
     assert row == {"id": hostile}
 
 
-def test_prepared_statement_is_parsed_once_per_connection(container: Container) -> None:
-    """`run_prepared` stores what `run` would, and the server holds one statement for it."""
-    insert = "INSERT INTO batches (id, owner_id, status) VALUES (:id, :owner, 'pending')"
-    hostile = "x'); DROP TABLE batches; --"
-    with container.pool.connection() as conn:
-        assert conn.run_prepared(insert, id=hostile, owner="o1") == []
-        conn.run_prepared(insert, id="b2", owner="o1")
-        held = conn.run(
-            "SELECT count(*) FROM pg_prepared_statements"
-            " WHERE statement LIKE 'INSERT INTO batches%'"
-        )
-        rows = conn.run_prepared("SELECT id FROM batches WHERE owner_id = :o ORDER BY id", o="o1")
-        columns = conn.columns
-    assert held == [[1]]
-    assert rows == [["b2"], [hostile]]
-    assert columns == ["id"]
+def test_a_statement_is_prepared_once_per_connection_and_planned_per_call(
+    container: Container,
+) -> None:
+    """A parameterised statement is prepared on its first run and reused after; plans stay
+    custom (planned for each call's values), as an unprepared statement's are."""
+    pool = _pool(container.settings.database_url, size=1)
+    count = "SELECT count(*) FROM pg_prepared_statements"
+    with pool.connection() as conn:
+        before = conn.run(count)[0][0]
+        for n in (1, 2, 3):
+            assert conn.run("SELECT :n::int + 1", n=n) == [[n + 1]]
+        assert conn.run(count)[0][0] == before + 1
+        assert conn.run("SHOW plan_cache_mode") == [["force_custom_plan"]]
+    pool.close()
 
 
-def test_prepared_statement_names_a_unique_violation(container: Container) -> None:
-    """A duplicate through `run_prepared` is UniqueViolation, and the connection stays usable."""
-    insert = "INSERT INTO batches (id, owner_id, status) VALUES (:id, :owner, 'pending')"
-    with container.pool.connection() as conn:
-        conn.run_prepared(insert, id="b1", owner="o1")
-        with pytest.raises(UniqueViolation):
-            conn.run_prepared(insert, id="b1", owner="o1")
-        assert not conn.broken
-        assert conn.run_prepared("SELECT count(*) FROM batches WHERE owner_id = :o", o="o1") == [
-            [1]
-        ]
+def test_a_prepared_statement_made_stale_by_a_migration_costs_its_connection_once(
+    container: Container,
+) -> None:
+    """When a table a prepared statement reads changes shape, that call fails and its
+    connection is dropped; the next call prepares afresh on a new connection."""
+    pool = _pool(container.settings.database_url, size=1)
+    with pool.connection() as conn:
+        conn.run("CREATE TABLE prepared_shape (id text, a int)")
+        conn.run("INSERT INTO prepared_shape VALUES ('x', 1)")
+    read = "SELECT * FROM prepared_shape WHERE id = :id"
+    try:
+        with pool.connection() as conn:
+            assert conn.run(read, id="x") == [["x", 1]]
+        with pool.connection() as conn:
+            conn.run("ALTER TABLE prepared_shape ADD COLUMN b int DEFAULT 2")
+        with pytest.raises(pg8000.exceptions.DatabaseError), pool.connection() as conn:
+            conn.run(read, id="x")
+        with pool.connection() as conn:
+            assert conn.run(read, id="x") == [["x", 1, 2]]
+    finally:
+        with pool.connection() as conn:
+            conn.run("DROP TABLE prepared_shape")
+        pool.close()
 
 
 def test_pool_recovers_after_a_database_restart(tmp_root: Path) -> None:

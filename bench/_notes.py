@@ -320,8 +320,8 @@ CPU per start ranged from 1.4 to 3.9 ms: changes under about 5% cannot be told f
     generic plan; a statement a migration made stale ("cached plan must not change result
     type", SQLSTATE 0A000) fails once and drops its connection; past 256 statements on one
     connection the rest run unprepared (tests in `tests/functional/test_storage.py`). The
-    pass-through's usage event, which helper P had made a prepared statement of its own,
-    goes the same way. `bench.ab --base HEAD --runs 7 --seconds 3` (load average 3):
+    pass-through's usage event goes the same way (note 24 has its figures).
+    `bench.ab --base HEAD --runs 7 --seconds 3` (load average 3):
     **1.731 -> 1.521 ms per start (-7.2% paired)**, gateway p50 2.85 -> 2.37 ms;
     `--scenario passthrough --runs 7` with 21 and 22 below: **-8.5%**, p50 1.63 -> 1.46 ms.
     In production each round trip saved is one to Cloud SQL over the VPC, not loopback.
@@ -355,6 +355,37 @@ CPU per start ranged from 1.4 to 3.9 ms: changes under about 5% cannot be told f
     venv made with `/usr/bin/python3.11 -m venv` and `requirements.txt`): **-9.0%** CPU per
     start on Debian's. The bench and the figures above use the project's venv (pyenv's);
     Cloud Run's Python runtime is Google's build, whose flags cannot be checked from here.
+24. **The pass-through's own code** (issue 19's chat call, `shared/passthrough/`). py-spy
+    on a chat call (1 client, `bench._profile.profile_start` pointed at `CHAT_PATH` and
+    `CHAT_BODY`) at 22c0336: the call's one PostgreSQL statement, its usage event, was
+    7.9% of the worker's CPU, through `execute_unnamed`'s three round trips. A prepared
+    statement of the connection does it in one: the insert alone, the two alternating
+    in one run on an embedded PostgreSQL (a scratch driver), **69.7 -> 27.4 us CPU,
+    170 -> 59 us wall**; `bench.ab --base 22c0336 --scenario passthrough --runs 9
+    --seconds 3` (one run): **-10.5%** CPU per call (1.263 -> 1.139
+    ms), p50 1.91 -> 1.71 ms, and its share of the profile 7.9% -> 3.7%. The pool now
+    prepares every statement (`shared/db/_pool.py`), which carries this. What else the
+    pass-through does itself was already single: the body parsed once and relayed as
+    received, the answer parsed once for its usage, nothing re-serialised, the usage
+    event one autocommitted statement; the budget is settled in Redis (the rate-limit
+    script's keys), the usage written to PostgreSQL, so the two cannot be one statement.
+    Its share of the call after the insert's change: about 12% (the insert 3.7, the
+    pool's checkout and the event around it 2.1, reading the answer's content type and
+    usage 3.2, the response object 2.2, the request 0.7); the rest is shared with the full
+    start: the upstream call through the SDK 25%, gunicorn 16%, the rate limit 13%, the
+    access line 13%, Flask and functions-framework 12%, the body's read and parse
+    (`Context.json_body`) 3%, authentication 1%. Against its own HEAD exported, the work
+    tree measured B/A +8.0% in one `bench.ab --base HEAD --scenario passthrough --runs 15`
+    (the same code: load average 5-7), so a few percent is inside this machine's noise.
+25. **Budgeted calls: the reservation's count** (`shared/limits/estimate.py`). With a
+    token budget on, a call's reservation counts every string of its body with a regex
+    (`[A-Za-z0-9]+|[^\\sA-Za-z0-9]`, `findall`): on a chat call carrying a 40-message
+    conversation (38 KB) `call_reservation` took 690 us, about as much as the rest of the
+    call (the bench's chat call has no budget, so its rows do not show it). ASCII text is
+    now counted with `str.translate` and `str.count`, the same count (random and chosen
+    strings against the regex: `tests/unit/test_token_count.py`); other text keeps the
+    regex. `python -m bench.token_count` (same run): 38 KB **605 -> 133 us**, 92 KB
+    **1,670 -> 255 us**; `call_reservation` on the 38 KB body 690 -> 185 us.
 
 Considered and left: deferring the history read after each turn (Mistral's answer does not
 carry the input entries' ids: `message.input` entries appear in a conversation's history

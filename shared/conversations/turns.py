@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from shared.errors import (
     field_error,
 )
 from shared.limits import estimate
+from shared.limits.abandoned import read_abandoned
 from shared.limits.idempotency import Claim, Idempotency, StoredResponse, request_hash
 from shared.mistral import MistralClient, Retry, UpstreamStream
 from shared.resources import check_owned, library_ids_in_tools
@@ -702,22 +702,9 @@ class _TurnRunner:
         Mistral goes on producing (and billing) the turn whoever left: read to its end,
         the turn is charged the usage Mistral reports and stored whole.
         """
-        settings = self.ctx.container.settings
-        deadline = time.monotonic() + settings.abandoned_stream_read_s
-        left = settings.abandoned_stream_read_bytes
-        try:
-            for chunk in chunks:
-                watcher.feed(chunk)
-                sent.append(chunk)
-                left -= len(chunk)
-                if watcher.done or left <= 0 or time.monotonic() > deadline:
-                    break
-            else:
-                watcher.close()
-        except GatewayError as exc:
-            log.warning("abandoned upstream stream broke: %s", exc.message)
-        self.ctx.access.abandoned_stream_read = watcher.done
-        return watcher.done
+        done = read_abandoned(chunks, watcher, self.ctx.container.settings, sent.append)
+        self.ctx.access.abandoned_stream_read = done
+        return done
 
     def _after_stream(self, watcher: _StreamWatcher, ok: bool, body: bytes) -> bool:
         """Store the streamed turn; False if the database refused it."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +23,7 @@ from shared.conversations.sse import SseParser
 from shared.conversations.store import Usage
 from shared.errors import CircuitOpen, GatewayError
 from shared.limits import estimate
+from shared.limits.abandoned import read_abandoned
 from shared.mistral import Retry, UpstreamStream
 from shared.passthrough.request import Passthrough
 from shared.resources import check_owned
@@ -177,22 +177,9 @@ class _Runner:
             self.finish(200, watcher.usage, charge=spent.total, model=watcher.model)
 
     def _drain(self, chunks: Iterator[bytes], watcher: _UsageWatcher) -> None:
-        """Read on a stream the caller left, within the settings' bounds: Mistral goes on
-        producing (and billing) it whoever left, and its usage comes at the end."""
-        settings = self.ctx.container.settings
-        deadline = time.monotonic() + settings.abandoned_stream_read_s
-        left = settings.abandoned_stream_read_bytes
-        try:
-            for chunk in chunks:
-                watcher.feed(chunk)
-                left -= len(chunk)
-                if watcher.done or left <= 0 or time.monotonic() > deadline:
-                    break
-            else:
-                watcher.close()
-        except GatewayError as exc:
-            log.warning("abandoned upstream stream broke: %s", exc.message)
-        self.ctx.access.abandoned_stream_read = watcher.done
+        """Read on a stream the caller left, to the usage Mistral reports at its end."""
+        done = read_abandoned(chunks, watcher, self.ctx.container.settings)
+        self.ctx.access.abandoned_stream_read = done
 
     def settle(self, usage: Usage, charge: int | None = None) -> None:
         """Replace the reservation by what the call cost (once)."""

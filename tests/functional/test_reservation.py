@@ -7,7 +7,7 @@ import json
 
 from shared.container import Container
 from shared.conversations import store
-from shared.limits.estimate import text_tokens, turn_reservation
+from shared.limits.estimate import call_reservation, text_tokens, turn_reservation
 
 OWNER = "tenant-a"
 
@@ -64,6 +64,34 @@ def test_a_start_with_an_agent_reserves_its_instructions_and_max_tokens(
             conn, container.settings, OWNER, {"inputs": "hi", "agent_id": "ag_r"}, None
         )
     assert 720 <= reserved < 760
+
+
+def test_an_agents_completion_reserves_like_a_turn_with_that_agent(
+    container: Container,
+) -> None:
+    """agents.complete counts the agent's instructions; the body's max_tokens, else the
+    agent's, bounds the completion, as a turn does."""
+    with container.pool.connection() as conn:
+        conn.run(
+            "INSERT INTO agents (id, owner_id, name, model, instructions, completion_args, body,"
+            " created_at, updated_at) VALUES ('ag_c', :owner, 'c', 'm', :instructions,"
+            " CAST(:args AS jsonb), '{}', now(), now())",
+            owner=OWNER,
+            instructions=" ".join(["a"] * 700),
+            args=json.dumps({"max_tokens": 20}),
+        )
+        settings = container.settings
+        message = {"role": "user", "content": "hi"}
+        body = {"agent_id": "ag_c", "messages": [message]}
+        agents = call_reservation(conn, settings, OWNER, "agents.complete", body)
+        capped = call_reservation(
+            conn, settings, OWNER, "agents.complete", {**body, "max_tokens": 5}
+        )
+        other = call_reservation(conn, settings, "tenant-b", "agents.complete", body)
+    # message: "user" and "hi" (one piece each) and the entry's overhead
+    assert agents == 700 + 6 + 20
+    assert capped == 700 + 6 + 5
+    assert other == 6 + settings.token_reserve_completion
 
 
 def test_no_turn_reserves_more_than_the_models_context(container: Container) -> None:

@@ -190,13 +190,11 @@ def stored_turn(
     return outputs, usage
 
 
-def _text(content: Any) -> tuple[str | None, str | None]:
-    """(plain text, JSON of chunks) for an entry's content or result."""
+def _text(content: Any) -> tuple[str | None, Any]:
+    """(plain text, chunks) for an entry's content or result: one of them, or neither."""
     if isinstance(content, str):
         return content, None
-    if content is None:
-        return None, None
-    return None, json.dumps(content)
+    return None, content
 
 
 def provisional_entries(
@@ -312,7 +310,7 @@ def record_turn(
         fresh = _adopt_provisional(conn, conversation_id, fresh)
     _attribute_tokens(fresh, usage)
     values = [
-        _entry_values(owner, seq, entry, incomplete_ids)
+        _entry_values(seq, entry, incomplete_ids)
         for seq, entry in enumerate(fresh, start=len(known))
     ]
     touch = "UPDATE conversations SET updated_at = greatest(updated_at, now()) WHERE id = :conv"
@@ -321,22 +319,30 @@ def record_turn(
         parts.append(f"used AS ({_USAGE_COLUMNS} VALUES ({_USAGE_VALUES}))")
     if parts or values:
         sql = (f"WITH {', '.join(parts)} " if parts else "") + (
-            _entries_insert(len(values)) if values else "SELECT 1"
+            _entries_insert() if values else "SELECT 1"
         )
-        conn.run(sql, conv=conversation_id, **_merged(values), **_event_params(event))
+        conn.run(
+            sql, conv=conversation_id, **_entries_params(owner, values), **_event_params(event)
+        )
 
 
 def _complete_stored(conn: Conn, conversation_id: str, entries: list[dict[str, Any]]) -> None:
     """Replace stored incomplete entries by Mistral's whole ones (seq and tokens kept)."""
     for entry in entries:
-        values = _entry_values("", 0, dict(entry), frozenset())
+        values = _entry_values(0, dict(entry), frozenset())
         conn.run(
             "UPDATE conversation_entries SET body = CAST(:body AS jsonb), content = :content,"
             " content_json = CAST(:content_json AS jsonb), status = :status,"
             " completed_at = :completed_at"
             " WHERE conversation_id = :conv AND id = :id AND status = 'incomplete'",
             conv=conversation_id,
-            **{k: values[k] for k in ("id", "body", "content", "content_json", "status")},
+            id=values["id"],
+            body=json.dumps(values["body"]),
+            content=values["content"],
+            content_json=None
+            if values["content_json"] is None
+            else json.dumps(values["content_json"]),
+            status=values["status"],
             completed_at=values["completed_at"],
         )
 
@@ -358,9 +364,7 @@ def _create_with_turn(
     assert event.conversation_id is not None
     fresh = [dict(e) for e in entries]
     _attribute_tokens(fresh, event.usage)
-    values = [
-        _entry_values(event.owner, seq, entry, incomplete_ids) for seq, entry in enumerate(fresh)
-    ]
+    values = [_entry_values(seq, entry, incomplete_ids) for seq, entry in enumerate(fresh)]
     insert, params = _conversation_insert(
         event.owner, event.key_id, event.conversation_id, new, entries, parent
     )
@@ -369,11 +373,11 @@ def _create_with_turn(
         f"used AS ({_USAGE_COLUMNS} SELECT {_USAGE_VALUES} WHERE EXISTS (SELECT 1 FROM conv))",  # noqa: S608 (constants; values are parameters)
     ]
     if values:
-        parts.append(f"added AS ({_entries_insert(len(values), guarded=True)})")
+        parts.append(f"added AS ({_entries_insert(guarded=True)})")
     row = conn.one(
         f"WITH {', '.join(parts)} SELECT count(*) AS created FROM conv",  # noqa: S608
         **params,
-        **_merged(values),
+        **_entries_params(event.owner, values),
         **event.params(),
     )
     return bool(row and row["created"])
@@ -495,8 +499,9 @@ def _conversation_insert(
     }
 
 
-# Each value's type is spelled out: in a VALUES list PostgreSQL cannot infer it from the
-# column it will land in, and a NULL sent as text would not go into an integer column.
+# The entries of one statement go as one JSON array, read by `jsonb_to_recordset` with
+# each column's type spelled out: one parameter however many entries (pg8000 converts
+# every parameter in Python; one statement text, prepared once per connection).
 _ENTRY_COLUMNS = (
     ("seq", "integer"),
     ("id", "text"),
@@ -517,20 +522,18 @@ _ENTRY_COLUMNS = (
 )
 
 
-@functools.lru_cache(maxsize=64)
-def _entries_insert(rows: int, *, guarded: bool = False) -> str:
-    """One INSERT of `rows` entries of the conversation `:conv` (owner `:e_owner`).
+@functools.lru_cache(maxsize=4)
+def _entries_insert(*, guarded: bool = False) -> str:
+    """One INSERT of the entries in `:entries` (a JSON array of `_entry_values` rows) of
+    the conversation `:conv` (owner `:e_owner`).
 
     `guarded` inserts them only if the sibling `conv` clause created the conversation.
     """
     names = ", ".join(name for name, _ in _ENTRY_COLUMNS)
-    tuples = ", ".join(
-        "(" + ", ".join(f"CAST(:{name}_{i} AS {kind})" for name, kind in _ENTRY_COLUMNS) + ")"
-        for i in range(rows)
-    )
-    source = f"(VALUES {tuples}) AS v ({names})"
+    typed = ", ".join(f"{name} {kind}" for name, kind in _ENTRY_COLUMNS)
+    source = f"jsonb_to_recordset(CAST(:entries AS jsonb)) AS v ({typed})"
     conversation = "(SELECT id FROM conv)" if guarded else ":conv"
-    # Built from the constant column table only; every value is a numbered parameter.
+    # Built from the constant column table only; the values are one parameter.
     guard = " WHERE EXISTS (SELECT 1 FROM conv)" if guarded else ""
     insert = f"INSERT INTO conversation_entries (conversation_id, owner_id, {names})"
     select = f" SELECT {conversation}, :e_owner, {names} FROM {source}"  # noqa: S608
@@ -538,7 +541,7 @@ def _entries_insert(rows: int, *, guarded: bool = False) -> str:
 
 
 def _entry_values(
-    owner: str, seq: int, entry: dict[str, Any], incomplete_ids: frozenset[str]
+    seq: int, entry: dict[str, Any], incomplete_ids: frozenset[str]
 ) -> dict[str, Any]:
     """One entry's column values (the entry loses its gateway-only `_` keys).
 
@@ -553,14 +556,13 @@ def _entry_values(
     text, chunks = _text(content)
     entry_id = str(entry.get("id") or "gw_" + secrets.token_hex(12))
     return {
-        "e_owner": owner,
         "seq": seq,
         "id": entry_id,
         "type": kind,
         "role": entry.get("role"),
         "content": text,
         "content_json": chunks,
-        "body": json.dumps(entry),
+        "body": entry,
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "agent_id": entry.get("agent_id"),
@@ -574,19 +576,18 @@ def _entry_values(
             if marked or entry_id in incomplete_ids
             else "complete"
         ),
-        "created_at": parse_rfc3339(entry.get("created_at")) or datetime.now(UTC),
-        "completed_at": parse_rfc3339(entry.get("completed_at")),
+        "created_at": _iso(parse_rfc3339(entry.get("created_at")) or datetime.now(UTC)),
+        "completed_at": _iso(parse_rfc3339(entry.get("completed_at"))),
     }
 
 
-def _merged(values: list[dict[str, Any]]) -> dict[str, Any]:
-    """Rows of entry values as the numbered parameters of `_entries_insert`."""
-    merged: dict[str, Any] = {}
-    for i, row in enumerate(values):
-        merged["e_owner"] = row["e_owner"]
-        for name, _ in _ENTRY_COLUMNS:
-            merged[f"{name}_{i}"] = row[name]
-    return merged
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def _entries_params(owner: str, values: list[dict[str, Any]]) -> dict[str, Any]:
+    """The parameters of `_entries_insert`: the owner and the rows as one JSON array."""
+    return {"e_owner": owner, "entries": json.dumps(values)} if values else {}
 
 
 def _event_params(event: UsageEvent | None) -> dict[str, Any]:

@@ -215,3 +215,35 @@ def test_a_turn_not_kept_records_only_its_usage(container: Container) -> None:
     assert got["conversation"] is None
     assert got["entries"] == []
     assert got["usage"] == [{"prompt_tokens": 7, "completion_tokens": 11}]
+
+
+def test_every_column_of_a_stored_entry_holds_its_value_and_type(container: Container) -> None:
+    """Text content lands in `content` (chunks NULL), chunked content in `content_json`
+    (text NULL), times as timestamptz, absent fields as SQL NULL, tokens as integers,
+    the whole entry as `body`: whatever one statement carries them in."""
+    entries = _entries(2, prefix="cols")
+    store.save_turn(container.pool, event=_event("conv-cols"), entries=entries, new={"model": "m"})
+    with container.pool.connection() as conn:
+        rows = conn.all(
+            "SELECT seq, id, type, role, content, content_json, body, agent_id, tool_name,"
+            " status, created_at, completed_at, pg_typeof(created_at)::text AS created_type,"
+            " content_json IS NULL AS no_chunks, completed_at IS NULL AS open,"
+            " prompt_tokens + completion_tokens AS tokens"
+            " FROM conversation_entries WHERE conversation_id = 'conv-cols' ORDER BY seq"
+        )
+    first, second = rows
+    assert (first["type"], first["role"], first["content"], first["no_chunks"]) == (
+        "message.input",
+        "user",
+        "hello",
+        True,
+    )
+    assert first["created_at"].isoformat() == "2026-11-28T09:00:00+00:00"
+    assert first["open"] and first["agent_id"] is None and first["tool_name"] is None
+    assert first["created_type"] == "timestamp with time zone"
+    assert second["content"] is None
+    assert second["content_json"] == [{"type": "text", "text": "part 0"}]
+    assert second["completed_at"].isoformat() == "2026-11-28T09:00:02+00:00"
+    assert second["body"] == entries[1]
+    assert [r["status"] for r in rows] == ["complete", "complete"]
+    assert sum(r["tokens"] for r in rows) == 18

@@ -43,9 +43,21 @@ def _float(text: str) -> float | NonFinite:
     return value if math.isfinite(value) else NonFinite(text)
 
 
+_DECODER = json.JSONDecoder(parse_constant=NonFinite, parse_float=_float)
+
+
 def loads(raw: bytes | str) -> Any:
-    """`json.loads`, with every non-finite number read as a `NonFinite` marker."""
-    return json.loads(raw, parse_constant=NonFinite, parse_float=_float)
+    """`json.loads`, with every non-finite number read as a `NonFinite` marker.
+
+    One decoder serves every call (`json.loads` with these arguments builds a new one
+    each time); bytes are decoded as `json.loads` decodes them.
+    """
+    if isinstance(raw, str):
+        if raw.startswith("\ufeff"):  # json.loads refuses a BOM in text: its own error
+            return json.loads(raw, parse_constant=NonFinite, parse_float=_float)
+    else:
+        raw = raw.decode(json.detect_encoding(raw), "surrogatepass")
+    return _DECODER.decode(raw)
 
 
 def storable(value: Any) -> tuple[Any, bool]:

@@ -30,8 +30,11 @@ HOW = """
 - **Added latency** is the gateway's percentile minus the floor's, per run; the table gives the
   median over runs. **CPU per request** is the user + system CPU seconds of the instance's
   gunicorn master and worker (psutil, after minus before) over the requests completed, in
-  the same runs. **Memory** is PSS (shared pages counted once) of master + worker, from
-  `/proc/<pid>/smaps_rollup`.
+  the same runs The start's row also gives, from the same runs, the CPU per request of an empty
+  function served the same way (`bench/empty_function`: functions-framework, gunicorn,
+  Flask, THREADS as deployed, one wrk client): what the platform's Python server costs
+  before any of the gateway's work. **Memory** is PSS (shared pages counted once) of
+  master + worker, from `/proc/<pid>/smaps_rollup`.
 - **300 clients at 1 s** is the start function as deployed: Cloud Run gives an instance at
   most its concurrency (THREADS, 150), so 300 clients are two instances' work and one
   instance is measured with its share, 150 clients, warmed at full concurrency first (its

@@ -13,15 +13,17 @@ garbage collection pauses at ~8,000 requests/s would inflate the floor's tail).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from bench._proc import tree_cpu
+from bench._proc import ROOT, child_env, port, spawn, stop, tree_cpu, wait_port
 from bench._result import Row, fmt_ms
-from bench._stack import DEPLOYED_THREADS, MODEL, BenchStack
+from bench._stack import DEPLOYED_THREADS, MODEL, BenchStack, Instance
 from bench._stats import median
 from bench._wrk import WrkResult, run_wrk
-from devstack.stack import STANDIN_KEY
+from devstack.stack import STANDIN_KEY, function_command
 
 __all__ = ["Settings", "concurrency_rows", "passthrough_latency_rows", "start_latency_rows"]
 
@@ -54,7 +56,7 @@ def _added(gw: WrkResult, floor: WrkResult, p: str) -> float:
 
 
 def start_latency_rows(stack: BenchStack, s: Settings) -> list[Row]:
-    return _latency_rows(_latency_runs(stack, s, PATH, START_BODY))
+    return _latency_rows(_latency_runs(stack, s, PATH, START_BODY, empty_floor=True))
 
 
 def passthrough_latency_rows(stack: BenchStack, s: Settings) -> list[Row]:
@@ -96,14 +98,17 @@ def passthrough_latency_rows(stack: BenchStack, s: Settings) -> list[Row]:
 
 
 def _latency_runs(
-    stack: BenchStack, s: Settings, path: str, body: dict[str, Any]
+    stack: BenchStack, s: Settings, path: str, body: dict[str, Any], *, empty_floor: bool = False
 ) -> list[dict[str, Any]]:
-    """Runs of `path` at 1 client: the instance, the router, and the stand-in as floor."""
+    """Runs of `path` at 1 client: the instance, the router, and the stand-in as floor;
+    with `empty_floor`, also the CPU per request of an empty function served the same way
+    (functions-framework's own cost, `bench/empty_function`)."""
     assert stack.info is not None
     runs: list[dict[str, Any]] = []
     with (
         stack.standin(0, "standin-0ms") as standin,
         stack.instance("start", DEPLOYED_THREADS, standin.url) as inst,
+        _empty_function(stack, enabled=empty_floor) as empty,
     ):
         direct = inst.url + path
         routed = stack.info.url + path
@@ -137,8 +142,16 @@ def _latency_runs(
                 key=stack.user_key,
                 duration_s=s.latency_run_s,
             )
+            empty_cpu_ms = None
+            if empty is not None:
+                before = tree_cpu(empty.pid)
+                done = run_wrk(empty.url + "/", duration_s=s.latency_run_s)
+                empty_cpu_ms = (tree_cpu(empty.pid) - before) / max(done.requests, 1) * 1000
             runs.append(
                 {
+                    "empty_function_cpu_ms": None
+                    if empty_cpu_ms is None
+                    else round(empty_cpu_ms, 3),
                     "gateway": gw.as_dict(),
                     "floor": floor.as_dict(),
                     "router": router.as_dict(),
@@ -152,6 +165,26 @@ def _latency_runs(
                 }
             )
     return runs
+
+
+@contextlib.contextmanager
+def _empty_function(stack: BenchStack, *, enabled: bool) -> Iterator[Instance | None]:
+    """An instance of `bench/empty_function` (THREADS as deployed), or None."""
+    if not enabled:
+        yield None
+        return
+    listen = port()
+    command = function_command("start", listen)
+    command[command.index("--source") + 1] = str(ROOT / "bench" / "empty_function" / "main.py")
+    log = stack.state_dir / f"empty-function-{listen}.log"
+    proc = spawn(command, child_env({"THREADS": str(DEPLOYED_THREADS)}), log)
+    try:
+        wait_port(listen, proc)
+        url = f"http://127.0.0.1:{listen}"
+        run_wrk(url + "/", duration_s=1)
+        yield Instance("empty", url, proc, DEPLOYED_THREADS)
+    finally:
+        stop(proc)
 
 
 def _latency_rows(runs: list[dict[str, Any]]) -> list[Row]:
@@ -187,13 +220,20 @@ def _latency_rows(runs: list[dict[str, Any]]) -> list[Row]:
     )
     cpu = med("cpu_ms_per_request")
     cpus = sorted(r["cpu_ms_per_request"] for r in runs)
+    empties = [r["empty_function_cpu_ms"] for r in runs if r.get("empty_function_cpu_ms")]
+    empty = (
+        f"; an empty function served the same way (functions-framework, gunicorn, Flask), "
+        f"same runs: {median(empties):.2f} ms"
+        if empties
+        else ""
+    )
     cpu_row = Row(
         scenario="Gateway CPU per full start request (CPU seconds of the instance's processes "
         "/ requests)",
         target="<= 1.0 ms",
         measured=f"{cpu:.2f} ms (runs {', '.join(f'{c:.2f}' for c in cpus)})",
         passed=ok and cpu <= 1.0,
-        note="same runs as the added latency; gunicorn master + worker",
+        note="same runs as the added latency; gunicorn master + worker" + empty,
     )
     return [latency, router, cpu_row]
 

@@ -239,7 +239,8 @@ def test_every_column_of_a_stored_entry_holds_its_value_and_type(container: Cont
         True,
     )
     assert first["created_at"].isoformat() == "2026-11-28T09:00:00+00:00"
-    assert first["open"] and first["agent_id"] is None and first["tool_name"] is None
+    assert first["open"]
+    assert (first["agent_id"], first["tool_name"]) == (None, None)
     assert first["created_type"] == "timestamp with time zone"
     assert second["content"] is None
     assert second["content_json"] == [{"type": "text", "text": "part 0"}]

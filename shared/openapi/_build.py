@@ -377,13 +377,21 @@ def _sdk_operations(route: routes.Route) -> list[SdkOperation]:
     return sorted(found, key=lambda o: o.variant is not None)
 
 
-def _stream_frame(model: str | None) -> Json:
+def _stream_frame(model: str | None, sentinel: str | None = None) -> Json:
+    """One event of a derived stream. The SDK's events model is the whole event (its
+    `event` and `data`), so a `data:` line holds the JSON of that model's `data`; a
+    stream the SDK reads to a sentinel ends with `data: <sentinel>`, which is no JSON."""
     data: Json = {"type": "string"}
     if model is not None:
-        data |= {"contentMediaType": _JSON, "contentSchema": ref(MISTRAL_PREFIX + model)}
+        payload = {"$ref": ref(MISTRAL_PREFIX + model)["$ref"] + "/properties/data"}
+        data |= {"contentMediaType": _JSON, "contentSchema": payload}
+    description = "One server-sent event; `data` holds the JSON of one event"
+    if sentinel is not None:
+        data = {"anyOf": [{"const": sentinel}, data]}
+        description += f", and the last one `{sentinel}`"
     return {
         "type": "object",
-        "description": "One server-sent event; `data` holds the JSON of one event.",
+        "description": description + ".",
         "properties": {"event": {"type": "string"}, "data": data},
         "required": ["data"],
     }
@@ -394,7 +402,7 @@ def _derived_success(sdk: list[SdkOperation]) -> tuple[str, Success]:
     streamed = next((o for o in sdk if o.streams), None)
     # A stream variant names its events' model; a plain operation that streams does not.
     events_model = streamed.response_model if streamed and streamed is not plain else None
-    events = _stream_frame(events_model)
+    events = _stream_frame(events_model, streamed.stream_sentinel if streamed else None)
     status = str(plain.success_status)
     if plain.response_model is None:
         if status == "204":

@@ -45,6 +45,8 @@ class SdkOperation:
     # The SDK parses a JSON answer as `str` or `Any`, not as a model.
     response_scalar: str | None
     streams: bool
+    # The `data:` of the stream's last event, which is no JSON (`[DONE]`), if it has one.
+    stream_sentinel: str | None
     aliases: tuple[str, ...]
     treatment: Treatment
 

@@ -27,6 +27,8 @@ _RESPONSE_SCALAR = re.compile(r"unmarshal_json_response\(\s*(str|Any),")
 _RESPONSE_LIST = re.compile(r"unmarshal_json_response\(\s*List\[")
 # The status the SDK reads its answer from: `utils.match_response(http_res, "201", ...)`.
 _SUCCESS = re.compile(r'match_response\(\s*http_res,\s*"(2\d\d)"')
+# The `data:` that ends a stream (chat, fim and agents completions send `[DONE]`).
+_SENTINEL = re.compile(r'sentinel="([^"]+)"')
 _QUERY_MODEL = re.compile(r"request = models\.(\w+)\(")
 
 # Back references between sub-SDKs: following them would only revisit.
@@ -64,6 +66,7 @@ def _describe(name: str, method: Any) -> dict[str, Any] | None:
         "response_scalar": scalar.group(1) if (scalar := _RESPONSE_SCALAR.search(source)) else None,
         "success_status": int(success.group(1)) if (success := _SUCCESS.search(source)) else 200,
         "streams": streams,
+        "stream_sentinel": end.group(1) if (end := _SENTINEL.search(source)) else None,
     }
 
 

@@ -65,7 +65,15 @@ def test_routes_without_an_entry_are_derived_from_the_sdk(doc: dict[str, Any]) -
     content = chat["responses"]["200"]["content"]
     assert content["application/json"]["schema"] == ref("Mistral.ChatCompletionResponse")
     frame = content["text/event-stream"]["schema"]
-    assert frame["properties"]["data"]["contentSchema"] == ref("Mistral.CompletionEvent")
+    # The SDK's CompletionEvent is the whole event: `data:` holds its `data` (a chunk), and
+    # the stream's last event is the `[DONE]` the SDK reads to.
+    done, chunk = frame["properties"]["data"]["anyOf"]
+    assert done == {"const": "[DONE]"}
+    assert chunk["contentSchema"] == {
+        "$ref": ref("Mistral.CompletionEvent")["$ref"] + "/properties/data"
+    }
+    event = doc["components"]["schemas"]["Mistral.CompletionEvent"]
+    assert event["properties"]["data"] == ref("Mistral.CompletionChunk")
     assert {"400", "401", "422", "429", "502", "4XX"} <= set(chat["responses"])
     assert "Mistral.Request.ChatCompletionRequest" in doc["components"]["schemas"]
 

@@ -719,3 +719,23 @@ def test_cli_serves_until_sigterm() -> None:
     finally:
         if process.poll() is None:
             process.kill()
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/libraries", {"name": "l", "chunk_size": {}}, "chunk_size"),
+        ("/v1/batch/jobs", {"endpoint": "/v1/chat/completions", "agent_id": {}}, "agent_id"),
+    ],
+)
+def test_an_object_where_mistral_takes_a_scalar_or_null_is_422(
+    http: httpx2.Client, path: str, body: dict[str, Any], field: str
+) -> None:
+    """The SDK's optional fields also take its empty `Unset` model, so `{}` validates
+    there as "not given"; Mistral's server refuses it, and so does the stand-in, which
+    must not store and answer an object where the SDK's answer models expect a scalar."""
+    answer = http.post(path, json={"input_files": [], **body})
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["loc"] == ["body", field]
+    fine = http.post(path, json={"input_files": [], **body, field: None})
+    assert fine.status_code in (200, 201)

@@ -65,16 +65,18 @@ def _pagination(total: int, page: int, page_size: int) -> dict[str, Any]:
 
 
 def _json_body(body: bytes, model: str) -> dict[str, Any]:
-    """The JSON body, refused with Mistral's 422 unless the SDK's request model `model`
-    takes it (as Mistral's server checks its own)."""
+    """The JSON body as the SDK's request model `model` reads it, refused with Mistral's
+    422 unless that model takes it (as Mistral's server checks its own)."""
     try:
         parsed = json.loads(body or b"{}")
     except ValueError:
         raise ApiError(400, error_payload("Invalid JSON body", "invalid_json")) from None
     if not isinstance(parsed, dict):
         raise unprocessable([{"loc": ["body"], "msg": "Input should be an object", "type": "dict"}])
-    sdk_request(model, parsed)
-    return parsed
+    # What Mistral's server works with: the values as its model read them (`false` for
+    # an integer is 0), unknown fields dropped.
+    dumped: dict[str, Any] = sdk_request(model, parsed).model_dump(mode="json", by_alias=True)
+    return dumped
 
 
 def _multipart(content_type: str, body: bytes) -> tuple[dict[str, str], tuple[str, str, bytes]]:

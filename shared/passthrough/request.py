@@ -100,8 +100,10 @@ def build_passthrough(
             problems.append(
                 field_error(("body", name), "Input should be a valid string", "string_type")
             )
-    # The SDK's request models take `"stream": null` as not streaming.
-    if not multipart and not isinstance(fields.get("stream", False), bool | None):
+    # The SDK's request models take `"stream": null` as not streaming. An operation that
+    # does not stream has no `stream` field: any value of it is Mistral's to ignore.
+    streamable = operation in _STREAMING
+    if streamable and not multipart and not isinstance(fields.get("stream", False), bool | None):
         problems.append(
             field_error(("body", "stream"), "Input should be a valid boolean", "bool_type")
         )
@@ -117,7 +119,7 @@ def build_passthrough(
         raw=raw,
         content_type=content_type if multipart else _JSON,
         fields=fields,
-        stream=stream and operation in _STREAMING,
+        stream=stream and streamable,
     )
 
 

@@ -234,3 +234,16 @@ def test_the_stand_in_refuses_what_the_sdk_models_cannot_read(standin: StandIn) 
     )
     assert transcription.status_code == 422, transcription.text
     assert transcription.json()["detail"][0]["loc"] == ["body", "model"]
+
+
+def test_stream_is_read_only_where_mistral_streams(key: NewKey) -> None:
+    """A chat call's `stream` must be a boolean (the gateway decides how to relay by it);
+    an operation that never streams has no such field, so any value of it is relayed for
+    Mistral to ignore, not refused by the gateway."""
+    bad = {"model": "mistral-small-latest", "input": "x", "stream": [{}]}
+    answer = _post(key, "/v1/classifications", bad)
+    assert answer.status_code == 200
+    chat = {"model": "mistral-small-latest", "messages": [{"role": "user", "content": "x"}]}
+    refused = _post(key, "/v1/chat/completions", {**chat, "stream": [{}]})
+    assert refused.status_code == 422
+    assert refused.get_json()["detail"][0]["loc"] == ["body", "stream"]

@@ -739,3 +739,12 @@ def test_an_object_where_mistral_takes_a_scalar_or_null_is_422(
     assert answer.json()["detail"][0]["loc"] == ["body", field]
     fine = http.post(path, json={"input_files": [], **body, field: None})
     assert fine.status_code in (200, 201)
+
+
+def test_a_library_answers_its_fields_as_mistral_reads_them(http: httpx2.Client) -> None:
+    """Values are stored as the request model reads them (`false` for an integer is 0),
+    not as sent, and fields the model does not know are dropped."""
+    made = http.post("/v1/libraries", json={"name": "l", "chunk_size": False, "unknown": 1})
+    assert made.status_code == 201
+    assert made.json()["chunk_size"] == 0
+    assert "unknown" not in made.json()

@@ -131,10 +131,10 @@ class Conn:
                 if prepared is None:
                     prepared = self._prepare(sql)
                 name, columns, input_funcs, statement, make_vals = prepared
-                values = make_params(raw.py_types, make_vals(params))
-                if name is None:
-                    context = raw.execute_unnamed(statement, values)
+                if name is None:  # past the connection's bound: as before, unprepared
+                    context = raw.execute_unnamed(statement, make_vals(params))
                 else:
+                    values = make_params(raw.py_types, make_vals(params))
                     context = raw.execute_named(name, values, columns, input_funcs, statement)
             else:
                 context = raw.execute_simple(sql)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pg8000.exceptions
@@ -17,6 +18,10 @@ from shared.container import Container
 from shared.db import Pool, connector_for
 from shared.db.schema import MIGRATIONS_DIR, MigrationError, migrate
 from shared.errors import ServiceUnavailable
+
+
+def _pool_of(container: Container) -> Pool:
+    return _pool(container.settings.database_url, size=1)
 
 
 def _pool(url: str, size: int = 2, timeout_s: float = 0.3) -> Pool:
@@ -88,6 +93,25 @@ def test_a_statement_is_prepared_once_per_connection_and_planned_per_call(
             assert conn.run("SELECT :n::int + 1", n=n) == [[n + 1]]
         assert conn.run(count)[0][0] == before + 1
         assert conn.run("SHOW plan_cache_mode") == [["force_custom_plan"]]
+    pool.close()
+
+
+def test_past_its_bound_a_connection_runs_statements_unprepared(
+    container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the per-connection bound a statement runs as before (unprepared), with the
+    same values: nothing more is prepared."""
+    from shared.db import _pool
+
+    monkeypatch.setattr(_pool, "_PREPARED_PER_CONNECTION", 1)
+    pool = _pool_of(container)
+    moment = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+    count = "SELECT count(*) FROM pg_prepared_statements"
+    with pool.connection() as conn:
+        before = conn.run(count)[0][0]
+        assert conn.run("SELECT :n::int * 2", n=21) == [[42]]
+        assert conn.run("SELECT CAST(:t AS timestamptz), :s", t=moment, s="x") == [[moment, "x"]]
+        assert conn.run(count)[0][0] == before + 1
     pool.close()
 
 

@@ -62,13 +62,11 @@ def text_tokens(text: str) -> int:
 
 
 def _pieces(text: str) -> int:
-    """`len(_PIECE.findall(text))`. A budgeted call counts every string of its body; on
-    a long conversation the regex cost about as much as the rest of a chat call
-    (`call_reservation` on 40 messages, 38 KB: 690 us). For ASCII text, `str.translate`
-    and `str.count` give the same count without building the pieces: `python -m
-    bench.token_count`, 38 KB 605 -> 133 us, 92 KB 1,670 -> 255 us (`call_reservation`
-    on the 38 KB body 690 -> 185 us); the same count: tests/unit/test_token_count.py.
-    Other text keeps the regex."""
+    """`len(_PIECE.findall(text))`. A budgeted call counts every string of its body, and
+    on a long conversation the regex cost about as much as the rest of a chat call; for
+    ASCII text `str.translate` and `str.count` give the same count without building the
+    pieces (`python -m bench.token_count` measures both; bench/RESULTS.md, note 25; the
+    same count: tests/unit/test_token_count.py). Other text keeps the regex."""
     if not text.isascii():
         return len(_PIECE.findall(text))
     classes = text.translate(_CLASSES)

@@ -7,6 +7,7 @@ import json
 
 from shared.container import Container
 from shared.conversations import store
+from shared.db import Conn
 from shared.limits.estimate import call_reservation, text_tokens, turn_reservation
 
 OWNER = "tenant-a"
@@ -47,19 +48,25 @@ def test_an_append_reserves_the_conversations_last_prompt_and_completion(
     assert other == fresh
 
 
+def _agent(conn: Conn, agent_id: str) -> None:
+    """An agent of OWNER with 700 one-piece words of instructions and max_tokens 20."""
+    conn.run(
+        "INSERT INTO agents (id, owner_id, name, model, instructions, completion_args, body,"
+        " created_at, updated_at) VALUES (:id, :owner, :id, 'm', :instructions,"
+        " CAST(:args AS jsonb), '{}', now(), now())",
+        id=agent_id,
+        owner=OWNER,
+        instructions=" ".join(["a"] * 700),
+        args=json.dumps({"max_tokens": 20}),
+    )
+
+
 def test_a_start_with_an_agent_reserves_its_instructions_and_max_tokens(
     container: Container,
 ) -> None:
     """The agent's instructions are part of the prompt; its max_tokens caps the completion."""
     with container.pool.connection() as conn:
-        conn.run(
-            "INSERT INTO agents (id, owner_id, name, model, instructions, completion_args, body,"
-            " created_at, updated_at) VALUES ('ag_r', :owner, 'r', 'm', :instructions,"
-            " CAST(:args AS jsonb), '{}', now(), now())",
-            owner=OWNER,
-            instructions=" ".join(["a"] * 700),
-            args=json.dumps({"max_tokens": 20}),
-        )
+        _agent(conn, "ag_r")
         reserved = turn_reservation(
             conn, container.settings, OWNER, {"inputs": "hi", "agent_id": "ag_r"}, None
         )
@@ -72,14 +79,7 @@ def test_an_agents_completion_reserves_like_a_turn_with_that_agent(
     """agents.complete counts the agent's instructions; the body's max_tokens, else the
     agent's, bounds the completion, as a turn does."""
     with container.pool.connection() as conn:
-        conn.run(
-            "INSERT INTO agents (id, owner_id, name, model, instructions, completion_args, body,"
-            " created_at, updated_at) VALUES ('ag_c', :owner, 'c', 'm', :instructions,"
-            " CAST(:args AS jsonb), '{}', now(), now())",
-            owner=OWNER,
-            instructions=" ".join(["a"] * 700),
-            args=json.dumps({"max_tokens": 20}),
-        )
+        _agent(conn, "ag_c")
         settings = container.settings
         message = {"role": "user", "content": "hi"}
         body = {"agent_id": "ag_c", "messages": [message]}

@@ -67,6 +67,14 @@ _FIELD_VALUE = re.compile(
     rb"(?:[\x21-\x7e\x80-\xff](?:[\t \x21-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?"
 )
 _REASON = re.compile(rb"[\t \x21-\x7e\x80-\xff]*")
+# The usual head in one match: a status line and plain field lines (no folding), each
+# accepted exactly when `_parse_head`'s loop accepts it (a value stripped of spaces and
+# tabs matches `_FIELD_VALUE` when it has no other control character); anything else
+# takes that loop.
+_PLAIN_HEAD = re.compile(
+    rb"(HTTP/1\.[01]) ([0-9]{3}) (" + _REASON.pattern + rb")\r?"
+    rb"((?:\n" + _TOKEN.pattern + rb":" + _REASON.pattern + rb"\r?)*)"
+)
 
 # Body framings.
 _EMPTY, _LENGTH, _CHUNKED, _TO_CLOSE = range(4)
@@ -304,6 +312,12 @@ def _streamed(stream: Any, chunked: bool) -> Iterator[bytes]:
 
 
 def _parse_head(head: bytes) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]:
+    if head.count(b"\n") < _MAX_FIELDS and (plain := _PLAIN_HEAD.fullmatch(head)):
+        fields = []
+        for line in plain[4].split(b"\n")[1:]:
+            name, _, value = line.partition(b":")
+            fields.append((name, value.strip(b" \t\r")))  # a CR only ends a line here
+        return int(plain[2]), plain[3], plain[1], fields
     lines = head.split(b"\n")
     first = lines[0][:-1] if lines[0].endswith(b"\r") else lines[0]
     version, _, rest = first.partition(b" ")
@@ -414,7 +428,7 @@ class LeanHttpClient(SdkHttpClient):
         response = self._send_once(request)
         if not stream:
             try:
-                response.read()
+                _read_whole(response)
             except BaseException:
                 response.close()
                 raise
@@ -611,6 +625,28 @@ class LeanHttpClient(SdkHttpClient):
             context.set_alpn_protocols(["http/1.1"])
             self._ssl_context = context
         return self._ssl_context
+
+
+def _read_whole(response: httpx2.Response) -> None:
+    """`response.read()`, without httpx2's decoder and chunker generators when the answer
+    has no content coding (nothing to decode): the body's bytes joined as they arrive,
+    then the state `read` leaves (content kept, stream consumed and closed). An answer
+    with a coding, or another stream, is read by httpx2 itself."""
+    body = response.stream
+    if not isinstance(body, _Body) or "content-encoding" in response.headers:
+        response.read()
+        return
+    try:
+        content = b"".join(body)
+    except httpx2.TransportError as exc:
+        exc.request = response.request
+        raise
+    finally:
+        body.close()
+    response._content = content
+    response._num_bytes_downloaded = len(content)
+    response.is_stream_consumed = True
+    response.is_closed = True
 
 
 def _settle_encodings(response: httpx2.Response, headers: list[tuple[bytes, bytes]]) -> None:

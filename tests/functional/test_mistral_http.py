@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import gzip
 import ipaddress
 import logging
 import socket
@@ -385,6 +386,26 @@ def test_a_body_delimited_by_the_end_of_the_connection_is_read_whole(
     assert get(make(name), script.url + "/").content == b"all of it"
 
 
+@pytest.mark.parametrize("name", CLIENTS)
+def test_a_coded_answer_is_decoded_as_httpx2_decodes_it(
+    serve: Callable[..., Script], name: str
+) -> None:
+    """A gzip-coded body reads as its decoded bytes, its headers as they came."""
+    coded = gzip.compress(b'{"object": "list"}')
+
+    def handler(peer: Peer) -> None:
+        script.read(peer)
+        peer.send(
+            b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(coded), coded)
+        )
+
+    script = serve(handler)
+    answer = get(make(name), script.url + "/")
+    assert answer.content == b'{"object": "list"}'
+    assert answer.headers["content-encoding"] == "gzip"
+
+
 # -- failures -------------------------------------------------------------------------------------
 
 
@@ -432,8 +453,10 @@ def test_a_body_cut_short_is_a_protocol_error(serve: Callable[..., Script], name
         peer.close()
 
     script = serve(handler)
-    with pytest.raises(httpx2.RemoteProtocolError):
-        get(make(name), script.url + "/")
+    request_url = script.url + "/"
+    with pytest.raises(httpx2.RemoteProtocolError) as raised:
+        get(make(name), request_url)
+    assert str(raised.value.request.url) == request_url
 
 
 def test_conflicting_content_lengths_are_a_protocol_error(serve: Callable[..., Script]) -> None:

@@ -47,6 +47,10 @@ __all__ = ["SDK_VERSION", "SdkTransport", "StreamedBody", "check_sdk"]
 _JSON = "application/json"
 # Headers httpx2 derives from a request's URL and body, not from the SDK.
 _DERIVED_HEADERS = frozenset({b"host", b"content-length", b"transfer-encoding"})
+# Methods httpx2 gives `Content-Length: 0` when they carry no body.
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "QUERY"})
+# Parsed URLs kept per path and query (bounded: cleared when full).
+_URLS_KEPT = 1024
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,8 @@ class SdkTransport:
         # The headers the SDK builds for a JSON (or empty) request without a query, per
         # (method, accept, content type): see `_sdk_headers`.
         self._headers: dict[tuple[str, str, str | None], list[tuple[bytes, bytes]]] = {}
+        self._host = (b"Host", b"")  # the SDK's Host header, read with the first headers
+        self._urls: dict[str, httpx2.URL] = {}
 
     def send(
         self,
@@ -150,10 +156,31 @@ class SdkTransport:
         ):
             headers = self._sdk_headers(method, accept, None if body is None else content_type)
             if headers is not None:
-                return httpx2.Request(
-                    method, self.base_url + path_and_query, headers=headers, content=body
-                )
+                return self._from_headers(method, path_and_query, headers, body or b"")
         return self._build(method, path_and_query, body, accept, content_type)
+
+    def _from_headers(
+        self, method: str, path_and_query: str, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> httpx2.Request:
+        """The request httpx2 makes of `Request(method, url, headers=headers, content=body)`,
+        given whole: its URL parsed once per path (the start's is always the same), and the
+        headers it would derive put where it puts them (Host first; Content-Length last,
+        or second when the body is empty and the method is one that carries a body), so it
+        has nothing to work out per request."""
+        url = self._urls.get(path_and_query)
+        if url is None:
+            if len(self._urls) >= _URLS_KEPT:
+                self._urls.clear()
+            url = self._urls[path_and_query] = httpx2.URL(self.base_url + path_and_query)
+        if body:
+            raw = [self._host, *headers, (b"Content-Length", b"%d" % len(body))]
+        elif method in _BODY_METHODS:
+            raw = [self._host, (b"Content-Length", b"0"), *headers]
+        else:
+            raw = [self._host, *headers]
+        request = httpx2.Request(method, url, headers=raw, stream=httpx2.ByteStream(body))
+        request.read()
+        return request
 
     def _build(
         self,
@@ -213,6 +240,7 @@ class SdkTransport:
                 for name, value in probe.headers.raw
                 if name.lower() not in _DERIVED_HEADERS
             ]
+            self._host = next(h for h in probe.headers.raw if h[0].lower() == b"host")
             self._headers[key] = headers
         return headers
 

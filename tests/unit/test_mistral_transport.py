@@ -53,6 +53,8 @@ def _transport() -> SdkTransport:
         ("DELETE", "/v1/agents/ag_1", None, "application/json"),
         ("PATCH", "/v1/agents/ag_1", b'{"name": "x"}', "application/json"),
         ("POST", "/v1/conversations/conv_1/restart", b"", "application/json"),
+        ("PUT", "/v1/agents/ag_1/version", None, "application/json"),
+        ("DELETE", "/v1/files/f_1", b"", "application/json"),
     ],
 )
 def test_a_request_from_the_sdks_headers_equals_the_one_the_sdk_builds(
@@ -61,7 +63,7 @@ def test_a_request_from_the_sdks_headers_equals_the_one_the_sdk_builds(
     """Built from the headers the SDK gave the first request of its kind, a request has the
     same method, URL, headers (names, values and order) and body as the SDK builds it."""
     transport = _transport()
-    for _ in range(2):  # the first builds the headers through the SDK, the second reuses them
+    for _ in range(2):  # the first builds the headers through the SDK, then they are reused
         quick = transport.request(method, path, body, accept, "application/json")
         full = transport._build(method, path, body, accept, "application/json")
         assert (quick.method, str(quick.url), quick.headers.raw, quick.read()) == (

@@ -114,15 +114,19 @@ _USAGE_COLUMNS = (
 _USAGE_VALUES = ":u_owner, :u_key, :u_op, :u_agent, :u_model, :u_conv, :u_status, :u_p, :u_c"
 
 
-def require_agent(conn: Conn, owner: str, agent_id: str) -> None:
-    """404 unless the owner has this agent (another tenant's looks exactly like none)."""
+def require_agent(conn: Conn, owner: str, agent_id: str) -> dict[str, Any]:
+    """The owner's active agent's instructions, tools and completion_args (what a token
+    reservation counts); 404 unless the owner has it (another tenant's looks exactly
+    like none)."""
     row = conn.one(
-        "SELECT 1 AS found FROM agents WHERE id = :id AND owner_id = :owner AND status = 'active'",
+        "SELECT instructions, tools, completion_args FROM agents"
+        " WHERE id = :id AND owner_id = :owner AND status = 'active'",
         id=agent_id,
         owner=owner,
     )
     if row is None:
         raise NotFound.of("Agent", agent_id)
+    return row
 
 
 def require_entry(conn: Conn, owner: str, conversation_id: str, entry_id: str) -> None:

@@ -320,9 +320,10 @@ def run_turn(ctx: Call, turn: Turn, key: str | None = None) -> TurnResult | Turn
     # Any turn's body may name an agent (an append or restart body is forwarded as sent):
     # it must be the caller's, since Mistral, behind one API key, cannot tell tenants
     # apart and a restart would store it on the new conversation.
+    agent: dict[str, Any] | None = None
     if turn.agent_id:
         with ctx.container.pool.connection() as conn:
-            store.require_agent(conn, owner, turn.agent_id)
+            agent = store.require_agent(conn, owner, turn.agent_id)
     # So must every library a `document_library` tool names (shared.resources).
     if libraries := library_ids_in_tools(turn.body.get("tools")):
         check_owned(ctx.container.pool, owner, "library", libraries)
@@ -330,7 +331,7 @@ def run_turn(ctx: Call, turn: Turn, key: str | None = None) -> TurnResult | Turn
         ctx.access.agent_id = turn.agent_id
         ctx.access.model = turn.model
     ctx.access.conversation_id = turn.conversation_id
-    decision = ctx.check_limits(lambda: _reservation(ctx, turn))
+    decision = ctx.check_limits(lambda: _reservation(ctx, turn, agent))
 
     idempotency: Idempotency | None = None
     digest = b""
@@ -362,11 +363,15 @@ def run_turn(ctx: Call, turn: Turn, key: str | None = None) -> TurnResult | Turn
         raise
 
 
-def _reservation(ctx: Call, turn: Turn) -> int:
-    """The turn's token reservation (`shared.limits.estimate`), asked only when a budget is on."""
+def _reservation(ctx: Call, turn: Turn, agent: dict[str, Any] | None) -> int:
+    """The turn's token reservation (`shared.limits.estimate`), asked only when a budget
+    is on; a start reads nothing more (its agent was read with its ownership)."""
+    settings = ctx.container.settings
+    if turn.conversation_id is None:
+        return estimate.turn_reservation(None, settings, ctx.owner, turn.body, None, agent)
     with ctx.container.pool.connection() as conn:
         return estimate.turn_reservation(
-            conn, ctx.container.settings, ctx.owner, turn.body, turn.conversation_id
+            conn, settings, ctx.owner, turn.body, turn.conversation_id, agent
         )
 
 

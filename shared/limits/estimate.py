@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import re
 import string
+from collections.abc import Mapping
 from typing import Any
 
 from shared.config import Settings
@@ -100,19 +101,21 @@ def _max_tokens(args: Any) -> int | None:
 
 
 def turn_reservation(
-    conn: Conn,
+    conn: Conn | None,
     settings: Settings,
     owner: str,
     body: dict[str, Any],
     conversation_id: str | None,
+    agent: Mapping[str, Any] | None = None,
 ) -> int:
-    """The tokens to reserve for a turn with this body (on that conversation, if any)."""
+    """The tokens to reserve for a turn with this body (on that conversation, if any,
+    read through `conn`), with the agent its body names (`store.require_agent`'s row)."""
     prompt = _PER_ENTRY + _fields_tokens(body, _TURN_INPUTS)
     completion = _max_tokens(body.get("completion_args"))
-    agent_id = body.get("agent_id")
-    if isinstance(agent_id, str):
-        prompt, completion = _with_agent(conn, owner, agent_id, prompt, completion)
+    if agent is not None:
+        prompt, completion = _with_agent(agent, prompt, completion)
     if conversation_id is not None:
+        assert conn is not None, "a turn on a conversation reads its history's usage"
         prompt += _history_tokens(conn, owner, conversation_id)
     if completion is None:
         completion = settings.token_reserve_completion
@@ -125,18 +128,10 @@ def _fields_tokens(body: dict[str, Any], names: tuple[str, ...]) -> int:
 
 
 def _with_agent(
-    conn: Conn, owner: str, agent_id: str, prompt: int, completion: int | None
+    agent: Mapping[str, Any], prompt: int, completion: int | None
 ) -> tuple[int, int | None]:
     """The prompt with the agent's instructions and tools added, and the completion
-    bound: the body's, else the agent's `max_tokens`. A missing agent adds nothing."""
-    agent = conn.one(
-        "SELECT instructions, tools, completion_args FROM agents"
-        " WHERE id = :id AND owner_id = :owner",
-        id=agent_id,
-        owner=owner,
-    )
-    if agent is None:
-        return prompt, completion
+    bound: the body's, else the agent's `max_tokens`."""
     prompt += _value_tokens(agent["instructions"]) + _value_tokens(agent["tools"])
     if completion is None:
         completion = _max_tokens(_as_json(agent["completion_args"]))
@@ -196,15 +191,18 @@ _COMPLETES = frozenset(
 
 
 def call_reservation(
-    conn: Conn | None, settings: Settings, owner: str, operation: str, body: dict[str, Any]
+    settings: Settings,
+    operation: str,
+    body: dict[str, Any],
+    agent: Mapping[str, Any] | None = None,
 ) -> int:
-    """The tokens to reserve for a metered pass-through call with this body. `conn` is
-    read only for agents.complete (the agent's instructions, tools and max_tokens)."""
+    """The tokens to reserve for a metered pass-through call with this body; for
+    agents.complete, with its agent (`store.require_agent`'s row: instructions, tools,
+    max_tokens)."""
     prompt = _fields_tokens(body, _CALL_INPUTS.get(operation, ()))
     completion = _max_tokens(body)
-    agent_id = body.get("agent_id")
-    if operation == "agents.complete" and conn is not None and isinstance(agent_id, str):
-        prompt, completion = _with_agent(conn, owner, agent_id, prompt, completion)
+    if operation == "agents.complete" and agent is not None:
+        prompt, completion = _with_agent(agent, prompt, completion)
     if operation not in _COMPLETES:
         completion = 0
     elif completion is None:

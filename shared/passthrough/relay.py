@@ -69,14 +69,19 @@ def run_passthrough(ctx: Call, call: Passthrough) -> PassResult | PassStream:
     ctx.access.agent_id = call.agent_id
     check_allow_lists(ctx.caller, call.agent_id, call.model)
     files = call.file_ids
+    agent: dict[str, Any] | None = None
     if call.agent_id is not None or files:
         # Mistral, behind one API key, cannot tell tenants apart: another tenant's agent
         # or file is refused as a missing one is.
         with ctx.container.pool.connection() as conn:
             if call.agent_id is not None:
-                store.require_agent(conn, ctx.owner, call.agent_id)
+                agent = store.require_agent(conn, ctx.owner, call.agent_id)
             check_owned(conn, ctx.owner, "file", files)
-    ctx.check_limits(lambda: _reservation(ctx, call))
+    ctx.check_limits(
+        lambda: estimate.call_reservation(
+            ctx.container.settings, call.operation, call.fields, agent
+        )
+    )
     runner = _Runner(ctx, call)
     try:
         return runner.stream() if call.stream else runner.call()
@@ -86,15 +91,6 @@ def run_passthrough(ctx: Call, call: Passthrough) -> PassResult | PassStream:
     except Exception:
         runner.settle(Usage())
         raise
-
-
-def _reservation(ctx: Call, call: Passthrough) -> int:
-    """The call's token reservation, asked only when a budget is on."""
-    settings = ctx.container.settings
-    if call.agent_id is None:
-        return estimate.call_reservation(None, settings, ctx.owner, call.operation, call.fields)
-    with ctx.container.pool.connection() as conn:
-        return estimate.call_reservation(conn, settings, ctx.owner, call.operation, call.fields)
 
 
 def _model_of(answer: Any) -> str | None:

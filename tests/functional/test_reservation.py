@@ -5,9 +5,12 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import pytest
+
 from shared.container import Container
 from shared.conversations import store
 from shared.db import Conn
+from shared.errors import NotFound
 from shared.limits.estimate import call_reservation, text_tokens, turn_reservation
 
 OWNER = "tenant-a"
@@ -67,9 +70,9 @@ def test_a_start_with_an_agent_reserves_its_instructions_and_max_tokens(
     """The agent's instructions are part of the prompt; its max_tokens caps the completion."""
     with container.pool.connection() as conn:
         _agent(conn, "ag_r")
-        reserved = turn_reservation(
-            conn, container.settings, OWNER, {"inputs": "hi", "agent_id": "ag_r"}, None
-        )
+        agent = store.require_agent(conn, OWNER, "ag_r")
+    body = {"inputs": "hi", "agent_id": "ag_r"}
+    reserved = turn_reservation(None, container.settings, OWNER, body, None, agent)
     assert 720 <= reserved < 760
 
 
@@ -80,18 +83,26 @@ def test_an_agents_completion_reserves_like_a_turn_with_that_agent(
     agent's, bounds the completion, as a turn does."""
     with container.pool.connection() as conn:
         _agent(conn, "ag_c")
-        settings = container.settings
-        message = {"role": "user", "content": "hi"}
-        body = {"agent_id": "ag_c", "messages": [message]}
-        agents = call_reservation(conn, settings, OWNER, "agents.complete", body)
-        capped = call_reservation(
-            conn, settings, OWNER, "agents.complete", {**body, "max_tokens": 5}
-        )
-        other = call_reservation(conn, settings, "tenant-b", "agents.complete", body)
+        agent = store.require_agent(conn, OWNER, "ag_c")
+    settings = container.settings
+    message = {"role": "user", "content": "hi"}
+    body = {"agent_id": "ag_c", "messages": [message]}
+    agents = call_reservation(settings, "agents.complete", body, agent)
+    capped = call_reservation(settings, "agents.complete", {**body, "max_tokens": 5}, agent)
+    without = call_reservation(settings, "agents.complete", body)
     # message: "user" and "hi" (one piece each) and the entry's overhead
     assert agents == 700 + 6 + 20
     assert capped == 700 + 6 + 5
-    assert other == 6 + settings.token_reserve_completion
+    assert without == 6 + settings.token_reserve_completion
+
+
+def test_another_tenants_agent_is_not_read_for_a_reservation(container: Container) -> None:
+    """The one read of an agent, ownership and reservation together, refuses another
+    tenant's as missing: 404, nothing counted from it."""
+    with container.pool.connection() as conn:
+        _agent(conn, "ag_x")
+        with pytest.raises(NotFound):
+            store.require_agent(conn, "tenant-b", "ag_x")
 
 
 def test_no_turn_reserves_more_than_the_models_context(container: Container) -> None:

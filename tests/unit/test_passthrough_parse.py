@@ -74,17 +74,12 @@ def test_reservations_count_inputs_and_max_tokens() -> None:
     settings = Settings()
     words = "one two three four"
     chat = {"model": "m", "messages": [{"role": "user", "content": words}], "max_tokens": 50}
-    reserved = call_reservation(None, settings, "t", "chat.complete", chat)
+    reserved = call_reservation(settings, "chat.complete", chat)
     assert reserved == text_tokens(words) + text_tokens("user") + 4 + 50
     embed = {"model": "m", "input": [words, words]}
-    assert call_reservation(None, settings, "t", "embeddings.create", embed) == 2 * text_tokens(
-        words
-    )
+    assert call_reservation(settings, "embeddings.create", embed) == 2 * text_tokens(words)
     no_max = {"model": "m", "messages": []}
-    assert (
-        call_reservation(None, settings, "t", "chat.complete", no_max)
-        == settings.token_reserve_completion
-    )
+    assert call_reservation(settings, "chat.complete", no_max) == settings.token_reserve_completion
 
 
 def test_the_watcher_reads_usage_from_the_last_chunk_and_done() -> None:

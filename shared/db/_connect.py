@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlsplit
 import pg8000.native
 from pg8000.converters import TIMESTAMPTZ
 from pg8000.converters import timestamptz_in as _pg8000_timestamptz_in
-from pg8000.core import CoreConnection
+from pg8000.core import FLUSH_MSG, CoreConnection
 
 from shared.config import Settings
 
@@ -56,9 +56,36 @@ def connector_for(
         raw_socket = getattr(conn, "_usock", None)
         if raw_socket is not None:
             raw_socket.settimeout(steady_s)
+        conn._sock = _WithoutFlushMessages(conn._sock)
         return conn
 
     return connect
+
+
+class _WithoutFlushMessages:
+    """pg8000's buffered socket file, less the Flush messages written to it.
+
+    pg8000 (1.31, `pg8000.core`) writes a Flush ('H') after each Parse, Describe, Bind,
+    Execute and Close, and always writes a Sync before it waits for an answer. Each Flush
+    makes the server send what it has so far: a prepared statement's BindComplete went
+    out in one packet and its rows in another, so this process was woken and read twice
+    per statement. Without them the server answers once, at the Sync, with the same
+    messages (bench/RESULTS.md, note 27). Reads, flushes and closing are the file's own.
+    """
+
+    __slots__ = ("close", "file", "flush", "read")
+
+    def __init__(self, file: Any) -> None:
+        self.file = file
+        self.read = file.read
+        self.flush = file.flush
+        self.close = file.close
+
+    def write(self, data: bytes) -> int:
+        if data == FLUSH_MSG:
+            return len(data)
+        written: int = self.file.write(data)
+        return written
 
 
 def _url_opener(settings: Settings) -> Callable[[float], CoreConnection]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import struct
 import subprocess
 import sys
 import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pg8000.exceptions
 import pytest
@@ -113,6 +115,50 @@ def test_past_its_bound_a_connection_runs_statements_unprepared(
         assert conn.run("SELECT CAST(:t AS timestamptz), :s", t=moment, s="x") == [[moment, "x"]]
         assert conn.run(count)[0][0] == before + 1
     pool.close()
+
+
+class _Recorder:
+    """A file that keeps what is written to it before passing it on."""
+
+    def __init__(self, file: Any) -> None:
+        self.file = file
+        self.written = bytearray()
+
+    def write(self, data: bytes) -> int:
+        self.written += data
+        return int(self.file.write(data))
+
+
+def _message_types(stream: bytes) -> list[bytes]:
+    """The frontend messages in `stream` (a type byte and a length each), by type."""
+    types = []
+    while stream:
+        types.append(stream[:1])
+        stream = stream[1 + struct.unpack("!i", stream[1:5])[0] :]
+    return types
+
+
+def test_statements_go_without_flush_messages_and_still_answer(container: Container) -> None:
+    """pg8000's Flush messages are left out (the server answers once, at the Sync): a
+    prepared statement, an unprepared one and a failing one still get their answers, and
+    the connection stays usable after the error."""
+    conn = connector_for(Settings(database_url=container.settings.database_url))()
+    try:
+        recorder = _Recorder(conn._sock.file)
+        conn._sock.file = recorder
+        name, columns, funcs = conn.prepare_statement("SELECT $1::int + 1", ())
+        context = conn.execute_named(name, ["41"], columns, funcs, "SELECT $1::int + 1")
+        assert context.rows == [[42]]
+        with pytest.raises(pg8000.exceptions.DatabaseError):
+            conn.execute_unnamed("SELECT 1 / 0")
+        assert conn.execute_unnamed("SELECT 'still here'").rows == [["still here"]]
+        conn.close_prepared_statement(name)
+        types = _message_types(bytes(recorder.written))
+        assert b"H" not in types
+        # Parse, Describe, Sync; Bind, Execute, Sync; then the rest, each ending in a Sync.
+        assert types[:6] == [b"P", b"D", b"S", b"B", b"E", b"S"]
+    finally:
+        conn.close()
 
 
 def test_a_prepared_statement_made_stale_by_a_migration_costs_its_connection_once(

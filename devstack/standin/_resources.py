@@ -555,7 +555,7 @@ class Resources:
     def _finish(self, job: dict[str, Any]) -> dict[str, Any]:
         inputs = self.job_inputs.pop(job["id"], None) or {"lines": [], "deadline": 0}
         ended = int(time.time())
-        timed_out = ended > int(inputs["deadline"])
+        timed_out = ended >= int(inputs["deadline"])
         outcome = run_lines(
             [] if timed_out or self._run_line is None else inputs["lines"],
             endpoint=job["endpoint"],

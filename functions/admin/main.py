@@ -291,7 +291,10 @@ _BUDGET_LEFT = 1
 
 def list_batch_jobs(ctx: Context) -> flask.Response:
     pool, client = ctx.container.pool, ctx.container.mistral
-    return json_response(resources.list_batch_jobs(pool, client, ctx.owner, _list_query(ctx)))
+    listed = resources.list_batch_jobs(
+        pool, client, ctx.owner, _list_query(ctx), limiter=ctx.container.limiter
+    )
+    return json_response(listed)
 
 
 # Which path parameter names the object, and which its library, per kind.
@@ -371,7 +374,14 @@ def _batch_job(cancel: bool) -> Handler:
     def handler(ctx: Context) -> flask.Response:
         pool, client = ctx.container.pool, ctx.container.mistral
         return _relayed(
-            resources.batch_job_action(pool, client, ctx.owner, ctx.params["job_id"], cancel=cancel)
+            resources.batch_job_action(
+                pool,
+                client,
+                ctx.owner,
+                ctx.params["job_id"],
+                cancel=cancel,
+                limiter=ctx.container.limiter,
+            )
         )
 
     return handler

@@ -47,6 +47,7 @@ from shared.errors import (
     ValidationFailed,
     field_error,
 )
+from shared.limits.ratelimit import RateLimiter
 from shared.mistral import MistralClient, Retry, UpstreamResponse, UpstreamStream
 from shared.observability import log_event
 from shared.query import query_integer
@@ -597,10 +598,16 @@ def create_batch_job(
 
 
 def list_batch_jobs(
-    pool: Pool, client: MistralClient, tenant: str, query: ListQuery
+    pool: Pool,
+    client: MistralClient,
+    tenant: str,
+    query: ListQuery,
+    *,
+    limiter: RateLimiter | None = None,
 ) -> dict[str, Any]:
     """`GET /v1/batch/jobs`: the tenant's jobs (filters model, agent_id, status,
-    created_after, metadata; order_by created or -created)."""
+    created_after, metadata; order_by created or -created). A job seen ended has its
+    tokens charged to `limiter`'s budget buckets (`_job_seen`)."""
     equals: dict[str, Any] = {}
     for name in ("model", "agent_id"):
         if value := query.one(name):
@@ -632,15 +639,22 @@ def list_batch_jobs(
         page.bodies,
         lambda b: b.get("status") not in _BATCH_DONE,
         "batch.jobs.get",
-        seen=lambda body: _job_seen(pool, client, tenant, body),
+        seen=lambda body: _job_seen(pool, client, tenant, body, limiter),
     )
     return {"object": "list", "data": bodies, "total": page.total}
 
 
 def batch_job_action(
-    pool: Pool, client: MistralClient, tenant: str, job_id: str, *, cancel: bool
+    pool: Pool,
+    client: MistralClient,
+    tenant: str,
+    job_id: str,
+    *,
+    cancel: bool,
+    limiter: RateLimiter | None = None,
 ) -> UpstreamResponse:
-    """`GET /v1/batch/jobs/{id}` or `POST .../cancel`: the job as Mistral now has it."""
+    """`GET /v1/batch/jobs/{id}` or `POST .../cancel`: the job as Mistral now has it. A
+    job seen ended has its tokens charged to `limiter`'s budget buckets (`_job_seen`)."""
     answer = owned_call(
         pool,
         client,
@@ -655,21 +669,28 @@ def batch_job_action(
         body = _read_object(answer)
     except UpstreamUnavailable:
         return answer  # relayed as Mistral gave it; nothing to keep of it
-    _job_seen(pool, client, tenant, body)
+    _job_seen(pool, client, tenant, body, limiter)
     return answer
 
 
 # -- a batch job's results and spend ---------------------------------------------------------
 
 
-def _job_seen(pool: Pool, client: MistralClient, tenant: str, body: dict[str, Any]) -> None:
+def _job_seen(
+    pool: Pool,
+    client: MistralClient,
+    tenant: str,
+    body: dict[str, Any],
+    limiter: RateLimiter | None = None,
+) -> None:
     """A job body Mistral just gave, kept in one transaction with what it brings: the
     `output_file` and `error_file` it names become the tenant's (only from here on: until
     the gateway has seen a body naming them, they are no tenant's and answer 404), and the
     first time it is seen ended its spend is counted, one usage event (`batch.jobs`, the
-    tokens of every line of its output file, the key that created it). Best effort: if any
-    step fails nothing is kept, the answer stands, and the next read of the job tries
-    again (a list keeps asking Mistral while the stored body has not ended)."""
+    tokens of every line of its output file, the key that created it), then charged to
+    the tenant's token budget buckets. Best effort: if any step before the commit fails
+    nothing is kept, the answer stands, and the next read of the job tries again (a list
+    keeps asking Mistral while the stored body has not ended)."""
     job_id = str(body["id"])
     named = [body.get(k) for k in ("output_file", "error_file")]
     files = [f for f in named if isinstance(f, str)]
@@ -686,7 +707,8 @@ def _job_seen(pool: Pool, client: MistralClient, tenant: str, body: dict[str, An
             refresh_body(conn, tenant, "batch_job", body)
             for file_body in adopted:
                 adopt_file(conn, tenant, file_body, job_id)
-            if spend is not None and claim_spend(conn, tenant, job_id):
+            charged = spend is not None and claim_spend(conn, tenant, job_id)
+            if spend is not None and charged:
                 usage, model = spend
                 agent_id = body.get("agent_id")
                 job_model = body.get("model")
@@ -703,6 +725,9 @@ def _job_seen(pool: Pool, client: MistralClient, tenant: str, body: dict[str, An
                         conversation_id=None,
                     ),
                 )
+        if spend is not None and charged and limiter is not None:
+            # After the commit, by its one winner: Redis is not in the transaction.
+            limiter.charge(tenant, spend[0].total)
     except Exception as exc:
         log_event("resource_refresh_failed", "WARNING", kind="batch_job", error=type(exc).__name__)
 

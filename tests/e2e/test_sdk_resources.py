@@ -24,7 +24,6 @@ from mistralai.client import Mistral, errors
 from devstack.router import Router
 from devstack.stack import StackInfo
 from shared.container import Container
-from shared.limits.ratelimit import Budget, Limit
 from shared.tenancy.keys import NewKey, create_key
 from tests.support import error_code
 
@@ -280,37 +279,34 @@ def test_a_batch_job_runs_to_results_only_its_tenant_can_read(
     ]
 
 
-def test_a_batch_job_create_is_refused_once_the_budget_is_spent(
+def test_a_finished_jobs_tokens_spend_the_budget_and_the_next_create_is_refused(
     stack: StackInfo, stack_container: Container
 ) -> None:
-    """A tenant whose day budget is spent: 429 `token_budget_exceeded`, as a chat call gets."""
+    """A day budget of 20: a job whose lines spend 22 tokens is admitted and runs; once it
+    is seen ended its tokens are charged, and the next create is refused with the
+    budget's 429 `token_budget_exceeded`."""
     owner = "e2e-batch-budget"
     with stack_container.pool.transaction() as conn:
         key = create_key(
-            conn, owner_id=owner, name="spent", role="user", limits={"token_budget_per_day": 50}
+            conn, owner_id=owner, name="spent", role="user", limits={"token_budget_per_day": 20}
         )
     client = Mistral(api_key=key.secret, server_url=stack.url)
-    file = client.files.upload(
-        file={"file_name": "b.jsonl", "content": BATCH_LINES}, purpose="batch"
+    line = {"max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
+    lines = b"".join(
+        json.dumps({"custom_id": n, "body": line}).encode() + b"\n" for n in ("1", "2")
     )
-    assert (
-        client.batch.jobs.create(
-            input_files=[file.id], endpoint="/v1/chat/completions", model=MODEL
-        ).status
-        == "QUEUED"
+    file = client.files.upload(file={"file_name": "b.jsonl", "content": lines}, purpose="batch")
+    job = client.batch.jobs.create(
+        input_files=[file.id], endpoint="/v1/chat/completions", model=MODEL
     )
-    spent = stack_container.limiter.check(
-        "spender", owner, Limit(1000, 60), Budget(per_day=50), estimate=50
-    )
-    assert spent.allowed
-    for call in (
+    assert _until_ended(client, job.id) == ["RUNNING", "SUCCESS"]
+    # The same create was admitted before the job's tokens were charged.
+    status, body = _status(
         lambda: client.batch.jobs.create(
             input_files=[file.id], endpoint="/v1/chat/completions", model=MODEL
-        ),
-        lambda: client.chat.complete(model=MODEL, messages=[{"role": "user", "content": "hi"}]),
-    ):
-        status, body = _status(call)
-        assert (status, error_code(body)) == (429, "token_budget_exceeded")
+        )
+    )
+    assert (status, error_code(body)) == (429, "token_budget_exceeded")
 
 
 def test_async_sdk_matches_the_stand_in(stack: StackInfo, user_key: NewKey) -> None:

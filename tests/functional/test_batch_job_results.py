@@ -260,3 +260,15 @@ def test_a_create_is_refused_once_the_token_budget_is_spent(
     assert refused.status_code == 429, refused.get_data()
     assert error_code(refused.get_json()) == "token_budget_exceeded"
     assert standin.calls()["batch.jobs.create"] == calls
+
+
+def test_a_finished_jobs_tokens_are_charged_to_the_tenants_budget(
+    gateway: Container, owner: NewKey
+) -> None:
+    """The 14 tokens of a job seen ended count against the day budget, once: of 20, a
+    reservation of 7 no longer fits, one of 6 does."""
+    _finished(owner, _job(owner))
+    _get(owner, _job(owner))  # another job's first read: nothing charged
+    limit, budget = Limit(100_000, 60), Budget(per_day=20)
+    assert gateway.limiter.check("probe", A, limit, budget, estimate=7).outcome == "budget"
+    assert gateway.limiter.check("probe", A, limit, budget, estimate=6).allowed

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._routes import match
-from ._wire import ApiError, Reply
+from ._wire import ApiError, Reply, error_payload
 
 __all__ = ["LineRunner", "Outcome", "run_lines", "status_after"]
 
@@ -130,6 +130,8 @@ def run_lines(
             reply = run(operation, body)
         except ApiError as error:
             reply = error.reply()
+        except Exception:  # a body the operation could not take: that line fails, not the job
+            reply = Reply(500, error_payload("The line could not be answered", "internal_error"))
         if reply.status == 200 and isinstance(reply.payload, dict):
             response = {"status_code": 200, "body": reply.payload}
             outcome.outputs.append(_line(custom_id, response, None))

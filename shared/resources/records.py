@@ -4,6 +4,9 @@ Mistral keeps them under the gateway's one API key and cannot tell tenants apart
 `owned_resources` table (migration 0007) is the authority on whose each object is. A row
 is written, with its audit row, in one transaction before the caller sees the object's id;
 an id that is not one of the caller's live rows is "not found", exactly as a missing one.
+A batch job's row also names the key that created it and, once its spend was counted,
+when (`metered_at`, migration 0008); the files Mistral makes for a job are adopted as
+the job owner's (`adopt_file`, their `parent_id` the job's id).
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ gateway meters (chat, fim, agents completions, embeddings, classifiers, OCR, aud
     with StandIn() as standin:
         client = Mistral(api_key="test", server_url=standin.url)
 
+Files, libraries and batch jobs: see `_resources`. A batch job runs at its reads, never on
+a clock: QUEUED when created, RUNNING at its first read, ended at its second, with its
+output and error files in the files store (`_batch`).
+
 Fault syntax and what each fault stores: see `_faults`. Control API: see `_control`.
 """
 

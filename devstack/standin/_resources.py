@@ -2,7 +2,9 @@
 accesses, batch jobs. Shapes are the SDK's own models' (`mistralai.client.models`:
 CreateFileResponse, ListFilesResponse, Library, ListLibrariesResponse, Document,
 ListDocumentsResponse, Sharing, BatchJob, ListBatchJobsResponse); uploads are multipart.
-Documents are processed at once; batch jobs stay QUEUED until cancelled."""
+Documents are processed at once. A batch job runs at its reads: QUEUED when created,
+RUNNING at its first read, ended at its second, with its `output_file` and `error_file`
+in the files store (`_batch` says how, and how each line is answered)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ from typing import Any
 
 from werkzeug.formparser import parse_form_data
 
-from ._sdk import sdk_request
+from ._batch import LineRunner, run_lines, status_after
+from ._sdk import sdk_models, sdk_request
 from ._wire import ApiError, Reply, error_payload, not_found, now, unprocessable
 
 __all__ = ["OPERATIONS", "Resources"]
@@ -100,10 +103,12 @@ def _page(items: list[dict[str, Any]], page: int, page_size: int) -> list[dict[s
 
 
 class Resources:
-    """Files, libraries, documents, shares and batch jobs, behind one lock."""
+    """Files, libraries, documents, shares and batch jobs, behind one lock. `run_line`
+    answers one line of a batch job (the store's own operations)."""
 
-    def __init__(self) -> None:
+    def __init__(self, run_line: LineRunner | None = None) -> None:
         self._lock = threading.Lock()
+        self._run_line = run_line
         self.reset()
 
     def reset(self) -> None:
@@ -114,6 +119,8 @@ class Resources:
         self.texts: dict[str, str] = {}
         self.shares: dict[str, list[dict[str, Any]]] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
+        # A job's lines and its deadline (epoch seconds), kept until it runs.
+        self.job_inputs: dict[str, dict[str, Any]] = {}
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -125,6 +132,7 @@ class Resources:
                 "texts": self.texts,
                 "shares": self.shares,
                 "jobs": self.jobs,
+                "job_inputs": self.job_inputs,
             }
 
     def restore(self, snapshot: Mapping[str, Any]) -> None:
@@ -139,6 +147,7 @@ class Resources:
             self.texts = dict(snapshot.get("texts", {}))
             self.shares = dict(snapshot.get("shares", {}))
             self.jobs = dict(snapshot.get("jobs", {}))
+            self.job_inputs = dict(snapshot.get("job_inputs", {}))
 
     # -- files ---------------------------------------------------------------------------
 
@@ -494,35 +503,108 @@ class Resources:
         with self._lock:
             for file_id in files:
                 self._file(str(file_id))
-            lines = sum(self.contents.get(str(f), b"").count(b"\n") for f in files)
-        total = len(request.get("requests") or []) + lines
-        job = {
-            "id": str(uuid.uuid4()),
-            "object": "batch",
-            "input_files": list(files),
-            "metadata": request.get("metadata"),
-            "endpoint": endpoint,
-            "model": request.get("model"),
-            "agent_id": request.get("agent_id"),
-            "output_file": None,
-            "error_file": None,
-            "errors": [],
-            "outputs": None,
-            "status": "QUEUED",
-            "created_at": int(time.time()),
-            "total_requests": total,
-            "completed_requests": 0,
-            "succeeded_requests": 0,
-            "failed_requests": 0,
-            "started_at": None,
-            "completed_at": None,
-        }
+            lines = [
+                line
+                for f in files
+                for line in self.contents.get(str(f), b"").decode("utf-8", "replace").splitlines()
+                if line.strip()
+            ]
+        lines += [json.dumps(r) for r in request.get("requests") or []]
+        created = int(time.time())
+        job = _job_shape(
+            {
+                "id": str(uuid.uuid4()),
+                "object": "batch",
+                "input_files": list(files),
+                "metadata": request.get("metadata"),
+                "endpoint": endpoint,
+                "model": request.get("model"),
+                "agent_id": request.get("agent_id"),
+                "output_file": None,
+                "error_file": None,
+                "errors": [],
+                "outputs": None,
+                "status": "QUEUED",
+                "created_at": created,
+                "total_requests": len(lines),
+                "completed_requests": 0,
+                "succeeded_requests": 0,
+                "failed_requests": 0,
+                "started_at": None,
+                "completed_at": None,
+            }
+        )
+        hours = request.get("timeout_hours")
+        deadline = created + (hours if isinstance(hours, int) else 24) * 3600
         if commit:
             with self._lock:
                 self.jobs[job["id"]] = job
+                self.job_inputs[job["id"]] = {"lines": lines, "deadline": deadline}
         return Reply(200, job)
 
-    def list_jobs(self, query: Query) -> Reply:
+    def _advance(self, job_id: str) -> dict[str, Any]:
+        """A read of the job moves it on one step (see `_batch`); its new body."""
+        job = self.jobs[job_id]
+        if job["status"] == "QUEUED":
+            job = {**job, "status": "RUNNING", "started_at": int(time.time())}
+        elif job["status"] == "RUNNING":
+            job = self._finish(job)
+        self.jobs[job_id] = job
+        return job
+
+    def _finish(self, job: dict[str, Any]) -> dict[str, Any]:
+        inputs = self.job_inputs.pop(job["id"], None) or {"lines": [], "deadline": 0}
+        ended = int(time.time())
+        timed_out = ended >= int(inputs["deadline"])
+        outcome = run_lines(
+            [] if timed_out or self._run_line is None else inputs["lines"],
+            endpoint=job["endpoint"],
+            model=job.get("model"),
+            agent_id=job.get("agent_id"),
+            run=self._run_line or (lambda operation, body: Reply(500)),
+        )
+        if outcome.outputs:
+            job["output_file"] = self._result_file(job["id"], "output", outcome.outputs, ended)
+        if outcome.errors:
+            job["error_file"] = self._result_file(job["id"], "error", outcome.errors, ended)
+        return _job_shape(
+            {
+                **job,
+                "status": status_after(outcome, timed_out),
+                "completed_requests": outcome.succeeded + outcome.failed,
+                "succeeded_requests": outcome.succeeded,
+                "failed_requests": outcome.failed,
+                "errors": [{"message": m, "count": n} for m, n in outcome.messages.items()],
+                "completed_at": ended,
+            }
+        )
+
+    def _result_file(self, job_id: str, what: str, lines: list[bytes], created: int) -> str:
+        """A job's output or error file, stored as an uploaded one is; its id."""
+        data = b"".join(lines)
+        record = sdk_models().CreateFileResponse.model_validate(
+            {
+                "id": str(uuid.uuid4()),
+                "object": "file",
+                "bytes": len(data),
+                "created_at": created,
+                "filename": f"{job_id}_{what}.jsonl",
+                "purpose": "batch",
+                "sample_type": "batch_result" if what == "output" else "batch_error",
+                "source": "mistral",
+                "num_lines": len(lines),
+                "mimetype": "application/jsonl",
+                "signature": hashlib.sha256(data).hexdigest(),
+                "expires_at": None,
+                "visibility": "workspace",
+            }
+        )
+        dumped: dict[str, Any] = record.model_dump(mode="json", by_alias=True)
+        self.files[dumped["id"]] = dumped
+        self.contents[dumped["id"]] = data
+        return str(dumped["id"])
+
+    def list_jobs(self, query: Query, commit: bool) -> Reply:
         page, page_size = _int(query, "page", 0), _int(query, "page_size", 100) or 100
         statuses = query.get("status") or []
         model, agent_id = _first(query, "model"), _first(query, "agent_id")
@@ -534,15 +616,18 @@ class Resources:
                 and (model is None or j["model"] == model)
                 and (agent_id is None or j["agent_id"] == agent_id)
             ]
-        if _first(query, "order_by") != "created":
-            jobs.reverse()
-        return Reply(
-            200, {"object": "list", "data": _page(jobs, page, page_size), "total": len(jobs)}
-        )
+            if _first(query, "order_by") != "created":
+                jobs.reverse()
+            # Only the jobs the page answers with are read, so only they move on.
+            shown = [
+                dict(self._advance(j["id"])) if commit else j for j in _page(jobs, page, page_size)
+            ]
+        return Reply(200, {"object": "list", "data": shown, "total": len(jobs)})
 
-    def get_job(self, job_id: str) -> Reply:
+    def get_job(self, job_id: str, commit: bool) -> Reply:
         with self._lock:
-            return Reply(200, dict(self._job(job_id)))
+            job = self._job(job_id)
+            return Reply(200, dict(self._advance(job_id) if commit else job))
 
     def cancel_job(self, job_id: str, commit: bool) -> Reply:
         with self._lock:
@@ -552,6 +637,7 @@ class Resources:
                 job["completed_at"] = int(time.time())
             if commit:
                 self.jobs[job_id] = job
+                self.job_inputs.pop(job_id, None)
         return Reply(200, job)
 
     def delete_job(self, job_id: str, commit: bool) -> Reply:
@@ -559,7 +645,16 @@ class Resources:
             self._job(job_id)
             if commit:
                 del self.jobs[job_id]
+                self.job_inputs.pop(job_id, None)
         return Reply(200, {"id": job_id, "object": "batch", "deleted": True})
+
+
+def _job_shape(job: dict[str, Any]) -> dict[str, Any]:
+    """A job as the SDK's BatchJob model reads and writes it."""
+    dumped: dict[str, Any] = (
+        sdk_models().BatchJob.model_validate(job).model_dump(mode="json", by_alias=True)
+    )
+    return dumped
 
 
 # (resources, params, query, body, content_type, commit) -> Reply
@@ -605,9 +700,9 @@ OPERATIONS: dict[str, Operation] = {
     "libraries.accesses.list": lambda r, p, q, b, ct, c: r.list_shares(_lib(p)),
     "libraries.accesses.update_or_create": lambda r, p, q, b, ct, c: r.share(_lib(p), b, c),
     "libraries.accesses.delete": lambda r, p, q, b, ct, c: r.unshare(_lib(p), b, c),
-    "batch.jobs.list": lambda r, p, q, b, ct, c: r.list_jobs(q),
+    "batch.jobs.list": lambda r, p, q, b, ct, c: r.list_jobs(q, c),
     "batch.jobs.create": lambda r, p, q, b, ct, c: r.create_job(b, c),
-    "batch.jobs.get": lambda r, p, q, b, ct, c: r.get_job(p["job_id"]),
+    "batch.jobs.get": lambda r, p, q, b, ct, c: r.get_job(p["job_id"], c),
     "batch.jobs.cancel": lambda r, p, q, b, ct, c: r.cancel_job(p["job_id"], c),
     "batch.jobs.delete": lambda r, p, q, b, ct, c: r.delete_job(p["job_id"], c),
 }

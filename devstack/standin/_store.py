@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from ._replies import Turn, plan_turn
 from ._resources import Resources
-from ._wire import new_id, not_found, now
+from ._wire import Reply, new_id, not_found, now
 
 _ENTRY_PREFIX = {
     "message.input": "msg",
@@ -171,10 +171,17 @@ class Store:
         self._seq = itertools.count()
         self._conversations: dict[str, _Conversation] = {}
         self._agents: dict[str, _Agent] = {}
-        # Files, libraries, documents, accesses, batch jobs (their own lock).
-        self.resources = Resources()
+        # Files, libraries, documents, accesses, batch jobs (their own lock); a batch
+        # job's lines are answered by the store's own operations.
+        self.resources = Resources(self._batch_line)
         # Grows with every call that may have changed the store (see _persist).
         self.changes = 0
+
+    def _batch_line(self, operation: str, body: dict[str, Any]) -> Reply:
+        # Imported here: `_completions` reads this module's Store.
+        from ._completions import JSON_HANDLERS
+
+        return JSON_HANDLERS[operation](self, body)
 
     @_mutating
     def reset(self) -> None:

@@ -269,13 +269,32 @@ def list_documents(ctx: Context) -> flask.Response:
 
 
 def create_batch_job(ctx: Context) -> flask.Response:
+    """A job spends tokens outside every per-call budget (counted when it ends): with a
+    token budget on, a tenant that has none left is refused before Mistral is asked, as a
+    pass-through call is (429 `token_budget_exceeded`). The one token reserved to ask is
+    given back at once."""
+    decision = ctx.check_limits(_BUDGET_LEFT)
     pool, client = ctx.container.pool, ctx.container.mistral
-    return _relayed(resources.create_batch_job(pool, client, ctx.owner, ctx.json_body()))
+    try:
+        created = resources.create_batch_job(
+            pool, client, ctx.owner, ctx.json_body(), key_id=ctx.caller.key_id
+        )
+    finally:
+        ctx.container.limiter.settle(decision, 0)
+    return _relayed(created)
+
+
+# What a batch job create reserves of the tenant's token budget: one token, so that a
+# budget with none left refuses it.
+_BUDGET_LEFT = 1
 
 
 def list_batch_jobs(ctx: Context) -> flask.Response:
     pool, client = ctx.container.pool, ctx.container.mistral
-    return json_response(resources.list_batch_jobs(pool, client, ctx.owner, _list_query(ctx)))
+    listed = resources.list_batch_jobs(
+        pool, client, ctx.owner, _list_query(ctx), limiter=ctx.container.limiter
+    )
+    return json_response(listed)
 
 
 # Which path parameter names the object, and which its library, per kind.
@@ -355,7 +374,14 @@ def _batch_job(cancel: bool) -> Handler:
     def handler(ctx: Context) -> flask.Response:
         pool, client = ctx.container.pool, ctx.container.mistral
         return _relayed(
-            resources.batch_job_action(pool, client, ctx.owner, ctx.params["job_id"], cancel=cancel)
+            resources.batch_job_action(
+                pool,
+                client,
+                ctx.owner,
+                ctx.params["job_id"],
+                cancel=cancel,
+                limiter=ctx.container.limiter,
+            )
         )
 
     return handler
@@ -563,7 +589,8 @@ _HANDLERS: dict[str, Handler] = {
     "gateway.health": health,
     **_RESOURCE_HANDLERS,
 }
-app = FunctionApp("admin", _HANDLERS)
+# A batch job create asks the token budget itself (`create_batch_job`).
+app = FunctionApp("admin", _HANDLERS, self_limited=("batch.jobs.create",))
 
 
 @functions_framework.http

@@ -96,7 +96,8 @@ class UsageEvent:
     def params(self) -> dict[str, Any]:
         return {
             "u_owner": self.owner,
-            "u_key": self.key_id,
+            # "" is no key (a batch job created before its key was recorded): NULL.
+            "u_key": self.key_id or None,
             "u_op": self.operation,
             "u_agent": self.agent_id,
             "u_model": self.model,

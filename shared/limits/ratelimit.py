@@ -93,6 +93,23 @@ return 0
 """)
 
 
+# KEYS: the owner's minute and day budget buckets. ARGV: tokens spent, then each bucket's
+# expiry in ms. Unlike a settlement, a charge is no correction of a reservation: the
+# bucket is made if need be, with the expiry `check` gives it.
+_CHARGE = LuaScript("""
+for i, key in ipairs(KEYS) do
+  redis.call('INCRBY', key, ARGV[1])
+  redis.call('PEXPIRE', key, ARGV[i + 1])
+end
+return 0
+""")
+
+
+def _budget_keys(owner_id: str, minute: int, day: int) -> tuple[str, str]:
+    """The owner's token buckets for a minute and a day (numbered from the epoch)."""
+    return f"gw:tok:m:{owner_id}:{minute}", f"gw:tok:d:{owner_id}:{day}"
+
+
 @dataclass(frozen=True)
 class Limit:
     """`requests` per `window_s` seconds for one key."""
@@ -176,8 +193,7 @@ class RateLimiter:
         interval_us = max(1, round(limit.window_s * 1_000_000 / limit.requests))
         estimate = estimate if budget.active else 0
         minute, day = int(now // 60), int(now // 86_400)
-        minute_key = f"gw:tok:m:{owner_id}:{minute}"
-        day_key = f"gw:tok:d:{owner_id}:{day}"
+        minute_key, day_key = _budget_keys(owner_id, minute, day)
         if time.monotonic() < self._down_until:
             return self._unavailable(limit, None)
         try:
@@ -217,6 +233,27 @@ class RateLimiter:
             return
         try:
             run_script(self._client(), _SETTLE, [decision.minute_key, decision.day_key], [delta])
+        except (redis.RedisError, OSError) as exc:
+            self._note_failure(exc)
+
+    def charge(self, owner_id: str, tokens: int) -> None:
+        """Count `tokens` spent outside any call's reservation (a Mistral batch job's,
+        once it ended) against the owner's current minute and day buckets (best effort)."""
+        if tokens <= 0:
+            return
+        now = self._clock()
+        minute, day = int(now // 60), int(now // 86_400)
+        try:
+            run_script(
+                self._client(),
+                _CHARGE,
+                list(_budget_keys(owner_id, minute, day)),
+                [
+                    tokens,
+                    int(((minute + 1) * 60 - now) * 1000) + 60_000,
+                    int(((day + 1) * 86_400 - now) * 1000) + 60_000,
+                ],
+            )
         except (redis.RedisError, OSError) as exc:
             self._note_failure(exc)
 

@@ -23,18 +23,25 @@ A list serves the bodies Mistral last gave the gateway: reads and changes throug
 gateway refresh them, and a list page first asks Mistral again for each item on it that
 was still changing (a batch job not finished, a document not processed), at most one
 call per item on the page.
+
+A batch job's body, whenever the gateway sees one (get, cancel, a list's refresh), brings
+its results with it (`_job_seen`): the output and error files it names become the job
+owner's, and the first body seen ended has the job's tokens recorded as one usage event
+and charged to the tenant's budget, exactly once (the `metered_at` guard).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from shared.conversations import store as conversation_store
+from shared.conversations.store import Usage
 from shared.db import Conn, Pool
 from shared.errors import (
     GatewayError,
@@ -45,6 +52,7 @@ from shared.errors import (
     ValidationFailed,
     field_error,
 )
+from shared.limits.ratelimit import RateLimiter
 from shared.mistral import MistralClient, Retry, UpstreamResponse, UpstreamStream
 from shared.observability import log_event
 from shared.query import query_integer
@@ -52,7 +60,10 @@ from shared.resources.records import (
     WHAT,
     Kind,
     Page,
+    adopt_file,
     check_owned,
+    claim_spend,
+    job_state,
     mark_deleted,
     read_page,
     record_created,
@@ -86,6 +97,11 @@ _MAX_PAGE = 1_000_000
 _MAX_PAGE_SIZE = 1000
 # Batch job states after which nothing changes.
 _BATCH_DONE = frozenset({"SUCCESS", "FAILED", "TIMEOUT_EXCEEDED", "CANCELLED"})
+# The operation a finished batch job's usage event is recorded under.
+BATCH_USAGE_OPERATION = "batch.jobs"
+# A usage event's token counts are PostgreSQL integers; a model name longer than this is none.
+_MAX_TOKENS = 2**31 - 1
+_MAX_MODEL = 200
 # Document processing states after which nothing changes.
 _DOCUMENT_DONE = frozenset({"Completed", "Failed", "completed", "failed", "done", "error"})
 
@@ -243,6 +259,7 @@ def _recorded(
     kind: Kind,
     answer: UpstreamResponse,
     parent: str | None = None,
+    key_id: str | None = None,
 ) -> UpstreamResponse:
     """Mistral made the object: its record first, then the caller may see its id (in
     Mistral's answer, relayed as it came)."""
@@ -252,7 +269,7 @@ def _recorded(
         time.sleep(pause)
         try:
             with pool.transaction() as conn:
-                record_created(conn, tenant, kind, body, parent=parent)
+                record_created(conn, tenant, kind, body, parent=parent, key_id=key_id)
             return answer
         except Exception as exc:
             last = exc
@@ -484,8 +501,10 @@ def _fresh(
     bodies: list[dict[str, Any]],
     changing: Callable[[Mapping[str, Any]], bool],
     operation: str,
+    seen: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """A page's bodies, those still changing asked of Mistral again (kept if it fails)."""
+    """A page's bodies, those still changing asked of Mistral again (kept if it fails);
+    `seen` takes each new body (else it is stored as the object's body)."""
     fresh = []
     for body in bodies:
         if changing(body):
@@ -494,7 +513,10 @@ def _fresh(
                     operation, "GET", _PATHS[kind](body["id"], body.get("library_id"))
                 )
                 new = _read_object(answer)
-                _refresh(pool, tenant, kind, answer)
+                if seen is not None:
+                    seen(new)
+                else:
+                    _refresh(pool, tenant, kind, answer)
                 body = new
             except GatewayError as exc:
                 log_event("resource_refresh_failed", "WARNING", kind=kind, error=type(exc).__name__)
@@ -554,9 +576,15 @@ def _owned_agent(conn: Conn, tenant: str, agent_id: str) -> None:
 
 
 def create_batch_job(
-    pool: Pool, client: MistralClient, tenant: str, body: dict[str, Any]
+    pool: Pool,
+    client: MistralClient,
+    tenant: str,
+    body: dict[str, Any],
+    *,
+    key_id: str | None = None,
 ) -> UpstreamResponse:
-    """`POST /v1/batch/jobs`: its `input_files` and `agent_id` must be the tenant's."""
+    """`POST /v1/batch/jobs`: its `input_files` and `agent_id` must be the tenant's; the
+    job's record names the key that made it (its spend is counted to it)."""
     files = body.get("input_files")
     if files is not None and not (
         isinstance(files, list) and all(isinstance(f, str) for f in files)
@@ -571,14 +599,20 @@ def create_batch_job(
     answer = client.call(
         "batch.jobs.create", "POST", "/v1/batch/jobs", json.dumps(body).encode(), retry=Retry.UNSENT
     )
-    return _recorded(pool, client, tenant, "batch_job", answer)
+    return _recorded(pool, client, tenant, "batch_job", answer, key_id=key_id)
 
 
 def list_batch_jobs(
-    pool: Pool, client: MistralClient, tenant: str, query: ListQuery
+    pool: Pool,
+    client: MistralClient,
+    tenant: str,
+    query: ListQuery,
+    *,
+    limiter: RateLimiter | None = None,
 ) -> dict[str, Any]:
     """`GET /v1/batch/jobs`: the tenant's jobs (filters model, agent_id, status,
-    created_after, metadata; order_by created or -created)."""
+    created_after, metadata; order_by created or -created). A job seen ended has its
+    tokens charged to `limiter`'s budget buckets (`_job_seen`)."""
     equals: dict[str, Any] = {}
     for name in ("model", "agent_id"):
         if value := query.one(name):
@@ -610,15 +644,23 @@ def list_batch_jobs(
         page.bodies,
         lambda b: b.get("status") not in _BATCH_DONE,
         "batch.jobs.get",
+        seen=lambda body: _job_seen(pool, client, tenant, body, limiter),
     )
     return {"object": "list", "data": bodies, "total": page.total}
 
 
 def batch_job_action(
-    pool: Pool, client: MistralClient, tenant: str, job_id: str, *, cancel: bool
+    pool: Pool,
+    client: MistralClient,
+    tenant: str,
+    job_id: str,
+    *,
+    cancel: bool,
+    limiter: RateLimiter | None = None,
 ) -> UpstreamResponse:
-    """`GET /v1/batch/jobs/{id}` or `POST .../cancel`: the job as Mistral now has it."""
-    return owned_call(
+    """`GET /v1/batch/jobs/{id}` or `POST .../cancel`: the job as Mistral now has it. A
+    job seen ended has its tokens charged to `limiter`'s budget buckets (`_job_seen`)."""
+    answer = owned_call(
         pool,
         client,
         tenant,
@@ -627,5 +669,124 @@ def batch_job_action(
         operation="batch.jobs.cancel" if cancel else "batch.jobs.get",
         method="POST" if cancel else "GET",
         suffix="/cancel" if cancel else "",
-        refresh=True,
     )
+    try:
+        body = _read_object(answer)
+    except UpstreamUnavailable:
+        return answer  # relayed as Mistral gave it; nothing to keep of it
+    _job_seen(pool, client, tenant, body, limiter)
+    return answer
+
+
+# -- a batch job's results and spend ---------------------------------------------------------
+
+
+def _job_seen(
+    pool: Pool,
+    client: MistralClient,
+    tenant: str,
+    body: dict[str, Any],
+    limiter: RateLimiter | None = None,
+) -> None:
+    """A job body Mistral just gave, kept in one transaction with what it brings: the
+    `output_file` and `error_file` it names become the tenant's (only from here on: until
+    the gateway has seen a body naming them, they are no tenant's and answer 404), and the
+    first time it is seen ended its spend is counted, one usage event (`batch.jobs`, the
+    tokens of every line of its output file, the key that created it), then charged to
+    the tenant's token budget buckets. Best effort: if any step before the commit fails
+    nothing is kept, the answer stands, and the next read of the job tries again (a list
+    keeps asking Mistral while the stored body has not ended)."""
+    job_id = str(body["id"])
+    named = [body.get(k) for k in ("output_file", "error_file")]
+    files = [f for f in named if isinstance(f, str)]
+    try:
+        with pool.connection() as conn:
+            state = job_state(conn, tenant, job_id, files)
+        if state is None:
+            return  # deleted meanwhile
+        adopted = [_file_body(client, file_id) for file_id in state.unowned_files]
+        spend: tuple[Usage, str | None] | None = None
+        if body.get("status") in _BATCH_DONE and not state.metered:
+            spend = _job_usage(client, body.get("output_file"))
+        with pool.transaction() as conn:
+            refresh_body(conn, tenant, "batch_job", body)
+            for file_body in adopted:
+                adopt_file(conn, tenant, file_body, job_id)
+            charged = spend is not None and claim_spend(conn, tenant, job_id)
+            if spend is not None and charged:
+                usage, model = spend
+                agent_id = body.get("agent_id")
+                job_model = body.get("model")
+                conversation_store.record_usage(
+                    conn,
+                    conversation_store.UsageEvent(
+                        owner=tenant,
+                        key_id=state.key_id or "",
+                        operation=BATCH_USAGE_OPERATION,
+                        status=200,
+                        usage=usage,
+                        agent_id=agent_id if isinstance(agent_id, str) else None,
+                        model=job_model if isinstance(job_model, str) else model,
+                        conversation_id=None,
+                    ),
+                )
+        if spend is not None and charged and limiter is not None:
+            # After the commit, by its one winner: Redis is not in the transaction.
+            limiter.charge(tenant, spend[0].total)
+    except Exception as exc:
+        log_event("resource_refresh_failed", "WARNING", kind="batch_job", error=type(exc).__name__)
+
+
+def _file_body(client: MistralClient, file_id: str) -> dict[str, Any]:
+    """A file's body as the files list serves it (Mistral's retrieve, less `deleted`)."""
+    answer = client.call("files.retrieve", "GET", _PATHS["file"](file_id, None))
+    body = _read_object(answer)
+    body.pop("deleted", None)
+    return body
+
+
+def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The lines of a byte stream, one at a time (only the line being read is held)."""
+    pending = bytearray()
+    for chunk in chunks:
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            pending += chunk[start:end]
+            yield bytes(pending)
+            pending.clear()
+            start = end + 1
+        pending += chunk[start:]
+    if pending:
+        yield bytes(pending)
+
+
+def _job_usage(client: MistralClient, file_id: Any) -> tuple[Usage, str | None]:
+    """The tokens of every line of a job's output file (each line's `response.body.usage`,
+    read from Mistral's download line by line, never whole) and the model the first line
+    names; none without an output file."""
+    if not isinstance(file_id, str):
+        return Usage(), None
+    prompt = completion = 0
+    model: str | None = None
+    stream = client.download("files.download", _PATHS["file"](file_id, None) + "/content")
+    ok = False
+    try:
+        for line in _lines(stream.chunks()):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+            except (ValueError, RecursionError):
+                continue
+            response = entry.get("response") if isinstance(entry, dict) else None
+            answer = response.get("body") if isinstance(response, dict) else None
+            if not isinstance(answer, dict):
+                continue
+            used = Usage.from_json(answer.get("usage"))
+            prompt, completion = prompt + used.prompt_tokens, completion + used.completion_tokens
+            if model is None and isinstance(answer.get("model"), str):
+                model = answer["model"][:_MAX_MODEL]
+        ok = True
+    finally:
+        stream.close(ok)
+    return Usage(min(prompt, _MAX_TOKENS), min(completion, _MAX_TOKENS)), model

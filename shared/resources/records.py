@@ -4,6 +4,9 @@ Mistral keeps them under the gateway's one API key and cannot tell tenants apart
 `owned_resources` table (migration 0007) is the authority on whose each object is. A row
 is written, with its audit row, in one transaction before the caller sees the object's id;
 an id that is not one of the caller's live rows is "not found", exactly as a missing one.
+A batch job's row also names the key that created it and, once its spend was counted,
+when (`metered_at`, migration 0008); the files Mistral makes for a job are adopted as
+the job owner's (`adopt_file`, their `parent_id` the job's id).
 """
 
 from __future__ import annotations
@@ -19,12 +22,16 @@ from shared.tenancy import audit
 
 __all__ = [
     "KINDS",
+    "JobState",
     "Kind",
     "Page",
+    "adopt_file",
     "check_owned",
+    "claim_spend",
     "library_ids_in_tools",
     "mark_deleted",
     "read_page",
+    "job_state",
     "record_created",
     "refresh_body",
 ]
@@ -85,16 +92,19 @@ def record_created(
     body: Mapping[str, Any],
     *,
     parent: str | None = None,
+    key_id: str | None = None,
 ) -> None:
-    """The new object's row and its audit row, on the caller's transaction."""
+    """The new object's row (with the key that made it) and its audit row, on the caller's
+    transaction."""
     conn.run(
-        "INSERT INTO owned_resources (kind, id, owner_id, parent_id, body)"
-        " VALUES (:kind, :id, :owner, :parent, CAST(:body AS jsonb))",
+        "INSERT INTO owned_resources (kind, id, owner_id, parent_id, body, api_key_id)"
+        " VALUES (:kind, :id, :owner, :parent, CAST(:body AS jsonb), :key)",
         kind=kind,
         id=str(body["id"]),
         owner=tenant,
         parent=parent,
         body=json.dumps(body),
+        key=key_id,
     )
     audit.record(conn, f"{kind}.create", str(body["id"]), tenant_id=tenant)
 
@@ -128,6 +138,72 @@ def refresh_body(conn: Conn, tenant: str, kind: Kind, body: Mapping[str, Any]) -
         owner=tenant,
         body=json.dumps(body),
     )
+
+
+# -- a batch job's results and spend ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobState:
+    """What the gateway holds of one of a tenant's batch jobs: the key that created it,
+    whether its spend was counted, and which of the files it names no tenant owns yet."""
+
+    key_id: str | None
+    metered: bool
+    unowned_files: tuple[str, ...]
+
+
+def job_state(conn: Conn, tenant: str, job_id: str, file_ids: Sequence[str]) -> JobState | None:
+    """The job's state, or None when it is not one of the tenant's live jobs."""
+    row = conn.one(
+        "SELECT api_key_id, metered_at IS NOT NULL AS metered FROM owned_resources"
+        " WHERE kind = 'batch_job' AND id = :id AND owner_id = :owner AND status = 'active'",
+        id=job_id,
+        owner=tenant,
+    )
+    if row is None:
+        return None
+    known: set[str] = set()
+    if file_ids:
+        rows = conn.all(
+            "SELECT id FROM owned_resources WHERE kind = 'file' AND id = ANY(CAST(:ids AS text[]))",
+            ids=list(file_ids),
+        )
+        known = {r["id"] for r in rows}
+    unowned = tuple(f for f in dict.fromkeys(file_ids) if f not in known)
+    return JobState(row["api_key_id"], bool(row["metered"]), unowned)
+
+
+def adopt_file(conn: Conn, tenant: str, body: Mapping[str, Any], job_id: str) -> None:
+    """A file Mistral made for the tenant's batch job (its output or error file) becomes
+    the tenant's, audited as `file.create`; written once, whoever writes it first (a file
+    some tenant already owns is left as it is)."""
+    row = conn.one(
+        "INSERT INTO owned_resources (kind, id, owner_id, parent_id, body)"
+        " VALUES ('file', :id, :owner, :job, CAST(:body AS jsonb))"
+        " ON CONFLICT (kind, id) DO NOTHING RETURNING id",
+        id=str(body["id"]),
+        owner=tenant,
+        job=job_id,
+        body=json.dumps(body),
+    )
+    if row is not None:
+        audit.record(
+            conn, "file.create", str(body["id"]), tenant_id=tenant, changes={"batch_job": job_id}
+        )
+
+
+def claim_spend(conn: Conn, tenant: str, job_id: str) -> bool:
+    """Mark the finished job's spend as counted; True for the one transaction that did
+    (the guard that makes two requests seeing it end at once record one usage event)."""
+    row = conn.one(
+        "UPDATE owned_resources SET metered_at = now()"
+        " WHERE kind = 'batch_job' AND id = :id AND owner_id = :owner AND metered_at IS NULL"
+        " RETURNING id",
+        id=job_id,
+        owner=tenant,
+    )
+    return row is not None
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,12 @@ RULES: tuple[Rule, ...] = (
     Rule("audio.speech", _M, "speech synthesis: billed per call; no `usage` is reported"),
     Rule("files", _O, "files: stored in Mistral's workspace, owned per tenant"),
     Rule("beta.libraries", _O, "libraries, their documents and accesses: owned per tenant"),
-    Rule("batch.jobs", _O, "Mistral batch jobs: owned per tenant, their files checked"),
+    Rule(
+        "batch.jobs",
+        _O,
+        "Mistral batch jobs: owned per tenant, their files checked, their results the"
+        " owner's, their tokens metered when they end",
+    ),
     Rule("models.list", _R, "the models list, filtered by the key's `allowed_models`"),
     Rule(
         "models.retrieve",

@@ -73,7 +73,9 @@ def _normal(value: Any, ids: dict[str, str]) -> Any:
         for key, item in value.items():
             if key in TIMES or key == "expires_at":
                 out[key] = "<time>" if item else item
-            elif isinstance(item, str) and (key.endswith("id") or key == "url"):
+            elif isinstance(item, str) and (
+                key.endswith("id") or key in ("url", "output_file", "error_file")
+            ):
                 out[key] = ids.setdefault(item.rsplit("/", 1)[-1], f"<id {len(ids)}>")
             elif key == "input_files" and isinstance(item, list):
                 out[key] = [ids.setdefault(i, f"<id {len(ids)}>") for i in item]
@@ -186,21 +188,125 @@ def _batch(client: Mistral) -> list[Any]:
     job = client.batch.jobs.create(
         input_files=[file.id], endpoint="/v1/chat/completions", model=MODEL, metadata={"k": "v"}
     )
+    # The stand-in runs a job at its reads: RUNNING at the first, ended at the second.
+    ran = client.batch.jobs.create(
+        input_files=[file.id], endpoint="/v1/chat/completions", model=MODEL
+    )
     return [
         job,
         client.batch.jobs.get(job_id=job.id),
-        [j for j in client.batch.jobs.list(page_size=1000).data if j.id == job.id],
         client.batch.jobs.cancel(job_id=job.id),
         [j for j in client.batch.jobs.list(status=["CANCELLED"]).data or [] if j.id == job.id],
         client.batch.jobs.delete(job_id=job.id),
+        ran,
+        client.batch.jobs.get(job_id=ran.id),
+        [j for j in client.batch.jobs.list(page_size=1000).data if j.id == ran.id],
+        client.batch.jobs.get(job_id=ran.id),
     ]
 
 
 def test_batch_jobs_match_the_stand_in(gateway: Mistral, direct: Mistral) -> None:
-    """create, get, list, cancel and delete a batch job equal the same calls direct."""
+    """create, get, cancel, list and delete a batch job, and one run to its end, equal the
+    same calls direct."""
     got = _same(_batch, gateway, direct)
-    assert got[3].status == "CANCELLED"
-    assert got[4][0].status == "CANCELLED"
+    assert [got[1].status, got[2].status, got[3][0].status] == ["RUNNING", "CANCELLED", "CANCELLED"]
+    assert [got[6].status, got[7][0].status, got[8].status] == ["RUNNING", "SUCCESS", "SUCCESS"]
+    assert got[8].output_file is not None
+
+
+def _until_ended(client: Mistral, job_id: str) -> list[str]:
+    """The statuses `batch.jobs.get` answers, read until the job ends (at most 10 reads)."""
+    seen = []
+    for _ in range(10):
+        seen.append(client.batch.jobs.get(job_id=job_id).status)
+        if seen[-1] in ("SUCCESS", "FAILED", "TIMEOUT_EXCEEDED", "CANCELLED"):
+            break
+    return seen
+
+
+def test_a_batch_job_runs_to_results_only_its_tenant_can_read(
+    stack: StackInfo, direct: Mistral, other: Mistral, stack_container: Container
+) -> None:
+    """create -> get until SUCCESS -> the output file downloads as it does straight from
+    Mistral; another tenant gets 404 and does not list it; one usage event of the summed
+    tokens of its lines."""
+    owner = "e2e-batch-run"
+    with stack_container.pool.transaction() as conn:
+        key = create_key(conn, owner_id=owner, name="runner", role="user")
+    gateway = Mistral(api_key=key.secret, server_url=stack.url)
+    lines = b"".join(
+        json.dumps(
+            {
+                "custom_id": str(n),
+                "body": {"max_tokens": n, "messages": [{"role": "user", "content": "word " * n}]},
+            }
+        ).encode()
+        + b"\n"
+        for n in (1, 2, 3)
+    )
+    file = gateway.files.upload(file={"file_name": "run.jsonl", "content": lines}, purpose="batch")
+    job = gateway.batch.jobs.create(
+        input_files=[file.id], endpoint="/v1/chat/completions", model=MODEL
+    )
+    assert job.status == "QUEUED"
+    assert _until_ended(gateway, job.id) == ["RUNNING", "SUCCESS"]
+    ended = gateway.batch.jobs.get(job_id=job.id)
+    assert (ended.total_requests, ended.succeeded_requests, ended.failed_requests) == (3, 3, 0)
+    assert ended.output_file is not None
+    assert ended.error_file is None
+    output = ended.output_file
+    mine = gateway.files.download(file_id=output).read()
+    assert mine == direct.files.download(file_id=output).read()
+    assert [json.loads(x)["custom_id"] for x in mine.splitlines()] == ["1", "2", "3"]
+    assert gateway.files.retrieve(file_id=output).purpose == "batch"
+    assert output in {f.id for f in gateway.files.list(purpose="batch", page_size=1000).data}
+    _not_found(lambda: other.files.retrieve(file_id=output))
+    _not_found(lambda: other.files.download(file_id=output))
+    assert output not in {f.id for f in other.files.list(page_size=1000).data}
+    with stack_container.pool.connection() as conn:
+        events = conn.all(
+            "SELECT api_key_id, prompt_tokens, completion_tokens, model FROM usage_events"
+            " WHERE operation = 'batch.jobs' AND owner_id = :owner",
+            owner=owner,
+        )
+    assert events == [
+        {
+            "api_key_id": key.principal.key_id,
+            "prompt_tokens": 1 + 2 + 3,
+            "completion_tokens": 1 + 2 + 3,
+            "model": MODEL,
+        }
+    ]
+
+
+def test_a_finished_jobs_tokens_spend_the_budget_and_the_next_create_is_refused(
+    stack: StackInfo, stack_container: Container
+) -> None:
+    """A day budget of 20: a job whose lines spend 22 tokens is admitted and runs; once it
+    is seen ended its tokens are charged, and the next create is refused with the
+    budget's 429 `token_budget_exceeded`."""
+    owner = "e2e-batch-budget"
+    with stack_container.pool.transaction() as conn:
+        key = create_key(
+            conn, owner_id=owner, name="spent", role="user", limits={"token_budget_per_day": 20}
+        )
+    client = Mistral(api_key=key.secret, server_url=stack.url)
+    line = {"max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
+    lines = b"".join(
+        json.dumps({"custom_id": n, "body": line}).encode() + b"\n" for n in ("1", "2")
+    )
+    file = client.files.upload(file={"file_name": "b.jsonl", "content": lines}, purpose="batch")
+    job = client.batch.jobs.create(
+        input_files=[file.id], endpoint="/v1/chat/completions", model=MODEL
+    )
+    assert _until_ended(client, job.id) == ["RUNNING", "SUCCESS"]
+    # The same create was admitted before the job's tokens were charged.
+    status, body = _status(
+        lambda: client.batch.jobs.create(
+            input_files=[file.id], endpoint="/v1/chat/completions", model=MODEL
+        )
+    )
+    assert (status, error_code(body)) == (429, "token_budget_exceeded")
 
 
 def test_async_sdk_matches_the_stand_in(stack: StackInfo, user_key: NewKey) -> None:
@@ -366,7 +472,8 @@ def test_the_still_theirs_after_all_the_refusals(other: Mistral, theirs: dict[st
     assert lib.name == "theirs"
     assert lib.nb_documents == 1
     assert other.files.retrieve(file_id=theirs["file"]).id == theirs["file"]
-    assert other.batch.jobs.get(job_id=theirs["job"]).status == "QUEUED"
+    # Its first read: nothing the stranger tried reached Mistral.
+    assert other.batch.jobs.get(job_id=theirs["job"]).status == "RUNNING"
 
 
 # -- roles and limits ---------------------------------------------------------------------------

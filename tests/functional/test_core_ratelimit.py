@@ -293,6 +293,22 @@ def test_settle_never_leaves_a_budget_key_without_expiry(redis_client: redis.Red
         assert redis_client.pttl(key) != -1, f"{key} has no expiry"
 
 
+def test_a_charge_counts_against_both_buckets_with_their_expiry(redis_client: redis.Redis) -> None:
+    """Tokens spent outside a reservation (a batch job's) fill the minute and day buckets,
+    each with an expiry, so the next reservation that does not fit is refused."""
+    limiter = RateLimiter(lambda: redis_client)
+    budget = Budget(per_minute=1000, per_day=100)
+    limiter.charge("owner_c", 0)
+    limiter.charge("owner_c", 90)
+    refused = limiter.check("key_c", "owner_c", Limit(100, 60), budget, estimate=11)
+    assert refused.outcome == "budget"
+    allowed = limiter.check("key_c", "owner_c", Limit(100, 60), budget, estimate=10)
+    assert allowed.allowed
+    for key in _budget_keys(allowed):
+        assert int(redis_client.get(key)) == 100
+        assert redis_client.pttl(key) > 0
+
+
 def test_token_budget_refuses_a_reservation_it_cannot_hold(redis_client: redis.Redis) -> None:
     """Over the minute budget: refused until the next minute, and not counted as a request."""
     limiter = RateLimiter(lambda: redis_client)

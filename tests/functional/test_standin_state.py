@@ -10,6 +10,7 @@ from mistralai.client import Mistral
 from devstack.standin import StandIn
 
 MODEL = "mistral-small-latest"
+LINE = b'{"custom_id": "1", "body": {"input": ["kept"]}}\n'
 
 
 def _sdk(standin: StandIn) -> Mistral:
@@ -54,7 +55,7 @@ def test_files_libraries_documents_and_batch_jobs_survive_a_restart(tmp_path: Pa
     state = tmp_path / "standin.json"
     with StandIn(state_file=state) as first:
         sdk = _sdk(first)
-        file = sdk.files.upload(file={"file_name": "f.jsonl", "content": b"{}\n"}, purpose="batch")
+        file = sdk.files.upload(file={"file_name": "f.jsonl", "content": LINE}, purpose="batch")
         lib = sdk.beta.libraries.create(name="kept")
         doc = sdk.beta.libraries.documents.upload(
             library_id=lib.id, file={"file_name": "d.txt", "content": b"words"}
@@ -65,9 +66,11 @@ def test_files_libraries_documents_and_batch_jobs_survive_a_restart(tmp_path: Pa
         job = sdk.batch.jobs.create(input_files=[file.id], endpoint="/v1/embeddings", model=MODEL)
     with StandIn(state_file=state) as second:
         sdk = _sdk(second)
-        assert sdk.files.download(file_id=file.id).read() == b"{}\n"
+        assert sdk.files.download(file_id=file.id).read() == LINE
         assert sdk.beta.libraries.get(library_id=lib.id).nb_documents == 1
         text = sdk.beta.libraries.documents.text_content(library_id=lib.id, document_id=doc.id)
         assert text.text == "words"
         assert len(sdk.beta.libraries.accesses.list(library_id=lib.id).data) == 1
         assert sdk.batch.jobs.get(job_id=job.id).input_files == [file.id]
+        # Its lines were kept too: the next read runs them.
+        assert sdk.batch.jobs.get(job_id=job.id).succeeded_requests == 1

@@ -14,21 +14,27 @@ each time up to 1 s: a turn takes seconds, and a duplicate waiting out a whole
 `lock_s` (130 s) reads the record about 135 times rather than 2,600. A record
 whose holder died (its lock expired) is taken over by the next request, so a
 crash never wedges a key.
+
+Conversation turns drive the machine step by step (their streams complete it
+as they end); a call answered whole (a resource create) runs through `once`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from shared.db import Pool
-from shared.errors import Conflict, ValidationFailed, field_error
+from shared.errors import Conflict, GatewayError, ValidationFailed, field_error
 
 __all__ = ["Claim", "Idempotency", "StoredResponse", "request_hash"]
+
+log = logging.getLogger(__name__)
 
 _KEY_MAX = 255
 
@@ -123,6 +129,34 @@ class Idempotency:
                 )
             self._sleep(wait)
             wait = min(wait * 2, self._max_poll_s)
+
+    def once(
+        self,
+        owner: str,
+        key: str,
+        operation: str,
+        digest: bytes,
+        run: Callable[[], StoredResponse],
+    ) -> tuple[StoredResponse, bool]:
+        """`run` at most once under `owner`'s `key`: its answer and False, or the answer
+        an earlier request under the key got and True (after waiting for it while it
+        runs). An exception from `run` frees the key, so a retry runs it again."""
+        claim = self.claim(owner, self.validate_key(key), operation, digest)
+        if claim.replay is not None:
+            return claim.replay, True
+        try:
+            answer = run()
+        except BaseException:
+            try:
+                self.release(owner, key)
+            except GatewayError:
+                log.warning("could not release idempotency key")
+            raise
+        try:
+            self.complete(owner, key, answer)
+        except Exception:  # any refusal: the answer Mistral gave still goes out
+            log.warning("idempotency record of a finished call could not be completed")
+        return answer, False
 
     def _try_claim(
         self, owner: str, key: str, operation: str, digest: bytes

@@ -5,6 +5,7 @@ batch jobs): ownership records, references checked, lists scoped to the tenant.
 (a library in a `document_library` tool, a file in a batch job or an OCR call).
 """
 
+from shared.resources.idempotent import Created, create_once
 from shared.resources.operations import (
     ListQuery,
     Upload,
@@ -27,6 +28,7 @@ from shared.resources.records import KINDS, Kind, check_owned, library_ids_in_to
 
 __all__ = [
     "KINDS",
+    "Created",
     "Kind",
     "ListQuery",
     "Upload",
@@ -34,6 +36,7 @@ __all__ = [
     "check_owned",
     "create_batch_job",
     "create_library",
+    "create_once",
     "delete",
     "download_file",
     "library_ids_in_tools",

@@ -35,8 +35,10 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from shared import cursors
 from shared.db import Conn, Pool
 from shared.errors import (
+    BadRequest,
     GatewayError,
     NotFound,
     ServiceUnavailable,
@@ -47,7 +49,7 @@ from shared.errors import (
 )
 from shared.mistral import MistralClient, Retry, UpstreamResponse, UpstreamStream
 from shared.observability import log_event
-from shared.query import query_integer
+from shared.query import query_bool, query_integer
 from shared.resources.records import (
     WHAT,
     Kind,
@@ -123,12 +125,14 @@ _DELETE_OPERATIONS = {
 
 @dataclass(frozen=True)
 class ListQuery:
-    """Mistral's paging (`page` from 0, `page_size`) and the filters the gateway applies."""
+    """Mistral's paging (`page` from 0, `page_size`), the filters the gateway applies, and
+    the id of the key asking (what `created_by_me` means)."""
 
     page: int = 0
     page_size: int = _DEFAULT_PAGE_SIZE
     search: str | None = None
     values: Mapping[str, tuple[str, ...]] | None = None
+    caller_key: str | None = None
 
     def one(self, name: str) -> str | None:
         found = (self.values or {}).get(name) or ()
@@ -137,14 +141,21 @@ class ListQuery:
     def many(self, name: str) -> tuple[str, ...]:
         return tuple((self.values or {}).get(name) or ())
 
+    def flag(self, name: str) -> bool | None:
+        """A boolean parameter (None when absent); 422 if it is no boolean."""
+        return query_bool(self.one(name), name)
+
 
 # What a list's query refuses beyond the SDK's parameter types (larger values are capped,
 # not refused); the OpenAPI document adds these to every tenant-owned list's parameters.
 QUERY_RULES: Mapping[str, Mapping[str, int]] = {"page": {"minimum": 0}, "page_size": {"minimum": 1}}
 
 
-def parse_list_query(values: Mapping[str, list[str]]) -> ListQuery:
-    """Paging and filters from a query string (each name's repeated values)."""
+def parse_list_query(
+    values: Mapping[str, list[str]], *, caller_key: str | None = None
+) -> ListQuery:
+    """Paging and filters from a query string (each name's repeated values), asked by the
+    key `caller_key`."""
 
     def first(name: str) -> str | None:
         found = values.get(name) or []
@@ -170,6 +181,7 @@ def parse_list_query(values: Mapping[str, list[str]]) -> ListQuery:
         ),
         search=first("search") or None,
         values={name: tuple(v) for name, v in values.items()},
+        caller_key=caller_key,
     )
 
 
@@ -186,6 +198,37 @@ def _timestamp(raw: str | None, name: str) -> str | None:
     except (ValueError, OverflowError):
         msg = "Input should be a valid datetime"
         raise ValidationFailed([field_error(("query", name), msg, "datetime_parsing")]) from None
+
+
+def _json_object(raw: str | None, name: str) -> dict[str, Any] | None:
+    """A JSON object given in the query string; 422 if it is none."""
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        value = None
+    if not isinstance(value, dict):
+        msg = "Input should be a JSON object"
+        raise ValidationFailed([field_error(("query", name), msg, "dict_type")])
+    return value
+
+
+def _page_position(token: str | None) -> tuple[datetime, str] | None:
+    """Where a libraries `page_token` says the last page ended; 400 for a token the gateway
+    did not hand out, as the agents' pages answer one."""
+    if not token:
+        return None
+    try:
+        created, ident = cursors.decode(token, "libraries", (datetime, str), param="page_token")
+    except ValidationFailed:
+        raise BadRequest(f"Invalid page_token {token!r}", code="invalid_page_token") from None
+    assert isinstance(created, datetime)
+    return created, str(ident)
+
+
+def _next_token(page: Page) -> str | None:
+    return cursors.encode("libraries", *page.last) if page.last else None
 
 
 def _pagination(page: Page, query: ListQuery) -> dict[str, Any]:
@@ -243,16 +286,17 @@ def _recorded(
     kind: Kind,
     answer: UpstreamResponse,
     parent: str | None = None,
+    created_by: str | None = None,
 ) -> UpstreamResponse:
-    """Mistral made the object: its record first, then the caller may see its id (in
-    Mistral's answer, relayed as it came)."""
+    """Mistral made the object: its record first (with the key that made it), then the
+    caller may see its id (in Mistral's answer, relayed as it came)."""
     body = _read_object(answer)
     last: Exception | None = None
     for pause in (0.0, 0.1):
         time.sleep(pause)
         try:
             with pool.transaction() as conn:
-                record_created(conn, tenant, kind, body, parent=parent)
+                record_created(conn, tenant, kind, body, parent=parent, created_by=created_by)
             return answer
         except Exception as exc:
             last = exc
@@ -365,12 +409,20 @@ def _refresh_library(pool: Pool, client: MistralClient, tenant: str, library_id:
 # -- files ---------------------------------------------------------------------------------
 
 
-def upload_file(pool: Pool, client: MistralClient, tenant: str, upload: Upload) -> UpstreamResponse:
-    """`POST /v1/files`: relayed to Mistral as it arrives, recorded as the tenant's."""
+def upload_file(
+    pool: Pool,
+    client: MistralClient,
+    tenant: str,
+    upload: Upload,
+    *,
+    created_by: str | None = None,
+) -> UpstreamResponse:
+    """`POST /v1/files`: relayed to Mistral as it arrives, recorded as the tenant's (made
+    by key `created_by`)."""
     answer = client.upload(
         "files.upload", "/v1/files", upload.content_type, upload.chunks, upload.length
     )
-    return _recorded(pool, client, tenant, "file", answer)
+    return _recorded(pool, client, tenant, "file", answer, created_by=created_by)
 
 
 def list_files(pool: Pool, tenant: str, query: ListQuery) -> dict[str, Any]:
@@ -405,7 +457,12 @@ def download_file(pool: Pool, client: MistralClient, tenant: str, file_id: str) 
 
 
 def create_library(
-    pool: Pool, client: MistralClient, tenant: str, body: dict[str, Any]
+    pool: Pool,
+    client: MistralClient,
+    tenant: str,
+    body: dict[str, Any],
+    *,
+    created_by: str | None = None,
 ) -> UpstreamResponse:
     """`POST /v1/libraries`."""
     if not isinstance(body.get("name"), str):
@@ -413,11 +470,16 @@ def create_library(
     answer = client.call(
         "libraries.create", "POST", "/v1/libraries", json.dumps(body).encode(), retry=Retry.UNSENT
     )
-    return _recorded(pool, client, tenant, "library", answer)
+    return _recorded(pool, client, tenant, "library", answer, created_by=created_by)
 
 
 def list_libraries(pool: Pool, tenant: str, query: ListQuery) -> dict[str, Any]:
-    """`GET /v1/libraries`: the tenant's libraries, newest first."""
+    """`GET /v1/libraries`: the tenant's libraries, newest first, by `page` (with
+    `pagination`) or after a `page_token` (without it, as Mistral answers); every page
+    carries its `next_page_token`. `filter_owned_by_me`, either way, lists the same: every
+    library a tenant reaches is its own (Mistral's sharing never crosses tenants)."""
+    query.flag("filter_owned_by_me")
+    after = _page_position(query.one("page_token"))
     page = read_page(
         pool,
         tenant,
@@ -425,12 +487,25 @@ def list_libraries(pool: Pool, tenant: str, query: ListQuery) -> dict[str, Any]:
         page=query.page,
         page_size=query.page_size,
         search=("name", query.search) if query.search else None,
+        after=after,
     )
-    return {"data": page.bodies, "pagination": _pagination(page, query)}
+    if after is not None:
+        return {"data": page.bodies, "next_page_token": _next_token(page)}
+    return {
+        "data": page.bodies,
+        "pagination": _pagination(page, query),
+        "next_page_token": _next_token(page),
+    }
 
 
 def upload_document(
-    pool: Pool, client: MistralClient, tenant: str, library_id: str, upload: Upload
+    pool: Pool,
+    client: MistralClient,
+    tenant: str,
+    library_id: str,
+    upload: Upload,
+    *,
+    created_by: str | None = None,
 ) -> UpstreamResponse:
     """`POST /v1/libraries/{id}/documents`: into one of the tenant's libraries only."""
     check_owned(pool, tenant, "library", [library_id])
@@ -438,7 +513,9 @@ def upload_document(
     answer = client.upload(
         "libraries.documents.upload", path, upload.content_type, upload.chunks, upload.length
     )
-    created = _recorded(pool, client, tenant, "document", answer, parent=library_id)
+    created = _recorded(
+        pool, client, tenant, "document", answer, parent=library_id, created_by=created_by
+    )
     _refresh_library(pool, client, tenant, library_id)
     return created
 
@@ -447,7 +524,10 @@ def list_documents(
     pool: Pool, client: MistralClient, tenant: str, library_id: str, query: ListQuery
 ) -> dict[str, Any]:
     """`GET /v1/libraries/{id}/documents`: the library's documents (sort_by created_at or
-    name, sort_order asc or desc)."""
+    name, sort_order asc or desc; `filters_attributes`, a JSON object, keeps those whose
+    `attributes` hold each of its values)."""
+    # An empty object asks for nothing: every document, whatever its attributes.
+    attributes = _json_object(query.one("filters_attributes"), "filters_attributes") or None
     check_owned(pool, tenant, "library", [library_id])
     by_name = query.one("sort_by") == "name"
     ascending = query.one("sort_order") == "asc"
@@ -462,6 +542,7 @@ def list_documents(
         page_size=query.page_size,
         parent=library_id,
         search=("name", query.search) if query.search else None,
+        attributes=attributes,
         order=order,
     )
     bodies = _fresh(
@@ -554,7 +635,12 @@ def _owned_agent(conn: Conn, tenant: str, agent_id: str) -> None:
 
 
 def create_batch_job(
-    pool: Pool, client: MistralClient, tenant: str, body: dict[str, Any]
+    pool: Pool,
+    client: MistralClient,
+    tenant: str,
+    body: dict[str, Any],
+    *,
+    created_by: str | None = None,
 ) -> UpstreamResponse:
     """`POST /v1/batch/jobs`: its `input_files` and `agent_id` must be the tenant's."""
     files = body.get("input_files")
@@ -571,14 +657,15 @@ def create_batch_job(
     answer = client.call(
         "batch.jobs.create", "POST", "/v1/batch/jobs", json.dumps(body).encode(), retry=Retry.UNSENT
     )
-    return _recorded(pool, client, tenant, "batch_job", answer)
+    return _recorded(pool, client, tenant, "batch_job", answer, created_by=created_by)
 
 
 def list_batch_jobs(
     pool: Pool, client: MistralClient, tenant: str, query: ListQuery
 ) -> dict[str, Any]:
     """`GET /v1/batch/jobs`: the tenant's jobs (filters model, agent_id, status,
-    created_after, metadata; order_by created or -created)."""
+    created_after, metadata, created_by_me: made by the calling key; order_by created or
+    -created)."""
     equals: dict[str, Any] = {}
     for name in ("model", "agent_id"):
         if value := query.one(name):
@@ -600,6 +687,7 @@ def list_batch_jobs(
         equals=equals,
         one_of=("status", statuses) if statuses else None,
         created_after=_timestamp(query.one("created_after"), "created_after"),
+        created_by=_created_by(query),
         order="oldest" if query.one("order_by") == "created" else "newest",
     )
     bodies = _fresh(
@@ -612,6 +700,15 @@ def list_batch_jobs(
         "batch.jobs.get",
     )
     return {"object": "list", "data": bodies, "total": page.total}
+
+
+def _created_by(query: ListQuery) -> str | None:
+    """The key whose objects `created_by_me=true` keeps (None: no such filter)."""
+    if not query.flag("created_by_me"):
+        return None
+    if query.caller_key is None:
+        raise ValueError("created_by_me needs the calling key")
+    return query.caller_key
 
 
 def batch_job_action(

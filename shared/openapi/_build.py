@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.http import routes
 from shared.openapi._mistral import MISTRAL_PREFIX, REQUEST_PREFIX, derive, sdk_version
-from shared.openapi._operations import OPERATIONS, Operation, Success
+from shared.openapi._operations import IDEMPOTENCY_KEY, OPERATIONS, Operation, Success
 from shared.openapi._schemas import SCHEMAS, Json, ref
 
 if TYPE_CHECKING:
@@ -458,17 +458,26 @@ def _derived_operation(
     route: routes.Route, sdk: list[SdkOperation], queries: Mapping[str, tuple[Json, ...]]
 ) -> Operation:
     """A Mistral route's whole entry, from the SDK's operation alone."""
+    from shared.resources.idempotent import IDEMPOTENT_CREATES
+
     plain = sdk[0]
     name = plain.name.removeprefix("beta.")
     status, success = _derived_success(sdk)
+    headers: tuple[Json, ...] = ()
+    errors = derived_refusals(route)
+    if name in IDEMPOTENT_CREATES:
+        headers = (IDEMPOTENCY_KEY,)
+        success = dataclasses.replace(success, headers=("Idempotent-Replayed",))
+        errors |= {409}
     return Operation(
         summary=f"Mistral's {name}",
         tag=name.split(".")[0].capitalize(),
         responses={status: success},
         description=f"Mistral's `{plain.operation_id}`, as the SDK's `{plain.name}` calls it.",
         query=_with_query_rules(plain, queries.get(plain.parameters_model or "", ())),
+        headers=headers,
         upstream=True,
-        errors=derived_refusals(route),
+        errors=errors,
     )
 
 

@@ -5,7 +5,7 @@ batch jobs): ownership records, references checked, lists scoped to the tenant.
 (a library in a `document_library` tool, a file in a batch job or an OCR call).
 """
 
-from shared.resources.idempotent import Created, create_once
+from shared.resources.idempotent import IDEMPOTENT_CREATES, Created, create_once
 from shared.resources.operations import (
     ListQuery,
     Upload,
@@ -27,6 +27,7 @@ from shared.resources.operations import (
 from shared.resources.records import KINDS, Kind, check_owned, library_ids_in_tools
 
 __all__ = [
+    "IDEMPOTENT_CREATES",
     "KINDS",
     "Created",
     "Kind",

@@ -22,9 +22,11 @@ from typing import Any
 from shared.limits.idempotency import Idempotency, StoredResponse, request_hash
 from shared.mistral import UpstreamResponse
 
-__all__ = ["Created", "create_once"]
+__all__ = ["IDEMPOTENT_CREATES", "Created", "create_once"]
 
 _JSON = "application/json"
+# The creates that honour an Idempotency-Key, by the SDK's operation name (less `beta.`).
+IDEMPOTENT_CREATES = frozenset({"libraries.create", "batch.jobs.create"})
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ def create_once(
     create: Callable[[], UpstreamResponse],
 ) -> Created:
     """Run `create` once for `tenant`'s Idempotency-Key `key` and this JSON `body`."""
+    if operation not in IDEMPOTENT_CREATES:
+        raise ValueError(f"{operation} does not take an Idempotency-Key")
 
     def run() -> StoredResponse:
         answer = create()

@@ -208,10 +208,14 @@ def _created_once(
     key = ctx.request.headers.get("Idempotency-Key")
     if key is None:
         return _relayed(create())
-    idempotency = ctx.container.idempotency
     made = resources.create_once(
-        idempotency, ctx.owner, key, operation, ctx.request.path, body, create
+        ctx.container.idempotency, ctx.owner, key, operation, ctx.request.path, body, create
     )
+    return _made(ctx, made)
+
+
+def _made(ctx: Context, made: resources.Created) -> flask.Response:
+    """A create's answer; a replayed one marked `Idempotent-Replayed: true`."""
     response = flask.Response(made.body, status=made.status, content_type=made.content_type)
     if made.replayed:
         ctx.access.idempotent_replay = True
@@ -232,11 +236,31 @@ def _raw_body(ctx: Context) -> bytes | None:
     return ctx.raw_body
 
 
+def _uploaded_once(
+    ctx: Context,
+    operation: str,
+    upload: resources.Upload,
+    create: Callable[[resources.Upload], UpstreamResponse],
+) -> flask.Response:
+    """An upload under the request's Idempotency-Key, if it has one (its body hashed as it
+    streams, `shared.resources.idempotent`)."""
+    key = ctx.request.headers.get("Idempotency-Key")
+    if key is None:
+        return _relayed(create(upload))
+    made = resources.upload_once(
+        ctx.container.idempotency, ctx.owner, key, operation, ctx.request.path, upload, create
+    )
+    return _made(ctx, made)
+
+
 def upload_file(ctx: Context) -> flask.Response:
     pool, client = ctx.container.pool, ctx.container.mistral
     made_by = ctx.caller.key_id
-    return _relayed(
-        resources.upload_file(pool, client, ctx.owner, _upload(ctx), created_by=made_by)
+    return _uploaded_once(
+        ctx,
+        "files.upload",
+        _upload(ctx),
+        lambda upload: resources.upload_file(pool, client, ctx.owner, upload, created_by=made_by),
     )
 
 
@@ -288,9 +312,13 @@ def list_libraries(ctx: Context) -> flask.Response:
 def upload_document(ctx: Context) -> flask.Response:
     pool, client = ctx.container.pool, ctx.container.mistral
     library_id, made_by = ctx.params["library_id"], ctx.caller.key_id
-    upload = _upload(ctx)
-    return _relayed(
-        resources.upload_document(pool, client, ctx.owner, library_id, upload, created_by=made_by)
+    return _uploaded_once(
+        ctx,
+        "libraries.documents.upload",
+        _upload(ctx),
+        lambda upload: resources.upload_document(
+            pool, client, ctx.owner, library_id, upload, created_by=made_by
+        ),
     )
 
 

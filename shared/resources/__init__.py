@@ -5,7 +5,7 @@ batch jobs): ownership records, references checked, lists scoped to the tenant.
 (a library in a `document_library` tool, a file in a batch job or an OCR call).
 """
 
-from shared.resources.idempotent import IDEMPOTENT_CREATES, Created, create_once
+from shared.resources.idempotent import IDEMPOTENT_CREATES, Created, create_once, upload_once
 from shared.resources.operations import (
     ListQuery,
     Upload,
@@ -50,4 +50,5 @@ __all__ = [
     "share_library",
     "upload_document",
     "upload_file",
+    "upload_once",
 ]

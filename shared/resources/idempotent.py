@@ -1,4 +1,5 @@
-"""Idempotency-Key on the creates of tenant-owned resources (a library, a batch job).
+"""Idempotency-Key on the creates of tenant-owned resources: a library, a batch job, an
+upload (a file, a library's document).
 
 A client that timed out and sends its create again must not make a second object (a
 second batch job is a second spend). The key works as on conversation turns, through the
@@ -8,25 +9,35 @@ first runs, 409 `idempotency_in_progress` past the key's lock), the same key wit
 another body is 422. Only a created object's answer is kept: a refusal (Mistral's 4xx,
 a reference that is not the tenant's) frees the key for a corrected retry.
 
-Uploads (`files.upload`, `libraries.documents.upload`) are not covered: their multipart
-body streams through unheld, and the SDK writes a new boundary on each attempt, so
-comparing two attempts would mean parsing each part as it passes.
+An upload's multipart body streams through unheld, so it cannot be compared before
+Mistral is called. Its key is claimed for the upload to that path; the body is hashed as
+it is relayed, with its boundary taken out (the SDK writes a new one on each attempt, so
+the same parts are the same upload), and the hash kept beside the answer. A repeat is
+read through (hashed, not held) once the first has its answer: the same hash gets the
+answer replayed, another is 422. So a repeat of a large upload is still sent whole, and
+an upload that carries a key costs the CPU of hashing it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from shared.errors import ValidationFailed, field_error
 from shared.limits.idempotency import Idempotency, StoredResponse, request_hash
 from shared.mistral import UpstreamResponse
+from shared.resources.operations import Upload
 
-__all__ = ["IDEMPOTENT_CREATES", "Created", "create_once"]
+__all__ = ["IDEMPOTENT_CREATES", "IDEMPOTENT_UPLOADS", "Created", "create_once", "upload_once"]
 
 _JSON = "application/json"
 # The creates that honour an Idempotency-Key, by the SDK's operation name (less `beta.`).
-IDEMPOTENT_CREATES = frozenset({"libraries.create", "batch.jobs.create"})
+IDEMPOTENT_UPLOADS = frozenset({"files.upload", "libraries.documents.upload"})
+IDEMPOTENT_CREATES = frozenset({"libraries.create", "batch.jobs.create"}) | IDEMPOTENT_UPLOADS
+# Kept beside an upload's stored answer, never sent: the hash of the body it answered.
+_BODY_HASH = "X-Gateway-Body-Sha256"
 
 
 @dataclass(frozen=True)
@@ -49,8 +60,8 @@ def create_once(
     create: Callable[[], UpstreamResponse],
 ) -> Created:
     """Run `create` once for `tenant`'s Idempotency-Key `key` and this JSON `body`."""
-    if operation not in IDEMPOTENT_CREATES:
-        raise ValueError(f"{operation} does not take an Idempotency-Key")
+    if operation not in IDEMPOTENT_CREATES - IDEMPOTENT_UPLOADS:
+        raise ValueError(f"{operation} is no JSON create")
 
     def run() -> StoredResponse:
         answer = create()
@@ -61,3 +72,97 @@ def create_once(
     stored, replayed = idempotency.once(tenant, key, operation, digest, run)
     content_type = stored.headers.get("Content-Type", _JSON)
     return Created(stored.status, content_type, stored.body, replayed)
+
+
+def upload_once(
+    idempotency: Idempotency,
+    tenant: str,
+    key: str,
+    operation: str,
+    path: str,
+    upload: Upload,
+    create: Callable[[Upload], UpstreamResponse],
+) -> Created:
+    """Run the upload `create` once for `tenant`'s Idempotency-Key `key` and this body
+    (its parts, whatever its boundary), hashing the body as it streams."""
+    if operation not in IDEMPOTENT_UPLOADS:
+        raise ValueError(f"{operation} is no upload")
+    body = _PartsHash(upload.content_type)
+    seen = Upload(upload.content_type, upload.length, body.through(upload.chunks))
+
+    def run() -> StoredResponse:
+        answer = create(seen)
+        body.finish(seen.chunks)  # the whole body, should Mistral answer before reading it
+        content_type = answer.headers.get("content-type", _JSON)
+        headers = {"Content-Type": content_type, _BODY_HASH: body.hexdigest()}
+        return StoredResponse(answer.status, headers, answer.body)
+
+    # Claimed for "an upload to this path": the body's own hash is known only once read.
+    claimed = request_hash(operation, path, {"multipart": _mimetype(upload.content_type)})
+    stored, replayed = idempotency.once(tenant, key, operation, claimed, run)
+    if replayed:
+        body.finish(seen.chunks)
+        if stored.headers.get(_BODY_HASH) != body.hexdigest():
+            raise ValidationFailed(
+                [
+                    field_error(
+                        ("header", "Idempotency-Key"),
+                        "this key was used with a different request",
+                        "value_error",
+                    )
+                ]
+            )
+    content_type = stored.headers.get("Content-Type", _JSON)
+    return Created(stored.status, content_type, stored.body, replayed)
+
+
+def _mimetype(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def _boundary(content_type: str) -> bytes:
+    """The multipart boundary a Content-Type names (b"" if none)."""
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.strip().partition("=")
+        if name.strip().lower() == "boundary":
+            return value.strip().strip('"').encode("latin-1", "replace")
+    return b""
+
+
+class _PartsHash:
+    """sha256 of a multipart body with its boundary replaced by a constant, fed chunk by
+    chunk: the same parts sent under two boundaries hash the same."""
+
+    def __init__(self, content_type: str) -> None:
+        boundary = _boundary(content_type)
+        self._marker = b"--" + boundary if boundary else b""
+        self._sha = hashlib.sha256(_mimetype(content_type).encode() + b"\0")
+        # The end of the body so far that may be the start of a marker cut by a chunk.
+        self._tail = b""
+
+    def through(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            self._feed(chunk)
+            yield chunk
+
+    def finish(self, chunks: Iterable[bytes]) -> None:
+        """Read what is left of `chunks` (hashed as `through` passes it, held nowhere)."""
+        for _ in chunks:
+            pass
+
+    def _feed(self, chunk: bytes) -> None:
+        if not self._marker:
+            self._sha.update(chunk)
+            return
+        pieces = (self._tail + chunk).split(self._marker)
+        for piece in pieces[:-1]:
+            self._sha.update(piece)
+            self._sha.update(b"--<boundary>")
+        last, keep = pieces[-1], len(self._marker) - 1
+        self._sha.update(last[: len(last) - keep] if len(last) > keep else b"")
+        self._tail = last[len(last) - keep :] if len(last) > keep else last
+
+    def hexdigest(self) -> str:
+        done = self._sha.copy()
+        done.update(self._tail)
+        return done.hexdigest()

@@ -7,6 +7,7 @@ stand-in's call counts and objects say how often Mistral was asked.
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 from collections.abc import Iterator
@@ -393,3 +394,62 @@ def test_the_stand_in_takes_the_same_filters(standin: StandIn) -> None:
     assert [d.id for d in red.data] == [doc.id]
     assert blue.data == []
     assert direct.batch.jobs.list(created_by_me=True).total == 0
+
+
+def test_a_repeated_file_upload_with_one_key_makes_one_file(
+    gateway: Container, standin: StandIn, url: str, key_a: NewKey
+) -> None:
+    """The SDK uploads the same file twice (each time under a new multipart boundary):
+    one file in Mistral, the first answer both times."""
+    sdk = _sdk(url, key_a)
+    given = {"file_name": "in.jsonl", "content": LINES}
+    first = sdk.files.upload(file=given, purpose="batch", http_headers=_once("up-1"))
+    again = sdk.files.upload(file=given, purpose="batch", http_headers=_once("up-1"))
+    assert again == first
+    assert standin.calls()["files.upload"] == 1
+    assert [f.id for f in sdk.files.list().data] == [first.id]
+
+
+def test_an_upload_repeated_with_other_content_is_422(
+    gateway: Container, standin: StandIn, url: str, key_a: NewKey
+) -> None:
+    """Another file, or the same file for another purpose, under a used key is refused
+    once its body has been read; Mistral is not asked again."""
+    sdk = _sdk(url, key_a)
+    sdk.files.upload(file={"file_name": "a.jsonl", "content": LINES}, http_headers=_once("up-2"))
+    for file, purpose in (
+        ({"file_name": "a.jsonl", "content": LINES + LINES}, None),
+        ({"file_name": "b.jsonl", "content": LINES}, None),
+        ({"file_name": "a.jsonl", "content": LINES}, "batch"),
+    ):
+        with pytest.raises(errors.MistralError) as refused:
+            sdk.files.upload(file=file, purpose=purpose, http_headers=_once("up-2"))
+        assert refused.value.status_code == 422
+    assert standin.calls()["files.upload"] == 1
+
+
+def test_a_repeated_document_upload_with_one_key_makes_one_document(
+    gateway: Container, standin: StandIn, url: str, key_a: NewKey
+) -> None:
+    """A document uploaded twice under one key is one document, replayed with the header;
+    the same key on another library's upload is 422."""
+    sdk = _sdk(url, key_a)
+    lib, other = (sdk.beta.libraries.create(name=n).id for n in ("docs", "other"))
+    admin, headers = client("admin"), {**bearer(key_a), **_once("doc-1")}
+
+    def upload(library_id: str) -> Any:
+        return admin.post(
+            f"/v1/libraries/{library_id}/documents",
+            data={"file": (io.BytesIO(b"some text"), "a.txt")},
+            content_type="multipart/form-data",
+            headers=headers,
+        )
+
+    first, again = upload(lib), upload(lib)
+    assert first.status_code == again.status_code == 200, first.get_data(as_text=True)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json() == first.get_json()
+    assert upload(other).status_code == 422
+    assert standin.calls()["libraries.documents.upload"] == 1
+    listed = sdk.beta.libraries.documents.list(library_id=lib)
+    assert [d.id for d in listed.data] == [first.get_json()["id"]]

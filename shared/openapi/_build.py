@@ -465,8 +465,13 @@ def _derived_operation(
     status, success = _derived_success(sdk)
     headers: tuple[Json, ...] = ()
     errors = derived_refusals(route)
-    if name in IDEMPOTENT_CREATES:
-        headers = (IDEMPOTENCY_KEY,)
+    # Creates and metered calls take an Idempotency-Key (a stream's is not read).
+    if name in IDEMPOTENT_CREATES or plain.treatment == "metered":
+        header = IDEMPOTENCY_KEY
+        if success.stream:
+            unread = " Not read on a streamed call: a retried stream is a second call."
+            header = {**header, "description": header["description"] + unread}
+        headers = (header,)
         success = dataclasses.replace(success, headers=("Idempotent-Replayed",))
         errors |= {409}
     return Operation(

@@ -20,13 +20,12 @@ an upload that carries a key costs the CPU of hashing it.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from shared.errors import ValidationFailed, field_error
-from shared.limits.idempotency import Idempotency, StoredResponse, request_hash
+from shared.limits.idempotency import Idempotency, PartsHash, StoredResponse, request_hash
 from shared.mistral import UpstreamResponse
 from shared.resources.operations import Upload
 
@@ -87,7 +86,7 @@ def upload_once(
     (its parts, whatever its boundary), hashing the body as it streams."""
     if operation not in IDEMPOTENT_UPLOADS:
         raise ValueError(f"{operation} is no upload")
-    body = _PartsHash(upload.content_type)
+    body = PartsHash(upload.content_type)
     seen = Upload(upload.content_type, upload.length, body.through(upload.chunks))
 
     def run() -> StoredResponse:
@@ -98,7 +97,9 @@ def upload_once(
         return StoredResponse(answer.status, headers, answer.body)
 
     # Claimed for "an upload to this path": the body's own hash is known only once read.
-    claimed = request_hash(operation, path, {"multipart": _mimetype(upload.content_type)})
+    claimed = request_hash(
+        operation, path, {"multipart": upload.content_type.split(";")[0].strip().lower()}
+    )
     stored, replayed = idempotency.once(tenant, key, operation, claimed, run)
     if replayed:
         body.finish(seen.chunks)
@@ -114,55 +115,3 @@ def upload_once(
             )
     content_type = stored.headers.get("Content-Type", _JSON)
     return Created(stored.status, content_type, stored.body, replayed)
-
-
-def _mimetype(content_type: str) -> str:
-    return content_type.split(";", 1)[0].strip().lower()
-
-
-def _boundary(content_type: str) -> bytes:
-    """The multipart boundary a Content-Type names (b"" if none)."""
-    for param in content_type.split(";")[1:]:
-        name, _, value = param.strip().partition("=")
-        if name.strip().lower() == "boundary":
-            return value.strip().strip('"').encode("latin-1", "replace")
-    return b""
-
-
-class _PartsHash:
-    """sha256 of a multipart body with its boundary replaced by a constant, fed chunk by
-    chunk: the same parts sent under two boundaries hash the same."""
-
-    def __init__(self, content_type: str) -> None:
-        boundary = _boundary(content_type)
-        self._marker = b"--" + boundary if boundary else b""
-        self._sha = hashlib.sha256(_mimetype(content_type).encode() + b"\0")
-        # The end of the body so far that may be the start of a marker cut by a chunk.
-        self._tail = b""
-
-    def through(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
-        for chunk in chunks:
-            self._feed(chunk)
-            yield chunk
-
-    def finish(self, chunks: Iterable[bytes]) -> None:
-        """Read what is left of `chunks` (hashed as `through` passes it, held nowhere)."""
-        for _ in chunks:
-            pass
-
-    def _feed(self, chunk: bytes) -> None:
-        if not self._marker:
-            self._sha.update(chunk)
-            return
-        pieces = (self._tail + chunk).split(self._marker)
-        for piece in pieces[:-1]:
-            self._sha.update(piece)
-            self._sha.update(b"--<boundary>")
-        last, keep = pieces[-1], len(self._marker) - 1
-        self._sha.update(last[: len(last) - keep] if len(last) > keep else b"")
-        self._tail = last[len(last) - keep :] if len(last) > keep else last
-
-    def hexdigest(self) -> str:
-        done = self._sha.copy()
-        done.update(self._tail)
-        return done.hexdigest()

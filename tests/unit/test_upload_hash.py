@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.resources.idempotent import _PartsHash
+from shared.limits.idempotency import PartsHash
 
 BODY = (
     b'--{b}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
@@ -15,7 +15,7 @@ BODY = (
 
 def _hash(boundary: str, step: int, body: bytes = BODY) -> str:
     raw = body.replace(b"{b}", boundary.encode())
-    hashed = _PartsHash(f"multipart/form-data; boundary={boundary}")
+    hashed = PartsHash(f"multipart/form-data; boundary={boundary}")
     chunks = [raw[i : i + step] for i in range(0, len(raw), step)]
     assert b"".join(hashed.through(chunks)) == raw
     return hashed.hexdigest()
@@ -38,8 +38,8 @@ def test_a_quoted_boundary_is_read() -> None:
     """`boundary="..."` is the same boundary as unquoted."""
     raw = BODY.replace(b"{b}", b"q-1")
     quoted, plain = (
-        _PartsHash('multipart/form-data; boundary="q-1"'),
-        _PartsHash("multipart/form-data; boundary=q-1"),
+        PartsHash('multipart/form-data; boundary="q-1"'),
+        PartsHash("multipart/form-data; boundary=q-1"),
     )
     list(quoted.through([raw]))
     list(plain.through([raw]))

@@ -441,17 +441,21 @@ def derived_refusals(route: routes.Route) -> frozenset[int]:
 
 def _with_query_rules(op: SdkOperation, query: tuple[Json, ...]) -> tuple[Json, ...]:
     """A tenant-owned list's parameters with what the gateway's paging refuses, as it reads it
-    (`shared.resources.operations.QUERY_RULES`): the lists are answered from the records."""
+    (`shared.resources.operations.QUERY_RULES`), and those it reads as JSON (`QUERY_JSON`):
+    the lists are answered from the records."""
     if op.treatment != "owned" or not query:
         return query
-    from shared.resources.operations import QUERY_RULES
+    from shared.resources.operations import QUERY_JSON, QUERY_RULES
 
-    return tuple(
-        {**p, "schema": {**p["schema"], **QUERY_RULES[p["name"]]}}
-        if p["name"] in QUERY_RULES
-        else p
-        for p in query
-    )
+    def ruled(p: Json) -> Json:
+        if p["name"] in QUERY_RULES:
+            return {**p, "schema": {**p["schema"], **QUERY_RULES[p["name"]]}}
+        if p["name"] in QUERY_JSON:
+            plain = {k: v for k, v in p.items() if k != "schema"}
+            return {**plain, "content": {_JSON: {"schema": dict(QUERY_JSON[p["name"]])}}}
+        return p
+
+    return tuple(ruled(p) for p in query)
 
 
 def _derived_operation(

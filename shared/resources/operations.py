@@ -63,6 +63,7 @@ from shared.resources.records import (
 from shared.tenancy import audit
 
 __all__ = [
+    "QUERY_JSON",
     "QUERY_RULES",
     "ListQuery",
     "Upload",
@@ -149,6 +150,9 @@ class ListQuery:
 # What a list's query refuses beyond the SDK's parameter types (larger values are capped,
 # not refused); the OpenAPI document adds these to every tenant-owned list's parameters.
 QUERY_RULES: Mapping[str, Mapping[str, int]] = {"page": {"minimum": 0}, "page_size": {"minimum": 1}}
+# Query parameters the gateway reads as JSON (422 otherwise): the OpenAPI document gives
+# each as JSON content of this schema instead of the SDK's plain string.
+QUERY_JSON: Mapping[str, Mapping[str, Any]] = {"filters_attributes": {"type": "object"}}
 
 
 def parse_list_query(

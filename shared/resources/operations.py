@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from shared import cursors
+from shared import cursors, jsonsafe
 from shared.db import Conn, Pool
 from shared.errors import (
     BadRequest,
@@ -205,16 +205,18 @@ def _timestamp(raw: str | None, name: str) -> str | None:
 
 
 def _json_object(raw: str | None, name: str) -> dict[str, Any] | None:
-    """A JSON object given in the query string; 422 if it is none."""
+    """A JSON object given in the query string; 422 if it is none, or holds what PostgreSQL
+    cannot compare (NUL, a lone surrogate, a number that is not finite)."""
     if raw is None:
         return None
     try:
-        value = json.loads(raw)
+        value = jsonsafe.loads(raw)
     except (ValueError, RecursionError):
         value = None
     if not isinstance(value, dict):
         msg = "Input should be a JSON object"
         raise ValidationFailed([field_error(("query", name), msg, "dict_type")])
+    jsonsafe.check_storable(value, ("query", name))
     return value
 
 
@@ -676,10 +678,12 @@ def list_batch_jobs(
             equals[name] = value
     if raw := query.one("metadata"):
         try:
-            metadata = json.loads(raw)
-        except ValueError:
+            metadata = jsonsafe.loads(raw)
+        except (ValueError, RecursionError):
             metadata = None
         if isinstance(metadata, dict) and metadata:
+            # What PostgreSQL cannot compare is 422, never a failed query.
+            jsonsafe.check_storable(metadata, ("query", "metadata"))
             equals["metadata"] = metadata
     statuses = query.many("status")
     page = read_page(

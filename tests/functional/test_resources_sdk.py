@@ -354,17 +354,18 @@ def test_filters_attributes_keeps_the_documents_holding_them(
 def test_filters_attributes_that_is_no_json_object_is_422(
     gateway: Container, url: str, key_a: NewKey
 ) -> None:
-    """`filters_attributes` that is not a JSON object is refused, naming the parameter."""
+    """`filters_attributes` that is not a JSON object, or holds what PostgreSQL cannot
+    compare (an escaped NUL, NaN), is refused naming the parameter, never a 500."""
     sdk = _sdk(url, key_a)
     lib = sdk.beta.libraries.create(name="docs").id
-    for raw in ("team=red", "[1]"):
+    for raw in ("team=red", "[1]", '{"team": "\\u0000"}', '{"year": NaN}'):
         answer = client("admin").get(
             f"/v1/libraries/{lib}/documents",
             query_string={"filters_attributes": raw},
             headers=bearer(key_a),
         )
         assert answer.status_code == 422
-        assert answer.get_json()["detail"][0]["loc"] == ["query", "filters_attributes"]
+        assert answer.get_json()["detail"][0]["loc"][:2] == ["query", "filters_attributes"]
 
 
 def test_the_stand_in_takes_the_same_filters(standin: StandIn) -> None:
@@ -453,3 +454,16 @@ def test_a_repeated_document_upload_with_one_key_makes_one_document(
     assert standin.calls()["libraries.documents.upload"] == 1
     listed = sdk.beta.libraries.documents.list(library_id=lib)
     assert [d.id for d in listed.data] == [first.get_json()["id"]]
+
+
+@pytest.mark.parametrize("raw", ['{"k": "\\u0000"}', '{"k": NaN}', '{"k": "\\ud800"}'])
+def test_a_batch_jobs_metadata_filter_postgresql_cannot_compare_is_422(
+    gateway: Container, key_a: NewKey, raw: str
+) -> None:
+    """A `metadata` filter holding an escaped NUL, NaN or a lone surrogate is 422 naming
+    it (it was a 500: the query failed)."""
+    answer = client("admin").get(
+        "/v1/batch/jobs", query_string={"metadata": raw}, headers=bearer(key_a)
+    )
+    assert answer.status_code == 422, answer.get_data(as_text=True)
+    assert answer.get_json()["detail"][0]["loc"][:2] == ["query", "metadata"]

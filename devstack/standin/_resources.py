@@ -221,16 +221,21 @@ class Resources:
     def list_files(self, query: Query) -> Reply:
         page, page_size = _int(query, "page", 0), _int(query, "page_size", 100) or 100
         purpose, search = _first(query, "purpose"), _first(query, "search")
+        one_of = {
+            "mimetype" if name == "mimetypes" else name: wanted
+            for name in ("source", "sample_type", "mimetypes")
+            if (wanted := query.get(name))
+        }
         with self._lock:
             files = [
                 f
                 for f in reversed(self.files.values())
                 if (purpose is None or f["purpose"] == purpose)
                 and (not search or search.lower() in f["filename"].lower())
+                and all(f.get(field) in wanted for field, wanted in one_of.items())
             ]
-        return Reply(
-            200, {"data": _page(files, page, page_size), "object": "list", "total": len(files)}
-        )
+        total = len(files) if _bool(query, "include_total") is not False else None
+        return Reply(200, {"data": _page(files, page, page_size), "object": "list", "total": total})
 
     def retrieve_file(self, file_id: str) -> Reply:
         with self._lock:

@@ -432,14 +432,18 @@ def upload_file(
 
 
 def list_files(pool: Pool, tenant: str, query: ListQuery) -> dict[str, Any]:
-    """`GET /v1/files`: the tenant's files, newest first, with Mistral's filters."""
+    """`GET /v1/files`: the tenant's files, newest first, with Mistral's filters (each of
+    `source`, `sample_type`, `mimetypes` given is applied); `include_total=false` leaves
+    the matches uncounted (`total` null)."""
     equals: dict[str, Any] = {}
     if purpose := query.one("purpose"):
         equals["purpose"] = purpose
-    one_of = None
-    for field in ("source", "sample_type", "mimetypes"):
-        if wanted := query.many(field):
-            one_of = ("mimetype" if field == "mimetypes" else field, wanted)
+    one_of = {
+        "mimetype" if field == "mimetypes" else field: wanted
+        for field in ("source", "sample_type", "mimetypes")
+        if (wanted := query.many(field))
+    }
+    counted = query.flag("include_total") is not False
     page = read_page(
         pool,
         tenant,
@@ -449,8 +453,9 @@ def list_files(pool: Pool, tenant: str, query: ListQuery) -> dict[str, Any]:
         search=("filename", query.search) if query.search else None,
         equals=equals,
         one_of=one_of,
+        count=counted,
     )
-    return {"data": page.bodies, "object": "list", "total": page.total}
+    return {"data": page.bodies, "object": "list", "total": page.total if counted else None}
 
 
 def download_file(pool: Pool, client: MistralClient, tenant: str, file_id: str) -> UpstreamStream:

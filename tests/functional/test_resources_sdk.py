@@ -467,3 +467,31 @@ def test_a_batch_jobs_metadata_filter_postgresql_cannot_compare_is_422(
     )
     assert answer.status_code == 422, answer.get_data(as_text=True)
     assert answer.get_json()["detail"][0]["loc"][:2] == ["query", "metadata"]
+
+
+def test_file_filters_apply_together_and_include_total_false_counts_nothing(
+    gateway: Container, standin: StandIn, url: str, key_a: NewKey, key_b: NewKey
+) -> None:
+    """`sample_type` and `mimetypes` given together both apply (the gateway and the
+    stand-in alike); `include_total=false` answers `total` null; no other tenant's file."""
+    sdk, direct = _sdk(url, key_a), Mistral(api_key="direct", server_url=standin.url)
+    made = {}
+    for name, purpose, mimetype in (
+        ("f1", "batch", "application/jsonl"),
+        ("f2", "batch", "text/plain"),
+        ("f3", "fine-tune", "application/jsonl"),
+    ):
+        file = {"file_name": f"{name}.jsonl", "content": LINES, "content_type": mimetype}
+        made[name] = sdk.files.upload(file=file, purpose=purpose).id
+    _sdk(url, key_b).files.upload(
+        file={"file_name": "theirs.jsonl", "content": LINES, "content_type": "application/jsonl"},
+        purpose="batch",
+    )
+    for client_ in (sdk, direct):
+        found = client_.files.list(sample_type=["batch_request"], mimetypes=["application/jsonl"])
+        assert found.total == (1 if client_ is sdk else 2)  # the stand-in holds B's file too
+        assert made["f1"] in {f.id for f in found.data}
+        assert not {made["f2"], made["f3"]} & {f.id for f in found.data}
+        uncounted = client_.files.list(include_total=False)
+        assert uncounted.total is None
+        assert len(uncounted.data) == (3 if client_ is sdk else 4)

@@ -50,10 +50,7 @@ def turn_response(ctx: Context, result: TurnResult | TurnStream) -> flask.Respon
             headers=result.headers,
         )
     return flask.Response(
-        result.body,
-        status=result.status,
-        content_type=result.content_type,
-        headers=result.headers or None,
+        result.body, status=result.status, content_type=result.content_type, headers=result.headers
     )
 
 

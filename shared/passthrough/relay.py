@@ -108,8 +108,11 @@ def _once(ctx: Call, call: Passthrough, key: str) -> PassResult:
     """The call once under the tenant's `key`: a repeat with the same body (JSON compared
     as JSON, multipart by its parts) gets the first answer and spends nothing."""
     ran: list[PassResult] = []
+    started = False
 
     def run() -> StoredResponse:
+        nonlocal started
+        started = True  # from here the runner settles the reservation, whatever happens
         result = _run(ctx, call)
         assert isinstance(result, PassResult)
         ran.append(result)
@@ -122,7 +125,16 @@ def _once(ctx: Call, call: Passthrough, key: str) -> PassResult:
         parts.update(call.raw)
         body = {"multipart": parts.hexdigest()}
     digest = request_hash(call.operation, call.path, body)
-    stored, replayed = ctx.container.idempotency.once(ctx.owner, key, call.operation, digest, run)
+    try:
+        stored, replayed = ctx.container.idempotency.once(
+            ctx.owner, key, call.operation, digest, run
+        )
+    except Exception:
+        # Refused before the call (the key used with another body, or still running):
+        # the reservation is given back.
+        if not started and ctx.decision is not None:
+            ctx.container.limiter.settle(ctx.decision, 0)
+        raise
     if not replayed:
         return ran[0]
     ctx.access.idempotent_replay = True

@@ -75,9 +75,11 @@ def test_the_same_key_with_another_body_is_422_and_another_tenants_runs(
     call of its own."""
     key, stranger = _key(gateway), _key(gateway, "tenant-b")
     _post(key, "/v1/embeddings", {"model": "mistral-embed", "input": ["a"]}, "emb-1")
+    charged = _day_charge(gateway)
     refused = _post(key, "/v1/embeddings", {"model": "mistral-embed", "input": ["b"]}, "emb-1")
     assert refused.status_code == 422
     assert error_code(refused.get_json()) == "validation_error"
+    assert _day_charge(gateway) == charged  # its reservation given back
     theirs = _post(stranger, "/v1/embeddings", {"model": "mistral-embed", "input": ["a"]}, "emb-1")
     assert theirs.status_code == 200
     assert "Idempotent-Replayed" not in theirs.headers

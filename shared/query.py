@@ -1,10 +1,11 @@
-"""Query-string integers: the one parser of paging numbers every route uses."""
+"""Query-string integers and booleans: the one parser of paging numbers (and of flags)
+every route uses."""
 
 from __future__ import annotations
 
 from shared.errors import ValidationFailed, field_error
 
-__all__ = ["query_integer"]
+__all__ = ["query_bool", "query_integer"]
 
 # Past any bound either way: no need to convert a thousand digits to find out.
 _MAX_DIGITS = 18
@@ -45,6 +46,20 @@ def query_integer(
         if clamp:
             return maximum
         _refuse(name, f"Input should be less than or equal to {maximum}", "less_than_equal")
+    return value
+
+
+# What Mistral's server (pydantic) reads as a boolean in a query string.
+_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
+
+
+def query_bool(raw: str | None, name: str) -> bool | None:
+    """`raw` as a boolean (`true`/`false`, `1`/`0`, any case); absent: None; 422 otherwise."""
+    if raw is None:
+        return None
+    value = _BOOLEANS.get(raw.lower())
+    if value is None:
+        _refuse(name, "Input should be a valid boolean, unable to interpret input", "bool_parsing")
     return value
 
 

@@ -22,7 +22,7 @@ from werkzeug.formparser import parse_form_data
 
 from ._batch import LineRunner, run_lines, status_after
 from ._sdk import sdk_models, sdk_request
-from ._wire import ApiError, Reply, error_payload, not_found, now, unprocessable
+from ._wire import ApiError, Reply, bad_request, error_payload, not_found, now, unprocessable
 
 __all__ = ["OPERATIONS", "Resources"]
 
@@ -30,6 +30,8 @@ _OWNER = "00000000-0000-4000-8000-000000000001"
 _ORG = "00000000-0000-4000-8000-0000000000aa"
 _SIGNED = "https://standin.invalid/signed/"
 _BATCH_DONE = ("SUCCESS", "FAILED", "TIMEOUT_EXCEEDED", "CANCELLED")
+# A libraries page_token is opaque to clients; this one is an offset behind a prefix.
+_CURSOR_PREFIX = "lt_"
 
 Query = Mapping[str, list[str]]
 
@@ -54,6 +56,47 @@ def _int(query: Query, name: str, default: int) -> int:
             [{"loc": ["query", name], "msg": "Input should be >= 0", "type": "greater_than"}]
         )
     return value
+
+
+def _bool(query: Query, name: str) -> bool | None:
+    """A boolean query parameter as Mistral's server reads one; 422 if it is none."""
+    raw = _first(query, name)
+    if raw is None:
+        return None
+    value = {"true": True, "1": True, "false": False, "0": False}.get(raw.lower())
+    if value is None:
+        msg = "Input should be a valid boolean, unable to interpret input"
+        raise unprocessable([{"loc": ["query", name], "msg": msg, "type": "bool_parsing"}])
+    return value
+
+
+def _attributes(query: Query) -> dict[str, Any] | None:
+    """`filters_attributes`: a JSON object whose every value a document's `attributes`
+    must hold (JSON containment; `{}` filters nothing); 422 if it is no JSON object."""
+    raw = _first(query, "filters_attributes")
+    if raw is None:
+        return None
+    try:
+        wanted = json.loads(raw)
+    except ValueError:
+        wanted = None
+    if not isinstance(wanted, dict):
+        msg = "Input should be a JSON object"
+        raise unprocessable([{"loc": ["query", "filters_attributes"], "msg": msg, "type": "dict"}])
+    return wanted or None
+
+
+def _holds(have: Any, wanted: Any) -> bool:
+    """PostgreSQL's `@>` on JSON: objects by key, arrays by element, scalars equal."""
+    if isinstance(wanted, dict):
+        return isinstance(have, dict) and all(
+            k in have and _holds(have[k], w) for k, w in wanted.items()
+        )
+    if isinstance(wanted, list):
+        if not isinstance(have, list):
+            return False
+        return all(any(_holds(h, w) for h in have) for w in wanted)
+    return type(have) is type(wanted) and have == wanted
 
 
 def _pagination(total: int, page: int, page_size: int) -> dict[str, Any]:
@@ -187,16 +230,21 @@ class Resources:
     def list_files(self, query: Query) -> Reply:
         page, page_size = _int(query, "page", 0), _int(query, "page_size", 100) or 100
         purpose, search = _first(query, "purpose"), _first(query, "search")
+        one_of = {
+            "mimetype" if name == "mimetypes" else name: wanted
+            for name in ("source", "sample_type", "mimetypes")
+            if (wanted := query.get(name))
+        }
         with self._lock:
             files = [
                 f
                 for f in reversed(self.files.values())
                 if (purpose is None or f["purpose"] == purpose)
                 and (not search or search.lower() in f["filename"].lower())
+                and all(f.get(field) in wanted for field, wanted in one_of.items())
             ]
-        return Reply(
-            200, {"data": _page(files, page, page_size), "object": "list", "total": len(files)}
-        )
+        total = len(files) if _bool(query, "include_total") is not False else None
+        return Reply(200, {"data": _page(files, page, page_size), "object": "list", "total": total})
 
     def retrieve_file(self, file_id: str) -> Reply:
         with self._lock:
@@ -262,21 +310,31 @@ class Resources:
         return Reply(201, library)
 
     def list_libraries(self, query: Query) -> Reply:
+        """By `page` (with `pagination`) or after a `page_token` (without it); each page
+        names the next in `next_page_token`. One owner here: `filter_owned_by_me`, either
+        way, lists them all."""
         page, page_size = _int(query, "page", 0), _int(query, "page_size", 100) or 100
         search = _first(query, "search")
+        _bool(query, "filter_owned_by_me")
+        token = _first(query, "page_token")
+        offset = page * page_size
+        if token:
+            raw = token.removeprefix(_CURSOR_PREFIX)
+            if not token.startswith(_CURSOR_PREFIX) or not raw.isdigit():
+                raise bad_request(f"Invalid page_token {token!r}", "invalid_page_token")
+            offset = int(raw)
         with self._lock:
             found = [
                 dict(lib)
                 for lib in reversed(self.libraries.values())
                 if not search or search.lower() in lib["name"].lower()
             ]
-        return Reply(
-            200,
-            {
-                "data": _page(found, page, page_size),
-                "pagination": _pagination(len(found), page, page_size),
-            },
-        )
+        end = offset + page_size
+        answer: dict[str, Any] = {"data": found[offset:end]}
+        if not token:
+            answer["pagination"] = _pagination(len(found), page, page_size)
+        answer["next_page_token"] = f"{_CURSOR_PREFIX}{end}" if end < len(found) else None
+        return Reply(200, answer)
 
     def get_library(self, library_id: str) -> Reply:
         with self._lock:
@@ -362,6 +420,7 @@ class Resources:
     def list_documents(self, library_id: str, query: Query) -> Reply:
         page, page_size = _int(query, "page", 0), _int(query, "page_size", 100) or 100
         search = _first(query, "search")
+        attributes = _attributes(query)
         by_name = _first(query, "sort_by") == "name"
         ascending = _first(query, "sort_order") == "asc"
         with self._lock:
@@ -371,6 +430,7 @@ class Resources:
                 for d in self.documents.values()
                 if d["library_id"] == library_id
                 and (not search or search.lower() in d["name"].lower())
+                and (attributes is None or _holds(d.get("attributes") or {}, attributes))
             ]
         if by_name:
             docs.sort(key=lambda d: d["name"].lower(), reverse=not ascending)
@@ -608,6 +668,8 @@ class Resources:
         page, page_size = _int(query, "page", 0), _int(query, "page_size", 100) or 100
         statuses = query.get("status") or []
         model, agent_id = _first(query, "model"), _first(query, "agent_id")
+        # One API key here: every job is the caller's, with `created_by_me` or without.
+        _bool(query, "created_by_me")
         with self._lock:
             jobs = [
                 dict(j)

@@ -12,9 +12,10 @@ Authentication, roles and rate limits are applied by `FunctionApp` before a hand
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import flask
@@ -195,7 +196,31 @@ def retrieve_model(ctx: Context) -> flask.Response:
 
 
 def _list_query(ctx: Context) -> resources.ListQuery:
-    return resources.parse_list_query(ctx.request.args.to_dict(flat=False))
+    args = ctx.request.args.to_dict(flat=False)
+    return resources.parse_list_query(args, caller_key=ctx.caller.key_id)
+
+
+def _created_once(
+    ctx: Context, operation: str, body: dict[str, Any], create: Callable[[], UpstreamResponse]
+) -> flask.Response:
+    """A create under the request's Idempotency-Key, if it has one (a repeat gets the
+    first answer, marked `Idempotent-Replayed: true`)."""
+    key = ctx.request.headers.get("Idempotency-Key")
+    if key is None:
+        return _relayed(create())
+    made = resources.create_once(
+        ctx.container.idempotency, ctx.owner, key, operation, ctx.request.path, body, create
+    )
+    return _made(ctx, made)
+
+
+def _made(ctx: Context, made: resources.Created) -> flask.Response:
+    """A create's answer; a replayed one marked `Idempotent-Replayed: true`."""
+    response = flask.Response(made.body, status=made.status, content_type=made.content_type)
+    if made.replayed:
+        ctx.access.idempotent_replay = True
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
 
 
 def _upload(ctx: Context) -> resources.Upload:
@@ -211,9 +236,32 @@ def _raw_body(ctx: Context) -> bytes | None:
     return ctx.raw_body
 
 
+def _uploaded_once(
+    ctx: Context,
+    operation: str,
+    upload: resources.Upload,
+    create: Callable[[resources.Upload], UpstreamResponse],
+) -> flask.Response:
+    """An upload under the request's Idempotency-Key, if it has one (its body hashed as it
+    streams, `shared.resources.idempotent`)."""
+    key = ctx.request.headers.get("Idempotency-Key")
+    if key is None:
+        return _relayed(create(upload))
+    made = resources.upload_once(
+        ctx.container.idempotency, ctx.owner, key, operation, ctx.request.path, upload, create
+    )
+    return _made(ctx, made)
+
+
 def upload_file(ctx: Context) -> flask.Response:
     pool, client = ctx.container.pool, ctx.container.mistral
-    return _relayed(resources.upload_file(pool, client, ctx.owner, _upload(ctx)))
+    made_by = ctx.caller.key_id
+    return _uploaded_once(
+        ctx,
+        "files.upload",
+        _upload(ctx),
+        lambda upload: resources.upload_file(pool, client, ctx.owner, upload, created_by=made_by),
+    )
 
 
 def list_files(ctx: Context) -> flask.Response:
@@ -247,8 +295,14 @@ def download_file(ctx: Context) -> flask.Response:
 
 
 def create_library(ctx: Context) -> flask.Response:
-    pool, client = ctx.container.pool, ctx.container.mistral
-    return _relayed(resources.create_library(pool, client, ctx.owner, ctx.json_body()))
+    pool, client, body = ctx.container.pool, ctx.container.mistral, ctx.json_body()
+    made_by = ctx.caller.key_id
+    return _created_once(
+        ctx,
+        "libraries.create",
+        body,
+        lambda: resources.create_library(pool, client, ctx.owner, body, created_by=made_by),
+    )
 
 
 def list_libraries(ctx: Context) -> flask.Response:
@@ -257,8 +311,15 @@ def list_libraries(ctx: Context) -> flask.Response:
 
 def upload_document(ctx: Context) -> flask.Response:
     pool, client = ctx.container.pool, ctx.container.mistral
-    library_id = ctx.params["library_id"]
-    return _relayed(resources.upload_document(pool, client, ctx.owner, library_id, _upload(ctx)))
+    library_id, made_by = ctx.params["library_id"], ctx.caller.key_id
+    return _uploaded_once(
+        ctx,
+        "libraries.documents.upload",
+        _upload(ctx),
+        lambda upload: resources.upload_document(
+            pool, client, ctx.owner, library_id, upload, created_by=made_by
+        ),
+    )
 
 
 def list_documents(ctx: Context) -> flask.Response:
@@ -272,16 +333,20 @@ def create_batch_job(ctx: Context) -> flask.Response:
     """A job spends tokens outside every per-call budget (counted when it ends): with a
     token budget on, a tenant that has none left is refused before Mistral is asked, as a
     pass-through call is (429 `token_budget_exceeded`). The one token reserved to ask is
-    given back at once."""
+    given back at once. With an Idempotency-Key, a repeat gets the first job."""
     decision = ctx.check_limits(_BUDGET_LEFT)
     pool, client = ctx.container.pool, ctx.container.mistral
     try:
-        created = resources.create_batch_job(
-            pool, client, ctx.owner, ctx.json_body(), key_id=ctx.caller.key_id
+        body = ctx.json_body()
+        made_by = ctx.caller.key_id
+        return _created_once(
+            ctx,
+            "batch.jobs.create",
+            body,
+            lambda: resources.create_batch_job(pool, client, ctx.owner, body, created_by=made_by),
         )
     finally:
         ctx.container.limiter.settle(decision, 0)
-    return _relayed(created)
 
 
 # What a batch job create reserves of the tenant's token budget: one token, so that a

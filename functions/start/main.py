@@ -81,12 +81,18 @@ def passthrough_response(ctx: Context, result: PassResult | PassStream) -> flask
             content_type=result.content_type,
             headers=result.headers,
         )
-    return flask.Response(result.body, status=result.status, content_type=result.content_type)
+    return flask.Response(
+        result.body,
+        status=result.status,
+        content_type=result.content_type,
+        headers=result.headers or None,
+    )
 
 
 def handle_passthrough(ctx: Context) -> flask.Response:
     """A metered pass-through call, streamed or not: parse, run, map."""
-    return passthrough_response(ctx, run_passthrough(ctx, parse_passthrough(ctx)))
+    call, key = parse_passthrough(ctx), ctx.request.headers.get("Idempotency-Key")
+    return passthrough_response(ctx, run_passthrough(ctx, call, key))
 
 
 app = FunctionApp(

@@ -71,7 +71,7 @@ from shared.errors import (
 from shared.jsonsafe import check_storable
 from shared.mistral import MistralClient, Retry, UpstreamResponse
 from shared.observability import log_event
-from shared.query import query_integer
+from shared.query import query_bool, query_integer
 from shared.reads import MISTRAL_PAGE_SIZE_CLAMP
 from shared.resources import check_owned, library_ids_in_tools
 from shared.tenancy import audit
@@ -194,13 +194,7 @@ def parse_update(body: dict[str, Any]) -> dict[str, Any]:
 
 def _query_bool(query: Query, name: str) -> bool | None:
     raw = query.get(name)
-    if raw is None:
-        return None
-    value = {"true": True, "1": True, "false": False, "0": False}.get(str(raw).lower())
-    if value is None:
-        msg = "Input should be a valid boolean, unable to interpret input"
-        raise ValidationFailed([field_error(("query", name), msg, "bool_parsing")])
-    return value
+    return query_bool(None if raw is None else str(raw), name)
 
 
 @dataclass(frozen=True)

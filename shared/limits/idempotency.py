@@ -14,21 +14,27 @@ each time up to 1 s: a turn takes seconds, and a duplicate waiting out a whole
 `lock_s` (130 s) reads the record about 135 times rather than 2,600. A record
 whose holder died (its lock expired) is taken over by the next request, so a
 crash never wedges a key.
+
+Conversation turns drive the machine step by step (their streams complete it
+as they end); a call answered whole (a resource create) runs through `once`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from shared.db import Pool
-from shared.errors import Conflict, ValidationFailed, field_error
+from shared.errors import Conflict, GatewayError, ValidationFailed, field_error
 
-__all__ = ["Claim", "Idempotency", "StoredResponse", "request_hash"]
+__all__ = ["Claim", "Idempotency", "PartsHash", "StoredResponse", "request_hash"]
+
+log = logging.getLogger(__name__)
 
 _KEY_MAX = 255
 
@@ -54,6 +60,59 @@ def request_hash(operation: str, path: str, body: Any) -> bytes:
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     canonical_bytes = canonical.encode("utf-8", "surrogatepass")
     return hashlib.sha256(b"\0".join([operation.encode(), path.encode(), canonical_bytes])).digest()
+
+
+def _mimetype(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def _boundary(content_type: str) -> bytes:
+    """The multipart boundary a Content-Type names (b"" if none)."""
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.strip().partition("=")
+        if name.strip().lower() == "boundary":
+            return value.strip().strip('"').encode("latin-1", "replace")
+    return b""
+
+
+class PartsHash:
+    """sha256 of a multipart body with its boundary replaced by a constant, fed chunk by
+    chunk as the body streams (never held): the same parts sent under two boundaries (an
+    HTTP client writes a new one per attempt) are the same request."""
+
+    def __init__(self, content_type: str) -> None:
+        boundary = _boundary(content_type)
+        self._marker = b"--" + boundary if boundary else b""
+        self._sha = hashlib.sha256(_mimetype(content_type).encode() + b"\0")
+        # The end of the body so far that may be the start of a marker cut by a chunk.
+        self._tail = b""
+
+    def through(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            self.update(chunk)
+            yield chunk
+
+    def finish(self, chunks: Iterable[bytes]) -> None:
+        """Read what is left of `chunks` (hashed as `through` passes it, held nowhere)."""
+        for _ in chunks:
+            pass
+
+    def update(self, chunk: bytes) -> None:
+        if not self._marker:
+            self._sha.update(chunk)
+            return
+        pieces = (self._tail + chunk).split(self._marker)
+        for piece in pieces[:-1]:
+            self._sha.update(piece)
+            self._sha.update(b"--<boundary>")
+        last, keep = pieces[-1], len(self._marker) - 1
+        self._sha.update(last[: len(last) - keep] if len(last) > keep else b"")
+        self._tail = last[len(last) - keep :] if len(last) > keep else last
+
+    def hexdigest(self) -> str:
+        done = self._sha.copy()
+        done.update(self._tail)
+        return done.hexdigest()
 
 
 class Idempotency:
@@ -123,6 +182,34 @@ class Idempotency:
                 )
             self._sleep(wait)
             wait = min(wait * 2, self._max_poll_s)
+
+    def once(
+        self,
+        owner: str,
+        key: str,
+        operation: str,
+        digest: bytes,
+        run: Callable[[], StoredResponse],
+    ) -> tuple[StoredResponse, bool]:
+        """`run` at most once under `owner`'s `key`: its answer and False, or the answer
+        an earlier request under the key got and True (after waiting for it while it
+        runs). An exception from `run` frees the key, so a retry runs it again."""
+        claim = self.claim(owner, self.validate_key(key), operation, digest)
+        if claim.replay is not None:
+            return claim.replay, True
+        try:
+            answer = run()
+        except BaseException:
+            try:
+                self.release(owner, key)
+            except GatewayError:
+                log.warning("could not release idempotency key")
+            raise
+        try:
+            self.complete(owner, key, answer)
+        except Exception:  # any refusal: the answer Mistral gave still goes out
+            log.warning("idempotency record of a finished call could not be completed")
+        return answer, False
 
     def _try_claim(
         self, owner: str, key: str, operation: str, digest: bytes

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.http import routes
 from shared.openapi._mistral import MISTRAL_PREFIX, REQUEST_PREFIX, derive, sdk_version
-from shared.openapi._operations import OPERATIONS, Operation, Success
+from shared.openapi._operations import IDEMPOTENCY_KEY, OPERATIONS, Operation, Success
 from shared.openapi._schemas import SCHEMAS, Json, ref
 
 if TYPE_CHECKING:
@@ -441,34 +441,52 @@ def derived_refusals(route: routes.Route) -> frozenset[int]:
 
 def _with_query_rules(op: SdkOperation, query: tuple[Json, ...]) -> tuple[Json, ...]:
     """A tenant-owned list's parameters with what the gateway's paging refuses, as it reads it
-    (`shared.resources.operations.QUERY_RULES`): the lists are answered from the records."""
+    (`shared.resources.operations.QUERY_RULES`), and those it reads as JSON (`QUERY_JSON`):
+    the lists are answered from the records."""
     if op.treatment != "owned" or not query:
         return query
-    from shared.resources.operations import QUERY_RULES
+    from shared.resources.operations import QUERY_JSON, QUERY_RULES
 
-    return tuple(
-        {**p, "schema": {**p["schema"], **QUERY_RULES[p["name"]]}}
-        if p["name"] in QUERY_RULES
-        else p
-        for p in query
-    )
+    def ruled(p: Json) -> Json:
+        if p["name"] in QUERY_RULES:
+            return {**p, "schema": {**p["schema"], **QUERY_RULES[p["name"]]}}
+        if p["name"] in QUERY_JSON:
+            plain = {k: v for k, v in p.items() if k != "schema"}
+            return {**plain, "content": {_JSON: {"schema": dict(QUERY_JSON[p["name"]])}}}
+        return p
+
+    return tuple(ruled(p) for p in query)
 
 
 def _derived_operation(
     route: routes.Route, sdk: list[SdkOperation], queries: Mapping[str, tuple[Json, ...]]
 ) -> Operation:
     """A Mistral route's whole entry, from the SDK's operation alone."""
+    from shared.resources.idempotent import IDEMPOTENT_CREATES
+
     plain = sdk[0]
     name = plain.name.removeprefix("beta.")
     status, success = _derived_success(sdk)
+    headers: tuple[Json, ...] = ()
+    errors = derived_refusals(route)
+    # Creates and metered calls take an Idempotency-Key (a stream's is not read).
+    if name in IDEMPOTENT_CREATES or plain.treatment == "metered":
+        header = IDEMPOTENCY_KEY
+        if success.stream:
+            unread = " Not read on a streamed call: a retried stream is a second call."
+            header = {**header, "description": header["description"] + unread}
+        headers = (header,)
+        success = dataclasses.replace(success, headers=("Idempotent-Replayed",))
+        errors |= {409}
     return Operation(
         summary=f"Mistral's {name}",
         tag=name.split(".")[0].capitalize(),
         responses={status: success},
         description=f"Mistral's `{plain.operation_id}`, as the SDK's `{plain.name}` calls it.",
         query=_with_query_rules(plain, queries.get(plain.parameters_model or "", ())),
+        headers=headers,
         upstream=True,
-        errors=derived_refusals(route),
+        errors=errors,
     )
 
 

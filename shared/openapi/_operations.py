@@ -167,7 +167,7 @@ _AGENT_FILTERS: tuple[Json, ...] = (
     _query("id", {"type": "string"}),
     _LENIENT_METADATA,
 )
-_IDEMPOTENCY_KEY: Json = {
+IDEMPOTENCY_KEY: Json = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
@@ -251,7 +251,7 @@ OPERATIONS: Mapping[str, Operation] = {
         _CONVERSATIONS,
         {"200": _TURN},
         description=_TURN_DESCRIPTION,
-        headers=(_IDEMPOTENCY_KEY,),
+        headers=(IDEMPOTENCY_KEY,),
         upstream=True,
         # 404: an `agent_id` that is not one of the caller's agents; 409: Idempotency-Key.
         errors=frozenset({404, 409}),
@@ -262,7 +262,7 @@ OPERATIONS: Mapping[str, Operation] = {
         _CONVERSATIONS,
         {"200": _TURN},
         description=_TURN_DESCRIPTION,
-        headers=(_IDEMPOTENCY_KEY,),
+        headers=(IDEMPOTENCY_KEY,),
         upstream=True,
         errors=frozenset({409}),
     ),
@@ -271,7 +271,7 @@ OPERATIONS: Mapping[str, Operation] = {
         _CONVERSATIONS,
         {"200": _TURN},
         description=_TURN_DESCRIPTION + " The answer names a new conversation.",
-        headers=(_IDEMPOTENCY_KEY,),
+        headers=(IDEMPOTENCY_KEY,),
         upstream=True,
         errors=frozenset({409}),
         links=_CONVERSATION_LINKS,

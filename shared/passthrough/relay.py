@@ -7,6 +7,10 @@ after (`usage_info`, which counts pages, not tokens, for OCR: it settles 0 token
 one usage event per call. A stream's usage is in its last events; a caller that leaves
 mid-stream is still charged: the stream is read on, within the abandoned-stream bounds,
 to the usage Mistral reports, and a stream that never reports it keeps its reservation.
+
+A call answered whole takes an Idempotency-Key as a conversation turn does (the same
+record, `shared.limits.idempotency`): a repeat gets the first answer, replayed without a
+second call, charge or usage event. A streamed call does not (its key is not read).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from shared.conversations.store import Usage
 from shared.errors import CircuitOpen, GatewayError
 from shared.limits import estimate
 from shared.limits.abandoned import read_abandoned
+from shared.limits.idempotency import PartsHash, StoredResponse, request_hash
 from shared.mistral import Retry, UpstreamStream
 from shared.passthrough.request import Passthrough
 from shared.resources import check_owned
@@ -49,6 +54,8 @@ class PassResult:
     body: bytes
     content_type: str
     usage: Usage
+    # Headers beyond the content type (`Idempotent-Replayed`).
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -62,9 +69,12 @@ class PassStream:
     )
 
 
-def run_passthrough(ctx: Call, call: Passthrough) -> PassResult | PassStream:
+def run_passthrough(
+    ctx: Call, call: Passthrough, key: str | None = None
+) -> PassResult | PassStream:
     """Run a validated pass-through call for `ctx.principal`: allow-lists, ownership of the
-    agent, limits, Mistral, settlement and the usage event."""
+    agent, limits, Mistral, settlement and the usage event; a call answered whole, under
+    Idempotency-Key `key` if given."""
     ctx.access.model = call.model
     ctx.access.agent_id = call.agent_id
     check_allow_lists(ctx.caller, call.agent_id, call.model)
@@ -82,6 +92,13 @@ def run_passthrough(ctx: Call, call: Passthrough) -> PassResult | PassStream:
             ctx.container.settings, call.operation, call.fields, agent
         )
     )
+    if key is not None and not call.stream:
+        return _once(ctx, call, key)
+    return _run(ctx, call)
+
+
+def _run(ctx: Call, call: Passthrough) -> PassResult | PassStream:
+    """The call through Mistral, settled whatever happens (`_Runner`)."""
     runner = _Runner(ctx, call)
     try:
         return runner.stream() if call.stream else runner.call()
@@ -91,6 +108,48 @@ def run_passthrough(ctx: Call, call: Passthrough) -> PassResult | PassStream:
     except Exception:
         runner.settle(Usage())
         raise
+
+
+def _once(ctx: Call, call: Passthrough, key: str) -> PassResult:
+    """The call once under the tenant's `key`: a repeat with the same body (JSON compared
+    as JSON, multipart by its parts) gets the first answer and spends nothing."""
+    ran: list[PassResult] = []
+    started = False
+
+    def run() -> StoredResponse:
+        nonlocal started
+        started = True  # from here the runner settles the reservation, whatever happens
+        result = _run(ctx, call)
+        assert isinstance(result, PassResult)
+        ran.append(result)
+        return StoredResponse(result.status, {"Content-Type": result.content_type}, result.body)
+
+    if call.content_type == _JSON:
+        body: Any = call.fields
+    else:
+        parts = PartsHash(call.content_type)
+        parts.update(call.raw)
+        body = {"multipart": parts.hexdigest()}
+    digest = request_hash(call.operation, call.path, body)
+    try:
+        stored, replayed = ctx.container.idempotency.once(
+            ctx.owner, key, call.operation, digest, run
+        )
+    except Exception:
+        # Refused before the call (the key used with another body, or still running):
+        # the reservation is given back.
+        if not started and ctx.decision is not None:
+            ctx.container.limiter.settle(ctx.decision, 0)
+        raise
+    if not replayed:
+        return ran[0]
+    ctx.access.idempotent_replay = True
+    if ctx.decision is not None:
+        ctx.container.limiter.settle(ctx.decision, 0)
+    content_type = stored.headers.get("Content-Type", _JSON)
+    return PassResult(
+        stored.status, stored.body, content_type, Usage(), {"Idempotent-Replayed": "true"}
+    )
 
 
 def _model_of(answer: Any) -> str | None:

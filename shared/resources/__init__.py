@@ -5,6 +5,7 @@ batch jobs): ownership records, references checked, lists scoped to the tenant.
 (a library in a `document_library` tool, a file in a batch job or an OCR call).
 """
 
+from shared.resources.idempotent import IDEMPOTENT_CREATES, Created, create_once, upload_once
 from shared.resources.operations import (
     ListQuery,
     Upload,
@@ -26,7 +27,9 @@ from shared.resources.operations import (
 from shared.resources.records import KINDS, Kind, check_owned, library_ids_in_tools
 
 __all__ = [
+    "IDEMPOTENT_CREATES",
     "KINDS",
+    "Created",
     "Kind",
     "ListQuery",
     "Upload",
@@ -34,6 +37,7 @@ __all__ = [
     "check_owned",
     "create_batch_job",
     "create_library",
+    "create_once",
     "delete",
     "download_file",
     "library_ids_in_tools",
@@ -46,4 +50,5 @@ __all__ = [
     "share_library",
     "upload_document",
     "upload_file",
+    "upload_once",
 ]

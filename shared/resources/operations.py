@@ -40,10 +40,12 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from shared import cursors, jsonsafe
 from shared.conversations import store as conversation_store
 from shared.conversations.store import Usage
 from shared.db import Conn, Pool
 from shared.errors import (
+    BadRequest,
     GatewayError,
     NotFound,
     ServiceUnavailable,
@@ -55,7 +57,7 @@ from shared.errors import (
 from shared.limits.ratelimit import RateLimiter
 from shared.mistral import MistralClient, Retry, UpstreamResponse, UpstreamStream
 from shared.observability import log_event
-from shared.query import query_integer
+from shared.query import query_bool, query_integer
 from shared.resources.records import (
     WHAT,
     Kind,
@@ -72,6 +74,7 @@ from shared.resources.records import (
 from shared.tenancy import audit
 
 __all__ = [
+    "QUERY_JSON",
     "QUERY_RULES",
     "ListQuery",
     "Upload",
@@ -139,12 +142,14 @@ _DELETE_OPERATIONS = {
 
 @dataclass(frozen=True)
 class ListQuery:
-    """Mistral's paging (`page` from 0, `page_size`) and the filters the gateway applies."""
+    """Mistral's paging (`page` from 0, `page_size`), the filters the gateway applies, and
+    the id of the key asking (what `created_by_me` means)."""
 
     page: int = 0
     page_size: int = _DEFAULT_PAGE_SIZE
     search: str | None = None
     values: Mapping[str, tuple[str, ...]] | None = None
+    caller_key: str | None = None
 
     def one(self, name: str) -> str | None:
         found = (self.values or {}).get(name) or ()
@@ -153,14 +158,24 @@ class ListQuery:
     def many(self, name: str) -> tuple[str, ...]:
         return tuple((self.values or {}).get(name) or ())
 
+    def flag(self, name: str) -> bool | None:
+        """A boolean parameter (None when absent); 422 if it is no boolean."""
+        return query_bool(self.one(name), name)
+
 
 # What a list's query refuses beyond the SDK's parameter types (larger values are capped,
 # not refused); the OpenAPI document adds these to every tenant-owned list's parameters.
 QUERY_RULES: Mapping[str, Mapping[str, int]] = {"page": {"minimum": 0}, "page_size": {"minimum": 1}}
+# Query parameters the gateway reads as JSON (422 otherwise): the OpenAPI document gives
+# each as JSON content of this schema instead of the SDK's plain string.
+QUERY_JSON: Mapping[str, Mapping[str, Any]] = {"filters_attributes": {"type": "object"}}
 
 
-def parse_list_query(values: Mapping[str, list[str]]) -> ListQuery:
-    """Paging and filters from a query string (each name's repeated values)."""
+def parse_list_query(
+    values: Mapping[str, list[str]], *, caller_key: str | None = None
+) -> ListQuery:
+    """Paging and filters from a query string (each name's repeated values), asked by the
+    key `caller_key`."""
 
     def first(name: str) -> str | None:
         found = values.get(name) or []
@@ -186,6 +201,7 @@ def parse_list_query(values: Mapping[str, list[str]]) -> ListQuery:
         ),
         search=first("search") or None,
         values={name: tuple(v) for name, v in values.items()},
+        caller_key=caller_key,
     )
 
 
@@ -202,6 +218,39 @@ def _timestamp(raw: str | None, name: str) -> str | None:
     except (ValueError, OverflowError):
         msg = "Input should be a valid datetime"
         raise ValidationFailed([field_error(("query", name), msg, "datetime_parsing")]) from None
+
+
+def _json_object(raw: str | None, name: str) -> dict[str, Any] | None:
+    """A JSON object given in the query string; 422 if it is none, or holds what PostgreSQL
+    cannot compare (NUL, a lone surrogate, a number that is not finite)."""
+    if raw is None:
+        return None
+    try:
+        value = jsonsafe.loads(raw)
+    except (ValueError, RecursionError):
+        value = None
+    if not isinstance(value, dict):
+        msg = "Input should be a JSON object"
+        raise ValidationFailed([field_error(("query", name), msg, "dict_type")])
+    jsonsafe.check_storable(value, ("query", name))
+    return value
+
+
+def _page_position(token: str | None) -> tuple[datetime, str] | None:
+    """Where a libraries `page_token` says the last page ended; 400 for a token the gateway
+    did not hand out, as the agents' pages answer one."""
+    if not token:
+        return None
+    try:
+        created, ident = cursors.decode(token, "libraries", (datetime, str), param="page_token")
+    except ValidationFailed:
+        raise BadRequest(f"Invalid page_token {token!r}", code="invalid_page_token") from None
+    assert isinstance(created, datetime)
+    return created, str(ident)
+
+
+def _next_token(page: Page) -> str | None:
+    return cursors.encode("libraries", *page.last) if page.last else None
 
 
 def _pagination(page: Page, query: ListQuery) -> dict[str, Any]:
@@ -259,17 +308,17 @@ def _recorded(
     kind: Kind,
     answer: UpstreamResponse,
     parent: str | None = None,
-    key_id: str | None = None,
+    created_by: str | None = None,
 ) -> UpstreamResponse:
-    """Mistral made the object: its record first, then the caller may see its id (in
-    Mistral's answer, relayed as it came)."""
+    """Mistral made the object: its record first (with the key that made it), then the
+    caller may see its id (in Mistral's answer, relayed as it came)."""
     body = _read_object(answer)
     last: Exception | None = None
     for pause in (0.0, 0.1):
         time.sleep(pause)
         try:
             with pool.transaction() as conn:
-                record_created(conn, tenant, kind, body, parent=parent, key_id=key_id)
+                record_created(conn, tenant, kind, body, parent=parent, created_by=created_by)
             return answer
         except Exception as exc:
             last = exc
@@ -382,23 +431,35 @@ def _refresh_library(pool: Pool, client: MistralClient, tenant: str, library_id:
 # -- files ---------------------------------------------------------------------------------
 
 
-def upload_file(pool: Pool, client: MistralClient, tenant: str, upload: Upload) -> UpstreamResponse:
-    """`POST /v1/files`: relayed to Mistral as it arrives, recorded as the tenant's."""
+def upload_file(
+    pool: Pool,
+    client: MistralClient,
+    tenant: str,
+    upload: Upload,
+    *,
+    created_by: str | None = None,
+) -> UpstreamResponse:
+    """`POST /v1/files`: relayed to Mistral as it arrives, recorded as the tenant's (made
+    by key `created_by`)."""
     answer = client.upload(
         "files.upload", "/v1/files", upload.content_type, upload.chunks, upload.length
     )
-    return _recorded(pool, client, tenant, "file", answer)
+    return _recorded(pool, client, tenant, "file", answer, created_by=created_by)
 
 
 def list_files(pool: Pool, tenant: str, query: ListQuery) -> dict[str, Any]:
-    """`GET /v1/files`: the tenant's files, newest first, with Mistral's filters."""
+    """`GET /v1/files`: the tenant's files, newest first, with Mistral's filters (each of
+    `source`, `sample_type`, `mimetypes` given is applied); `include_total=false` leaves
+    the matches uncounted (`total` null)."""
     equals: dict[str, Any] = {}
     if purpose := query.one("purpose"):
         equals["purpose"] = purpose
-    one_of = None
-    for field in ("source", "sample_type", "mimetypes"):
-        if wanted := query.many(field):
-            one_of = ("mimetype" if field == "mimetypes" else field, wanted)
+    one_of = {
+        "mimetype" if field == "mimetypes" else field: wanted
+        for field in ("source", "sample_type", "mimetypes")
+        if (wanted := query.many(field))
+    }
+    counted = query.flag("include_total") is not False
     page = read_page(
         pool,
         tenant,
@@ -408,8 +469,9 @@ def list_files(pool: Pool, tenant: str, query: ListQuery) -> dict[str, Any]:
         search=("filename", query.search) if query.search else None,
         equals=equals,
         one_of=one_of,
+        count=counted,
     )
-    return {"data": page.bodies, "object": "list", "total": page.total}
+    return {"data": page.bodies, "object": "list", "total": page.total if counted else None}
 
 
 def download_file(pool: Pool, client: MistralClient, tenant: str, file_id: str) -> UpstreamStream:
@@ -422,7 +484,12 @@ def download_file(pool: Pool, client: MistralClient, tenant: str, file_id: str) 
 
 
 def create_library(
-    pool: Pool, client: MistralClient, tenant: str, body: dict[str, Any]
+    pool: Pool,
+    client: MistralClient,
+    tenant: str,
+    body: dict[str, Any],
+    *,
+    created_by: str | None = None,
 ) -> UpstreamResponse:
     """`POST /v1/libraries`."""
     if not isinstance(body.get("name"), str):
@@ -430,11 +497,16 @@ def create_library(
     answer = client.call(
         "libraries.create", "POST", "/v1/libraries", json.dumps(body).encode(), retry=Retry.UNSENT
     )
-    return _recorded(pool, client, tenant, "library", answer)
+    return _recorded(pool, client, tenant, "library", answer, created_by=created_by)
 
 
 def list_libraries(pool: Pool, tenant: str, query: ListQuery) -> dict[str, Any]:
-    """`GET /v1/libraries`: the tenant's libraries, newest first."""
+    """`GET /v1/libraries`: the tenant's libraries, newest first, by `page` (with
+    `pagination`) or after a `page_token` (without it, as Mistral answers); every page
+    carries its `next_page_token`. `filter_owned_by_me`, either way, lists the same: every
+    library a tenant reaches is its own (Mistral's sharing never crosses tenants)."""
+    query.flag("filter_owned_by_me")
+    after = _page_position(query.one("page_token"))
     page = read_page(
         pool,
         tenant,
@@ -442,12 +514,25 @@ def list_libraries(pool: Pool, tenant: str, query: ListQuery) -> dict[str, Any]:
         page=query.page,
         page_size=query.page_size,
         search=("name", query.search) if query.search else None,
+        after=after,
     )
-    return {"data": page.bodies, "pagination": _pagination(page, query)}
+    if after is not None:
+        return {"data": page.bodies, "next_page_token": _next_token(page)}
+    return {
+        "data": page.bodies,
+        "pagination": _pagination(page, query),
+        "next_page_token": _next_token(page),
+    }
 
 
 def upload_document(
-    pool: Pool, client: MistralClient, tenant: str, library_id: str, upload: Upload
+    pool: Pool,
+    client: MistralClient,
+    tenant: str,
+    library_id: str,
+    upload: Upload,
+    *,
+    created_by: str | None = None,
 ) -> UpstreamResponse:
     """`POST /v1/libraries/{id}/documents`: into one of the tenant's libraries only."""
     check_owned(pool, tenant, "library", [library_id])
@@ -455,7 +540,9 @@ def upload_document(
     answer = client.upload(
         "libraries.documents.upload", path, upload.content_type, upload.chunks, upload.length
     )
-    created = _recorded(pool, client, tenant, "document", answer, parent=library_id)
+    created = _recorded(
+        pool, client, tenant, "document", answer, parent=library_id, created_by=created_by
+    )
     _refresh_library(pool, client, tenant, library_id)
     return created
 
@@ -464,7 +551,10 @@ def list_documents(
     pool: Pool, client: MistralClient, tenant: str, library_id: str, query: ListQuery
 ) -> dict[str, Any]:
     """`GET /v1/libraries/{id}/documents`: the library's documents (sort_by created_at or
-    name, sort_order asc or desc)."""
+    name, sort_order asc or desc; `filters_attributes`, a JSON object, keeps those whose
+    `attributes` hold each of its values)."""
+    # An empty object asks for nothing: every document, whatever its attributes.
+    attributes = _json_object(query.one("filters_attributes"), "filters_attributes") or None
     check_owned(pool, tenant, "library", [library_id])
     by_name = query.one("sort_by") == "name"
     ascending = query.one("sort_order") == "asc"
@@ -479,6 +569,7 @@ def list_documents(
         page_size=query.page_size,
         parent=library_id,
         search=("name", query.search) if query.search else None,
+        attributes=attributes,
         order=order,
     )
     bodies = _fresh(
@@ -581,7 +672,7 @@ def create_batch_job(
     tenant: str,
     body: dict[str, Any],
     *,
-    key_id: str | None = None,
+    created_by: str | None = None,
 ) -> UpstreamResponse:
     """`POST /v1/batch/jobs`: its `input_files` and `agent_id` must be the tenant's; the
     job's record names the key that made it (its spend is counted to it)."""
@@ -599,7 +690,7 @@ def create_batch_job(
     answer = client.call(
         "batch.jobs.create", "POST", "/v1/batch/jobs", json.dumps(body).encode(), retry=Retry.UNSENT
     )
-    return _recorded(pool, client, tenant, "batch_job", answer, key_id=key_id)
+    return _recorded(pool, client, tenant, "batch_job", answer, created_by=created_by)
 
 
 def list_batch_jobs(
@@ -611,18 +702,21 @@ def list_batch_jobs(
     limiter: RateLimiter | None = None,
 ) -> dict[str, Any]:
     """`GET /v1/batch/jobs`: the tenant's jobs (filters model, agent_id, status,
-    created_after, metadata; order_by created or -created). A job seen ended has its
-    tokens charged to `limiter`'s budget buckets (`_job_seen`)."""
+    created_after, metadata, created_by_me: made by the calling key; order_by created or
+    -created). A job seen ended has its tokens charged to `limiter`'s budget buckets
+    (`_job_seen`)."""
     equals: dict[str, Any] = {}
     for name in ("model", "agent_id"):
         if value := query.one(name):
             equals[name] = value
     if raw := query.one("metadata"):
         try:
-            metadata = json.loads(raw)
-        except ValueError:
+            metadata = jsonsafe.loads(raw)
+        except (ValueError, RecursionError):
             metadata = None
         if isinstance(metadata, dict) and metadata:
+            # What PostgreSQL cannot compare is 422, never a failed query.
+            jsonsafe.check_storable(metadata, ("query", "metadata"))
             equals["metadata"] = metadata
     statuses = query.many("status")
     page = read_page(
@@ -634,6 +728,7 @@ def list_batch_jobs(
         equals=equals,
         one_of=("status", statuses) if statuses else None,
         created_after=_timestamp(query.one("created_after"), "created_after"),
+        created_by=_created_by(query),
         order="oldest" if query.one("order_by") == "created" else "newest",
     )
     bodies = _fresh(
@@ -647,6 +742,15 @@ def list_batch_jobs(
         seen=lambda body: _job_seen(pool, client, tenant, body, limiter),
     )
     return {"object": "list", "data": bodies, "total": page.total}
+
+
+def _created_by(query: ListQuery) -> str | None:
+    """The key whose objects `created_by_me=true` keeps (None: no such filter)."""
+    if not query.flag("created_by_me"):
+        return None
+    if query.caller_key is None:
+        raise ValueError("created_by_me needs the calling key")
+    return query.caller_key
 
 
 def batch_job_action(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from shared.db import Conn, Pool
@@ -92,19 +93,19 @@ def record_created(
     body: Mapping[str, Any],
     *,
     parent: str | None = None,
-    key_id: str | None = None,
+    created_by: str | None = None,
 ) -> None:
-    """The new object's row (with the key that made it) and its audit row, on the caller's
-    transaction."""
+    """The new object's row and its audit row, on the caller's transaction; `created_by`
+    is the id of the key that made it (`created_by_me` lists; a batch job's spend)."""
     conn.run(
         "INSERT INTO owned_resources (kind, id, owner_id, parent_id, body, api_key_id)"
-        " VALUES (:kind, :id, :owner, :parent, CAST(:body AS jsonb), :key)",
+        " VALUES (:kind, :id, :owner, :parent, CAST(:body AS jsonb), :created_by)",
         kind=kind,
         id=str(body["id"]),
         owner=tenant,
         parent=parent,
         body=json.dumps(body),
-        key=key_id,
+        created_by=created_by,
     )
     audit.record(conn, f"{kind}.create", str(body["id"]), tenant_id=tenant)
 
@@ -208,10 +209,13 @@ def claim_spend(conn: Conn, tenant: str, job_id: str) -> bool:
 
 @dataclass(frozen=True)
 class Page:
-    """One page of a tenant's objects of a kind: Mistral's bodies, and how many match."""
+    """One page of a tenant's objects of a kind: Mistral's bodies, how many match, and
+    where the page's last row is (its `created_at` and id: a keyset position), if another
+    page follows."""
 
     bodies: list[dict[str, Any]]
     total: int
+    last: tuple[datetime, str] | None = None
 
 
 # Filters are applied in SQL on Mistral's stored body; a NULL parameter means "no filter".
@@ -221,10 +225,20 @@ WHERE kind = :kind AND owner_id = :owner AND status = 'active'
   AND (CAST(:parent AS text) IS NULL OR parent_id = :parent)
   AND (CAST(:search AS text) IS NULL OR strpos(lower(body ->> :search_field), lower(:search)) > 0)
   AND (CAST(:equals AS jsonb) IS NULL OR body @> CAST(:equals AS jsonb))
-  AND (CAST(:one_of_field AS text) IS NULL
-       OR body ->> :one_of_field IN (SELECT jsonb_array_elements_text(CAST(:one_of AS jsonb))))
+  AND (CAST(:one_of AS jsonb) IS NULL OR NOT EXISTS (
+       SELECT 1 FROM jsonb_each(CAST(:one_of AS jsonb)) AS wanted(field, allowed)
+       WHERE NOT EXISTS (SELECT 1 FROM jsonb_array_elements_text(wanted.allowed) AS a(value)
+                         WHERE a.value = body ->> wanted.field)))
   AND (CAST(:created_after AS timestamptz) IS NULL
        OR created_at > CAST(:created_after AS timestamptz))
+  AND (CAST(:created_by AS text) IS NULL OR api_key_id = :created_by)
+  AND (CAST(:attributes AS jsonb) IS NULL
+       OR body -> 'attributes' @> CAST(:attributes AS jsonb))
+"""
+# A keyset page (newest first) starts strictly after the position its token names.
+_AFTER = """
+  AND (CAST(:after_created AS timestamptz) IS NULL
+       OR (created_at, id) < (CAST(:after_created AS timestamptz), :after_id))
 """
 _ORDERS = {
     "newest": "created_at DESC, id DESC",
@@ -244,13 +258,25 @@ def read_page(
     parent: str | None = None,
     search: tuple[str, str] | None = None,
     equals: Mapping[str, Any] | None = None,
-    one_of: tuple[str, Sequence[str]] | None = None,
+    one_of: tuple[str, Sequence[str]] | Mapping[str, Sequence[str]] | None = None,
     created_after: str | None = None,
+    created_by: str | None = None,
+    attributes: Mapping[str, Any] | None = None,
+    after: tuple[datetime, str] | None = None,
     order: str = "newest",
+    count: bool = True,
 ) -> Page:
-    """A page (by number) of the tenant's live `kind` objects that match every filter:
-    `search` (field, text) is a case-insensitive substring, `equals` a JSON containment,
-    `one_of` (field, values) a set of values the field may take."""
+    """A page of the tenant's live `kind` objects that match every filter: `search`
+    (field, text) is a case-insensitive substring, `equals` a JSON containment, `one_of`
+    (field, values), or a mapping of several, the values each field may take, `created_by`
+    the key that made them, `attributes` a JSON containment in a document's `attributes`.
+    The page is `page` by number, or (newest first only) the one just `after` a keyset
+    position. Without `count`, the matches are not counted (`total` is -1)."""
+    if after is not None and order != "newest":
+        raise ValueError("a keyset page is newest first")
+    if isinstance(one_of, tuple):
+        one_of = {one_of[0]: one_of[1]}
+    allowed = {field: list(values) for field, values in (one_of or {}).items()}
     params = {
         "kind": kind,
         "owner": tenant,
@@ -258,20 +284,27 @@ def read_page(
         "search_field": search[0] if search else "",
         "search": search[1] if search else None,
         "equals": json.dumps(equals) if equals else None,
-        "one_of_field": one_of[0] if one_of else None,
-        "one_of": json.dumps(list(one_of[1])) if one_of else None,
+        "one_of": json.dumps(allowed) if allowed else None,
         "created_after": created_after,
+        "created_by": created_by,
+        "attributes": json.dumps(attributes) if attributes is not None else None,
     }
     with pool.connection() as conn:
-        counted = conn.one("SELECT count(*) AS n " + _WHERE, **params)
+        counted = conn.one("SELECT count(*) AS n " + _WHERE, **params) if count else None
+        # One more row than asked tells whether another page follows.
         rows = conn.all(
-            f"SELECT body {_WHERE} ORDER BY {_ORDERS[order]} LIMIT :limit OFFSET :offset",
+            f"SELECT body, created_at, id {_WHERE} {_AFTER}"
+            f" ORDER BY {_ORDERS[order]} LIMIT :limit OFFSET :offset",
             **params,
-            limit=page_size,
-            offset=page * page_size,
+            after_created=after[0] if after else None,
+            after_id=after[1] if after else None,
+            limit=page_size + 1,
+            offset=0 if after else page * page_size,
         )
-    total = int(counted["n"]) if counted else 0
-    return Page([dict(row["body"]) for row in rows], total)
+    total = int(counted["n"]) if counted else (0 if count else -1)
+    shown = rows[:page_size]
+    last = (shown[-1]["created_at"], str(shown[-1]["id"])) if len(rows) > page_size else None
+    return Page([dict(row["body"]) for row in shown], total, last)
 
 
 def library_ids_in_tools(tools: Any) -> list[str]:

@@ -338,9 +338,15 @@ def run_turn(ctx: Call, turn: Turn, key: str | None = None) -> TurnResult | Turn
     if key is not None:
         idempotency = ctx.container.idempotency
         digest = request_hash(turn.operation, turn.path, turn.body)
-        claim: Claim = idempotency.claim(
-            owner, Idempotency.validate_key(key), turn.operation, digest
-        )
+        try:
+            claim: Claim = idempotency.claim(
+                owner, Idempotency.validate_key(key), turn.operation, digest
+            )
+        except Exception:
+            # Refused before Mistral (another body, still running, a malformed key):
+            # nothing was spent, so the reservation is given back.
+            ctx.container.limiter.settle(decision, 0)
+            raise
         if claim.replay is not None:
             ctx.access.idempotent_replay = True
             ctx.container.limiter.settle(decision, 0)

@@ -284,6 +284,27 @@ def test_idempotency_key_with_another_body_is_422(gateway: Container, key: NewKe
     assert answer.get_json()["detail"][0]["loc"] == ["header", "Idempotency-Key"]
 
 
+def test_a_refused_idempotency_key_gives_its_reservation_back(
+    gateway: Container, standin: StandIn
+) -> None:
+    """A turn refused by its key (another body: 422) spends none of the day budget: what it
+    reserved before the key was read is given back."""
+    budgeted = make_key(gateway, "user", owner="tenant-budget", token_budget_per_day=10**9)
+
+    def charged() -> int:
+        days = gateway.redis.keys("gw:tok:d:tenant-budget:*")
+        return sum(int(gateway.redis.get(k) or 0) for k in days)
+
+    first = _start(budgeted, {"inputs": "a", "model": MODEL}, **{"Idempotency-Key": "k-r"})
+    assert first.status_code == 200
+    spent = charged()
+    assert spent > 0
+    other = {"inputs": "b " * 200, "model": MODEL}
+    assert _start(budgeted, other, **{"Idempotency-Key": "k-r"}).status_code == 422
+    assert charged() == spent
+    assert standin.calls()["conversations.start"] == 1
+
+
 def test_failed_call_releases_its_idempotency_key(
     gateway: Container, key: NewKey, standin: StandIn
 ) -> None:

@@ -272,5 +272,7 @@ def test_the_default_range_ends_today(container: Container, keys: dict[str, NewK
             "prompt_tokens": 4,
             "completion_tokens": 6,
             "total_tokens": 10,
+            "pages": 0,
+            "audio_seconds": 0,
         }
     ]

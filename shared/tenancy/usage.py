@@ -143,12 +143,8 @@ ORDER BY 4 NULLS FIRST, 5 NULLS FIRST, 1 NULLS FIRST, 2 NULLS FIRST, 3 NULLS FIR
 
 def _counts(values: Mapping[str, Any]) -> dict[str, int]:
     counts = {name: int(values[name]) for name in _COUNTS}
-    return {
-        **{name: counts[name] for name in _COUNTS[:4]},
-        "total_tokens": counts["prompt_tokens"] + counts["completion_tokens"],
-        "pages": counts["pages"],
-        "audio_seconds": counts["audio_seconds"],
-    }
+    counts["total_tokens"] = counts["prompt_tokens"] + counts["completion_tokens"]
+    return counts
 
 
 def _wire(value: Any) -> Any:

@@ -153,7 +153,15 @@ def _usage(client: Client, args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         _dump(answer, out)
         return 0
-    counts = ["requests", "failed_requests", "prompt_tokens", "completion_tokens", "total_tokens"]
+    counts = [
+        "requests",
+        "failed_requests",
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "pages",
+        "audio_seconds",
+    ]
     fields = {"key": "key_id", "agent": "agent_id", "model": "model", "operation": "operation"}
     columns = [fields.get(g, g) for g in answer["group_by"]] + counts
     first = columns[0]

@@ -14,7 +14,7 @@ import functools
 import json
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,21 +56,38 @@ class ConversationRef:
 
 @dataclass(frozen=True)
 class Usage:
+    """What a call spent: tokens, and the units Mistral bills that are not tokens (OCR's
+    pages, a transcription's seconds of audio). `total` is tokens only: budgets count
+    tokens."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    pages: int = 0
+    audio_seconds: int = 0
 
     @classmethod
     def from_json(cls, usage: Any) -> Usage:
+        """Mistral's `usage` (the SDK's UsageInfo): tokens and `prompt_audio_seconds`."""
         if not isinstance(usage, dict):
             return cls()
-        return cls(_int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")))
+        return cls(
+            _int(usage.get("prompt_tokens")),
+            _int(usage.get("completion_tokens")),
+            audio_seconds=_int(usage.get("prompt_audio_seconds")),
+        )
+
+    def with_pages(self, usage_info: Any) -> Usage:
+        """This usage and the pages OCR's `usage_info` (the SDK's OCRUsageInfo) reports."""
+        if not isinstance(usage_info, dict):
+            return self
+        return replace(self, pages=_int(usage_info.get("pages_processed")))
 
     @property
     def total(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
 
-# The token columns are PostgreSQL integers: a larger count would make the turn unstorable.
+# The usage columns are PostgreSQL integers: a larger count would make the turn unstorable.
 _MAX_TOKENS = 2**31 - 1
 
 
@@ -105,14 +122,19 @@ class UsageEvent:
             "u_status": self.status,
             "u_p": self.usage.prompt_tokens,
             "u_c": self.usage.completion_tokens,
+            "u_pages": self.usage.pages,
+            "u_audio": self.usage.audio_seconds,
         }
 
 
 _USAGE_COLUMNS = (
     "INSERT INTO usage_events (owner_id, api_key_id, operation, agent_id, model,"
-    " conversation_id, status, prompt_tokens, completion_tokens)"
+    " conversation_id, status, prompt_tokens, completion_tokens, pages, audio_seconds)"
 )
-_USAGE_VALUES = ":u_owner, :u_key, :u_op, :u_agent, :u_model, :u_conv, :u_status, :u_p, :u_c"
+_USAGE_VALUES = (
+    ":u_owner, :u_key, :u_op, :u_agent, :u_model, :u_conv, :u_status, :u_p, :u_c,"
+    " :u_pages, :u_audio"
+)
 
 
 def require_agent(conn: Conn, owner: str, agent_id: str) -> dict[str, Any]:

@@ -3,10 +3,12 @@
 The caller's bytes go to Mistral unchanged and Mistral's come back unchanged, whole or
 chunk by chunk as they arrive. Around them: the key's allow-lists, the agent's owner,
 the rate limit and the token reservation before, the settlement from Mistral's `usage`
-after (`usage_info`, which counts pages, not tokens, for OCR: it settles 0 tokens) and
-one usage event per call. A stream's usage is in its last events; a caller that leaves
-mid-stream is still charged: the stream is read on, within the abandoned-stream bounds,
-to the usage Mistral reports, and a stream that never reports it keeps its reservation.
+after and one usage event per call, with the units Mistral bills that are not tokens:
+OCR's pages (`usage_info.pages_processed`; OCR settles 0 tokens) and a transcription's
+seconds of audio (`usage.prompt_audio_seconds`). A stream's usage is in its last events;
+a caller that leaves mid-stream is still charged: the stream is read on, within the
+abandoned-stream bounds, to the usage Mistral reports, and a stream that never reports
+it keeps its reservation.
 
 A call answered whole takes an Idempotency-Key as a conversation turn does (the same
 record, `shared.limits.idempotency`): a repeat gets the first answer, replayed without a
@@ -159,10 +161,11 @@ def _model_of(answer: Any) -> str | None:
 
 
 def usage_of(answer: Any) -> Usage:
-    """The tokens a Mistral answer (or stream event) reports; none when it reports none."""
+    """The tokens, OCR pages and audio seconds a Mistral answer (or stream event) reports;
+    none when it reports none."""
     if not isinstance(answer, dict):
         return Usage()
-    return Usage.from_json(answer.get("usage"))
+    return Usage.from_json(answer.get("usage")).with_pages(answer.get("usage_info"))
 
 
 class _Runner:

@@ -62,9 +62,24 @@ RULES: tuple[Rule, ...] = (
     Rule("agents.complete", _M, "the Agents API's completion: tokens reported in `usage`"),
     Rule("agents.stream", _M, "the Agents API's streamed completion: `usage` in the last event"),
     Rule("classifiers", _M, "classifications and moderations: billed per token"),
-    Rule("ocr", _M, "document OCR: pages reported in `usage_info`"),
-    Rule("audio.transcriptions", _M, "transcriptions: tokens reported in `usage`"),
-    Rule("audio.speech", _M, "speech synthesis: billed per call; no `usage` is reported"),
+    Rule(
+        "ocr",
+        _M,
+        "document OCR: pages (`usage_info.pages_processed`) counted per call and in the usage"
+        " API; no tokens, and pages are not budgeted",
+    ),
+    Rule(
+        "audio.transcriptions",
+        _M,
+        "transcriptions: tokens and seconds of audio (`usage.prompt_audio_seconds`, a"
+        " stream's in `transcription.done`) counted; seconds are not budgeted",
+    ),
+    Rule(
+        "audio.speech",
+        _M,
+        "speech synthesis: answered whole it reports no `usage` (a request of 0 tokens);"
+        " streamed, tokens in `speech.audio.done`",
+    ),
     Rule("files", _O, "files: stored in Mistral's workspace, owned per tenant"),
     Rule("beta.libraries", _O, "libraries, their documents and accesses: owned per tenant"),
     Rule(

@@ -1,4 +1,5 @@
-"""Usage: requests and tokens in and out, per key, agent, model and day.
+"""Usage: requests, tokens in and out, OCR pages and audio seconds, per key, agent, model
+and day.
 
 Figures are sums over `usage_events`, the row the write path appends for every
 request that reached Mistral; nothing is counted on the hot path. Days are UTC.
@@ -18,10 +19,13 @@ request that reached Mistral; nothing is counted on the hot path. Days are UTC.
                        | "day" | "hour">,
                       **Counts}, ...]}
     Counts: {"requests", "failed_requests", "prompt_tokens", "completion_tokens",
-             "total_tokens"}
+             "total_tokens", "pages", "audio_seconds"}
 
 Rows are ordered by day, hour, then key, agent, model and operation. `failed_requests` counts the
-requests Mistral answered with an error status.
+requests Mistral answered with an error status. `pages` are the pages OCR processed
+(Mistral's `usage_info.pages_processed`) and `audio_seconds` the seconds of audio
+transcribed (its `usage.prompt_audio_seconds`): units Mistral bills that are not tokens,
+0 for the calls that report neither. They are reported here, not budgeted.
 """
 
 from __future__ import annotations
@@ -52,7 +56,14 @@ DIMENSIONS: Mapping[str, str] = {
 MAX_DAYS = 366
 _DEFAULT_DAYS = 30
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_COUNTS = ("requests", "failed_requests", "prompt_tokens", "completion_tokens")
+_COUNTS = (
+    "requests",
+    "failed_requests",
+    "prompt_tokens",
+    "completion_tokens",
+    "pages",
+    "audio_seconds",
+)
 
 
 @dataclass(frozen=True)
@@ -119,7 +130,9 @@ SELECT CASE WHEN CAST(:by_key AS boolean) THEN api_key_id END AS key_id,
        count(*) AS requests,
        count(*) FILTER (WHERE status >= 400) AS failed_requests,
        CAST(coalesce(sum(prompt_tokens), 0) AS bigint) AS prompt_tokens,
-       CAST(coalesce(sum(completion_tokens), 0) AS bigint) AS completion_tokens
+       CAST(coalesce(sum(completion_tokens), 0) AS bigint) AS completion_tokens,
+       CAST(coalesce(sum(pages), 0) AS bigint) AS pages,
+       CAST(coalesce(sum(audio_seconds), 0) AS bigint) AS audio_seconds
 FROM usage_events
 WHERE owner_id = :owner AND created_at >= :start AND created_at < :end
 GROUP BY 1, 2, 3, 4, 5, 6
@@ -186,6 +199,8 @@ def openapi_schemas() -> dict[str, Any]:
             "prompt_tokens",
             "completion_tokens",
             "total_tokens",
+            "pages",
+            "audio_seconds",
         )
     }
     usage_report = obj(
@@ -213,7 +228,10 @@ def openapi_schemas() -> dict[str, Any]:
             },
         },
         ("object", "owner_id", "from", "to", "group_by", "totals", "data"),
-        description="Requests and tokens, summed per the dimensions of `group_by` (UTC days).",
+        description=(
+            "Requests, tokens, OCR pages and audio seconds, summed per the dimensions of"
+            " `group_by` (UTC days)."
+        ),
     )
 
     return {

@@ -200,6 +200,8 @@ def test_usage_as_json_is_the_apis_and_as_a_table_ends_with_totals(
         "prompt_tokens",
         "completion_tokens",
         "total_tokens",
+        "pages",
+        "audio_seconds",
     ]
     assert lines[-1].split()[:2] == ["total", str(api["totals"]["requests"])]
 

@@ -586,6 +586,33 @@ def test_the_usage_chart_per_hour_plots_the_apis_hours(
     assert all(p.endswith(":00:00Z") for p, _, _ in bars)
 
 
+def test_the_usage_view_shows_ocr_pages_and_audio_seconds(
+    console: Console, stack: StackInfo, stack_container: Container
+) -> None:
+    """A tenant's OCR calls: the pages measure plots the API's pages per model, and the
+    totals show its pages and seconds of audio."""
+    with stack_container.pool.transaction() as conn:
+        key = create_key(conn, owner_id="console-ocr", name="ocr", role="user").secret
+    for url in ("https://example.com/a.pdf", "https://example.com/b.pdf"):
+        document = {"type": "document_url", "document_url": url}
+        _http(stack, "POST", "/v1/ocr", key, {"model": "mistral-ocr-latest", "document": document})
+    console.open()
+    console.sign_in(key)
+    console.wait("usage")
+    console.page.select_option("select[name=split]", "model")
+    console.page.select_option("select[name=measure]", "pages")
+    console.page.click("button:has-text('Show')")
+    console.page.wait_for_selector("figcaption:has-text('OCR pages per day, by model')")
+    bars = console.page.eval_on_selector_all(
+        "svg.chart rect", "rs => rs.map(r => [r.dataset.series, Number(r.dataset.value)])"
+    )
+    totals = _http(stack, "GET", "/gateway/v1/usage?group_by=", key)["totals"]
+    assert totals["pages"] >= 2
+    assert bars == [["mistral-ocr-latest", totals["pages"]]]
+    assert console.page.inner_text("#total-pages") == f"{totals['pages']:,}"
+    assert console.page.inner_text("#total-audio-seconds") == "0"
+
+
 def test_an_operator_creates_and_disables_a_tenant(
     console: Console, tenant: Tenant, stack: StackInfo
 ) -> None:

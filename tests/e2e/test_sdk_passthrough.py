@@ -201,6 +201,82 @@ def test_usage_is_recorded_and_charged_per_operation(
     assert rows["agents.complete"] == sum(_tokens(completed))
 
 
+def _units(container: Container, owner: str) -> list[tuple[str, int, int]]:
+    with container.pool.connection() as conn:
+        rows = conn.all(
+            "SELECT operation, pages, audio_seconds FROM usage_events"
+            " WHERE owner_id = :owner ORDER BY id",
+            owner=owner,
+        )
+    return [(r["operation"], r["pages"], r["audio_seconds"]) for r in rows]
+
+
+def _usage_report(stack: StackInfo, key: NewKey, group_by: str) -> Any:
+    answer = httpx2.get(
+        stack.url + f"/gateway/v1/usage?group_by={group_by}",
+        headers={"Authorization": f"Bearer {key.secret}"},
+        timeout=30,
+    )
+    assert answer.status_code == 200
+    return answer.json()
+
+
+def test_ocr_pages_and_audio_seconds_are_recorded_and_summed_per_tenant(
+    stack: StackInfo, stack_container: Container
+) -> None:
+    """ocr.process and audio.transcriptions.complete and stream through the gateway record
+    the pages and seconds of audio the SDK parsed from Mistral's answers, and the usage API
+    sums them per operation and per key for their tenant alone."""
+    owner, other = "e2e-pass-units", "e2e-pass-units-other"
+    key = _tenant_key(stack_container, owner)
+    second = _tenant_key(stack_container, owner)
+    outsider = _tenant_key(stack_container, other)
+    sdk = Mistral(api_key=key.secret, server_url=stack.url)
+    pages = [
+        sdk.ocr.process(model="mistral-ocr-latest", document=document).usage_info.pages_processed
+        for document in (DOCUMENT, {**DOCUMENT, "document_url": "https://example.com/b.pdf"})
+    ]
+    whole = sdk.audio.transcriptions.complete(model="voxtral-mini-latest", file=AUDIO).usage
+    events = list(sdk.audio.transcriptions.stream(model="voxtral-mini-latest", file=AUDIO))
+    streamed = events[-1].data.usage
+    long_audio = {"file_name": "long.mp3", "content": b"\x02" * 80_000}
+    theirs = Mistral(api_key=second.secret, server_url=stack.url)
+    later = theirs.audio.transcriptions.complete(model="voxtral-mini-latest", file=long_audio)
+    seconds = [u.prompt_audio_seconds or 0 for u in (whole, streamed, later.usage)]
+    # Another tenant's calls never count in this one's figures.
+    foreign = Mistral(api_key=outsider.secret, server_url=stack.url)
+    foreign.ocr.process(model="mistral-ocr-latest", document=DOCUMENT)
+    foreign.audio.transcriptions.complete(model="voxtral-mini-latest", file=long_audio)
+
+    assert seconds == [2, 2, 5]
+    assert _units(stack_container, owner) == [
+        ("ocr.process", pages[0], 0),
+        ("ocr.process", pages[1], 0),
+        ("audio.transcriptions.complete", 0, seconds[0]),
+        ("audio.transcriptions.complete", 0, seconds[1]),
+        ("audio.transcriptions.complete", 0, seconds[2]),
+    ]
+    by_operation = _usage_report(stack, key, "operation")
+    rows = {r["operation"]: r for r in by_operation["data"]}
+    assert (rows["ocr.process"]["pages"], rows["ocr.process"]["audio_seconds"]) == (sum(pages), 0)
+    assert rows["ocr.process"]["total_tokens"] == 0
+    transcribed = rows["audio.transcriptions.complete"]
+    assert (transcribed["pages"], transcribed["audio_seconds"]) == (0, sum(seconds))
+    assert transcribed["requests"] == 3
+    assert (by_operation["totals"]["pages"], by_operation["totals"]["audio_seconds"]) == (
+        sum(pages),
+        sum(seconds),
+    )
+    by_key = {r["key_id"]: r for r in _usage_report(stack, key, "key")["data"]}
+    assert by_key[key.principal.key_id]["audio_seconds"] == seconds[0] + seconds[1]
+    assert by_key[second.principal.key_id]["audio_seconds"] == seconds[2]
+    assert _units(stack_container, other) == [
+        ("ocr.process", pages[0], 0),
+        ("audio.transcriptions.complete", 0, seconds[2]),
+    ]
+    assert _usage_report(stack, outsider, "")["totals"]["audio_seconds"] == seconds[2]
+
+
 def test_a_chat_stream_left_mid_way_is_charged_whole(
     stack: StackInfo, stack_container: Container
 ) -> None:

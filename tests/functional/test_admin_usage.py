@@ -272,5 +272,50 @@ def test_the_default_range_ends_today(container: Container, keys: dict[str, NewK
             "prompt_tokens": 4,
             "completion_tokens": 6,
             "total_tokens": 10,
+            "pages": 0,
+            "audio_seconds": 0,
         }
     ]
+
+
+def test_pages_and_audio_seconds_are_summed_per_group_within_the_tenant(
+    container: Container, keys: dict[str, NewKey]
+) -> None:
+    """OCR pages and audio seconds are summed per operation and day, in rows and totals,
+    and another tenant's never count."""
+    rows = [
+        (OWNER, "ocr.process", 3, 0, at(DAY, 1)),
+        (OWNER, "ocr.process", 4, 0, at(DAY, 23, 59, 59)),
+        (OWNER, "ocr.process", 5, 0, at(DAY + timedelta(days=1), 0)),
+        (OWNER, "audio.transcriptions.complete", 0, 61, at(DAY, 2)),
+        (OWNER, "audio.transcriptions.complete", 0, 7, at(DAY, 3)),
+        (OTHER, "ocr.process", 100, 0, at(DAY, 1)),
+        (OTHER, "audio.transcriptions.complete", 0, 1000, at(DAY, 2)),
+    ]
+    with container.pool.transaction() as conn:
+        for owner, operation, pages, seconds, when in rows:
+            conn.run(
+                "INSERT INTO usage_events (owner_id, operation, status, pages, audio_seconds,"
+                " created_at) VALUES (:owner, :op, 200, :pages, :seconds, :t)",
+                owner=owner,
+                op=operation,
+                pages=pages,
+                seconds=seconds,
+                t=when,
+            )
+    query = {"from": DAY.isoformat(), "to": (DAY + timedelta(days=1)).isoformat()}
+    body = ask(keys["read_only"], **query, group_by="day,operation").get_json()
+    got = [(r["day"], r["operation"], r["pages"], r["audio_seconds"]) for r in body["data"]]
+    second = (DAY + timedelta(days=1)).isoformat()
+    assert got == [
+        (DAY.isoformat(), "audio.transcriptions.complete", 0, 68),
+        (DAY.isoformat(), "ocr.process", 7, 0),
+        (second, "ocr.process", 5, 0),
+    ]
+    assert (body["totals"]["pages"], body["totals"]["audio_seconds"]) == (12, 68)
+    assert body["totals"]["total_tokens"] == 0
+    theirs = ask(make_key(container, "operator", "operators"), **query, owner_id=OTHER)
+    assert (theirs.get_json()["totals"]["pages"], theirs.get_json()["totals"]["audio_seconds"]) == (
+        100,
+        1000,
+    )

@@ -247,3 +247,84 @@ def test_stream_is_read_only_where_mistral_streams(key: NewKey) -> None:
     refused = _post(key, "/v1/chat/completions", {**chat, "stream": [{}]})
     assert refused.status_code == 422
     assert refused.get_json()["detail"][0]["loc"] == ["body", "stream"]
+
+
+# -- units Mistral bills that are not tokens ------------------------------------------------
+
+# The stand-in hears one second per 16,000 bytes of audio and says as many words as the
+# length's last digit plus six: 48,009 bytes are 3 seconds and 15 words.
+AUDIO = b"\x01" * 48_009
+
+
+def _units(gateway: Container, owner: str = "tenant-a") -> list[tuple[str, int, int, int]]:
+    with gateway.pool.connection() as conn:
+        rows = conn.all(
+            "SELECT operation, prompt_tokens + completion_tokens AS tokens, pages, audio_seconds"
+            " FROM usage_events WHERE owner_id = :owner ORDER BY id",
+            owner=owner,
+        )
+    return [(r["operation"], r["tokens"], r["pages"], r["audio_seconds"]) for r in rows]
+
+
+def _transcribe(key: NewKey, *, stream: bool = False, buffered: bool = True) -> Any:
+    form: dict[str, Any] = {"model": "voxtral-mini-latest", "file": (io.BytesIO(AUDIO), "a.mp3")}
+    if stream:
+        form["stream"] = "true"
+    return client("start").post(
+        "/v1/audio/transcriptions",
+        data=form,
+        content_type="multipart/form-data",
+        headers=bearer(key),
+        buffered=buffered,
+    )
+
+
+def _done_usage(stream: bytes) -> dict[str, Any]:
+    """The `usage` of a transcription stream's `transcription.done` event."""
+    for line in stream.decode().splitlines():
+        if line.startswith("data: ") and '"transcription.done"' in line:
+            usage: dict[str, Any] = json.loads(line.removeprefix("data: "))["usage"]
+            return usage
+    raise AssertionError("no transcription.done event")
+
+
+def test_ocr_pages_and_audio_seconds_are_recorded_as_mistral_reports_them(
+    gateway: Container, key: NewKey, standin: StandIn
+) -> None:
+    """OCR's usage_info.pages_processed and a transcription's usage.prompt_audio_seconds
+    (whole and streamed) land in the call's usage event, beside its tokens."""
+    document = {"type": "document_url", "document_url": "https://example.com/a.pdf"}
+    ocr = _post(key, "/v1/ocr", {"model": "mistral-ocr-latest", "document": document})
+    pages = ocr.get_json()["usage_info"]["pages_processed"]
+    whole = _transcribe(key).get_json()["usage"]
+    streamed = _done_usage(_transcribe(key, stream=True).get_data())
+    assert (whole["prompt_audio_seconds"], streamed["prompt_audio_seconds"]) == (3, 3)
+    assert pages >= 1
+    assert _units(gateway) == [
+        ("ocr.process", 0, pages, 0),
+        ("audio.transcriptions.complete", whole["total_tokens"], 0, 3),
+        ("audio.transcriptions.complete", streamed["total_tokens"], 0, 3),
+    ]
+
+
+def test_a_transcription_stream_left_mid_way_still_records_its_seconds(
+    gateway: Container, key: NewKey, standin: StandIn
+) -> None:
+    """A caller that reads one chunk of a transcription stream and leaves: the stream is
+    read on to its done event, and the usage event holds the seconds Mistral reported."""
+    answer = _transcribe(key, stream=True, buffered=False)
+    first = next(iter(answer.response))
+    answer.close()
+    assert b"transcription.done" not in first
+    assert _units(gateway) == [("audio.transcriptions.complete", 3 * 10 + 15, 0, 3)]
+
+
+def test_a_refused_ocr_call_records_no_pages(
+    gateway: Container, key: NewKey, standin: StandIn
+) -> None:
+    """An OCR call Mistral refuses is a failed request of 0 pages."""
+    standin.inject("status=400", 1, "ocr.process")
+    document = {"type": "document_url", "document_url": "https://example.com/a.pdf"}
+    answer = _post(key, "/v1/ocr", {"model": "mistral-ocr-latest", "document": document})
+    assert answer.status_code == 400
+    assert _units(gateway) == [("ocr.process", 0, 0, 0)]

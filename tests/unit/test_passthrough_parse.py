@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from shared.config import Settings
+from shared.conversations.store import Usage
 from shared.errors import UnsupportedMediaType, ValidationFailed
 from shared.limits.estimate import call_reservation, text_tokens
 from shared.passthrough import build_passthrough
-from shared.passthrough.relay import _UsageWatcher
+from shared.passthrough.relay import _UsageWatcher, usage_of
 from shared.passthrough.request import form_fields
 
 _FORM = "multipart/form-data; boundary=XyZ"
@@ -119,3 +122,45 @@ def test_the_files_a_call_names_are_found() -> None:
     form = _BODY.replace(b'name="stream"\r\n\r\ntrue', b'name="file_id"\r\n\r\nfile-3')
     transcription = build_passthrough("audio.transcriptions.complete", "/p", form, _FORM, None)
     assert transcription.file_ids == ("file-3",)
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        # OCR: pages, no tokens (the SDK's OCRResponse.usage_info).
+        ({"usage_info": {"pages_processed": 4, "doc_size_bytes": 900}}, Usage(pages=4)),
+        # A transcription: tokens and seconds of audio (the SDK's UsageInfo).
+        (
+            {"usage": {"prompt_tokens": 30, "completion_tokens": 7, "prompt_audio_seconds": 3}},
+            Usage(30, 7, audio_seconds=3),
+        ),
+        # Mistral says null where it has no seconds: none.
+        ({"usage": {"prompt_tokens": 5, "prompt_audio_seconds": None}}, Usage(5)),
+        # What is no count is none: negative, text, a boolean, a non-object.
+        ({"usage": {"prompt_audio_seconds": -2}, "usage_info": {"pages_processed": "9"}}, Usage()),
+        ({"usage": {"prompt_audio_seconds": True}, "usage_info": [1]}, Usage()),
+        # Past PostgreSQL's integer: capped, not unstorable.
+        ({"usage_info": {"pages_processed": 2**40}}, Usage(pages=2**31 - 1)),
+        ([1, 2], Usage()),
+    ],
+)
+def test_usage_of_reads_pages_and_audio_seconds(answer: object, expected: Usage) -> None:
+    """usage_of reads OCR's pages_processed and usage's prompt_audio_seconds; anything
+    that is not a count is 0."""
+    assert usage_of(answer) == expected
+
+
+def test_a_transcription_streams_done_event_carries_its_seconds() -> None:
+    """The stream watcher takes the seconds from transcription.done, and sees the end."""
+    watcher = _UsageWatcher()
+    done = {
+        "type": "transcription.done",
+        "model": "voxtral-mini",
+        "text": "hi",
+        "language": "en",
+        "usage": {"prompt_tokens": 20, "completion_tokens": 1, "prompt_audio_seconds": 2},
+    }
+    watcher.feed(b'data: {"type": "transcription.text.delta", "text": "hi"}\n\n')
+    watcher.feed(b"data: " + json.dumps(done).encode() + b"\n\n")
+    assert watcher.done
+    assert watcher.usage == Usage(20, 1, audio_seconds=2)

@@ -127,11 +127,13 @@ function isoDay(date) {
 const MEASURES = [
   ["requests", "Requests"], ["total_tokens", "Tokens (total)"],
   ["prompt_tokens", "Prompt tokens"], ["completion_tokens", "Completion tokens"],
+  ["pages", "OCR pages"], ["audio_seconds", "Audio seconds"],
 ];
 const SPLITS = [["", "Nothing"], ["key", "Key"], ["model", "Model"], ["agent", "Agent"]];
 const SPLIT_FIELD = { key: "key_id", model: "model", agent: "agent_id" };
 const USAGE_COLUMNS = ["day", "hour", "key_id", "model", "agent_id", "requests",
-  "failed_requests", "prompt_tokens", "completion_tokens", "total_tokens"];
+  "failed_requests", "prompt_tokens", "completion_tokens", "total_tokens", "pages",
+  "audio_seconds"];
 
 async function renderUsage(section, { me }) {
   const today = new Date();
@@ -197,7 +199,10 @@ function usageFigures(body, f, limit) {
   const totals = h("dl", { class: "totals" },
     h("dt", {}, "Requests"), h("dd", { id: "total-requests" }, t.requests.toLocaleString("en")),
     h("dt", {}, "Failed"), h("dd", {}, t.failed_requests.toLocaleString("en")),
-    h("dt", {}, "Tokens"), h("dd", { id: "total-tokens" }, t.total_tokens.toLocaleString("en")));
+    h("dt", {}, "Tokens"), h("dd", { id: "total-tokens" }, t.total_tokens.toLocaleString("en")),
+    h("dt", {}, "OCR pages"), h("dd", { id: "total-pages" }, t.pages.toLocaleString("en")),
+    h("dt", {}, "Audio seconds"),
+    h("dd", { id: "total-audio-seconds" }, t.audio_seconds.toLocaleString("en")));
   const columns = USAGE_COLUMNS.filter((c) => c.endsWith("s") || body.data.some((r) => c in r));
   const exportCsv = h("button", { type: "button", onclick: () =>
     download(`usage-${body.from}-${body.to}.csv`, csv(body.data, columns), "text/csv") },

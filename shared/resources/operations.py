@@ -52,7 +52,7 @@ from shared.errors import (
     ValidationFailed,
     field_error,
 )
-from shared.limits.ratelimit import RateLimiter
+from shared.limits.ratelimit import RateLimiter, Reservation
 from shared.mistral import MistralClient, Retry, UpstreamResponse, UpstreamStream
 from shared.observability import log_event
 from shared.query import query_integer
@@ -73,6 +73,7 @@ from shared.tenancy import audit
 
 __all__ = [
     "QUERY_RULES",
+    "JobSeen",
     "ListQuery",
     "Upload",
     "batch_job_action",
@@ -86,6 +87,7 @@ __all__ = [
     "list_libraries",
     "owned_call",
     "parse_list_query",
+    "refresh_batch_job",
     "share_library",
     "upload_document",
     "upload_file",
@@ -501,7 +503,7 @@ def _fresh(
     bodies: list[dict[str, Any]],
     changing: Callable[[Mapping[str, Any]], bool],
     operation: str,
-    seen: Callable[[dict[str, Any]], None] | None = None,
+    seen: Callable[[dict[str, Any]], object] | None = None,
 ) -> list[dict[str, Any]]:
     """A page's bodies, those still changing asked of Mistral again (kept if it fails);
     `seen` takes each new body (else it is stored as the object's body)."""
@@ -660,6 +662,32 @@ def batch_job_action(
 ) -> UpstreamResponse:
     """`GET /v1/batch/jobs/{id}` or `POST .../cancel`: the job as Mistral now has it. A
     job seen ended has its tokens charged to `limiter`'s budget buckets (`_job_seen`)."""
+    return _job_read(pool, client, tenant, job_id, cancel=cancel, limiter=limiter)[0]
+
+
+def refresh_batch_job(
+    pool: Pool,
+    client: MistralClient,
+    tenant: str,
+    job_id: str,
+    *,
+    limiter: RateLimiter | None = None,
+) -> JobSeen:
+    """What a get of the job does (`batch_job_action`), without a caller to answer: the
+    sweep's step (`shared.resources.sweep`). Raises what the get would answer (Mistral
+    failing, the job gone); `JobSeen.kept` is False when what it brought was not kept."""
+    return _job_read(pool, client, tenant, job_id, cancel=False, limiter=limiter)[1]
+
+
+def _job_read(
+    pool: Pool,
+    client: MistralClient,
+    tenant: str,
+    job_id: str,
+    *,
+    cancel: bool,
+    limiter: RateLimiter | None,
+) -> tuple[UpstreamResponse, JobSeen]:
     answer = owned_call(
         pool,
         client,
@@ -673,12 +701,21 @@ def batch_job_action(
     try:
         body = _read_object(answer)
     except UpstreamUnavailable:
-        return answer  # relayed as Mistral gave it; nothing to keep of it
-    _job_seen(pool, client, tenant, body, limiter)
-    return answer
+        return answer, JobSeen(kept=False)  # relayed as Mistral gave it; nothing to keep
+    return answer, _job_seen(pool, client, tenant, body, limiter)
 
 
 # -- a batch job's results and spend ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobSeen:
+    """What seeing a job's body did: whether it was kept (with the files it names), whether
+    it had ended, and whether this was the one time its spend was counted."""
+
+    kept: bool
+    ended: bool = False
+    metered: bool = False
 
 
 def _job_seen(
@@ -687,26 +724,28 @@ def _job_seen(
     tenant: str,
     body: dict[str, Any],
     limiter: RateLimiter | None = None,
-) -> None:
+) -> JobSeen:
     """A job body Mistral just gave, kept in one transaction with what it brings: the
     `output_file` and `error_file` it names become the tenant's (only from here on: until
     the gateway has seen a body naming them, they are no tenant's and answer 404), and the
     first time it is seen ended its spend is counted, one usage event (`batch.jobs`, the
-    tokens of every line of its output file, the key that created it), then charged to
-    the tenant's token budget buckets. Best effort: if any step before the commit fails
-    nothing is kept, the answer stands, and the next read of the job tries again (a list
-    keeps asking Mistral while the stored body has not ended)."""
+    tokens of every line of its output file, the key that created it), then settled in
+    the tenant's token budget (`_settle_spend`). Best effort: if any step before the
+    commit fails nothing is kept, the answer stands, and the next read of the job (or
+    the next sweep) tries again (a list keeps asking Mistral while the stored body has
+    not ended)."""
     job_id = str(body["id"])
+    ended = body.get("status") in _BATCH_DONE
     named = [body.get(k) for k in ("output_file", "error_file")]
     files = [f for f in named if isinstance(f, str)]
     try:
         with pool.connection() as conn:
             state = job_state(conn, tenant, job_id, files)
         if state is None:
-            return  # deleted meanwhile
+            return JobSeen(kept=False, ended=ended)  # deleted meanwhile
         adopted = [_file_body(client, file_id) for file_id in state.unowned_files]
         spend: tuple[Usage, str | None] | None = None
-        if body.get("status") in _BATCH_DONE and not state.metered:
+        if ended and not state.metered:
             spend = _job_usage(client, body.get("output_file"))
         with pool.transaction() as conn:
             refresh_body(conn, tenant, "batch_job", body)
@@ -732,9 +771,23 @@ def _job_seen(
                 )
         if spend is not None and charged and limiter is not None:
             # After the commit, by its one winner: Redis is not in the transaction.
-            limiter.charge(tenant, spend[0].total)
+            _settle_spend(limiter, tenant, state.reservation, spend[0].total)
+        return JobSeen(kept=True, ended=ended, metered=spend is not None and charged)
     except Exception as exc:
         log_event("resource_refresh_failed", "WARNING", kind="batch_job", error=type(exc).__name__)
+        return JobSeen(kept=False, ended=ended)
+
+
+def _settle_spend(
+    limiter: RateLimiter, tenant: str, reservation: Reservation | None, tokens: int
+) -> None:
+    """A job's real tokens in the tenant's budget: its create's reservation settled against
+    them, or (a job that reserved nothing: no budget then, or made before reservations)
+    all of them charged now."""
+    if reservation is None:
+        limiter.charge(tenant, tokens)
+    else:
+        limiter.settle_reservation(tenant, reservation, tokens)
 
 
 def _file_body(client: MistralClient, file_id: str) -> dict[str, Any]:

@@ -269,24 +269,29 @@ def list_documents(ctx: Context) -> flask.Response:
 
 
 def create_batch_job(ctx: Context) -> flask.Response:
-    """A job spends tokens outside every per-call budget (counted when it ends): with a
-    token budget on, a tenant that has none left is refused before Mistral is asked, as a
-    pass-through call is (429 `token_budget_exceeded`). The one token reserved to ask is
-    given back at once."""
-    decision = ctx.check_limits(_BUDGET_LEFT)
-    pool, client = ctx.container.pool, ctx.container.mistral
+    """A job spends tokens outside every per-call budget: with a token budget on, its
+    create reserves what its lines may cost (`resources.batch_job_estimate`, reading its
+    input files from Mistral), refused as a pass-through call is (429
+    `token_budget_exceeded`) when that does not fit. The reservation is settled when the
+    job is metered; a create Mistral refuses gives it back at once."""
+    pool, client, container = ctx.container.pool, ctx.container.mistral, ctx.container
+    job = resources.check_batch_job(pool, ctx.owner, ctx.json_body())
+    decision = ctx.check_limits(
+        lambda: resources.batch_job_estimate(client, container.settings, job)
+    )
     try:
         created = resources.create_batch_job(
-            pool, client, ctx.owner, ctx.json_body(), key_id=ctx.caller.key_id
+            pool,
+            client,
+            ctx.owner,
+            job,
+            key_id=ctx.caller.key_id,
+            reservation=decision.reservation(),
         )
-    finally:
-        ctx.container.limiter.settle(decision, 0)
+    except BaseException:
+        container.limiter.settle(decision, 0)
+        raise
     return _relayed(created)
-
-
-# What a batch job create reserves of the tenant's token budget: one token, so that a
-# budget with none left refuses it.
-_BUDGET_LEFT = 1
 
 
 def list_batch_jobs(ctx: Context) -> flask.Response:

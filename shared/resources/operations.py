@@ -42,7 +42,7 @@ from urllib.parse import quote
 
 from shared.conversations import store as conversation_store
 from shared.conversations.store import Usage
-from shared.db import Conn, Pool
+from shared.db import Pool
 from shared.errors import (
     GatewayError,
     NotFound,
@@ -56,6 +56,7 @@ from shared.limits.ratelimit import RateLimiter, Reservation
 from shared.mistral import MistralClient, Retry, UpstreamResponse, UpstreamStream
 from shared.observability import log_event
 from shared.query import query_integer
+from shared.resources.pricing import BatchJobRequest
 from shared.resources.records import (
     WHAT,
     Kind,
@@ -262,6 +263,7 @@ def _recorded(
     answer: UpstreamResponse,
     parent: str | None = None,
     key_id: str | None = None,
+    reservation: Reservation | None = None,
 ) -> UpstreamResponse:
     """Mistral made the object: its record first, then the caller may see its id (in
     Mistral's answer, relayed as it came)."""
@@ -271,7 +273,15 @@ def _recorded(
         time.sleep(pause)
         try:
             with pool.transaction() as conn:
-                record_created(conn, tenant, kind, body, parent=parent, key_id=key_id)
+                record_created(
+                    conn,
+                    tenant,
+                    kind,
+                    body,
+                    parent=parent,
+                    key_id=key_id,
+                    reservation=reservation,
+                )
             return answer
         except Exception as exc:
             last = exc
@@ -567,41 +577,28 @@ def _share_changes(request: Any) -> dict[str, Any]:
 # -- batch jobs ----------------------------------------------------------------------------
 
 
-def _owned_agent(conn: Conn, tenant: str, agent_id: str) -> None:
-    row = conn.one(
-        "SELECT 1 AS owned FROM agents WHERE id = :id AND owner_id = :owner AND status = 'active'",
-        id=agent_id,
-        owner=tenant,
-    )
-    if row is None:
-        raise NotFound.of("Agent", agent_id)
-
-
 def create_batch_job(
     pool: Pool,
     client: MistralClient,
     tenant: str,
-    body: dict[str, Any],
+    job: BatchJobRequest,
     *,
     key_id: str | None = None,
+    reservation: Reservation | None = None,
 ) -> UpstreamResponse:
-    """`POST /v1/batch/jobs`: its `input_files` and `agent_id` must be the tenant's; the
-    job's record names the key that made it (its spend is counted to it)."""
-    files = body.get("input_files")
-    if files is not None and not (
-        isinstance(files, list) and all(isinstance(f, str) for f in files)
-    ):
-        msg = "Input should be a list of file ids"
-        raise ValidationFailed([field_error(("body", "input_files"), msg, "list_type")])
-    agent_id = body.get("agent_id")
-    with pool.connection() as conn:
-        check_owned(conn, tenant, "file", files or [])
-        if isinstance(agent_id, str):
-            _owned_agent(conn, tenant, agent_id)
+    """`POST /v1/batch/jobs`, its references checked (`pricing.check_batch_job`): the
+    job's record names the key that made it (its spend is counted to it) and what its
+    create reserved of the token budget (settled when the job is metered)."""
     answer = client.call(
-        "batch.jobs.create", "POST", "/v1/batch/jobs", json.dumps(body).encode(), retry=Retry.UNSENT
+        "batch.jobs.create",
+        "POST",
+        "/v1/batch/jobs",
+        json.dumps(job.body).encode(),
+        retry=Retry.UNSENT,
     )
-    return _recorded(pool, client, tenant, "batch_job", answer, key_id=key_id)
+    return _recorded(
+        pool, client, tenant, "batch_job", answer, key_id=key_id, reservation=reservation
+    )
 
 
 def list_batch_jobs(

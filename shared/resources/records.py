@@ -31,6 +31,7 @@ __all__ = [
     "adopt_file",
     "check_owned",
     "claim_spend",
+    "file_sizes",
     "library_ids_in_tools",
     "mark_deleted",
     "read_page",
@@ -89,6 +90,26 @@ def check_owned(
             _one_owned(conn, tenant, kind, wanted, parent)
     else:
         _one_owned(conn=db, tenant=tenant, kind=kind, ids=wanted, parent=parent)
+
+
+def file_sizes(conn: Conn, tenant: str, ids: Sequence[str]) -> dict[str, int]:
+    """The size in bytes Mistral gave (its `bytes`) of each of the tenant's files that has
+    one, by id."""
+    if not ids:
+        return {}
+    rows = conn.all(
+        "SELECT id, body ->> 'bytes' AS size FROM owned_resources WHERE kind = 'file'"
+        " AND owner_id = :owner AND status = 'active' AND id = ANY(CAST(:ids AS text[]))",
+        owner=tenant,
+        ids=list(ids),
+    )
+    sizes: dict[str, int] = {}
+    for row in rows:
+        try:
+            sizes[row["id"]] = max(0, int(row["size"]))
+        except (TypeError, ValueError):
+            continue
+    return sizes
 
 
 def record_created(

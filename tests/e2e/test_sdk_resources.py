@@ -282,13 +282,14 @@ def test_a_batch_job_runs_to_results_only_its_tenant_can_read(
 def test_a_finished_jobs_tokens_spend_the_budget_and_the_next_create_is_refused(
     stack: StackInfo, stack_container: Container
 ) -> None:
-    """A day budget of 20: a job whose lines spend 22 tokens is admitted and runs; once it
-    is seen ended its tokens are charged, and the next create is refused with the
-    budget's 429 `token_budget_exceeded`."""
+    """A day budget of 40: a job whose two lines are priced 16 tokens each is admitted (32
+    reserved) and runs, spending 22; once it is seen ended the reservation is settled to
+    those 22, and the same create (32 again, 18 left) is refused with the budget's 429
+    `token_budget_exceeded`."""
     owner = "e2e-batch-budget"
     with stack_container.pool.transaction() as conn:
         key = create_key(
-            conn, owner_id=owner, name="spent", role="user", limits={"token_budget_per_day": 20}
+            conn, owner_id=owner, name="spent", role="user", limits={"token_budget_per_day": 40}
         )
     client = Mistral(api_key=key.secret, server_url=stack.url)
     line = {"max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
@@ -300,7 +301,7 @@ def test_a_finished_jobs_tokens_spend_the_budget_and_the_next_create_is_refused(
         input_files=[file.id], endpoint="/v1/chat/completions", model=MODEL
     )
     assert _until_ended(client, job.id) == ["RUNNING", "SUCCESS"]
-    # The same create was admitted before the job's tokens were charged.
+    # The same create was admitted before the job's tokens were settled.
     status, body = _status(
         lambda: client.batch.jobs.create(
             input_files=[file.id], endpoint="/v1/chat/completions", model=MODEL

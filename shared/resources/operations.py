@@ -24,10 +24,12 @@ gateway refresh them, and a list page first asks Mistral again for each item on 
 was still changing (a batch job not finished, a document not processed), at most one
 call per item on the page.
 
-A batch job's body, whenever the gateway sees one (get, cancel, a list's refresh), brings
-its results with it (`_job_seen`): the output and error files it names become the job
-owner's, and the first body seen ended has the job's tokens recorded as one usage event
-and charged to the tenant's budget, exactly once (the `metered_at` guard).
+A batch job's body, whenever the gateway sees one (get, cancel, a list's refresh, the
+sweep: `shared.resources.sweep`), brings its results with it (`_job_seen`): the output
+and error files it names become the job owner's, and the first body seen ended has the
+job's tokens recorded as one usage event and settled in the tenant's budget against
+what its create reserved (`shared.resources.pricing`), exactly once (the `metered_at`
+guard).
 """
 
 from __future__ import annotations

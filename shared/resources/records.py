@@ -6,7 +6,9 @@ is written, with its audit row, in one transaction before the caller sees the ob
 an id that is not one of the caller's live rows is "not found", exactly as a missing one.
 A batch job's row also names the key that created it and, once its spend was counted,
 when (`metered_at`, migration 0008); the files Mistral makes for a job are adopted as
-the job owner's (`adopt_file`, their `parent_id` the job's id).
+the job owner's (`adopt_file`, their `parent_id` the job's id). Migration 0010 adds what
+its create reserved of the token budget (`budget_reservation`) and when the sweep last
+took it (`swept_at`, the sweep's queue: `take_unmetered_jobs`).
 """
 
 from __future__ import annotations

@@ -269,15 +269,17 @@ def list_documents(ctx: Context) -> flask.Response:
 
 
 def create_batch_job(ctx: Context) -> flask.Response:
-    """A job spends tokens outside every per-call budget: with a token budget on, its
+    """A job spends tokens outside every per-call budget: with a day token budget on, its
     create reserves what its lines may cost (`resources.batch_job_estimate`, reading its
     input files from Mistral), refused as a pass-through call is (429
-    `token_budget_exceeded`) when that does not fit. The reservation is settled when the
-    job is metered; a create Mistral refuses gives it back at once."""
+    `token_budget_exceeded`) when that does not fit. Of the day budget only: a job runs
+    for hours, so the minute budget would refuse any job larger than a minute's tokens.
+    The reservation is settled when the job is metered; a create Mistral refuses gives
+    it back at once."""
     pool, client, container = ctx.container.pool, ctx.container.mistral, ctx.container
     job = resources.check_batch_job(pool, ctx.owner, ctx.json_body())
     decision = ctx.check_limits(
-        lambda: resources.batch_job_estimate(client, container.settings, job)
+        lambda: resources.batch_job_estimate(client, container.settings, job), per_day_only=True
     )
     try:
         created = resources.create_batch_job(

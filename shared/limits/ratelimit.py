@@ -168,12 +168,20 @@ class Decision:
     reserved_tokens: int = 0
     minute_key: str = ""
     day_key: str = ""
+    # Which of the two buckets the reservation went into (a budget that is off: not it).
+    minute_reserved: bool = False
+    day_reserved: bool = False
 
     def reservation(self) -> Reservation | None:
-        """What this decision reserved, to settle later; None when it reserved nothing."""
+        """What this decision reserved, to settle later; None when it reserved nothing. A
+        bucket it did not reserve in is named "" (nothing is given back to it)."""
         if self.reserved_tokens <= 0:
             return None
-        return Reservation(self.reserved_tokens, self.minute_key, self.day_key)
+        return Reservation(
+            self.reserved_tokens,
+            self.minute_key if self.minute_reserved else "",
+            self.day_key if self.day_reserved else "",
+        )
 
     def headers(self) -> dict[str, str]:
         if self.outcome == "bypassed":
@@ -254,6 +262,8 @@ class RateLimiter:
             reserved_tokens=estimate if allowed else 0,
             minute_key=minute_key,
             day_key=day_key,
+            minute_reserved=bool(allowed and estimate and budget.per_minute > 0),
+            day_reserved=bool(allowed and estimate and budget.per_day > 0),
         )
 
     def settle(self, decision: Decision, actual_tokens: int) -> None:
@@ -297,8 +307,10 @@ class RateLimiter:
         if delta > 0:
             self.charge(owner_id, delta)
         elif delta < 0:
+            keys = [k for k in (reserved.minute_key, reserved.day_key) if k]
+            if not keys:
+                return
             try:
-                keys = [reserved.minute_key, reserved.day_key]
                 run_script(self._client(), _SETTLE, keys, [delta])
             except (redis.RedisError, OSError) as exc:
                 self._note_failure(exc)

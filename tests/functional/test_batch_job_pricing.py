@@ -194,3 +194,15 @@ def test_an_agent_jobs_lines_are_priced_with_the_agent(gateway: Container) -> No
     # 8 (the message) + 5 (the instructions: 18 characters, counted high) + 7 (the
     # agent's max_tokens)
     assert batch_job_estimate(gateway.mistral, gateway.settings, job) == 8 + 5 + 7
+
+
+def test_a_job_is_priced_against_the_day_budget_only(gateway: Container) -> None:
+    """A minute budget of 10 does not refuse a job priced 54 (it runs for hours, not in the
+    minute) and takes none of its reservation; the day budget takes all 54."""
+    key = make_key(
+        gateway, "user", A, token_budget_per_minute=10, token_budget_per_day=1000, **NO_LIMIT
+    )
+    created = _create(key, _upload(key, LINE * 3))
+    assert created.status_code == 200, created.get_data()
+    assert _left(gateway, 1000) == 1000 - 3 * PER_LINE
+    assert gateway.limiter.check("probe", A, PROBE, Budget(per_minute=10), 10).allowed

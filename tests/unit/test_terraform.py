@@ -475,7 +475,8 @@ def test_push_path_is_the_batch_route():
 def test_the_sweep_is_scheduled_on_the_batch_functions_private_route_with_oidc():
     """Cloud Scheduler POSTs to the sweep route with an OIDC token of its own identity,
     which may invoke the batch function only; no retry; it waits the function's timeout;
-    the module is called with the batch function's URL and timeout."""
+    a failed attempt alerts (at most hourly); the module is called with the batch
+    function's URL and timeout."""
     (route,) = [r for r in ROUTES if r.operation == "gateway.batch_jobs.sweep"]
     assert (route.function, route.method, route.public) == ("batch", "POST", False)
     variables = config("modules/scheduler")["variable"]
@@ -496,6 +497,17 @@ def test_the_sweep_is_scheduled_on_the_batch_functions_private_route_with_oidc()
     assert invoker["name"] == "${var.batch_service_name}"
     assert invoker["role"] == "roles/run.invoker"
     assert invoker["member"] == "${google_service_account.sweep.member}"
+    alert = resource("modules/monitoring", "google_monitoring_alert_policy", "sweep_failed")
+    log_filter = one(one(alert["conditions"])["condition_matched_log"])["filter"]
+    assert 'resource.type="cloud_scheduler_job"' in log_filter
+    assert 'resource.labels.job_id="${var.sweep_job_name}"' in log_filter
+    assert "severity>=ERROR" in log_filter
+    assert one(one(alert["alert_strategy"])["notification_rate_limit"])["period"] == "3600s"
+    monitoring = config("modules/gateway")["module"]["monitoring"]
+    assert monitoring["sweep_job_name"] == "${module.scheduler.job_name}"
+    assert config("modules/scheduler")["output"]["job_name"]["value"] == (
+        "${google_cloud_scheduler_job.sweep.name}"
+    )
     call = config("modules/gateway")["module"]["scheduler"]
     assert call["batch_url"] == '${module.function["batch"].uri}'
     assert call["batch_timeout_seconds"] == '${var.functions["batch"].timeout_seconds}'

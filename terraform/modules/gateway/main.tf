@@ -246,6 +246,7 @@ module "monitoring" {
   health_paths                  = { for f in local.public_functions : f => "${local.health_path_prefix}${f}" }
   push_subscription_name        = module.pubsub.push_subscription_name
   dead_letter_subscription_name = module.pubsub.dead_letter_subscription_name
+  sweep_job_name                = module.scheduler.job_name
   notification_email            = var.notification_email
   latency_p95_threshold_ms      = var.latency_p95_threshold_ms
   metric_propagation_seconds    = var.metric_propagation_seconds

@@ -355,6 +355,7 @@ def _deleter(kind: resources.Kind) -> Handler:
             kind,
             ctx.params[id_param],
             parent=ctx.params[parent_param] if parent_param else None,
+            limiter=ctx.container.limiter,
         )
         return _relayed(answer)
 

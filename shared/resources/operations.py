@@ -354,15 +354,18 @@ def delete(
     ident: str,
     *,
     parent: str | None = None,
+    limiter: RateLimiter | None = None,
 ) -> UpstreamResponse:
     """Gone from Mistral, then marked deleted with its audit row; Mistral's answer. When
     Mistral had already lost it, the row ends all the same and the caller gets 404. If the
     row cannot be marked, 503: Mistral answers 404 from now on, so the next delete
-    completes it."""
+    completes it. A batch job is first read as a get reads it (`_seen_before_delete`)."""
     with pool.connection() as conn:
         if parent is not None:
             check_owned(conn, tenant, "library", [parent])
         check_owned(conn, tenant, kind, [ident], parent=parent)
+    if kind == "batch_job":
+        _seen_before_delete(pool, client, tenant, ident, limiter)
     answer = _delete_upstream(client, kind, _PATHS[kind](ident, parent))
     try:
         with pool.transaction() as conn:
@@ -378,6 +381,18 @@ def delete(
     if answer is None:
         raise NotFound.of(WHAT[kind], ident)
     return answer
+
+
+def _seen_before_delete(
+    pool: Pool, client: MistralClient, tenant: str, job_id: str, limiter: RateLimiter | None
+) -> None:
+    """A batch job about to be deleted, seen once more as a get sees it: if it ended
+    unmetered, its spend is counted (and its files become the owner's) now, since no read
+    or sweep will see it once its record has ended. Best effort: the delete goes on."""
+    try:
+        refresh_batch_job(pool, client, tenant, job_id, limiter=limiter)
+    except GatewayError as exc:
+        log_event("resource_refresh_failed", "WARNING", kind="batch_job", error=type(exc).__name__)
 
 
 def _refresh_library(pool: Pool, client: MistralClient, tenant: str, library_id: str) -> None:

@@ -265,3 +265,18 @@ def test_a_run_out_of_time_gives_back_the_jobs_it_took_but_did_not_reach(
         )
     assert unswept is not None
     assert unswept["n"] == 2
+
+
+def test_a_job_deleted_before_it_was_metered_is_metered_by_its_delete(
+    gateway: Container, standin: StandIn, key_a: NewKey
+) -> None:
+    """A job ended in Mistral, never read, then deleted through the gateway: the delete
+    first sees it as a get would (one usage event, its output file the owner's), since
+    no read or sweep sees a deleted job."""
+    job_id = _job(key_a)
+    ended = _ended_in_mistral(standin, job_id)
+    deleted = client("admin").delete(f"/v1/batch/jobs/{job_id}", headers=bearer(key_a))
+    assert deleted.status_code in (200, 204), deleted.get_data()
+    assert [u["owner_id"] for u in _usage(gateway)] == [A]
+    assert _file_owner(gateway, ended.output_file) == A
+    assert _sweep()["swept"] == 0

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shared.container import Container
-from shared.limits.ratelimit import Decision
+from shared.limits.ratelimit import Budget, Decision
 from shared.observability import AccessFields
 from shared.tenancy import tenants
 from shared.tenancy.keys import Principal
@@ -47,17 +47,22 @@ class Call:
         """The caller's tenant: every query the call runs is scoped to it."""
         return self.caller.owner_id
 
-    def check_limits(self, estimate: int | Callable[[], int] = 0) -> Decision:
+    def check_limits(
+        self, estimate: int | Callable[[], int] = 0, *, per_day_only: bool = False
+    ) -> Decision:
         """Count this call against its key's rate limit and reserve tokens of its budget.
 
         Called once per call: by the HTTP app for most operations, by the turn itself
         (after validating the body) for the ones that spend tokens. A callable
         `estimate` (`shared.limits.estimate`, which reads the database) is asked only when
-        the tenant has a token budget.
+        the tenant has a token budget. `per_day_only` reserves of the day budget alone:
+        a Mistral batch job's tokens are spent over hours, not within the minute.
         """
         principal = self.caller
         # The key's limits within its tenant's: a key narrows them, never widens them.
         limit, budget = tenants.effective_limits(principal, self.container.settings)
+        if per_day_only:
+            budget = Budget(per_day=budget.per_day)
         if callable(estimate):
             estimate = estimate() if budget.active else 0
         decision = self.container.limiter.check(

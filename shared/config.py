@@ -157,6 +157,11 @@ class Settings:
     # The batch principal's own request limit (0: RATE_LIMIT_REQUESTS / _WINDOW).
     batch_rate_limit_requests: int = 0
     batch_rate_limit_window: int = 0
+    # Mistral batch jobs (shared.resources): the most jobs one sweep run asks Mistral about
+    # (it also stops once BATCH_TIME_BUDGET_S has passed), and the most bytes of a job's
+    # input files a create reads to price it (past them the estimate is scaled).
+    batch_sweep_max_jobs: int = 500
+    batch_estimate_max_bytes: int = 8_388_608
 
     @property
     def concurrency(self) -> int:
@@ -297,4 +302,6 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "batch_lease_s": _int(1),
     "batch_time_budget_s": _int(1),
     "batch_item_max_attempts": _int(1),
+    "batch_sweep_max_jobs": _int(1),
+    "batch_estimate_max_bytes": _int(1),
 }

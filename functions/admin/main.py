@@ -330,28 +330,36 @@ def list_documents(ctx: Context) -> flask.Response:
 
 
 def create_batch_job(ctx: Context) -> flask.Response:
-    """A job spends tokens outside every per-call budget (counted when it ends): with a
-    token budget on, a tenant that has none left is refused before Mistral is asked, as a
-    pass-through call is (429 `token_budget_exceeded`). The one token reserved to ask is
-    given back at once. With an Idempotency-Key, a repeat gets the first job."""
-    decision = ctx.check_limits(_BUDGET_LEFT)
-    pool, client = ctx.container.pool, ctx.container.mistral
+    """A job spends tokens outside every per-call budget: with a day token budget on, its
+    create reserves what its lines may cost (`resources.batch_job_estimate`, reading its
+    input files from Mistral), refused as a pass-through call is (429
+    `token_budget_exceeded`) when that does not fit. Of the day budget only: a job runs
+    for hours, so the minute budget would refuse any job larger than a minute's tokens.
+    The reservation is settled when the job is metered; a create Mistral refuses, one its
+    Idempotency-Key refuses and a repeat answered with the key's first job give it back
+    at once."""
+    pool, client, container = ctx.container.pool, ctx.container.mistral, ctx.container
+    body = ctx.json_body()
+    job = resources.check_batch_job(pool, ctx.owner, body)
+    decision = ctx.check_limits(
+        lambda: resources.batch_job_estimate(client, container.settings, job), per_day_only=True
+    )
+    made_by = ctx.caller.key_id
     try:
-        body = ctx.json_body()
-        made_by = ctx.caller.key_id
-        return _created_once(
+        response = _created_once(
             ctx,
             "batch.jobs.create",
             body,
-            lambda: resources.create_batch_job(pool, client, ctx.owner, body, created_by=made_by),
+            lambda: resources.create_batch_job(
+                pool, client, ctx.owner, job, created_by=made_by, reservation=decision.reservation()
+            ),
         )
-    finally:
-        ctx.container.limiter.settle(decision, 0)
-
-
-# What a batch job create reserves of the tenant's token budget: one token, so that a
-# budget with none left refuses it.
-_BUDGET_LEFT = 1
+    except BaseException:
+        container.limiter.settle(decision, 0)
+        raise
+    if ctx.access.idempotent_replay:
+        container.limiter.settle(decision, 0)
+    return response
 
 
 def list_batch_jobs(ctx: Context) -> flask.Response:
@@ -413,6 +421,7 @@ def _deleter(kind: resources.Kind) -> Handler:
             kind,
             ctx.params[id_param],
             parent=ctx.params[parent_param] if parent_param else None,
+            limiter=ctx.container.limiter,
         )
         return _relayed(answer)
 

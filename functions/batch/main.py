@@ -1,4 +1,5 @@
-"""The batch function: Pub/Sub messages of conversation starts (shared.batch).
+"""The batch function: Pub/Sub messages of conversation starts (shared.batch), and the
+sweep of Mistral batch jobs no caller has read to their end (shared.resources.sweep).
 
 Two entry points share the same processing:
 
@@ -10,6 +11,10 @@ Two entry points share the same processing:
   raising asks for redelivery.
 
 Each item runs `shared.conversations.turns.run_turn`, the start function's own domain operation.
+
+`POST /gateway/v1/batch/jobs/sweep` (no body) is called by Cloud Scheduler with an OIDC
+token, and guarded, as the push route is, by Cloud Run IAM rather than a gateway key. It
+answers the run's counts; a 503 when every job it tried failed.
 """
 
 from typing import Any
@@ -20,6 +25,7 @@ import functions_framework
 from shared import batch, observability
 from shared.http.health import health
 from shared.http.web import Context, FunctionApp, json_response, request_id
+from shared.resources.sweep import sweep_batch_jobs
 
 
 def deliver(ctx: Context) -> flask.Response:
@@ -35,7 +41,27 @@ def deliver(ctx: Context) -> flask.Response:
     return json_response(delivered.body())
 
 
-app = FunctionApp("batch", {"gateway.batches.deliver": deliver, "gateway.health": health})
+def sweep(ctx: Context) -> flask.Response:
+    """One run of the batch job sweep, bounded by the function's own time budget."""
+    container, settings = ctx.container, ctx.container.settings
+    report = sweep_batch_jobs(
+        container.pool,
+        container.mistral,
+        container.limiter,
+        max_jobs=settings.batch_sweep_max_jobs,
+        time_budget_s=settings.batch_time_budget_s,
+    )
+    return json_response(report.body())
+
+
+app = FunctionApp(
+    "batch",
+    {
+        "gateway.batches.deliver": deliver,
+        "gateway.batch_jobs.sweep": sweep,
+        "gateway.health": health,
+    },
+)
 
 
 @functions_framework.http

@@ -76,6 +76,27 @@ class Usage:
             audio_seconds=_int(usage.get("prompt_audio_seconds")),
         )
 
+    @classmethod
+    def of_answer(cls, answer: Any) -> Usage:
+        """What a Mistral answer (or stream event) reports: its `usage`, and OCR's
+        `usage_info`; none when it reports none."""
+        if not isinstance(answer, dict):
+            return cls()
+        return cls.from_json(answer.get("usage")).with_pages(answer.get("usage_info"))
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            *(
+                min(a + b, _MAX_TOKENS)
+                for a, b in (
+                    (self.prompt_tokens, other.prompt_tokens),
+                    (self.completion_tokens, other.completion_tokens),
+                    (self.pages, other.pages),
+                    (self.audio_seconds, other.audio_seconds),
+                )
+            )
+        )
+
     def with_pages(self, usage_info: Any) -> Usage:
         """This usage and the pages OCR's `usage_info` (the SDK's OCRUsageInfo) reports."""
         if not isinstance(usage_info, dict):

@@ -158,6 +158,8 @@ def _routes() -> tuple[Route, ...]:
         *_owned_routes(),
         # batch: reached by the Pub/Sub push subscription, not the load balancer
         Route("POST", gw + "/batches/events", "batch", "gateway.batches.deliver", public=False),
+        # batch: reached by Cloud Scheduler (shared.resources.sweep), not the load balancer
+        Route("POST", gw + "/batch/jobs/sweep", "batch", "gateway.batch_jobs.sweep", public=False),
     ]
     # The batch function sits behind Pub/Sub, not the load balancer: its health
     # route is reached on the function's own URL.

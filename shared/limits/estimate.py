@@ -23,6 +23,9 @@ A metered pass-through call (`shared.passthrough`) reserves the same way from it
 body (`call_reservation`): every string of its inputs counted high, plus the body's
 `max_tokens` (an agent's, for agents.complete) for the calls that complete, else
 TOKEN_RESERVE_COMPLETION; embeddings, classifiers and moderations complete nothing.
+A line of a Mistral batch job (`line_reservation`, `shared.resources.pricing`) is priced
+as the call it stands for; a line of an endpoint no pass-through serves (conversations)
+counts every string of its body, plus its completion.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from typing import Any
 from shared.config import Settings
 from shared.db import Conn
 
-__all__ = ["call_reservation", "text_tokens", "turn_reservation"]
+__all__ = ["call_reservation", "line_reservation", "text_tokens", "turn_reservation"]
 
 # A run of ASCII letters or digits is one piece; anything else but spaces, one each.
 _PIECE = re.compile(r"[A-Za-z0-9]+|[^\sA-Za-z0-9]")
@@ -208,3 +211,22 @@ def call_reservation(
     elif completion is None:
         completion = settings.token_reserve_completion
     return _bounded(settings, prompt + completion)
+
+
+def line_reservation(
+    settings: Settings,
+    operation: str | None,
+    body: Any,
+    agent: Mapping[str, Any] | None = None,
+) -> int:
+    """The tokens to reserve for one line of a batch job: the body of the call `operation`
+    (its endpoint's) would make, as `call_reservation` prices it. An operation no metered
+    pass-through serves (None: conversations, say) counts every string of the body, and
+    its `max_tokens` or TOKEN_RESERVE_COMPLETION. A body that is no object costs nothing
+    (Mistral fails that line)."""
+    if not isinstance(body, dict):
+        return 0
+    if operation in _CALL_INPUTS or operation in _COMPLETES:
+        return call_reservation(settings, str(operation), body, agent)
+    completion = _max_tokens(body) or settings.token_reserve_completion
+    return _bounded(settings, _value_tokens(body) + completion)

@@ -20,6 +20,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
@@ -27,7 +28,7 @@ from shared.config import FailureMode
 from shared.errors import RateLimited, ServiceUnavailable
 from shared.redis_client import LuaScript, run_script
 
-__all__ = ["Budget", "Decision", "Limit", "RateLimiter"]
+__all__ = ["Budget", "Decision", "Limit", "RateLimiter", "Reservation"]
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,29 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class Reservation:
+    """Tokens a call reserved and the budget buckets they went into, kept (as JSON) when
+    the call's real spend is known only long after (a Mistral batch job's, when it ends)."""
+
+    tokens: int
+    minute_key: str
+    day_key: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tokens": self.tokens, "minute_key": self.minute_key, "day_key": self.day_key}
+
+    @classmethod
+    def from_json(cls, value: Any) -> Reservation | None:
+        """The reservation a `to_json` value names; None for anything else."""
+        if not isinstance(value, dict):
+            return None
+        tokens, minute, day = value.get("tokens"), value.get("minute_key"), value.get("day_key")
+        if not (isinstance(tokens, int) and isinstance(minute, str) and isinstance(day, str)):
+            return None
+        return cls(tokens, minute, day)
+
+
+@dataclass(frozen=True)
 class Decision:
     """The outcome of one check, with what the response headers need."""
 
@@ -144,6 +168,20 @@ class Decision:
     reserved_tokens: int = 0
     minute_key: str = ""
     day_key: str = ""
+    # Which of the two buckets the reservation went into (a budget that is off: not it).
+    minute_reserved: bool = False
+    day_reserved: bool = False
+
+    def reservation(self) -> Reservation | None:
+        """What this decision reserved, to settle later; None when it reserved nothing. A
+        bucket it did not reserve in is named "" (nothing is given back to it)."""
+        if self.reserved_tokens <= 0:
+            return None
+        return Reservation(
+            self.reserved_tokens,
+            self.minute_key if self.minute_reserved else "",
+            self.day_key if self.day_reserved else "",
+        )
 
     def headers(self) -> dict[str, str]:
         if self.outcome == "bypassed":
@@ -224,6 +262,8 @@ class RateLimiter:
             reserved_tokens=estimate if allowed else 0,
             minute_key=minute_key,
             day_key=day_key,
+            minute_reserved=bool(allowed and estimate and budget.per_minute > 0),
+            day_reserved=bool(allowed and estimate and budget.per_day > 0),
         )
 
     def settle(self, decision: Decision, actual_tokens: int) -> None:
@@ -256,6 +296,24 @@ class RateLimiter:
             )
         except (redis.RedisError, OSError) as exc:
             self._note_failure(exc)
+
+    def settle_reservation(self, owner_id: str, reserved: Reservation, actual_tokens: int) -> None:
+        """Replace a reservation made long ago by the tokens really used (best effort): more
+        than reserved is charged to the owner's current buckets (the spend happened, and the
+        reservation's buckets may have expired); less gives the difference back to the
+        reservation's own buckets while they still exist (a day that has ended keeps what
+        it reserved: no later day is credited for it)."""
+        delta = actual_tokens - reserved.tokens
+        if delta > 0:
+            self.charge(owner_id, delta)
+        elif delta < 0:
+            keys = [k for k in (reserved.minute_key, reserved.day_key) if k]
+            if not keys:
+                return
+            try:
+                run_script(self._client(), _SETTLE, keys, [delta])
+            except (redis.RedisError, OSError) as exc:
+                self._note_failure(exc)
 
     def _run(self, keys: list[str], args: list[float | int]) -> list[int]:
         return [int(x) for x in run_script(self._client(), _SCRIPT, keys, args)]

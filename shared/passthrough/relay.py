@@ -163,9 +163,7 @@ def _model_of(answer: Any) -> str | None:
 def usage_of(answer: Any) -> Usage:
     """The tokens, OCR pages and audio seconds a Mistral answer (or stream event) reports;
     none when it reports none."""
-    if not isinstance(answer, dict):
-        return Usage()
-    return Usage.from_json(answer.get("usage")).with_pages(answer.get("usage_info"))
+    return Usage.of_answer(answer)
 
 
 class _Runner:

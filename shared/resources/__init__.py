@@ -24,12 +24,16 @@ from shared.resources.operations import (
     upload_document,
     upload_file,
 )
+from shared.resources.pricing import BatchJobRequest, batch_job_estimate, check_batch_job
 from shared.resources.records import KINDS, Kind, check_owned, library_ids_in_tools
 
 __all__ = [
     "IDEMPOTENT_CREATES",
     "KINDS",
     "Created",
+    "BatchJobRequest",
+    "batch_job_estimate",
+    "check_batch_job",
     "Kind",
     "ListQuery",
     "Upload",

@@ -24,10 +24,12 @@ gateway refresh them, and a list page first asks Mistral again for each item on 
 was still changing (a batch job not finished, a document not processed), at most one
 call per item on the page.
 
-A batch job's body, whenever the gateway sees one (get, cancel, a list's refresh), brings
-its results with it (`_job_seen`): the output and error files it names become the job
-owner's, and the first body seen ended has the job's tokens recorded as one usage event
-and charged to the tenant's budget, exactly once (the `metered_at` guard).
+A batch job's body, whenever the gateway sees one (get, cancel, a list's refresh, the
+sweep: `shared.resources.sweep`), brings its results with it (`_job_seen`): the output
+and error files it names become the job owner's, and the first body seen ended has the
+job's tokens recorded as one usage event and settled in the tenant's budget against
+what its create reserved (`shared.resources.pricing`), exactly once (the `metered_at`
+guard).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from urllib.parse import quote
 from shared import cursors, jsonsafe
 from shared.conversations import store as conversation_store
 from shared.conversations.store import Usage
-from shared.db import Conn, Pool
+from shared.db import Pool
 from shared.errors import (
     BadRequest,
     GatewayError,
@@ -54,10 +56,11 @@ from shared.errors import (
     ValidationFailed,
     field_error,
 )
-from shared.limits.ratelimit import RateLimiter
+from shared.limits.ratelimit import RateLimiter, Reservation
 from shared.mistral import MistralClient, Retry, UpstreamResponse, UpstreamStream
 from shared.observability import log_event
 from shared.query import query_bool, query_integer
+from shared.resources.pricing import BatchJobRequest
 from shared.resources.records import (
     WHAT,
     Kind,
@@ -76,6 +79,7 @@ from shared.tenancy import audit
 __all__ = [
     "QUERY_JSON",
     "QUERY_RULES",
+    "JobSeen",
     "ListQuery",
     "Upload",
     "batch_job_action",
@@ -89,6 +93,7 @@ __all__ = [
     "list_libraries",
     "owned_call",
     "parse_list_query",
+    "refresh_batch_job",
     "share_library",
     "upload_document",
     "upload_file",
@@ -102,8 +107,7 @@ _MAX_PAGE_SIZE = 1000
 _BATCH_DONE = frozenset({"SUCCESS", "FAILED", "TIMEOUT_EXCEEDED", "CANCELLED"})
 # The operation a finished batch job's usage event is recorded under.
 BATCH_USAGE_OPERATION = "batch.jobs"
-# A usage event's token counts are PostgreSQL integers; a model name longer than this is none.
-_MAX_TOKENS = 2**31 - 1
+# A model name longer than this is none.
 _MAX_MODEL = 200
 # Document processing states after which nothing changes.
 _DOCUMENT_DONE = frozenset({"Completed", "Failed", "completed", "failed", "done", "error"})
@@ -309,6 +313,7 @@ def _recorded(
     answer: UpstreamResponse,
     parent: str | None = None,
     created_by: str | None = None,
+    reservation: Reservation | None = None,
 ) -> UpstreamResponse:
     """Mistral made the object: its record first (with the key that made it), then the
     caller may see its id (in Mistral's answer, relayed as it came)."""
@@ -318,7 +323,15 @@ def _recorded(
         time.sleep(pause)
         try:
             with pool.transaction() as conn:
-                record_created(conn, tenant, kind, body, parent=parent, created_by=created_by)
+                record_created(
+                    conn,
+                    tenant,
+                    kind,
+                    body,
+                    parent=parent,
+                    created_by=created_by,
+                    reservation=reservation,
+                )
             return answer
         except Exception as exc:
             last = exc
@@ -389,15 +402,18 @@ def delete(
     ident: str,
     *,
     parent: str | None = None,
+    limiter: RateLimiter | None = None,
 ) -> UpstreamResponse:
     """Gone from Mistral, then marked deleted with its audit row; Mistral's answer. When
     Mistral had already lost it, the row ends all the same and the caller gets 404. If the
     row cannot be marked, 503: Mistral answers 404 from now on, so the next delete
-    completes it."""
+    completes it. A batch job is first read as a get reads it (`_seen_before_delete`)."""
     with pool.connection() as conn:
         if parent is not None:
             check_owned(conn, tenant, "library", [parent])
         check_owned(conn, tenant, kind, [ident], parent=parent)
+    if kind == "batch_job":
+        _seen_before_delete(pool, client, tenant, ident, limiter)
     answer = _delete_upstream(client, kind, _PATHS[kind](ident, parent))
     try:
         with pool.transaction() as conn:
@@ -413,6 +429,18 @@ def delete(
     if answer is None:
         raise NotFound.of(WHAT[kind], ident)
     return answer
+
+
+def _seen_before_delete(
+    pool: Pool, client: MistralClient, tenant: str, job_id: str, limiter: RateLimiter | None
+) -> None:
+    """A batch job about to be deleted, seen once more as a get sees it: if it ended
+    unmetered, its spend is counted (and its files become the owner's) now, since no read
+    or sweep will see it once its record has ended. Best effort: the delete goes on."""
+    try:
+        refresh_batch_job(pool, client, tenant, job_id, limiter=limiter)
+    except GatewayError as exc:
+        log_event("resource_refresh_failed", "WARNING", kind="batch_job", error=type(exc).__name__)
 
 
 def _refresh_library(pool: Pool, client: MistralClient, tenant: str, library_id: str) -> None:
@@ -592,7 +620,7 @@ def _fresh(
     bodies: list[dict[str, Any]],
     changing: Callable[[Mapping[str, Any]], bool],
     operation: str,
-    seen: Callable[[dict[str, Any]], None] | None = None,
+    seen: Callable[[dict[str, Any]], object] | None = None,
 ) -> list[dict[str, Any]]:
     """A page's bodies, those still changing asked of Mistral again (kept if it fails);
     `seen` takes each new body (else it is stored as the object's body)."""
@@ -656,41 +684,28 @@ def _share_changes(request: Any) -> dict[str, Any]:
 # -- batch jobs ----------------------------------------------------------------------------
 
 
-def _owned_agent(conn: Conn, tenant: str, agent_id: str) -> None:
-    row = conn.one(
-        "SELECT 1 AS owned FROM agents WHERE id = :id AND owner_id = :owner AND status = 'active'",
-        id=agent_id,
-        owner=tenant,
-    )
-    if row is None:
-        raise NotFound.of("Agent", agent_id)
-
-
 def create_batch_job(
     pool: Pool,
     client: MistralClient,
     tenant: str,
-    body: dict[str, Any],
+    job: BatchJobRequest,
     *,
     created_by: str | None = None,
+    reservation: Reservation | None = None,
 ) -> UpstreamResponse:
-    """`POST /v1/batch/jobs`: its `input_files` and `agent_id` must be the tenant's; the
-    job's record names the key that made it (its spend is counted to it)."""
-    files = body.get("input_files")
-    if files is not None and not (
-        isinstance(files, list) and all(isinstance(f, str) for f in files)
-    ):
-        msg = "Input should be a list of file ids"
-        raise ValidationFailed([field_error(("body", "input_files"), msg, "list_type")])
-    agent_id = body.get("agent_id")
-    with pool.connection() as conn:
-        check_owned(conn, tenant, "file", files or [])
-        if isinstance(agent_id, str):
-            _owned_agent(conn, tenant, agent_id)
+    """`POST /v1/batch/jobs`, its references checked (`pricing.check_batch_job`): the
+    job's record names the key that made it (its spend is counted to it) and what its
+    create reserved of the token budget (settled when the job is metered)."""
     answer = client.call(
-        "batch.jobs.create", "POST", "/v1/batch/jobs", json.dumps(body).encode(), retry=Retry.UNSENT
+        "batch.jobs.create",
+        "POST",
+        "/v1/batch/jobs",
+        json.dumps(job.body).encode(),
+        retry=Retry.UNSENT,
     )
-    return _recorded(pool, client, tenant, "batch_job", answer, created_by=created_by)
+    return _recorded(
+        pool, client, tenant, "batch_job", answer, created_by=created_by, reservation=reservation
+    )
 
 
 def list_batch_jobs(
@@ -764,6 +779,32 @@ def batch_job_action(
 ) -> UpstreamResponse:
     """`GET /v1/batch/jobs/{id}` or `POST .../cancel`: the job as Mistral now has it. A
     job seen ended has its tokens charged to `limiter`'s budget buckets (`_job_seen`)."""
+    return _job_read(pool, client, tenant, job_id, cancel=cancel, limiter=limiter)[0]
+
+
+def refresh_batch_job(
+    pool: Pool,
+    client: MistralClient,
+    tenant: str,
+    job_id: str,
+    *,
+    limiter: RateLimiter | None = None,
+) -> JobSeen:
+    """What a get of the job does (`batch_job_action`), without a caller to answer: the
+    sweep's step (`shared.resources.sweep`). Raises what the get would answer (Mistral
+    failing, the job gone); `JobSeen.kept` is False when what it brought was not kept."""
+    return _job_read(pool, client, tenant, job_id, cancel=False, limiter=limiter)[1]
+
+
+def _job_read(
+    pool: Pool,
+    client: MistralClient,
+    tenant: str,
+    job_id: str,
+    *,
+    cancel: bool,
+    limiter: RateLimiter | None,
+) -> tuple[UpstreamResponse, JobSeen]:
     answer = owned_call(
         pool,
         client,
@@ -777,12 +818,21 @@ def batch_job_action(
     try:
         body = _read_object(answer)
     except UpstreamUnavailable:
-        return answer  # relayed as Mistral gave it; nothing to keep of it
-    _job_seen(pool, client, tenant, body, limiter)
-    return answer
+        return answer, JobSeen(kept=False)  # relayed as Mistral gave it; nothing to keep
+    return answer, _job_seen(pool, client, tenant, body, limiter)
 
 
 # -- a batch job's results and spend ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobSeen:
+    """What seeing a job's body did: whether it was kept (with the files it names), whether
+    it had ended, and whether this was the one time its spend was counted."""
+
+    kept: bool
+    ended: bool = False
+    metered: bool = False
 
 
 def _job_seen(
@@ -791,26 +841,28 @@ def _job_seen(
     tenant: str,
     body: dict[str, Any],
     limiter: RateLimiter | None = None,
-) -> None:
+) -> JobSeen:
     """A job body Mistral just gave, kept in one transaction with what it brings: the
     `output_file` and `error_file` it names become the tenant's (only from here on: until
     the gateway has seen a body naming them, they are no tenant's and answer 404), and the
     first time it is seen ended its spend is counted, one usage event (`batch.jobs`, the
-    tokens of every line of its output file, the key that created it), then charged to
-    the tenant's token budget buckets. Best effort: if any step before the commit fails
-    nothing is kept, the answer stands, and the next read of the job tries again (a list
-    keeps asking Mistral while the stored body has not ended)."""
+    tokens of every line of its output file, the key that created it), then settled in
+    the tenant's token budget (`_settle_spend`). Best effort: if any step before the
+    commit fails nothing is kept, the answer stands, and the next read of the job (or
+    the next sweep) tries again (a list keeps asking Mistral while the stored body has
+    not ended)."""
     job_id = str(body["id"])
+    ended = body.get("status") in _BATCH_DONE
     named = [body.get(k) for k in ("output_file", "error_file")]
     files = [f for f in named if isinstance(f, str)]
     try:
         with pool.connection() as conn:
             state = job_state(conn, tenant, job_id, files)
         if state is None:
-            return  # deleted meanwhile
+            return JobSeen(kept=False, ended=ended)  # deleted meanwhile
         adopted = [_file_body(client, file_id) for file_id in state.unowned_files]
         spend: tuple[Usage, str | None] | None = None
-        if body.get("status") in _BATCH_DONE and not state.metered:
+        if ended and not state.metered:
             spend = _job_usage(client, body.get("output_file"))
         with pool.transaction() as conn:
             refresh_body(conn, tenant, "batch_job", body)
@@ -836,9 +888,23 @@ def _job_seen(
                 )
         if spend is not None and charged and limiter is not None:
             # After the commit, by its one winner: Redis is not in the transaction.
-            limiter.charge(tenant, spend[0].total)
+            _settle_spend(limiter, tenant, state.reservation, spend[0].total)
+        return JobSeen(kept=True, ended=ended, metered=spend is not None and charged)
     except Exception as exc:
         log_event("resource_refresh_failed", "WARNING", kind="batch_job", error=type(exc).__name__)
+        return JobSeen(kept=False, ended=ended)
+
+
+def _settle_spend(
+    limiter: RateLimiter, tenant: str, reservation: Reservation | None, tokens: int
+) -> None:
+    """A job's real tokens in the tenant's budget: its create's reservation settled against
+    them, or (a job that reserved nothing: no budget then, or made before reservations)
+    all of them charged now."""
+    if reservation is None:
+        limiter.charge(tenant, tokens)
+    else:
+        limiter.settle_reservation(tenant, reservation, tokens)
 
 
 def _file_body(client: MistralClient, file_id: str) -> dict[str, Any]:
@@ -865,12 +931,13 @@ def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
 
 
 def _job_usage(client: MistralClient, file_id: Any) -> tuple[Usage, str | None]:
-    """The tokens of every line of a job's output file (each line's `response.body.usage`,
-    read from Mistral's download line by line, never whole) and the model the first line
-    names; none without an output file."""
+    """The usage of every line of a job's output file (each line's `response.body`: its
+    tokens, OCR pages and audio seconds, as a call's are read), read from Mistral's
+    download line by line, never whole, and the model the first line names; none without
+    an output file."""
     if not isinstance(file_id, str):
         return Usage(), None
-    prompt = completion = 0
+    total = Usage()
     model: str | None = None
     stream = client.download("files.download", _PATHS["file"](file_id, None) + "/content")
     ok = False
@@ -886,11 +953,10 @@ def _job_usage(client: MistralClient, file_id: Any) -> tuple[Usage, str | None]:
             answer = response.get("body") if isinstance(response, dict) else None
             if not isinstance(answer, dict):
                 continue
-            used = Usage.from_json(answer.get("usage"))
-            prompt, completion = prompt + used.prompt_tokens, completion + used.completion_tokens
+            total += Usage.of_answer(answer)
             if model is None and isinstance(answer.get("model"), str):
                 model = answer["model"][:_MAX_MODEL]
         ok = True
     finally:
         stream.close(ok)
-    return Usage(min(prompt, _MAX_TOKENS), min(completion, _MAX_TOKENS)), model
+    return total, model

@@ -6,7 +6,9 @@ is written, with its audit row, in one transaction before the caller sees the ob
 an id that is not one of the caller's live rows is "not found", exactly as a missing one.
 A batch job's row also names the key that created it and, once its spend was counted,
 when (`metered_at`, migration 0008); the files Mistral makes for a job are adopted as
-the job owner's (`adopt_file`, their `parent_id` the job's id).
+the job owner's (`adopt_file`, their `parent_id` the job's id). Migration 0010 adds what
+its create reserved of the token budget (`budget_reservation`) and when the sweep last
+took it (`swept_at`, the sweep's queue: `take_unmetered_jobs`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any, Literal
 
 from shared.db import Conn, Pool
 from shared.errors import NotFound
+from shared.limits.ratelimit import Reservation
 from shared.tenancy import audit
 
 __all__ = [
@@ -26,15 +29,20 @@ __all__ = [
     "JobState",
     "Kind",
     "Page",
+    "SweptJob",
     "adopt_file",
     "check_owned",
     "claim_spend",
+    "file_sizes",
     "library_ids_in_tools",
     "mark_deleted",
     "read_page",
     "job_state",
     "record_created",
     "refresh_body",
+    "release_swept",
+    "sweep_started",
+    "take_unmetered_jobs",
 ]
 
 Kind = Literal["file", "library", "document", "batch_job"]
@@ -86,6 +94,26 @@ def check_owned(
         _one_owned(conn=db, tenant=tenant, kind=kind, ids=wanted, parent=parent)
 
 
+def file_sizes(conn: Conn, tenant: str, ids: Sequence[str]) -> dict[str, int]:
+    """The size in bytes Mistral gave (its `bytes`) of each of the tenant's files that has
+    one, by id."""
+    if not ids:
+        return {}
+    rows = conn.all(
+        "SELECT id, body ->> 'bytes' AS size FROM owned_resources WHERE kind = 'file'"
+        " AND owner_id = :owner AND status = 'active' AND id = ANY(CAST(:ids AS text[]))",
+        owner=tenant,
+        ids=list(ids),
+    )
+    sizes: dict[str, int] = {}
+    for row in rows:
+        try:
+            sizes[row["id"]] = max(0, int(row["size"]))
+        except (TypeError, ValueError):
+            continue
+    return sizes
+
+
 def record_created(
     conn: Conn,
     tenant: str,
@@ -94,18 +122,23 @@ def record_created(
     *,
     parent: str | None = None,
     created_by: str | None = None,
+    reservation: Reservation | None = None,
 ) -> None:
-    """The new object's row and its audit row, on the caller's transaction; `created_by`
-    is the id of the key that made it (`created_by_me` lists; a batch job's spend)."""
+    """The new object's row and its audit row, on the caller's transaction: `created_by`
+    is the id of the key that made it (`created_by_me` lists; a batch job's spend), and
+    `reservation` what a batch job's create reserved of the token budget."""
     conn.run(
-        "INSERT INTO owned_resources (kind, id, owner_id, parent_id, body, api_key_id)"
-        " VALUES (:kind, :id, :owner, :parent, CAST(:body AS jsonb), :created_by)",
+        "INSERT INTO owned_resources"
+        " (kind, id, owner_id, parent_id, body, api_key_id, budget_reservation)"
+        " VALUES (:kind, :id, :owner, :parent, CAST(:body AS jsonb), :created_by,"
+        " CAST(:reservation AS jsonb))",
         kind=kind,
         id=str(body["id"]),
         owner=tenant,
         parent=parent,
         body=json.dumps(body),
         created_by=created_by,
+        reservation=json.dumps(reservation.to_json()) if reservation else None,
     )
     audit.record(conn, f"{kind}.create", str(body["id"]), tenant_id=tenant)
 
@@ -147,17 +180,20 @@ def refresh_body(conn: Conn, tenant: str, kind: Kind, body: Mapping[str, Any]) -
 @dataclass(frozen=True)
 class JobState:
     """What the gateway holds of one of a tenant's batch jobs: the key that created it,
-    whether its spend was counted, and which of the files it names no tenant owns yet."""
+    whether its spend was counted, which of the files it names no tenant owns yet, and
+    what its create reserved of the tenant's token budget (None: nothing)."""
 
     key_id: str | None
     metered: bool
     unowned_files: tuple[str, ...]
+    reservation: Reservation | None = None
 
 
 def job_state(conn: Conn, tenant: str, job_id: str, file_ids: Sequence[str]) -> JobState | None:
     """The job's state, or None when it is not one of the tenant's live jobs."""
     row = conn.one(
-        "SELECT api_key_id, metered_at IS NOT NULL AS metered FROM owned_resources"
+        "SELECT api_key_id, metered_at IS NOT NULL AS metered, budget_reservation"
+        " FROM owned_resources"
         " WHERE kind = 'batch_job' AND id = :id AND owner_id = :owner AND status = 'active'",
         id=job_id,
         owner=tenant,
@@ -172,7 +208,8 @@ def job_state(conn: Conn, tenant: str, job_id: str, file_ids: Sequence[str]) -> 
         )
         known = {r["id"] for r in rows}
     unowned = tuple(f for f in dict.fromkeys(file_ids) if f not in known)
-    return JobState(row["api_key_id"], bool(row["metered"]), unowned)
+    reservation = Reservation.from_json(row["budget_reservation"])
+    return JobState(row["api_key_id"], bool(row["metered"]), unowned, reservation)
 
 
 def adopt_file(conn: Conn, tenant: str, body: Mapping[str, Any], job_id: str) -> None:
@@ -205,6 +242,59 @@ def claim_spend(conn: Conn, tenant: str, job_id: str) -> bool:
         owner=tenant,
     )
     return row is not None
+
+
+@dataclass(frozen=True)
+class SweptJob:
+    """A batch job a sweep took: whose it is, and when it was swept before (None: never)."""
+
+    owner: str
+    id: str
+    previous: datetime | None
+
+
+def sweep_started(conn: Conn) -> datetime:
+    """The database's clock: a sweep takes only jobs swept before it started."""
+    row = conn.one("SELECT now() AS now")
+    assert row is not None
+    started: datetime = row["now"]
+    return started
+
+
+def take_unmetered_jobs(conn: Conn, since: datetime, limit: int) -> list[SweptJob]:
+    """Up to `limit` live batch jobs of any tenant whose spend is not counted yet and that
+    were not swept since `since`, least recently swept first (never swept before all),
+    marked swept now. Rows another sweep holds are skipped (two sweeps at once take
+    different jobs)."""
+    rows = conn.all(
+        "WITH picked AS ("
+        "  SELECT kind, id, swept_at FROM owned_resources"
+        "  WHERE kind = 'batch_job' AND status = 'active' AND metered_at IS NULL"
+        "    AND (swept_at IS NULL OR swept_at < :since)"
+        "  ORDER BY swept_at ASC NULLS FIRST, created_at, id LIMIT :limit"
+        "  FOR UPDATE SKIP LOCKED),"
+        " taken AS ("
+        "  UPDATE owned_resources o SET swept_at = now() FROM picked"
+        "  WHERE o.kind = picked.kind AND o.id = picked.id"
+        "  RETURNING o.owner_id, o.id, o.created_at, picked.swept_at AS previous)"
+        " SELECT owner_id, id, previous FROM taken"
+        " ORDER BY previous ASC NULLS FIRST, created_at, id",
+        since=since,
+        limit=limit,
+    )
+    return [SweptJob(r["owner_id"], r["id"], r["previous"]) for r in rows]
+
+
+def release_swept(conn: Conn, jobs: Sequence[SweptJob]) -> None:
+    """Jobs a sweep took but did not get to: back to their place in the queue."""
+    for job in jobs:
+        conn.run(
+            "UPDATE owned_resources SET swept_at = :previous"
+            " WHERE kind = 'batch_job' AND id = :id AND owner_id = :owner",
+            previous=job.previous,
+            id=job.id,
+            owner=job.owner,
+        )
 
 
 @dataclass(frozen=True)

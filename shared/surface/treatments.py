@@ -86,7 +86,8 @@ RULES: tuple[Rule, ...] = (
         "batch.jobs",
         _O,
         "Mistral batch jobs: owned per tenant, their files checked, their results the"
-        " owner's, their tokens metered when they end",
+        " owner's, priced from their input files at create, their tokens metered when"
+        " they end (read through the gateway or swept)",
     ),
     Rule("models.list", _R, "the models list, filtered by the key's `allowed_models`"),
     Rule(

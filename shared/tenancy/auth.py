@@ -87,6 +87,8 @@ OPERATION_PERMISSIONS: Mapping[str, str] = {
     "gateway.whoami": "self:read",
     # batches arrive from Pub/Sub with the owner in the message, not from a key
     "gateway.batches.deliver": "batches:deliver",
+    # the batch job sweep comes from Cloud Scheduler (Cloud Run IAM), never from a key
+    "gateway.batch_jobs.sweep": "batch_jobs:sweep",
     # shared read-only: the models list, filtered by the key's allowed_models
     "models.list": "models:read",
     "models.retrieve": "models:read",

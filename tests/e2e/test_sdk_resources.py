@@ -282,13 +282,14 @@ def test_a_batch_job_runs_to_results_only_its_tenant_can_read(
 def test_a_finished_jobs_tokens_spend_the_budget_and_the_next_create_is_refused(
     stack: StackInfo, stack_container: Container
 ) -> None:
-    """A day budget of 20: a job whose lines spend 22 tokens is admitted and runs; once it
-    is seen ended its tokens are charged, and the next create is refused with the
-    budget's 429 `token_budget_exceeded`."""
+    """A day budget of 40: a job whose two lines are priced 16 tokens each is admitted (32
+    reserved) and runs, spending 22; once it is seen ended the reservation is settled to
+    those 22, and the same create (32 again, 18 left) is refused with the budget's 429
+    `token_budget_exceeded`."""
     owner = "e2e-batch-budget"
     with stack_container.pool.transaction() as conn:
         key = create_key(
-            conn, owner_id=owner, name="spent", role="user", limits={"token_budget_per_day": 20}
+            conn, owner_id=owner, name="spent", role="user", limits={"token_budget_per_day": 40}
         )
     client = Mistral(api_key=key.secret, server_url=stack.url)
     line = {"max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
@@ -300,13 +301,51 @@ def test_a_finished_jobs_tokens_spend_the_budget_and_the_next_create_is_refused(
         input_files=[file.id], endpoint="/v1/chat/completions", model=MODEL
     )
     assert _until_ended(client, job.id) == ["RUNNING", "SUCCESS"]
-    # The same create was admitted before the job's tokens were charged.
+    # The same create was admitted before the job's tokens were settled.
     status, body = _status(
         lambda: client.batch.jobs.create(
             input_files=[file.id], endpoint="/v1/chat/completions", model=MODEL
         )
     )
     assert (status, error_code(body)) == (429, "token_budget_exceeded")
+
+
+def test_a_job_no_caller_reads_is_metered_by_the_sweep(
+    stack: StackInfo, direct: Mistral, stack_container: Container
+) -> None:
+    """A job made with the SDK and run to its end straight in the stand-in, never read
+    through the gateway: its output file is 404 to its owner until one POST to the batch
+    function's sweep route (as Cloud Scheduler sends it) meters it, one usage event; then
+    the SDK downloads it through the gateway as Mistral serves it."""
+    owner = "e2e-batch-sweep"
+    with stack_container.pool.transaction() as conn:
+        key = create_key(conn, owner_id=owner, name="unread", role="user")
+    client = Mistral(api_key=key.secret, server_url=stack.url)
+    file = client.files.upload(
+        file={"file_name": "s.jsonl", "content": BATCH_LINES}, purpose="batch"
+    )
+    job = client.batch.jobs.create(
+        input_files=[file.id], endpoint="/v1/chat/completions", model=MODEL
+    )
+    assert _until_ended(direct, job.id) == ["RUNNING", "SUCCESS"]
+    output = direct.batch.jobs.get(job_id=job.id).output_file
+    assert output is not None
+    assert _status(lambda: client.files.download(file_id=output))[0] == 404
+    url = stack.functions["batch"] + "/gateway/v1/batch/jobs/sweep"
+    sweep = urllib.request.Request(url, method="POST")  # noqa: S310 - loopback
+    with urllib.request.urlopen(sweep, timeout=60) as answer:  # noqa: S310 - loopback
+        report = json.loads(answer.read())
+    assert report["metered"] >= 1
+    assert (
+        client.files.download(file_id=output).read() == direct.files.download(file_id=output).read()
+    )
+    with stack_container.pool.connection() as conn:
+        events = conn.all(
+            "SELECT api_key_id FROM usage_events WHERE owner_id = :owner"
+            " AND operation = 'batch.jobs'",
+            owner=owner,
+        )
+    assert events == [{"api_key_id": key.principal.key_id}]
 
 
 def test_async_sdk_matches_the_stand_in(stack: StackInfo, user_key: NewKey) -> None:

@@ -99,6 +99,8 @@ REQUESTS: dict[str, tuple[str, str, dict[str, Any] | None]] = {
     # Not public: the load balancer never routes it; Cloud Run IAM guards it, not a key.
     # A body that is no Pub/Sub push is acknowledged (400 would be redelivered for ever).
     "gateway.batches.deliver": ("POST", "/gateway/v1/batches/events", {}),
+    # Not public either: Cloud Scheduler's OIDC token, checked by Cloud Run IAM.
+    "gateway.batch_jobs.sweep": ("POST", "/gateway/v1/batch/jobs/sweep", None),
     "gateway.health": ("GET", "/gateway/v1/health/{function}", None),
     # tenant-owned Mistral resources: A's file, library, document and batch job
     "files.upload": ("POST", "/v1/files", UPLOAD),
@@ -229,6 +231,7 @@ EXPECTED: dict[str, tuple[str, str, str, str]] = {
     "gateway.console":                 ("200/200", "200/200", "200/200", "200/200"),
     "gateway.console.asset":           ("200/200", "200/200", "200/200", "200/200"),
     "gateway.batches.deliver":         ("200/200", "200/200", "200/200", "200/200"),
+    "gateway.batch_jobs.sweep":        ("200/200", "200/200", "200/200", "200/200"),
     "gateway.health":                  ("200/200", "200/200", "200/200", "200/200"),
     **dict.fromkeys(
         ("files.retrieve", "files.download", "files.get_signed_url", "libraries.get",

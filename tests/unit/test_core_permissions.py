@@ -80,6 +80,8 @@ EXPECTED: dict[str, frozenset[str]] = {
     "models.retrieve": EVERYONE,
     # batch: delivered by Pub/Sub (Cloud Run IAM), never by a gateway key
     "gateway.batches.deliver": NOBODY,
+    # batch: the batch job sweep, run by Cloud Scheduler (Cloud Run IAM), never by a key
+    "gateway.batch_jobs.sweep": NOBODY,
     # tenant-owned Mistral resources: everyone reads the tenant's own, writers change them,
     # only admin changes a library's sharing in Mistral (issue 19)
     **dict.fromkeys(

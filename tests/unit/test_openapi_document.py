@@ -100,11 +100,12 @@ def test_an_entry_whose_route_was_removed_fails_the_build() -> None:
 
 
 def test_routes_the_front_door_does_not_serve_are_not_documented() -> None:
-    """The batch push and batch health routes (the load balancer answers them 404/405) are
-    not in the document; every documented operation names its function."""
+    """The batch push, batch job sweep and batch health routes (the load balancer answers
+    them 404/405) are not in the document; every documented operation names its function."""
     internal = [r for r in routes.ROUTES if not r.public]
     assert {r.template for r in internal} == {
         "/gateway/v1/batches/events",
+        "/gateway/v1/batch/jobs/sweep",
         "/gateway/v1/health/batch",
     }
     for route in internal:

@@ -466,10 +466,54 @@ def test_batch_subscription_retries_dead_letters_and_outlasts_the_function():
 
 def test_push_path_is_the_batch_route():
     """The subscription pushes to the batch function's non-public route in shared.http.routes."""
-    (push_route,) = [
-        r for r in ROUTES if r.function == "batch" and not r.public and r.method == "POST"
-    ]
+    (push_route,) = [r for r in ROUTES if r.operation == "gateway.batches.deliver"]
+    assert not push_route.public
+    assert push_route.function == "batch"
     assert config("modules/pubsub")["variable"]["push_path"]["default"] == push_route.template
+
+
+def test_the_sweep_is_scheduled_on_the_batch_functions_private_route_with_oidc():
+    """Cloud Scheduler POSTs to the sweep route with an OIDC token of its own identity,
+    which may invoke the batch function only; no retry; it waits the function's timeout;
+    a failed attempt alerts (at most hourly); the module is called with the batch
+    function's URL and timeout."""
+    (route,) = [r for r in ROUTES if r.operation == "gateway.batch_jobs.sweep"]
+    assert (route.function, route.method, route.public) == ("batch", "POST", False)
+    variables = config("modules/scheduler")["variable"]
+    assert variables["sweep_path"]["default"] == route.template
+    job = resource("modules/scheduler", "google_cloud_scheduler_job", "sweep")
+    target = one(job["http_target"])
+    assert target["http_method"] == "POST"
+    assert target["uri"] == "${var.batch_url}${var.sweep_path}"
+    oidc = one(target["oidc_token"])
+    assert oidc["service_account_email"] == "${google_service_account.sweep.email}"
+    assert oidc["audience"] == "${var.batch_url}"
+    assert "headers" not in target  # no gateway key stored in the job
+    assert one(job["retry_config"])["retry_count"] == 0
+    assert job["attempt_deadline"] == "${var.batch_timeout_seconds}s"
+    invoker = resource(
+        "modules/scheduler", "google_cloud_run_v2_service_iam_member", "sweep_invoker"
+    )
+    assert invoker["name"] == "${var.batch_service_name}"
+    assert invoker["role"] == "roles/run.invoker"
+    assert invoker["member"] == "${google_service_account.sweep.member}"
+    alert = resource("modules/monitoring", "google_monitoring_alert_policy", "sweep_failed")
+    log_filter = one(one(alert["conditions"])["condition_matched_log"])["filter"]
+    assert 'resource.type="cloud_scheduler_job"' in log_filter
+    assert 'resource.labels.job_id="${var.sweep_job_name}"' in log_filter
+    assert "severity>=ERROR" in log_filter
+    assert one(one(alert["alert_strategy"])["notification_rate_limit"])["period"] == "3600s"
+    monitoring = config("modules/gateway")["module"]["monitoring"]
+    assert monitoring["sweep_job_name"] == "${module.scheduler.job_name}"
+    assert config("modules/scheduler")["output"]["job_name"]["value"] == (
+        "${google_cloud_scheduler_job.sweep.name}"
+    )
+    call = config("modules/gateway")["module"]["scheduler"]
+    assert call["batch_url"] == '${module.function["batch"].uri}'
+    assert call["batch_timeout_seconds"] == '${var.functions["batch"].timeout_seconds}'
+    for env in ENVIRONMENTS:
+        batch = config(f"environments/{env}")["variable"]["functions"]["default"]["batch"]
+        assert 15 <= batch["timeout_seconds"] <= 1800, env
 
 
 def test_pubsub_service_agent_can_dead_letter():
@@ -616,6 +660,7 @@ API_FOR_RESOURCE = {
     "google_sql_": {"sqladmin.googleapis.com"},
     "google_redis_": {"redis.googleapis.com"},
     "google_pubsub_": {"pubsub.googleapis.com"},
+    "google_cloud_scheduler_": {"cloudscheduler.googleapis.com"},
     "google_secret_manager_": {"secretmanager.googleapis.com"},
     "google_compute_": {"compute.googleapis.com"},
     "google_service_networking_": {"servicenetworking.googleapis.com"},
@@ -763,9 +808,11 @@ def test_public_invoker_can_be_switched_off_for_domain_restricted_sharing():
 
 
 def test_deployer_acts_as_every_account_it_deploys_with():
-    """Function accounts, the builder, and the push identity of the subscription it updates."""
+    """Function accounts, the builder, the push identity of the subscription it updates and
+    the sweep identity of the scheduler job it updates."""
     acts = resource("modules/gateway", "google_service_account_iam_member", "deployer_acts_as")
     assert "module.pubsub.push_service_account_name" in acts["for_each"]
+    assert "module.scheduler.service_account_name" in acts["for_each"]
     assert "module.cicd.builder_name" in acts["for_each"]
     assert "for f, m in module.function" in acts["for_each"]
     assert acts["role"] == "roles/iam.serviceAccountUser"

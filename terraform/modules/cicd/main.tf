@@ -31,6 +31,7 @@ resource "google_project_iam_member" "deployer" {
     "roles/cloudsql.instanceUser",
     "roles/redis.admin",
     "roles/pubsub.admin",
+    "roles/cloudscheduler.admin",
     "roles/secretmanager.admin",
     "roles/monitoring.editor",
     "roles/logging.configWriter",

@@ -222,6 +222,21 @@ module "pubsub" {
   depends_on = [module.project]
 }
 
+# The batch job sweep: Cloud Scheduler meters the Mistral batch jobs no caller
+# read to their end (docs/batches.md, "The batch job sweep").
+module "scheduler" {
+  source                = "../scheduler"
+  project_id            = var.project_id
+  region                = var.region
+  name                  = local.name
+  batch_service_name    = module.function["batch"].name
+  batch_url             = module.function["batch"].uri
+  batch_timeout_seconds = var.functions["batch"].timeout_seconds
+  schedule              = var.batch_job_sweep_schedule
+
+  depends_on = [module.project]
+}
+
 module "monitoring" {
   source                        = "../monitoring"
   project_id                    = var.project_id
@@ -231,6 +246,7 @@ module "monitoring" {
   health_paths                  = { for f in local.public_functions : f => "${local.health_path_prefix}${f}" }
   push_subscription_name        = module.pubsub.push_subscription_name
   dead_letter_subscription_name = module.pubsub.dead_letter_subscription_name
+  sweep_job_name                = module.scheduler.job_name
   notification_email            = var.notification_email
   latency_p95_threshold_ms      = var.latency_p95_threshold_ms
   metric_propagation_seconds    = var.metric_propagation_seconds
@@ -249,12 +265,17 @@ check "batch_burst" {
 }
 
 # The deployer deploys functions that run as these accounts, and updates the
-# push subscription whose OIDC tokens are minted as the push account, so it
-# must be allowed to act as each of them, and as nothing else.
+# push subscription and the sweep's scheduler job, whose OIDC tokens are minted
+# as the push and sweep accounts, so it must be allowed to act as each of them,
+# and as nothing else.
 resource "google_service_account_iam_member" "deployer_acts_as" {
   for_each = merge(
     { for f, m in module.function : f => "projects/${var.project_id}/serviceAccounts/${m.service_account_email}" },
-    { builder = module.cicd.builder_name, batch_push = module.pubsub.push_service_account_name },
+    {
+      builder    = module.cicd.builder_name
+      batch_push = module.pubsub.push_service_account_name
+      sweep      = module.scheduler.service_account_name
+    },
   )
 
   service_account_id = each.value

@@ -165,6 +165,12 @@ variable "batch_max_age_s" {
   default     = 86400
 }
 
+variable "batch_job_sweep_schedule" {
+  type        = string
+  description = "When Cloud Scheduler runs the batch job sweep, which meters Mistral batch jobs no caller read to their end (unix-cron, UTC)."
+  default     = "*/10 * * * *"
+}
+
 variable "batch_publishers" {
   type        = list(string)
   description = "IAM members allowed to publish batches to the topic."

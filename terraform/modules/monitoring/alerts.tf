@@ -300,3 +300,33 @@ resource "google_monitoring_alert_policy" "dead_letters" {
     content   = "A batch message failed every delivery attempt and was moved to the dead-letter topic. It is kept in the `${var.dead_letter_subscription_name}` subscription: inspect it, fix the cause, and republish it to the batches topic."
   }
 }
+
+# The batch job sweep (terraform/modules/scheduler): Cloud Scheduler logs each
+# attempt it makes, at ERROR when the batch function answered an error (a run
+# in which every job failed answers 503) or did not answer within the deadline.
+# One failed run is no emergency (the next run takes the jobs it left), so this
+# notifies at most once an hour while runs keep failing.
+resource "google_monitoring_alert_policy" "sweep_failed" {
+  project               = var.project_id
+  display_name          = "${var.name}: batch job sweep failing"
+  combiner              = "OR"
+  notification_channels = local.channels
+
+  conditions {
+    display_name = "a sweep run failed"
+    condition_matched_log {
+      filter = "resource.type=\"cloud_scheduler_job\" AND resource.labels.job_id=\"${var.sweep_job_name}\" AND severity>=ERROR"
+    }
+  }
+
+  alert_strategy {
+    notification_rate_limit {
+      period = "3600s"
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "The batch job sweep (`${var.sweep_job_name}`) failed: Mistral batch jobs no caller reads are not being metered. The batch function's `batch_job_sweep` and `batch_job_sweep_failed` log lines say which jobs failed and why; `gcloud scheduler jobs run ${var.sweep_job_name}` runs it again (docs/batches.md)."
+  }
+}

@@ -72,3 +72,8 @@ variable "metric_propagation_seconds" {
   description = "Seconds alert policies wait after new log-based metrics (Monitoring refuses a policy on a metric it does not know yet: up to about 10 minutes)."
   default     = 600
 }
+
+variable "sweep_job_name" {
+  type        = string
+  description = "The Cloud Scheduler job that runs the batch job sweep, whose failed attempts alert."
+}

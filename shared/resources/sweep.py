@@ -14,8 +14,8 @@ failed and left for the next run, which takes it after every job swept since. A 
 which every job it tried failed raises `ServiceUnavailable`, so the scheduler records a
 failed run; one in which some failed answers with the counts.
 
-The batch function serves it (`POST /gateway/v1/batch-jobs/sweep`, behind Cloud Run IAM as
-the push route is), run by Cloud Scheduler (terraform/modules/pubsub, docs/batches.md).
+The batch function serves it (`POST /gateway/v1/batch/jobs/sweep`, behind Cloud Run IAM as
+the push route is), run by Cloud Scheduler (terraform/modules/scheduler, docs/batches.md).
 """
 
 from __future__ import annotations

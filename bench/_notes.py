@@ -417,6 +417,51 @@ CPU per start ranged from 1.4 to 3.9 ms: changes under about 5% cannot be told f
     library the design keeps (the SDK as the client, functions-framework as the
     platform's server) or a few percent; the interpreter's build is worth 9% on its own
     (note 23).
+27. **Session 6: fewer wake-ups and less httpx2 work per upstream call, and where the
+    time goes.** Changed, each tested against the library path it shortens:
+    PostgreSQL answers a statement in one packet (`shared/db/_connect.py`: pg8000 writes
+    a Flush message after Bind and after Execute, and a Sync after both; each Flush made
+    the server send BindComplete and the rows separately, so the worker was woken and
+    read twice per statement: recvfrom per start 6 -> 5, poll 12 -> 11, `strace -c -f`
+    of the worker under 1-client load); an answer's head is checked by one regular
+    expression when it is plain (`shared/mistral/_http.py`: 6.7 -> 2.7 us a head,
+    `timeit`), its body joined as it arrives when it has no content coding instead of
+    going through httpx2's decoder and chunker generators; a request built from the
+    SDK's headers is given to httpx2 whole (`shared/mistral/_transport.py`: Host and
+    Content-Length placed where httpx2 places them, the URL parsed once per path: 9.3
+    -> 2.8 us a request); an agent is read once per turn or `agents.complete` (its
+    ownership check returns the fields the reservation counts). The whole session
+    against the commit it began from, paired rounds on a quiet machine
+    (`bench.ab --base 3da7318 --runs 9 --seconds 3`, load average 0.75-1.1, after the
+    session's features were merged): a full start **-1.4%** (1.219 -> 1.274 ms medians of
+    the runs; the paired median is the figure), a pass-through chat call (`--scenario
+    passthrough`) **-3.9%** (1.005 -> 0.972 ms, p50 1.42 -> 1.43 ms): within a few
+    percent of where it began, the features merged meanwhile (OCR pages and audio
+    seconds in every usage insert, the Idempotency-Key test on each pass-through call)
+    included. **Where a start's CPU goes, measured two ways.** The same start
+    function's code run in one process without a server (`create_app` called with
+    werkzeug's `EnvironBuilder`, one thread, the bench's stand-in, PostgreSQL and Valkey
+    over loopback, `time.process_time` over 1,500-2,000 starts) costs 0.87-0.94 ms a
+    start; served by functions-framework's gunicorn as deployed, 1.2-1.5 ms the same
+    hour. py-spy of that one-process loop (non-idle samples) puts most of the gateway's
+    own time inside system calls that hand data to another process: the Redis script's
+    send and receive 10-14%, PostgreSQL's 14-17%, the access line's one `write` to stdout
+    4-10%, each upstream exchange's send and receive; on this virtual machine a loopback
+    send that wakes another process costs tens of microseconds. Per start the worker
+    makes about 64 system calls (`strace -c -f`): 23 futex and 2 epoll_wait, 4 ioctl, 2
+    epoll_ctl, 2 utimensat, 2 getppid and a pipe's write and read are gunicorn's thread
+    hand-off and heartbeat (the same in an empty function); 11 poll (CPython polls a
+    socket that has a timeout before each send and receive), 6 sendto and 5 recvfrom
+    are the client, Redis, Mistral twice and PostgreSQL. What the gateway decides is one
+    round trip to each of Redis, PostgreSQL and Mistral (twice: the history read, kept:
+    see below) and one log line; none of those can go without dropping a guarantee (the
+    budget checked before the call, the turn stored before the answer, the line per
+    request). Measured and not adopted: a text pre-check sparing `check_storable`'s walk
+    of a body (`jsonsafe`: no `\\u` escape, NaN, Infinity, long digit run or deep
+    nesting in the raw bytes) cost more than the walk on large bodies (12.6 KB: 231 us
+    against 66 us) and saved under 1 us on a start's; THREADS=1 instead of the deployed
+    concurrency, one run, -4.6% (the pool's thread hand-offs are not the cost; the
+    concurrency is the design's).
 
 Considered and left: deferring the history read after each turn (Mistral's answer does not
 carry the input entries' ids: `message.input` entries appear in a conversation's history

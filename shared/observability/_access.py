@@ -11,7 +11,7 @@ __all__ = ["AccessFields"]
 class AccessFields:
     """The fields a request fills in as it goes, written once on its access line.
 
-    The first twelve are the line's own (Terraform's log-based metrics read them by
+    The first fourteen are the line's own (Terraform's log-based metrics read them by
     name: `ACCESS_LINE_FIELDS`); the rest are for the request's other lines (a batch
     item's) and for the line's bookkeeping.
     """
@@ -23,6 +23,9 @@ class AccessFields:
     conversation_id: str | None = None
     tokens_in: int | None = None
     tokens_out: int | None = None
+    # What Mistral bills that is not tokens: OCR's pages, a transcription's audio seconds.
+    pages: int | None = None
+    audio_seconds: int | None = None
     upstream_latency_ms: float | None = None
     rate_limit: str | None = None
     circuit: str | None = None
@@ -41,4 +44,4 @@ class AccessFields:
     emitted: bool = False
 
 
-LINE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(AccessFields))[:12]
+LINE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(AccessFields))[:14]

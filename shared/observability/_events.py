@@ -43,6 +43,8 @@ ACCESS_LINE_FIELDS: frozenset[str] = frozenset(
         "conversation_id",
         "tokens_in",
         "tokens_out",
+        "pages",
+        "audio_seconds",
         "rate_limit",
         "circuit",
         "idempotent_replay",
@@ -51,7 +53,7 @@ ACCESS_LINE_FIELDS: frozenset[str] = frozenset(
     }
 )
 # `AccessFields` a handler may fill in; the rest of the line is computed here.
-_INTEGER = frozenset({"tokens_in", "tokens_out"})
+_INTEGER = frozenset({"tokens_in", "tokens_out", "pages", "audio_seconds"})
 _FLOAT = frozenset({"upstream_latency_ms"})
 _BOOLEAN = frozenset({"idempotent_replay"})
 _TEXT = frozenset(

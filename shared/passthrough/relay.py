@@ -265,6 +265,9 @@ class _Runner:
         ctx.access.model = model
         ctx.access.tokens_in = usage.prompt_tokens
         ctx.access.tokens_out = usage.completion_tokens
+        # Only where Mistral bills them: the line of a chat call does not carry zeros.
+        ctx.access.pages = usage.pages or None
+        ctx.access.audio_seconds = usage.audio_seconds or None
         if self.mistral.breaker is not None:
             ctx.access.circuit = self.mistral.breaker.current()
         event = store.UsageEvent(

@@ -307,6 +307,32 @@ def test_ocr_pages_and_audio_seconds_are_recorded_as_mistral_reports_them(
     ]
 
 
+def test_the_access_line_carries_pages_and_audio_seconds_where_billed(
+    gateway: Container, key: NewKey, standin: StandIn
+) -> None:
+    """An OCR call's access line has its pages, a transcription's its audio seconds; a
+    chat call's line has neither (no zeros where Mistral bills none)."""
+    configure_logging(gateway.settings)
+    document = {"type": "document_url", "document_url": "https://example.com/b.pdf"}
+    with capture_logs() as lines:
+        pages = _post(key, "/v1/ocr", {"model": "mistral-ocr-latest", "document": document})
+        _transcribe(key).get_data()
+        _post(key, "/v1/chat/completions", CHAT).get_data()
+    access = [line for line in lines if line.get("event") == "access"]
+    assert [line["route"] for line in access] == [
+        "/v1/ocr",
+        "/v1/audio/transcriptions",
+        "/v1/chat/completions",
+    ]
+    ocr, transcription, chat = access
+    assert ocr["pages"] == pages.get_json()["usage_info"]["pages_processed"]
+    assert "audio_seconds" not in ocr
+    assert transcription["audio_seconds"] == 3
+    assert "pages" not in transcription
+    assert "pages" not in chat
+    assert "audio_seconds" not in chat
+
+
 def test_a_transcription_stream_left_mid_way_still_records_its_seconds(
     gateway: Container, key: NewKey, standin: StandIn
 ) -> None:

@@ -48,7 +48,11 @@ class Call:
         return self.caller.owner_id
 
     def check_limits(
-        self, estimate: int | Callable[[], int] = 0, *, per_day_only: bool = False
+        self,
+        estimate: int | Callable[[], int] = 0,
+        *,
+        per_day_only: bool = False,
+        rate_first: bool = False,
     ) -> Decision:
         """Count this call against its key's rate limit and reserve tokens of its budget.
 
@@ -57,6 +61,8 @@ class Call:
         `estimate` (`shared.limits.estimate`, which reads the database) is asked only when
         the tenant has a token budget. `per_day_only` reserves of the day budget alone:
         a Mistral batch job's tokens are spent over hours, not within the minute.
+        `rate_first` refuses a key over its request rate before a callable estimate is
+        made (one more Redis read): for an estimate that reads Mistral (a batch job's).
         """
         principal = self.caller
         # The key's limits within its tenant's: a key narrows them, never widens them.
@@ -64,10 +70,19 @@ class Call:
         if per_day_only:
             budget = Budget(per_day=budget.per_day)
         if callable(estimate):
+            refused = None
+            if rate_first and budget.active:
+                refused = self.container.limiter.rate_refusal(principal.key_id, limit)
+            if refused is not None:
+                return self._decided(refused)
             estimate = estimate() if budget.active else 0
         decision = self.container.limiter.check(
             principal.key_id, principal.owner_id, limit, budget, estimate
         )
+        return self._decided(decision)
+
+    def _decided(self, decision: Decision) -> Decision:
+        """The call's decision, in its headers and access line; raised if a refusal."""
         self.headers.update(decision.headers())
         self.access.rate_limit = decision.outcome
         self.decision = decision

@@ -341,8 +341,11 @@ def create_batch_job(ctx: Context) -> flask.Response:
     pool, client, container = ctx.container.pool, ctx.container.mistral, ctx.container
     body = ctx.json_body()
     job = resources.check_batch_job(pool, ctx.owner, body)
+    # A key over its request rate is refused before the input files are read to price it.
     decision = ctx.check_limits(
-        lambda: resources.batch_job_estimate(client, container.settings, job), per_day_only=True
+        lambda: resources.batch_job_estimate(client, container.settings, job),
+        per_day_only=True,
+        rate_first=True,
     )
     made_by = ctx.caller.key_id
     try:

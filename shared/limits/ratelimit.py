@@ -82,6 +82,21 @@ redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX',
 return {1, math.floor((burst - (new_tat - now)) / interval), new_tat - now, 0, 0}
 """)
 
+# The rate half of `_SCRIPT`, read only: would the key's next request be refused for its
+# rate now? KEYS and ARGV as `_SCRIPT`'s first; the same reply (its reason 1 or 0).
+_RATE_PEEK = LuaScript("""
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval
+if new_tat - now > burst then
+  return {0, 0, tat - now, new_tat - burst - now, 1}
+end
+return {1, 0, 0, 0, 0}
+""")
 # KEYS: the budget buckets of a reservation. ARGV: tokens to add (negative to give back).
 # Only a bucket that still exists is corrected: one that expired (a long stream) or was
 # never counted (that budget is off) is left alone, since INCRBY would create it without
@@ -214,6 +229,39 @@ class RateLimiter:
         self._failure_mode = FailureMode(failure_mode)
         self._clock = clock
         self._down_until = 0.0
+
+    def rate_refusal(self, key_id: str, limit: Limit) -> Decision | None:
+        """The refusal `check` would give `key_id` for its request rate now, counting
+        nothing; None when it would not refuse for the rate (or Redis cannot say: `check`
+        then answers in the configured mode). For a call whose estimate is costly to
+        make (a batch job's, read from its input files): a key over its rate is refused
+        before it is made."""
+        if time.monotonic() < self._down_until:
+            return None
+        interval_us = max(1, round(limit.window_s * 1_000_000 / limit.requests))
+        try:
+            allowed, _, reset_us, retry_us, _ = (
+                int(x)
+                for x in run_script(
+                    self._client(),
+                    _RATE_PEEK,
+                    [f"gw:rl:{key_id}"],
+                    [interval_us, interval_us * limit.requests],
+                )
+            )
+        except (redis.RedisError, OSError) as exc:
+            self._note_failure(exc)
+            return None
+        if allowed:
+            return None
+        return Decision(
+            allowed=False,
+            limit=limit.requests,
+            remaining=0,
+            reset_s=reset_us / 1_000_000,
+            retry_after_s=retry_us / 1_000_000,
+            outcome="limited",
+        )
 
     def check(
         self,

@@ -139,6 +139,27 @@ def test_a_repeat_under_its_idempotency_key_reserves_nothing_more(
     assert standin.calls()["batch.jobs.create"] == 1
 
 
+def test_a_key_over_its_rate_is_refused_before_its_files_are_read(
+    gateway: Container, standin: StandIn
+) -> None:
+    """With two requests a minute (an upload and a create), a second create is 429
+    `rate_limited` and Mistral is not asked for its input file: the rate is checked
+    before the job is priced."""
+    key = make_key(
+        gateway, "user", A, token_budget_per_day=1000, rate_limit_requests=2, rate_limit_window=60
+    )
+    file_id = _upload(key, LINE)
+    assert _create(key, file_id).status_code == 200
+    downloads = standin.calls()["files.download"]
+    assert downloads >= 1
+    refused = _create(key, file_id)
+    assert refused.status_code == 429
+    assert error_code(refused.get_json()) == "rate_limited"
+    assert "Retry-After" in refused.headers
+    assert standin.calls()["files.download"] == downloads
+    assert standin.calls()["batch.jobs.create"] == 1
+
+
 def test_a_failed_create_gives_its_reservation_back(gateway: Container, standin: StandIn) -> None:
     """Mistral refuses the create (400): the whole estimate is left."""
     key = make_key(gateway, "user", A, token_budget_per_day=1000, **NO_LIMIT)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -84,3 +85,35 @@ def error_code(body: Any) -> str:
     assert body["param"] is None or isinstance(body["param"], str), body
     assert isinstance(body["code"], str), body
     return body["code"]
+
+
+def upload_batch_file(key: NewKey, lines: bytes, name: str = "in.jsonl") -> str:
+    """`lines` uploaded through the admin function as a batch input file of `key`'s
+    tenant; its id."""
+    uploaded = client("admin").post(
+        "/v1/files",
+        data={"file": (io.BytesIO(lines), name), "purpose": "batch"},
+        content_type="multipart/form-data",
+        headers=bearer(key),
+    )
+    assert uploaded.status_code == 200, uploaded.get_data()
+    return str(uploaded.get_json()["id"])
+
+
+def create_batch_job(key: NewKey, file_id: str, **fields: object) -> Any:
+    """The admin function's answer to a batch job of `key`'s tenant over `file_id`: a chat
+    job of mistral-small-latest unless `fields` say otherwise."""
+    job = {
+        "input_files": [file_id],
+        "endpoint": "/v1/chat/completions",
+        "model": "mistral-small-latest",
+        **fields,
+    }
+    return client("admin").post("/v1/batch/jobs", json=job, headers=bearer(key))
+
+
+def batch_job(key: NewKey, lines: bytes, **fields: object) -> str:
+    """A batch job of `key`'s tenant over one uploaded file of `lines`; its id."""
+    created = create_batch_job(key, upload_batch_file(key, lines), **fields)
+    assert created.status_code == 200, created.get_data()
+    return str(created.get_json()["id"])

@@ -11,9 +11,7 @@ and Valkey.
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
-from typing import Any
 
 import pytest
 
@@ -21,8 +19,7 @@ from devstack.standin import StandIn
 from shared.container import Container
 from shared.limits.ratelimit import Budget, Limit
 from shared.resources import batch_job_estimate, check_batch_job
-from shared.tenancy.keys import NewKey
-from tests.support import bearer, client, error_code, make_key
+from tests.support import bearer, client, create_batch_job, error_code, make_key, upload_batch_file
 
 A = "tenant-a"
 MODEL = "mistral-small-latest"
@@ -34,22 +31,6 @@ LINE = json.dumps({"custom_id": "a", "body": BODY}).encode() + b"\n"
 PER_LINE, SPENT_PER_LINE = 18, 12
 PROBE = Limit(100_000, 60)
 BODY_ENDPOINT = "/v1/chat/completions"
-
-
-def _upload(key: NewKey, data: bytes) -> str:
-    uploaded = client("admin").post(
-        "/v1/files",
-        data={"file": (io.BytesIO(data), "in.jsonl"), "purpose": "batch"},
-        content_type="multipart/form-data",
-        headers=bearer(key),
-    )
-    assert uploaded.status_code == 200, uploaded.get_data()
-    return str(uploaded.get_json()["id"])
-
-
-def _create(key: NewKey, file_id: str, **extra: object) -> Any:
-    job = {"input_files": [file_id], "endpoint": "/v1/chat/completions", "model": MODEL}
-    return client("admin").post("/v1/batch/jobs", json={**job, **extra}, headers=bearer(key))
 
 
 def _left(gateway: Container, budget: int) -> int:
@@ -70,8 +51,8 @@ def _left(gateway: Container, budget: int) -> int:
 def test_a_create_reserves_what_its_lines_may_cost(gateway: Container) -> None:
     """Three lines in a file and one inline: 4 x 18 tokens reserved of the day's budget."""
     key = make_key(gateway, "user", A, token_budget_per_day=1000, **NO_LIMIT)
-    file_id = _upload(key, LINE * 3)
-    created = _create(key, file_id, requests=[{"custom_id": "i", "body": BODY}])
+    file_id = upload_batch_file(key, LINE * 3)
+    created = create_batch_job(key, file_id, requests=[{"custom_id": "i", "body": BODY}])
     assert created.status_code == 200, created.get_data()
     assert _left(gateway, 1000) == 1000 - 4 * PER_LINE
 
@@ -82,15 +63,15 @@ def test_a_create_whose_estimate_does_not_fit_is_refused_before_mistral(
     """A budget one token short of the job's estimate: 429 `token_budget_exceeded`, Mistral
     never asked to create, nothing reserved; exactly the estimate left: it is made."""
     short = make_key(gateway, "user", A, token_budget_per_day=3 * PER_LINE - 1, **NO_LIMIT)
-    file_id = _upload(short, LINE * 3)
+    file_id = upload_batch_file(short, LINE * 3)
     calls = standin.calls().get("batch.jobs.create", 0)
-    refused = _create(short, file_id)
+    refused = create_batch_job(short, file_id)
     assert refused.status_code == 429, refused.get_data()
     assert error_code(refused.get_json()) == "token_budget_exceeded"
     assert standin.calls().get("batch.jobs.create", 0) == calls
     assert _left(gateway, 3 * PER_LINE - 1) == 3 * PER_LINE - 1
     exact = make_key(gateway, "user", A, token_budget_per_day=3 * PER_LINE, **NO_LIMIT)
-    made = _create(exact, file_id)
+    made = create_batch_job(exact, file_id)
     assert made.status_code == 200, made.get_data()
 
 
@@ -100,7 +81,7 @@ def test_the_reservation_is_settled_to_the_real_tokens_when_the_job_is_metered(
     """54 reserved, 36 spent: once the sweep meters the job the day's bucket holds 36 (the
     difference given back), and one usage event of 36 tokens is recorded."""
     key = make_key(gateway, "user", A, token_budget_per_day=1000, **NO_LIMIT)
-    created = _create(key, _upload(key, LINE * 3))
+    created = create_batch_job(key, upload_batch_file(key, LINE * 3))
     assert created.status_code == 200, created.get_data()
     assert _left(gateway, 1000) == 1000 - 3 * PER_LINE
     for _ in range(2):  # RUNNING, then ended
@@ -121,7 +102,7 @@ def test_a_repeat_under_its_idempotency_key_reserves_nothing_more(
     the budget (what it reserved to be priced is given back); another body under the key
     is 422 and gives its reservation back too."""
     key = make_key(gateway, "user", A, token_budget_per_day=1000, **NO_LIMIT)
-    file_id = _upload(key, LINE * 2)
+    file_id = upload_batch_file(key, LINE * 2)
     once = {"Idempotency-Key": "job-once"}
     job = {"input_files": [file_id], "endpoint": BODY_ENDPOINT, "model": MODEL}
     first = client("admin").post("/v1/batch/jobs", json=job, headers={**bearer(key), **once})
@@ -148,11 +129,11 @@ def test_a_key_over_its_rate_is_refused_before_its_files_are_read(
     key = make_key(
         gateway, "user", A, token_budget_per_day=1000, rate_limit_requests=2, rate_limit_window=60
     )
-    file_id = _upload(key, LINE)
-    assert _create(key, file_id).status_code == 200
+    file_id = upload_batch_file(key, LINE)
+    assert create_batch_job(key, file_id).status_code == 200
     downloads = standin.calls()["files.download"]
     assert downloads >= 1
-    refused = _create(key, file_id)
+    refused = create_batch_job(key, file_id)
     assert refused.status_code == 429
     assert error_code(refused.get_json()) == "rate_limited"
     assert "Retry-After" in refused.headers
@@ -163,9 +144,9 @@ def test_a_key_over_its_rate_is_refused_before_its_files_are_read(
 def test_a_failed_create_gives_its_reservation_back(gateway: Container, standin: StandIn) -> None:
     """Mistral refuses the create (400): the whole estimate is left."""
     key = make_key(gateway, "user", A, token_budget_per_day=1000, **NO_LIMIT)
-    file_id = _upload(key, LINE * 3)
+    file_id = upload_batch_file(key, LINE * 3)
     standin.inject("status=400", operation="batch.jobs.create")
-    refused = _create(key, file_id)
+    refused = create_batch_job(key, file_id)
     assert refused.status_code == 400, refused.get_data()
     assert _left(gateway, 1000) == 1000
 
@@ -197,7 +178,7 @@ def test_past_the_read_cap_the_estimate_is_scaled_to_the_files_size(
     """A cap of ten lines' bytes (and a half) over a file of 40 or 41 equal lines: the
     price is what reading every line gives, from ten lines read."""
     key = make_key(gateway, "user", A, **NO_LIMIT)
-    file_id = _upload(key, LINE * lines)
+    file_id = upload_batch_file(key, LINE * lines)
     settings = dataclasses.replace(
         gateway.settings, batch_estimate_max_bytes=len(LINE) * 10 + len(LINE) // 2
     )
@@ -211,7 +192,7 @@ def test_a_line_longer_than_the_cap_prices_the_file_at_a_token_per_four_bytes(
     """No whole line under the cap: the file's bytes / 4, plus one completion reserve."""
     key = make_key(gateway, "user", A, **NO_LIMIT)
     data = LINE * 4
-    file_id = _upload(key, data)
+    file_id = upload_batch_file(key, data)
     settings = dataclasses.replace(gateway.settings, batch_estimate_max_bytes=len(LINE) - 5)
     job = check_batch_job(gateway.pool, A, {"input_files": [file_id], "endpoint": BODY_ENDPOINT})
     expected = -(-len(data) // 4) + settings.token_reserve_completion
@@ -234,7 +215,7 @@ def test_an_agent_jobs_lines_are_priced_with_the_agent(gateway: Container) -> No
     )
     assert agent.status_code == 200, agent.get_data()
     line = {"custom_id": "a", "body": {"messages": BODY["messages"]}}
-    file_id = _upload(key, json.dumps(line).encode() + b"\n")
+    file_id = upload_batch_file(key, json.dumps(line).encode() + b"\n")
     body = {"input_files": [file_id], "endpoint": BODY_ENDPOINT, "agent_id": agent.get_json()["id"]}
     job = check_batch_job(gateway.pool, A, body)
     # 8 (the message) + 5 (the instructions: 18 characters, counted high) + 7 (the
@@ -248,7 +229,7 @@ def test_a_job_is_priced_against_the_day_budget_only(gateway: Container) -> None
     key = make_key(
         gateway, "user", A, token_budget_per_minute=10, token_budget_per_day=1000, **NO_LIMIT
     )
-    created = _create(key, _upload(key, LINE * 3))
+    created = create_batch_job(key, upload_batch_file(key, LINE * 3))
     assert created.status_code == 200, created.get_data()
     assert _left(gateway, 1000) == 1000 - 3 * PER_LINE
     assert gateway.limiter.check("probe", A, PROBE, Budget(per_minute=10), 10).allowed

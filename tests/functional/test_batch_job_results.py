@@ -23,7 +23,7 @@ from shared.container import Container
 from shared.limits.ratelimit import Budget, Limit
 from shared.resources import batch_job_action
 from shared.tenancy.keys import NewKey
-from tests.support import bearer, client, error_code, make_key
+from tests.support import batch_job, bearer, client, error_code, make_key
 
 A = "tenant-a"
 B = "tenant-b"
@@ -52,18 +52,7 @@ def stranger(gateway: Container) -> NewKey:
 
 def _job(key: NewKey, lines: bytes = LINES) -> str:
     """A chat batch job of `key`'s tenant over one uploaded file; its id."""
-    app = client("admin")
-    uploaded = app.post(
-        "/v1/files",
-        data={"file": (io.BytesIO(lines), "in.jsonl"), "purpose": "batch"},
-        content_type="multipart/form-data",
-        headers=bearer(key),
-    )
-    assert uploaded.status_code == 200, uploaded.get_data()
-    job = {"input_files": [uploaded.get_json()["id"]], "endpoint": "/v1/chat/completions"}
-    created = app.post("/v1/batch/jobs", json={**job, "model": MODEL}, headers=bearer(key))
-    assert created.status_code == 200, created.get_data()
-    return str(created.get_json()["id"])
+    return batch_job(key, lines)
 
 
 def _get(key: NewKey, job_id: str) -> dict[str, Any]:
@@ -195,22 +184,7 @@ def test_an_ocr_jobs_event_counts_the_pages_of_its_lines(
         json.dumps({"custom_id": str(i), "body": {"document": d}}).encode() + b"\n"
         for i, d in enumerate(documents)
     )
-    app = client("admin")
-    uploaded = app.post(
-        "/v1/files",
-        data={"file": (io.BytesIO(lines), "ocr.jsonl"), "purpose": "batch"},
-        content_type="multipart/form-data",
-        headers=bearer(owner),
-    )
-    assert uploaded.status_code == 200, uploaded.get_data()
-    job = {
-        "input_files": [uploaded.get_json()["id"]],
-        "endpoint": "/v1/ocr",
-        "model": "mistral-ocr-latest",
-    }
-    created = app.post("/v1/batch/jobs", json=job, headers=bearer(owner))
-    assert created.status_code == 200, created.get_data()
-    _finished(owner, str(created.get_json()["id"]))
+    _finished(owner, batch_job(owner, lines, endpoint="/v1/ocr", model="mistral-ocr-latest"))
     direct = _direct(standin)
     pages = sum(
         direct.ocr.process(model="mistral-ocr-latest", document=d).usage_info.pages_processed

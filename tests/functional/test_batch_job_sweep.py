@@ -8,7 +8,6 @@ straight from the stand-in, never through the gateway), the real database and Va
 
 from __future__ import annotations
 
-import io
 import threading
 from typing import Any
 
@@ -20,7 +19,7 @@ from shared.container import Container
 from shared.resources import batch_job_action
 from shared.resources.sweep import sweep_batch_jobs
 from shared.tenancy.keys import NewKey
-from tests.support import bearer, client, make_key
+from tests.support import batch_job, bearer, client, make_key
 
 A = "tenant-a"
 B = "tenant-b"
@@ -48,18 +47,7 @@ def key_b(gateway: Container) -> NewKey:
 
 def _job(key: NewKey) -> str:
     """A chat batch job of `key`'s tenant over one uploaded file; its id."""
-    app = client("admin")
-    uploaded = app.post(
-        "/v1/files",
-        data={"file": (io.BytesIO(LINES), "in.jsonl"), "purpose": "batch"},
-        content_type="multipart/form-data",
-        headers=bearer(key),
-    )
-    assert uploaded.status_code == 200, uploaded.get_data()
-    job = {"input_files": [uploaded.get_json()["id"]], "endpoint": "/v1/chat/completions"}
-    created = app.post("/v1/batch/jobs", json={**job, "model": MODEL}, headers=bearer(key))
-    assert created.status_code == 200, created.get_data()
-    return str(created.get_json()["id"])
+    return batch_job(key, LINES)
 
 
 def _ended_in_mistral(standin: StandIn, job_id: str) -> Any:

@@ -201,15 +201,26 @@ def _list_query(ctx: Context) -> resources.ListQuery:
 
 
 def _created_once(
-    ctx: Context, operation: str, body: dict[str, Any], create: Callable[[], UpstreamResponse]
+    ctx: Context,
+    operation: str,
+    body: dict[str, Any],
+    create: Callable[[str | None], UpstreamResponse],
 ) -> flask.Response:
     """A create under the request's Idempotency-Key, if it has one (a repeat gets the
-    first answer, marked `Idempotent-Replayed: true`)."""
+    first answer, marked `Idempotent-Replayed: true`); `create` is given the key, which
+    the object's record keeps."""
     key = ctx.request.headers.get("Idempotency-Key")
     if key is None:
-        return _relayed(create())
+        return _relayed(create(None))
     made = resources.create_once(
-        ctx.container.idempotency, ctx.owner, key, operation, ctx.request.path, body, create
+        ctx.container.idempotency,
+        ctx.container.pool,
+        ctx.owner,
+        key,
+        operation,
+        ctx.request.path,
+        body,
+        lambda: create(key),
     )
     return _made(ctx, made)
 
@@ -301,7 +312,9 @@ def create_library(ctx: Context) -> flask.Response:
         ctx,
         "libraries.create",
         body,
-        lambda: resources.create_library(pool, client, ctx.owner, body, created_by=made_by),
+        lambda key: resources.create_library(
+            pool, client, ctx.owner, body, created_by=made_by, idempotency_key=key
+        ),
     )
 
 
@@ -353,8 +366,14 @@ def create_batch_job(ctx: Context) -> flask.Response:
             ctx,
             "batch.jobs.create",
             body,
-            lambda: resources.create_batch_job(
-                pool, client, ctx.owner, job, created_by=made_by, reservation=decision.reservation()
+            lambda key: resources.create_batch_job(
+                pool,
+                client,
+                ctx.owner,
+                job,
+                created_by=made_by,
+                reservation=decision.reservation(),
+                idempotency_key=key,
             ),
         )
     except BaseException:

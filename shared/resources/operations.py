@@ -314,9 +314,11 @@ def _recorded(
     parent: str | None = None,
     created_by: str | None = None,
     reservation: Reservation | None = None,
+    idempotency_key: str | None = None,
 ) -> UpstreamResponse:
-    """Mistral made the object: its record first (with the key that made it), then the
-    caller may see its id (in Mistral's answer, relayed as it came)."""
+    """Mistral made the object: its record first (with the key that made it and the
+    request's Idempotency-Key), then the caller may see its id (in Mistral's answer,
+    relayed as it came)."""
     body = _read_object(answer)
     last: Exception | None = None
     for pause in (0.0, 0.1):
@@ -331,6 +333,7 @@ def _recorded(
                     parent=parent,
                     created_by=created_by,
                     reservation=reservation,
+                    idempotency_key=idempotency_key,
                 )
             return answer
         except Exception as exc:
@@ -518,6 +521,7 @@ def create_library(
     body: dict[str, Any],
     *,
     created_by: str | None = None,
+    idempotency_key: str | None = None,
 ) -> UpstreamResponse:
     """`POST /v1/libraries`."""
     if not isinstance(body.get("name"), str):
@@ -525,7 +529,15 @@ def create_library(
     answer = client.call(
         "libraries.create", "POST", "/v1/libraries", json.dumps(body).encode(), retry=Retry.UNSENT
     )
-    return _recorded(pool, client, tenant, "library", answer, created_by=created_by)
+    return _recorded(
+        pool,
+        client,
+        tenant,
+        "library",
+        answer,
+        created_by=created_by,
+        idempotency_key=idempotency_key,
+    )
 
 
 def list_libraries(pool: Pool, tenant: str, query: ListQuery) -> dict[str, Any]:
@@ -692,10 +704,12 @@ def create_batch_job(
     *,
     created_by: str | None = None,
     reservation: Reservation | None = None,
+    idempotency_key: str | None = None,
 ) -> UpstreamResponse:
     """`POST /v1/batch/jobs`, its references checked (`pricing.check_batch_job`): the
-    job's record names the key that made it (its spend is counted to it) and what its
-    create reserved of the token budget (settled when the job is metered)."""
+    job's record names the key that made it (its spend is counted to it), what its
+    create reserved of the token budget (settled when the job is metered) and the
+    request's Idempotency-Key."""
     answer = client.call(
         "batch.jobs.create",
         "POST",
@@ -704,7 +718,14 @@ def create_batch_job(
         retry=Retry.UNSENT,
     )
     return _recorded(
-        pool, client, tenant, "batch_job", answer, created_by=created_by, reservation=reservation
+        pool,
+        client,
+        tenant,
+        "batch_job",
+        answer,
+        created_by=created_by,
+        reservation=reservation,
+        idempotency_key=idempotency_key,
     )
 
 

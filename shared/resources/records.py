@@ -123,15 +123,18 @@ def record_created(
     parent: str | None = None,
     created_by: str | None = None,
     reservation: Reservation | None = None,
+    idempotency_key: str | None = None,
 ) -> None:
     """The new object's row and its audit row, on the caller's transaction: `created_by`
-    is the id of the key that made it (`created_by_me` lists; a batch job's spend), and
-    `reservation` what a batch job's create reserved of the token budget."""
+    is the id of the key that made it (`created_by_me` lists; a batch job's spend),
+    `reservation` what a batch job's create reserved of the token budget, and
+    `idempotency_key` the request's Idempotency-Key (`made_under_key`)."""
     conn.run(
         "INSERT INTO owned_resources"
-        " (kind, id, owner_id, parent_id, body, api_key_id, budget_reservation)"
+        " (kind, id, owner_id, parent_id, body, api_key_id, budget_reservation,"
+        " idempotency_key)"
         " VALUES (:kind, :id, :owner, :parent, CAST(:body AS jsonb), :created_by,"
-        " CAST(:reservation AS jsonb))",
+        " CAST(:reservation AS jsonb), :idempotency_key)",
         kind=kind,
         id=str(body["id"]),
         owner=tenant,
@@ -139,8 +142,22 @@ def record_created(
         body=json.dumps(body),
         created_by=created_by,
         reservation=json.dumps(reservation.to_json()) if reservation else None,
+        idempotency_key=idempotency_key,
     )
     audit.record(conn, f"{kind}.create", str(body["id"]), tenant_id=tenant)
+
+
+def made_under_key(conn: Conn, tenant: str, kind: Kind, key: str) -> dict[str, Any] | None:
+    """The body of the object of `kind` the tenant's create under Idempotency-Key `key`
+    made (as the gateway recorded it), if one did."""
+    row = conn.one(
+        "SELECT body FROM owned_resources WHERE owner_id = :owner AND idempotency_key = :key"
+        " AND kind = :kind ORDER BY created_at LIMIT 1",
+        owner=tenant,
+        key=key,
+        kind=kind,
+    )
+    return None if row is None else dict(row["body"])
 
 
 def mark_deleted(conn: Conn, tenant: str, kind: Kind, ident: str) -> None:

@@ -127,6 +127,57 @@ def test_a_repeated_library_create_replays_the_answer_marked_replayed(
     assert _mistral_libraries(standin) == [first.get_json()["id"]]
 
 
+def _gateway_failed_before_completing(gateway: Container, owner: str, key: str) -> None:
+    """The key's record as a gateway that died after recording the object and before
+    completing the key leaves it: in progress, its lock since run out."""
+    with gateway.pool.connection() as conn:
+        conn.run(
+            "UPDATE idempotency_records SET status = 'in_progress',"
+            " locked_until = now() - interval '1 second', response_status = NULL,"
+            " response_headers = NULL, response_body = NULL"
+            " WHERE owner_id = :owner AND key = :key",
+            owner=owner,
+            key=key,
+        )
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "operation"),
+    [
+        ("/v1/libraries", {"name": "docs"}, "libraries.create"),
+        ("/v1/batch/jobs", None, "batch.jobs.create"),
+    ],
+)
+def test_a_repeat_after_the_gateway_failed_past_the_record_gets_the_object_made(
+    gateway: Container,
+    standin: StandIn,
+    url: str,
+    key_a: NewKey,
+    path: str,
+    body: dict[str, Any] | None,
+    operation: str,
+) -> None:
+    """The gateway recorded the new object and failed before completing the key; once the
+    key's lock ran out, the repeat answers with that object, marked replayed, and Mistral
+    makes no second one."""
+    if body is None:  # a batch job over a file uploaded first
+        body = {
+            "input_files": [_input_file(_sdk(url, key_a))],
+            "endpoint": "/v1/chat/completions",
+            "model": MODEL,
+        }
+    admin = client("admin")
+    headers = {**bearer(key_a), **_once("crash-1")}
+    first = admin.post(path, json=body, headers=headers)
+    assert first.status_code in (200, 201), first.get_data(as_text=True)
+    _gateway_failed_before_completing(gateway, A, "crash-1")
+    again = admin.post(path, json=body, headers=headers)
+    assert again.status_code == first.status_code
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json()["id"] == first.get_json()["id"]
+    assert standin.calls()[operation] == 1
+
+
 def test_keys_are_the_tenants_own(
     gateway: Container, standin: StandIn, url: str, key_a: NewKey, key_b: NewKey
 ) -> None:

@@ -29,6 +29,8 @@ locals {
     { title = "Mistral p95 latency (ms) by model", filter = local.user_metric.upstream_latency, aligner = "ALIGN_DELTA", reducer = "REDUCE_PERCENTILE_95", by = ["metric.label.model"], promql = null },
     { title = "Prompt tokens/s by model", filter = null, aligner = null, reducer = null, by = null, promql = "sum by (model) (rate(${local.promql_metric.tokens_in}_sum{monitored_resource=\"cloud_run_revision\"}[5m]))" },
     { title = "Completion tokens/s by model", filter = null, aligner = null, reducer = null, by = null, promql = "sum by (model) (rate(${local.promql_metric.tokens_out}_sum{monitored_resource=\"cloud_run_revision\"}[5m]))" },
+    { title = "OCR pages/min by model", filter = null, aligner = null, reducer = null, by = null, promql = "sum by (model) (rate(${local.promql_metric.pages}_sum{monitored_resource=\"cloud_run_revision\"}[5m])) * 60" },
+    { title = "Audio seconds/min by model", filter = null, aligner = null, reducer = null, by = null, promql = "sum by (model) (rate(${local.promql_metric.audio_seconds}_sum{monitored_resource=\"cloud_run_revision\"}[5m])) * 60" },
     { title = "Rate-limited requests/s", filter = local.user_metric.rate_limited, aligner = "ALIGN_RATE", reducer = "REDUCE_SUM", by = ["metric.label.function"], promql = null },
     { title = "Circuit transitions by state", filter = local.user_metric.circuit_transitions, aligner = "ALIGN_DELTA", reducer = "REDUCE_SUM", by = ["metric.label.state"], promql = null },
     { title = "Batches with failed items", filter = local.user_metric.batch_failures, aligner = "ALIGN_DELTA", reducer = "REDUCE_SUM", by = [], promql = null },

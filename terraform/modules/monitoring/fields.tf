@@ -23,6 +23,8 @@ locals {
     conversation_id     = "jsonPayload.conversation_id"
     tokens_in           = "jsonPayload.tokens_in"
     tokens_out          = "jsonPayload.tokens_out"
+    pages               = "jsonPayload.pages"
+    audio_seconds       = "jsonPayload.audio_seconds"
     rate_limit          = "jsonPayload.rate_limit"
     circuit             = "jsonPayload.circuit"
     idempotent_replay   = "jsonPayload.idempotent_replay"

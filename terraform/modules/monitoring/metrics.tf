@@ -124,11 +124,14 @@ resource "google_logging_metric" "upstream_latency" {
   }
 }
 
-# Tokens are values, not events: distributions whose sum is the token count.
+# Tokens, and what Mistral bills that is not tokens (OCR pages, seconds of audio), are
+# values, not events: distributions whose sum is the count.
 resource "google_logging_metric" "tokens" {
   for_each = {
-    tokens_in  = "Prompt tokens per request."
-    tokens_out = "Completion tokens per request."
+    tokens_in     = "Prompt tokens per request."
+    tokens_out    = "Completion tokens per request."
+    pages         = "OCR pages per request (Mistral bills OCR by the page)."
+    audio_seconds = "Seconds of audio per transcription (Mistral bills them by the minute)."
   }
 
   project         = var.project_id

@@ -119,6 +119,12 @@ class Settings:
     # itself refuses HTTP/1 requests over 32 MiB before the function sees them; only with
     # HTTP/2 end to end can a larger one arrive (README, "Tenant-owned resources").
     max_upload_bytes: int = 536_870_912
+    # Inline media (an OCR document, audio to transcribe, images in a chat or agents call)
+    # may make a pass-through body larger than MAX_BODY_BYTES, up to this (Cloud Run's own
+    # HTTP/1 limit); it must say its Content-Length. Every such body an instance holds at
+    # once counts against MEDIA_BODY_BUDGET_BYTES: past it, 503 and Retry-After.
+    max_media_body_bytes: int = 33_554_432
+    media_body_budget_bytes: int = 268_435_456
     # A stream the caller left is read on to its end, within these bounds, so the turn is
     # charged what Mistral produced and stored whole.
     abandoned_stream_read_s: int = 300
@@ -295,6 +301,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "redis_connect_timeout_ms": _int(1),
     "max_body_bytes": _int(1),
     "max_upload_bytes": _int(1),
+    "max_media_body_bytes": _int(1),
+    "media_body_budget_bytes": _int(1),
     "breaker_failure_threshold": _int(1),
     "breaker_cooldown_s": _int(1),
     "batch_concurrency": _int(1),

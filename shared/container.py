@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from shared.conversations.policy import InputPolicy
     from shared.db import Pool
+    from shared.limits.body_budget import BodyBudget
     from shared.limits.breaker import Breaker, Circuit
     from shared.limits.idempotency import Idempotency
     from shared.limits.ratelimit import RateLimiter
@@ -136,6 +137,17 @@ class Container:
             )
 
         return self._get("limiter", build)
+
+    @property
+    def body_budget(self) -> BodyBudget:
+        """The bytes of large request bodies this process may hold at once."""
+
+        def build() -> BodyBudget:
+            from shared.limits.body_budget import BodyBudget
+
+            return BodyBudget(self.settings.media_body_budget_bytes)
+
+        return self._get("body_budget", build)
 
     def _circuit_transition(self, state: Circuit) -> None:
         from shared.observability import log_event

@@ -382,6 +382,11 @@ CODES: dict[str, tuple[int | None, str]] = {
     "backend_unavailable": (502, "The function that owns the route did not answer."),
     "service_unavailable": (503, "The database or Redis is unavailable (see `Retry-After`)."),
     "circuit_open": (503, "Mistral is failing; the circuit breaker is open."),
+    "body_budget_full": (
+        503,
+        "The instance holds as many large bodies as `MEDIA_BODY_BUDGET_BYTES` allows (see"
+        " `Retry-After`).",
+    ),
     "upstream_timeout": (504, "Mistral did not answer in time."),
     "upstream_error": (502, "Mistral failed us in another way."),
     "upstream_rejected": (None, "A batch item Mistral refused (its status and body beside)."),

@@ -16,6 +16,7 @@ from shared.http.health import health
 from shared.http.routes import PASSTHROUGH_PATHS
 from shared.http.web import Context, FunctionApp
 from shared.passthrough import (
+    MEDIA_OPERATIONS,
     PassResult,
     PassStream,
     Passthrough,
@@ -61,13 +62,15 @@ def handle_turn(ctx: Context) -> flask.Response:
 
 
 def parse_passthrough(ctx: Context) -> Passthrough:
-    """The request as a Passthrough, or 415/413/400/422 saying what is wrong."""
+    """The request as a Passthrough, or 415/413/400/422 saying what is wrong. A call that
+    may carry media inline (`MEDIA_OPERATIONS`) may be up to MAX_MEDIA_BODY_BYTES."""
     operation = ctx.route.operation
     content_type = ctx.request.headers.get("Content-Type", "")
+    media = operation in MEDIA_OPERATIONS
     if operation == "audio.transcriptions.complete":
-        raw, body = ctx.bytes_body(), None
+        raw, body = ctx.bytes_body(media=media), None
     else:
-        body = ctx.json_body()
+        body = ctx.json_body(media=media)
         raw = ctx.raw_body
     return build_passthrough(operation, ctx.request.path, raw, content_type, body)
 

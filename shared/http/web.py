@@ -32,6 +32,7 @@ from shared.errors import (
     NotExposed,
     NotFound,
     PayloadTooLarge,
+    ServiceUnavailable,
     UnsupportedMediaType,
     ValidationFailed,
     error_response,
@@ -68,14 +69,18 @@ class Context(Call):
     raw_body: bytes = b""
     # True once `json_body()` has read the whole body (no byte of it left unread).
     body_read: bool = False
+    # Bytes taken from the instance's body budget for this request's body (`bytes_body`
+    # with `media`), given back when its handler returns.
+    budgeted_bytes: int = 0
 
-    def json_body(self) -> dict[str, Any]:
-        """The request body as a JSON object: 415, 413, 400 or 422 otherwise."""
+    def json_body(self, *, media: bool = False) -> dict[str, Any]:
+        """The request body as a JSON object: 415, 413, 400 or 422 otherwise (`media`: as
+        `bytes_body` reads it)."""
         request = self.request
         mimetype = (request.mimetype or "").lower()
         if mimetype != _JSON:
             raise UnsupportedMediaType("the request body must be application/json")
-        raw = self.bytes_body()
+        raw = self.bytes_body(media=media)
         try:
             body = jsonsafe.loads(raw)
         except RecursionError:
@@ -90,16 +95,32 @@ class Context(Call):
             )
         return body
 
-    def bytes_body(self) -> bytes:
-        """The whole request body as received, whatever its type: 413 above MAX_BODY_BYTES."""
+    def bytes_body(self, *, media: bool = False) -> bytes:
+        """The whole request body as received, whatever its type: 413 above MAX_BODY_BYTES.
+
+        A body that may carry media inline (`media`: an OCR document, audio, images) may
+        be up to MAX_MEDIA_BODY_BYTES when it says its Content-Length; above
+        MAX_BODY_BYTES it is read only once the instance's body budget takes its size
+        (`shared.limits.body_budget`), else 503 with Retry-After.
+        """
         request = self.request
         settings = self.container.settings
         limit = settings.max_body_bytes
-        too_large = PayloadTooLarge(f"the request body is larger than {limit} bytes")
         length = request.content_length
+        if media and length is not None and length > limit:
+            limit = settings.max_media_body_bytes
+        too_large = PayloadTooLarge(f"the request body is larger than {limit} bytes")
         if length is not None and length > limit:
             self.body_read = discard_body(request, settings.max_discard_bytes)
             raise too_large
+        if length is not None and length > settings.max_body_bytes:
+            if not self.container.body_budget.take(length):
+                raise ServiceUnavailable(
+                    "this instance holds as many large request bodies as it may; try again",
+                    retry_after_s=1,
+                    code="body_budget_full",
+                )
+            self.budgeted_bytes = length
         raw = _read_body(request, limit + 1)
         self.raw_body = raw
         if len(raw) > limit:
@@ -277,7 +298,12 @@ class FunctionApp:
             _reject_unstorable_query(request)
             for hook in self._before:
                 hook(ctx)
-            response = self.handlers[found.route.operation](ctx)
+            try:
+                response = self.handlers[found.route.operation](ctx)
+            finally:
+                if ctx.budgeted_bytes:  # the handler has relayed the body (or failed)
+                    container.body_budget.give(ctx.budgeted_bytes)
+                    ctx.budgeted_bytes = 0
         except Exception as exc:
             error = exc
             if ctx is not None and ctx.principal is not None and ctx.decision is None:

@@ -9,6 +9,13 @@ call; `relay` runs it. Neither knows HTTP: the start function maps their results
 """
 
 from shared.passthrough.relay import PassResult, PassStream, run_passthrough
-from shared.passthrough.request import Passthrough, build_passthrough
+from shared.passthrough.request import MEDIA_OPERATIONS, Passthrough, build_passthrough
 
-__all__ = ["PassResult", "PassStream", "Passthrough", "build_passthrough", "run_passthrough"]
+__all__ = [
+    "MEDIA_OPERATIONS",
+    "PassResult",
+    "PassStream",
+    "Passthrough",
+    "build_passthrough",
+    "run_passthrough",
+]

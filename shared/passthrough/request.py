@@ -9,7 +9,7 @@ from typing import Any
 
 from shared.errors import UnsupportedMediaType, ValidationFailed, field_error
 
-__all__ = ["MULTIPART", "Passthrough", "build_passthrough", "form_fields"]
+__all__ = ["MEDIA_OPERATIONS", "MULTIPART", "Passthrough", "build_passthrough", "form_fields"]
 
 MULTIPART = "multipart/form-data"
 _JSON = "application/json"
@@ -17,6 +17,18 @@ _JSON = "application/json"
 # speech's model may be null or absent).
 _NO_MODEL = frozenset({"agents.complete", "ocr.process", "audio.speech.complete"})
 _MULTIPART_OPERATIONS = frozenset({"audio.transcriptions.complete"})
+# The calls whose body may carry media inline (a document or image as a data URL, audio
+# as a form's file), so may be larger than MAX_BODY_BYTES (`Context.bytes_body`).
+MEDIA_OPERATIONS = frozenset(
+    {
+        "chat.complete",
+        "agents.complete",
+        "classifiers.moderate_chat",
+        "classifiers.classify_chat",
+        "ocr.process",
+        "audio.transcriptions.complete",
+    }
+)
 # Operations Mistral streams when asked; any other's `stream` is Mistral's to judge.
 _STREAMING = frozenset(
     {

@@ -9,6 +9,7 @@ import io
 import json
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx2
@@ -161,34 +162,97 @@ def test_one_access_line_per_call_with_model_and_tokens(
     assert (access[0]["tokens_in"], access[0]["tokens_out"]) == (3, 6)
 
 
-def test_a_body_above_the_limit_is_413_before_mistral(
+@contextmanager
+def _limits(container: Container, base: Settings, url: str, **limits: int) -> Iterator[Container]:
+    """The start function with these body limits, against the stand-in at `url`."""
+    settings = dataclasses.replace(base, mistral_server_url=url, **limits)
+    made = Container(settings, pool=container.pool, redis_client=container.redis)
+    previous = set_container(made)
+    try:
+        yield made
+    finally:
+        set_container(previous)
+
+
+def _ocr_of(size: int) -> dict[str, Any]:
+    """An OCR body whose document is an inline data URL of about `size` bytes."""
+    url = "data:application/pdf;base64," + "A" * size
+    return {
+        "model": "mistral-ocr-latest",
+        "document": {"type": "document_url", "document_url": url},
+    }
+
+
+def test_a_media_body_above_its_limit_is_413_before_mistral(
     container: Container, base_settings: Settings, standin: StandIn
 ) -> None:
-    """An inline document or audio above MAX_BODY_BYTES is refused; Mistral is not asked."""
+    """An inline document or audio above MAX_MEDIA_BODY_BYTES is refused; Mistral is not
+    asked."""
     standin.reset()
-    settings = dataclasses.replace(
-        base_settings, mistral_server_url=standin.url, max_body_bytes=4096
-    )
-    previous = set_container(Container(settings, pool=container.pool, redis_client=container.redis))
-    try:
+    with _limits(
+        container, base_settings, standin.url, max_body_bytes=4096, max_media_body_bytes=6000
+    ):
         key = make_key(container, "user", owner="tenant-a")
-        document = {
-            "type": "document_url",
-            "document_url": "data:application/pdf;base64," + "A" * 8000,
-        }
-        answer = _post(key, "/v1/ocr", {"model": "mistral-ocr-latest", "document": document})
+        answer = _post(key, "/v1/ocr", _ocr_of(8000))
         form = client("start").post(
             "/v1/audio/transcriptions",
             data={"model": "voxtral", "file": (io.BytesIO(b"x" * 8000), "a.mp3")},
             content_type="multipart/form-data",
             headers=bearer(key),
         )
-    finally:
-        set_container(previous)
     assert (answer.status_code, form.status_code) == (413, 413)
     assert json.loads(answer.get_data())["code"] == "payload_too_large"
     calls = standin.calls()
     assert (calls["ocr.process"], calls["audio.transcriptions.complete"]) == (0, 0)
+
+
+def test_inline_media_past_max_body_bytes_is_relayed_within_the_media_limit(
+    container: Container, base_settings: Settings, standin: StandIn
+) -> None:
+    """Past MAX_BODY_BYTES an OCR document and a transcription's audio go through (calls
+    that carry media), an embeddings body of the same size is 413, and the instance's body
+    budget is whole again once Mistral has answered."""
+    standin.reset()
+    with _limits(container, base_settings, standin.url, max_body_bytes=4096) as gateway:
+        key = make_key(container, "user", owner="tenant-a")
+        ocr = _post(key, "/v1/ocr", _ocr_of(8000))
+        form = client("start").post(
+            "/v1/audio/transcriptions",
+            data={"model": "voxtral-mini-latest", "file": (io.BytesIO(AUDIO), "a.mp3")},
+            content_type="multipart/form-data",
+            headers=bearer(key),
+        )
+        embeddings = _post(key, "/v1/embeddings", {"model": "mistral-embed", "input": "A" * 8000})
+        held = gateway.body_budget.held
+    assert (ocr.status_code, form.status_code) == (200, 200), ocr.get_data(as_text=True)
+    assert embeddings.status_code == 413
+    assert held == 0
+    calls = standin.calls()
+    assert (calls["ocr.process"], calls["audio.transcriptions.complete"]) == (1, 1)
+    assert calls["embeddings.create"] == 0
+
+
+def test_a_large_body_the_instances_budget_cannot_take_is_503_at_once(
+    container: Container, base_settings: Settings, standin: StandIn
+) -> None:
+    """With the body budget taken by other requests, a large inline document is 503
+    `body_budget_full` with Retry-After and reaches nothing; a small one still goes; once
+    the budget is given back the large one goes."""
+    standin.reset()
+    with _limits(
+        container, base_settings, standin.url, max_body_bytes=4096, media_body_budget_bytes=12_000
+    ) as gateway:
+        key = make_key(container, "user", owner="tenant-a")
+        assert gateway.body_budget.take(6000)  # other requests' bodies, held meanwhile
+        refused = _post(key, "/v1/ocr", _ocr_of(8000))
+        small = _post(key, "/v1/ocr", _ocr_of(1000))
+        gateway.body_budget.give(6000)
+        later = _post(key, "/v1/ocr", _ocr_of(8000))
+    assert refused.status_code == 503
+    assert json.loads(refused.get_data())["code"] == "body_budget_full"
+    assert refused.headers["Retry-After"] == "1"
+    assert (small.status_code, later.status_code) == (200, 200)
+    assert standin.calls()["ocr.process"] == 2
 
 
 def test_a_file_named_in_a_call_must_be_the_callers(

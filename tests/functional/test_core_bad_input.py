@@ -278,6 +278,7 @@ BODILESS_WRITES = {
     "agents.update_version",  # ?version=
     "agents.create_alias",  # ?alias=&version=
     "gateway.batches.deliver",  # Pub/Sub push, not a gateway-key route (batch function)
+    "gateway.batch_jobs.sweep",  # Cloud Scheduler, not a gateway-key route (batch function)
     "batch.jobs.cancel",
     "libraries.documents.reprocess",
 }
@@ -484,9 +485,15 @@ def test_body_over_the_limit_is_413(
     body: dict[str, Any],
     framing: str,
 ) -> None:
-    """A body one byte over MAX_BODY_BYTES is 413, whether its length is announced or not."""
+    """A body one byte over its limit is 413, whether its length is announced or not
+    (MAX_BODY_BYTES; MAX_MEDIA_BODY_BYTES for a call that may carry media, with its length
+    announced: both 2048 here)."""
     small = _container(
-        container, base_settings, mistral_server_url=standin.url, max_body_bytes=2048
+        container,
+        base_settings,
+        mistral_server_url=standin.url,
+        max_body_bytes=2048,
+        max_media_body_bytes=2048,
     )
     filled = _fill(world, body)
     filled["padding"] = ""

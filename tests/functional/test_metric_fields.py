@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +19,8 @@ from tests.unit.test_terraform import log_metric_fields
 
 @pytest.fixture
 def logs(container: Container, base_settings: Settings) -> Iterator[list[dict[str, Any]]]:
-    """Every structured line written while a start, a 401 and a circuit transition happen."""
+    """Every structured line written while a start, an OCR call, a transcription, a 401 and
+    a circuit transition happen."""
     with StandIn() as standin:
         settings = dataclasses.replace(base_settings, mistral_server_url=standin.url)
         local = Container(settings, pool=container.pool, redis_client=container.redis)
@@ -31,6 +33,21 @@ def logs(container: Container, base_settings: Settings) -> Iterator[list[dict[st
                     "/v1/conversations",
                     headers=bearer(key),
                     json={"inputs": "metrics", "model": "m"},
+                )
+                document = {"type": "document_url", "document_url": "https://example.com/a.pdf"}
+                client("start").post(
+                    "/v1/ocr",
+                    headers=bearer(key),
+                    json={"model": "mistral-ocr-latest", "document": document},
+                )
+                client("start").post(
+                    "/v1/audio/transcriptions",
+                    headers=bearer(key),
+                    data={
+                        "model": "voxtral-mini-latest",
+                        "file": (io.BytesIO(b"\x01" * 4096), "a.mp3"),
+                    },
+                    content_type="multipart/form-data",
                 )
                 client("history").get("/v1/conversations")
                 # The container's breaker, with a threshold of one: one failure opens it.
@@ -71,6 +88,6 @@ def test_access_lines_only_use_documented_fields(logs: list[dict[str, Any]]) -> 
         "logging.googleapis.com/labels",
     }
     access = [line for line in logs if line.get("event") == "access"]
-    assert len(access) == 2
+    assert len(access) == 4  # the start, the OCR call, the transcription, the history read
     for line in access:
         assert set(line) - envelope <= ACCESS_LINE_FIELDS, set(line) - envelope

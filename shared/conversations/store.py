@@ -30,6 +30,7 @@ __all__ = [
     "stored_turn",
     "load_conversation",
     "provisional_entries",
+    "entries_through",
     "UsageEvent",
     "record_turn",
     "record_usage",
@@ -171,6 +172,23 @@ def require_agent(conn: Conn, owner: str, agent_id: str) -> dict[str, Any]:
     if row is None:
         raise NotFound.of("Agent", agent_id)
     return row
+
+
+def entries_through(
+    conn: Conn, owner: str, conversation_id: str, entry_id: str
+) -> list[dict[str, Any]]:
+    """The stored entries of the owner's conversation up to and including `entry_id`, in
+    order, as stored; none if the gateway does not hold that entry."""
+    rows = conn.all(
+        "SELECT body FROM conversation_entries WHERE conversation_id = :c AND owner_id = :owner"
+        " AND seq <= (SELECT seq FROM conversation_entries WHERE conversation_id = :c"
+        "   AND owner_id = :owner AND id = :e)"
+        " ORDER BY seq",
+        c=conversation_id,
+        owner=owner,
+        e=entry_id,
+    )
+    return [dict(row["body"]) for row in rows]
 
 
 def require_entry(conn: Conn, owner: str, conversation_id: str, entry_id: str) -> None:

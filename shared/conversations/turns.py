@@ -880,7 +880,23 @@ class _TurnRunner:
                     type(exc).__name__,
                 )
         status = "incomplete" if incomplete else "complete"
-        return store.provisional_entries(self.turn.body.get("inputs"), outputs, status=status)
+        entries = store.provisional_entries(self.turn.body.get("inputs"), outputs, status=status)
+        if self.turn.operation == "conversations.restart":
+            entries = self._restart_prefix() + entries
+        return entries
+
+    def _restart_prefix(self) -> list[dict[str, Any]]:
+        """A restarted conversation's history begins with its source's entries up to the
+        one it restarts from, which Mistral copies into it (ids included, as the stand-in
+        keeps them): when that history cannot be read, the gateway's own copy of them."""
+        turn = self.turn
+        with self.ctx.container.pool.connection() as conn:
+            return store.entries_through(
+                conn,
+                self.ctx.owner,
+                str(turn.conversation_id),
+                str(turn.body.get("from_entry_id")),
+            )
 
     def _finish(self, status: int, headers: dict[str, str], body: bytes) -> None:
         if self.mistral.breaker is not None:

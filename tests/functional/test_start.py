@@ -138,6 +138,57 @@ def test_append_and_restart_extend_the_stored_history(
     assert [r["body"] for r in stored] == upstream["entries"]
 
 
+def test_a_restart_stored_without_mistrals_history_keeps_the_branched_prefix(
+    gateway: Container, key: NewKey, standin: StandIn
+) -> None:
+    """A restart whose history read fails stores the source's entries up to the one it
+    restarts from, then its own turn (inputs provisional): what Mistral holds. The next
+    turn, with the history readable, gives the inputs Mistral's ids and stores no entry
+    twice."""
+    first = _start(key, {"inputs": "one", "model": MODEL}).get_json()
+    source, entry_id = first["conversation_id"], first["outputs"][0]["id"]
+    standin.inject("status=503", count=9, operation="conversations.history")
+    restarted = client("start").post(
+        f"/v1/conversations/{source}/restart",
+        json={"inputs": "three", "from_entry_id": entry_id, "stream": False},
+        headers=bearer(key),
+    )
+    assert restarted.status_code == 200
+    standin.clear_faults()
+    new_id = restarted.get_json()["conversation_id"]
+
+    def stored() -> list[dict[str, Any]]:
+        return [
+            r["body"]
+            for r in _rows(
+                gateway,
+                "SELECT body FROM conversation_entries WHERE conversation_id = :id ORDER BY seq",
+                id=new_id,
+            )
+        ]
+
+    def upstream() -> list[dict[str, Any]]:
+        entries: list[dict[str, Any]] = json.loads(
+            _standin_get(standin, f"/v1/conversations/{new_id}/history")
+        )["entries"]
+        return entries
+
+    def shape(entries: list[dict[str, Any]]) -> list[tuple[Any, Any]]:
+        return [(e["type"], e.get("content")) for e in entries]
+
+    now = stored()
+    assert shape(now) == shape(upstream())
+    assert [e["id"] for e in now[:2]] == [e["id"] for e in upstream()[:2]]  # the prefix
+    assert now[2]["id"].startswith("gwin_")  # the restart's own input, provisional
+    appended = client("start").post(
+        f"/v1/conversations/{new_id}",
+        json={"inputs": "four", "stream": False, "store": True, "handoff_execution": "server"},
+        headers=bearer(key),
+    )
+    assert appended.status_code == 200
+    assert stored() == upstream()
+
+
 def test_stream_is_relayed_and_stored(gateway: Container, key: NewKey) -> None:
     """A streamed start relays every event in order and stores the finished turn."""
     answer = _start(

@@ -882,7 +882,10 @@ class _TurnRunner:
         status = "incomplete" if incomplete else "complete"
         entries = store.provisional_entries(self.turn.body.get("inputs"), outputs, status=status)
         if self.turn.operation == "conversations.restart":
-            entries = self._restart_prefix() + entries
+            prefix = self._restart_prefix()
+            if incomplete:  # Mistral may not have kept the new conversation at all
+                prefix = [{**entry, "_gateway_status": status} for entry in prefix]
+            entries = prefix + entries
         return entries
 
     def _restart_prefix(self) -> list[dict[str, Any]]:

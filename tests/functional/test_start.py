@@ -189,6 +189,36 @@ def test_a_restart_stored_without_mistrals_history_keeps_the_branched_prefix(
     assert stored() == upstream()
 
 
+def test_a_restart_cut_short_stores_its_branched_prefix_as_incomplete(
+    gateway: Container, key: NewKey, standin: StandIn
+) -> None:
+    """A streamed restart cut mid-way (Mistral may keep nothing of it) stores the copied
+    prefix as incomplete, as it stores the turn: nothing it cannot vouch for is complete."""
+    first = _start(key, {"inputs": "one", "model": MODEL}).get_json()
+    source, entry_id = first["conversation_id"], first["outputs"][0]["id"]
+    standin.inject("cut=2", count=1, operation="conversations.restart")
+    restarted = client("start").post(
+        f"/v1/conversations/{source}/restart",
+        json={"inputs": "three", "from_entry_id": entry_id, "stream": True},
+        headers=bearer(key),
+    )
+    restarted.get_data()
+    rows = _rows(
+        gateway,
+        "SELECT e.id, e.status FROM conversation_entries e JOIN conversations c"
+        " ON c.id = e.conversation_id WHERE c.parent_conversation_id = :source ORDER BY e.seq",
+        source=source,
+    )
+    assert len(rows) >= 3
+    assert [r["id"] for r in rows[:2]] == [
+        e["id"]
+        for e in json.loads(_standin_get(standin, f"/v1/conversations/{source}/history"))[
+            "entries"
+        ][:2]
+    ]
+    assert {r["status"] for r in rows} == {"incomplete"}
+
+
 def test_stream_is_relayed_and_stored(gateway: Container, key: NewKey) -> None:
     """A streamed start relays every event in order and stores the finished turn."""
     answer = _start(

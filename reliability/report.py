@@ -329,6 +329,17 @@ fix: `devstack/router.py`: a dead backend is a 502 `backend_unavailable` in the
 test: `test_faults_process.py::test_turn_in_flight_when_start_dies_is_a_502_and_stores_nothing`,
   `test_start_killed_mid_stream_breaks_the_stream_and_is_replaced`
 
+defect: (session 6, found by the soak) A restart whose history Mistral could not give
+  stored only its own turn, though Mistral's new conversation begins with the source's
+  entries up to the one it restarts from: the stored conversation was no prefix of
+  Mistral's; and once that prefix was copied, a restart cut short stored it complete for
+  a conversation Mistral may not have kept
+fix: `shared/conversations/turns.py`: the provisional history of a restart is the source's
+  stored entries through `from_entry_id`, then the turn's; marked incomplete with the
+  turn when the turn did not finish (`store.entries_through`)
+test: `test_start.py::test_a_restart_stored_without_mistrals_history_keeps_the_branched_prefix`,
+  `test_a_restart_cut_short_stores_its_branched_prefix_as_incomplete`
+
 defect: The local router answered 500 to a Content-Length that was no number (found by
   `make fuzz` inside `make reliability`), and tried to read a body of whatever length
   was claimed into memory

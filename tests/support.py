@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import io
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import flask
 import functions_framework
+from werkzeug.serving import make_server
 
 from shared.container import Container
 from shared.errors import CODES, ERROR_CATEGORIES
+from shared.http import routes
 from shared.tenancy.keys import NewKey, create_key
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,3 +122,24 @@ def batch_job(key: NewKey, lines: bytes, **fields: object) -> str:
     created = create_batch_job(key, upload_batch_file(key, lines), **fields)
     assert created.status_code == 200, created.get_data()
     return str(created.get_json()["id"])
+
+
+def _dispatch(environ: dict[str, Any], start_response: Any) -> Any:
+    """Each request to its function's real app, as the load balancer sends it."""
+    found = routes.match(environ["REQUEST_METHOD"], environ.get("PATH_INFO", "/"))
+    function = found.route.function if found.route else "history"
+    return function_app(function)(environ, start_response)
+
+
+@contextmanager
+def served_functions() -> Iterator[str]:
+    """The four functions' real apps behind one local HTTP server (each request to its
+    function, as the load balancer sends it); its URL."""
+    server = make_server("127.0.0.1", 0, _dispatch, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join()

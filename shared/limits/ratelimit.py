@@ -44,20 +44,23 @@ _BACKOFF_S = 0.5
 # exactly (now is ~1.8e15 < 2^53) and the burst is exactly `limit` for any limit and
 # window. The theoretical arrival time is stored with '%.0f': Lua's own number-to-string
 # keeps only 14 significant digits, which would round it on every write.
-_SCRIPT = LuaScript("""
+# The rate half (GCRA), which `_RATE_PEEK` runs alone: refused for the rate, it returns.
+_GCRA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
-local estimate = tonumber(ARGV[3])
-
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
 local new_tat = tat + interval
 if new_tat - now > burst then
   return {0, 0, tat - now, new_tat - burst - now, 1}
 end
-
+"""
+_SCRIPT = LuaScript(
+    _GCRA
+    + """
+local estimate = tonumber(ARGV[3])
 if estimate > 0 then
   local budgets = {{KEYS[2], tonumber(ARGV[4]), tonumber(ARGV[6])},
                    {KEYS[3], tonumber(ARGV[5]), tonumber(ARGV[7])}}
@@ -80,23 +83,12 @@ end
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX',
            math.ceil((new_tat - now) / 1000))
 return {1, math.floor((burst - (new_tat - now)) / interval), new_tat - now, 0, 0}
-""")
+""",
+)
 
 # The rate half of `_SCRIPT`, read only: would the key's next request be refused for its
 # rate now? KEYS and ARGV as `_SCRIPT`'s first; the same reply (its reason 1 or 0).
-_RATE_PEEK = LuaScript("""
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local new_tat = tat + interval
-if new_tat - now > burst then
-  return {0, 0, tat - now, new_tat - burst - now, 1}
-end
-return {1, 0, 0, 0, 0}
-""")
+_RATE_PEEK = LuaScript(_GCRA + "return {1, 0, 0, 0, 0}\n")
 # KEYS: the budget buckets of a reservation. ARGV: tokens to add (negative to give back).
 # Only a bucket that still exists is corrected: one that expired (a long stream) or was
 # never counted (that budget is off) is left alone, since INCRBY would create it without

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -17,13 +16,11 @@ from typing import Any
 import httpx2
 import pytest
 from mistralai.client import Mistral, errors
-from werkzeug.serving import make_server
 
 from devstack.standin import StandIn
 from shared.container import Container
-from shared.http import routes
 from shared.tenancy.keys import NewKey
-from tests.support import bearer, client, error_code, function_app, make_key
+from tests.support import bearer, client, error_code, make_key, served_functions
 
 A = "tenant-idem-a"
 B = "tenant-idem-b"
@@ -32,21 +29,10 @@ LINES = b'{"custom_id": "1", "body": {"messages": [{"role": "user", "content": "
 NO_LIMIT = {"rate_limit_requests": 100_000, "rate_limit_window": 60}
 
 
-def _dispatch(environ: dict[str, Any], start_response: Any) -> Any:
-    """Each request to its function's real app, as the load balancer sends it."""
-    found = routes.match(environ["REQUEST_METHOD"], environ.get("PATH_INFO", "/"))
-    function = found.route.function if found.route else "history"
-    return function_app(function)(environ, start_response)
-
-
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, _dispatch, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join()
+    with served_functions() as served:
+        yield served
 
 
 @pytest.fixture

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from mistralai.client import Mistral, errors
-from werkzeug.serving import make_server
 
 from devstack.standin import StandIn
 from shared.config import Settings
 from shared.container import Container, set_container
-from shared.http import routes
-from tests.support import bearer, client, error_code, function_app, make_key
+from tests.support import bearer, client, error_code, make_key, served_functions
 
 MODEL = "mistral-small-latest"
 OTHER_MODEL = "mistral-large-latest"
@@ -24,21 +21,10 @@ OWNER = "tenant-sdk-allow"
 NO_LIMIT = {"rate_limit_requests": 100_000, "rate_limit_window": 60}
 
 
-def _dispatch(environ: dict[str, Any], start_response: Any) -> Any:
-    """Each request to its function's real app, as the load balancer sends it."""
-    found = routes.match(environ["REQUEST_METHOD"], environ.get("PATH_INFO", "/"))
-    function = found.route.function if found.route else "history"
-    return function_app(function)(environ, start_response)
-
-
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, _dispatch, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join()
+    with served_functions() as served:
+        yield served
 
 
 @pytest.fixture

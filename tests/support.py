@@ -124,18 +124,19 @@ def batch_job(key: NewKey, lines: bytes, **fields: object) -> str:
     return str(created.get_json()["id"])
 
 
-def _dispatch(environ: dict[str, Any], start_response: Any) -> Any:
-    """Each request to its function's real app, as the load balancer sends it."""
+def dispatch(environ: dict[str, Any], start_response: Any) -> Any:
+    """The four functions' real apps as one WSGI app: each request to its function's, as
+    the load balancer sends it."""
     found = routes.match(environ["REQUEST_METHOD"], environ.get("PATH_INFO", "/"))
     function = found.route.function if found.route else "history"
     return function_app(function)(environ, start_response)
 
 
 @contextmanager
-def served_functions() -> Iterator[str]:
-    """The four functions' real apps behind one local HTTP server (each request to its
-    function, as the load balancer sends it); its URL."""
-    server = make_server("127.0.0.1", 0, _dispatch, threaded=True)
+def served(app: Any) -> Iterator[str]:
+    """`app` (a WSGI app: one function's, or `dispatch`) behind a local HTTP server; its
+    URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

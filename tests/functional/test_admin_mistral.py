@@ -15,7 +15,6 @@ import httpx2
 import pg8000.exceptions
 import pytest
 from mistralai.client import Mistral, errors
-from werkzeug.serving import make_server
 
 from devstack.standin import StandIn
 from shared.config import Settings
@@ -23,7 +22,7 @@ from shared.container import Container, set_container
 from shared.db import Pool
 from shared.mistral import MistralClient, build_client
 from shared.tenancy.keys import NewKey
-from tests.support import WEATHER_TOOL, bearer, client, function_app, make_key
+from tests.support import WEATHER_TOOL, bearer, client, function_app, make_key, served
 
 MODEL = "mistral-small-latest"
 OWNER = "tenant-a"
@@ -92,18 +91,6 @@ def upstream(standin: StandIn) -> Iterator[httpx2.Client]:
         base_url=standin.url, headers={"Authorization": "Bearer x"}, timeout=5
     ) as http:
         yield http
-
-
-@contextmanager
-def served(app: Any) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join()
 
 
 # -- helpers -------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from mistralai.client import Mistral, errors
 from devstack.standin import StandIn
 from shared.config import Settings
 from shared.container import Container, set_container
-from tests.support import bearer, client, error_code, make_key, served_functions
+from tests.support import bearer, client, dispatch, error_code, make_key, served
 
 MODEL = "mistral-small-latest"
 OTHER_MODEL = "mistral-large-latest"
@@ -23,8 +23,8 @@ NO_LIMIT = {"rate_limit_requests": 100_000, "rate_limit_window": 60}
 
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
-    with served_functions() as served:
-        yield served
+    with served(dispatch) as url:
+        yield url
 
 
 @pytest.fixture
